@@ -1,0 +1,284 @@
+"""The results store: one SQLite file per experiment directory.
+
+Why SQLite: one file, transactions (a run's results land all at once or not at all), readable
+from pandas or the ``sqlite3`` shell, and nothing to install. Only the process that executes the
+plan writes to it; everything downstream (``xstilts results``, analysis, report) only reads.
+
+Tables
+------
+``runs``           one row per planned run (phase 2 ``intermediate`` or phase 3 ``target``).
+``scores``         one row per (run, task, language, split, metric, step, kind); ``kind`` is
+                   ``curve`` for the evaluations made during training (every language's dev score
+                   at every evaluation step) and ``final`` for the selected checkpoint.
+``example_stats``  per-example ``(hits, n_pred, n_gold)`` rows of a final evaluation
+                   (see :mod:`xstilts.metrics.stats`), stored as a float64 ``.npy`` blob.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    phase         TEXT NOT NULL,          -- 'intermediate' | 'target'
+    intermediate  TEXT NOT NULL,          -- setting name, 'none' for the baseline
+    target        TEXT,                   -- target task (NULL for phase-2 runs)
+    seed          INTEGER NOT NULL,
+    config_hash   TEXT NOT NULL,          -- hash of everything that determines the run's result
+    parent_run    TEXT,                   -- the phase-2 run a target run starts from
+    status        TEXT NOT NULL DEFAULT 'pending',  -- pending | running | done | failed
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    started_at    REAL,
+    finished_at   REAL,
+    wall_s        REAL,
+    train_tokens  INTEGER,
+    train_steps   INTEGER,
+    selected_step INTEGER,
+    checkpoint    TEXT,
+    error         TEXT,
+    extra         TEXT                    -- JSON: anything else worth keeping (throughput, ...)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id   TEXT NOT NULL REFERENCES runs(run_id),
+    task     TEXT NOT NULL,
+    language TEXT NOT NULL,
+    split    TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    value    REAL NOT NULL,
+    step     INTEGER NOT NULL,
+    kind     TEXT NOT NULL,               -- 'curve' | 'final'
+    PRIMARY KEY (run_id, task, language, split, metric, step, kind)
+);
+CREATE TABLE IF NOT EXISTS example_stats (
+    run_id   TEXT NOT NULL REFERENCES runs(run_id),
+    task     TEXT NOT NULL,
+    language TEXT NOT NULL,
+    split    TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    stats    BLOB NOT NULL,
+    PRIMARY KEY (run_id, task, language, split, metric)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Score:
+    """One evaluated number."""
+
+    task: str
+    language: str
+    split: str
+    metric: str
+    value: float
+    step: int
+    kind: str = "final"
+
+
+@dataclass
+class RunResult:
+    """Everything a finished run writes to the store, in one transaction."""
+
+    scores: list[Score] = field(default_factory=list)
+    # (task, language, split, metric) -> (n, 3) per-example stats
+    example_stats: dict[tuple[str, str, str, str], np.ndarray] = field(default_factory=dict)
+    checkpoint: str | None = None
+    train_tokens: int = 0
+    train_steps: int = 0
+    selected_step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _to_blob(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(arr, dtype=np.float64), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_blob(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+class Store:
+    """Reads and writes one experiment's ``results.sqlite``."""
+
+    FILENAME = "results.sqlite"
+
+    def __init__(self, path: str | Path, readonly: bool = False):
+        path = Path(path)
+        if path.is_dir() or path.suffix != ".sqlite":
+            path = path / self.FILENAME
+        self.path = path
+        if readonly:
+            if not path.exists():
+                from xstilts.errors import XstiltsError
+
+                raise XstiltsError("no results store here (run `xstilts run` first)", path)
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, timeout=60)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.executescript(SCHEMA)
+        self.conn.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing block: commits on success, rolls back on any exception."""
+        with self.conn:
+            yield self.conn
+
+    # ---- meta ---------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    # ---- runs ---------------------------------------------------------------------------
+    def register_run(
+        self,
+        run_id: str,
+        phase: str,
+        intermediate: str,
+        target: str | None,
+        seed: int,
+        config_hash: str,
+        parent_run: str | None,
+    ) -> None:
+        """Add a planned run; a run already present (same id) is left exactly as it is."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO runs (run_id, phase, intermediate, target, seed, config_hash,"
+                " parent_run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, phase, intermediate, target, seed, config_hash, parent_run),
+            )
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY rowid")]
+
+    def is_done(self, run_id: str) -> bool:
+        row = self.run(run_id)
+        return bool(row and row["status"] == "done")
+
+    def mark_running(self, run_id: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET status='running', started_at=?, attempts=attempts+1, error=NULL"
+                " WHERE run_id=? AND status!='done'",
+                (time.time(), run_id),
+            )
+
+    def mark_failed(self, run_id: str, error: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET status='failed', finished_at=?, error=? WHERE run_id=? AND status!='done'",
+                (time.time(), error, run_id),
+            )
+
+    def complete_run(self, run_id: str, result: RunResult, wall_s: float) -> None:
+        """Write a run's scores and mark it done, atomically. A run already done is never touched."""
+        with self.transaction() as c:
+            row = c.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"unknown run {run_id}")
+            if row["status"] == "done":
+                return
+            c.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM example_stats WHERE run_id=?", (run_id,))
+            c.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, s.task, s.language, s.split, s.metric, float(s.value), int(s.step), s.kind)
+                    for s in result.scores
+                ],
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO example_stats VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, task, lang, split, metric, _to_blob(arr))
+                    for (task, lang, split, metric), arr in result.example_stats.items()
+                ],
+            )
+            c.execute(
+                "UPDATE runs SET status='done', finished_at=?, wall_s=?, train_tokens=?, train_steps=?,"
+                " selected_step=?, checkpoint=?, error=NULL, extra=? WHERE run_id=?",
+                (
+                    time.time(),
+                    wall_s,
+                    result.train_tokens,
+                    result.train_steps,
+                    result.selected_step,
+                    result.checkpoint,
+                    json.dumps(result.extra, sort_keys=True),
+                    run_id,
+                ),
+            )
+
+    # ---- reading ------------------------------------------------------------------------
+    def scores(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Score rows joined with their run's design columns (intermediate, target, seed, phase)."""
+        sql = (
+            "SELECT s.*, r.phase, r.intermediate, r.target, r.seed FROM scores s"
+            " JOIN runs r USING (run_id) WHERE r.status='done'"
+        )
+        args: tuple[Any, ...] = ()
+        if kind is not None:
+            sql += " AND s.kind=?"
+            args = (kind,)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY s.rowid", args)]
+
+    def scores_frame(self, kind: str | None = None):  # -> pandas.DataFrame
+        import pandas as pd
+
+        rows = self.scores(kind)
+        cols = ["run_id", "task", "language", "split", "metric", "value", "step", "kind",
+                "phase", "intermediate", "target", "seed"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def example_stats(self, run_id: str, task: str, language: str, split: str, metric: str) -> np.ndarray:
+        row = self.conn.execute(
+            "SELECT stats FROM example_stats WHERE run_id=? AND task=? AND language=? AND split=? AND metric=?",
+            (run_id, task, language, split, metric),
+        ).fetchone()
+        if row is None:
+            raise KeyError((run_id, task, language, split, metric))
+        return _from_blob(row["stats"])
+
+    def iter_example_stats(self) -> Iterable[dict[str, Any]]:
+        """Every stored per-example table with its run's design columns."""
+        sql = (
+            "SELECT e.*, r.intermediate, r.target, r.seed, r.phase FROM example_stats e"
+            " JOIN runs r USING (run_id) WHERE r.status='done'"
+        )
+        for r in self.conn.execute(sql):
+            d = dict(r)
+            d["stats"] = _from_blob(d["stats"])
+            yield d
