@@ -253,7 +253,14 @@ class Store:
         if kind is not None:
             sql += " AND s.kind=?"
             args = (kind,)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY s.rowid", args)]
+        plan = self.current_plan()
+        rows = [dict(r) for r in self.conn.execute(sql + " ORDER BY s.rowid", args)]
+        return [r for r in rows if plan is None or r["run_id"] in plan]
+
+    def current_plan(self) -> set[str] | None:
+        """Run ids of the config last run in this directory (older configs' runs stay, unused)."""
+        plan = self.get_meta("plan")
+        return set(plan) if plan is not None else None
 
     def scores_frame(self, kind: str | None = None):  # -> pandas.DataFrame
         import pandas as pd
@@ -278,7 +285,10 @@ class Store:
             "SELECT e.*, r.intermediate, r.target, r.seed, r.phase FROM example_stats e"
             " JOIN runs r USING (run_id) WHERE r.status='done'"
         )
+        plan = self.current_plan()
         for r in self.conn.execute(sql):
+            if plan is not None and r["run_id"] not in plan:
+                continue
             d = dict(r)
             d["stats"] = _from_blob(d["stats"])
             yield d

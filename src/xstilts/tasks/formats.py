@@ -1,0 +1,153 @@
+"""Shared line readers for the distributed file formats, with file:line errors.
+
+Every reader accepts a UTF-8 BOM and Windows line endings (CRLF is not an error), and turns
+invalid UTF-8, a wrong column count or bad JSON into a :class:`DataError` naming the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import DataError
+from xstilts.tasks.base import require_file
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line ending) for every line of a UTF-8 file."""
+    require_file(path)
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"invalid UTF-8 at byte {exc.start}", path, lineno) from None
+            yield lineno, text.rstrip("\r\n")
+
+
+def read_tsv(path: Path, min_cols: int, max_cols: int | None = None, header: bool = False,
+             ) -> Iterator[tuple[int, list[str]]]:
+    """Rows of a tab-separated file with a checked column count; blank lines are skipped."""
+    max_cols = max_cols if max_cols is not None else min_cols
+    for lineno, line in iter_lines(path):
+        if header and lineno == 1:
+            continue
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if not min_cols <= len(cols) <= max_cols:
+            want = str(min_cols) if min_cols == max_cols else f"{min_cols}-{max_cols}"
+            raise DataError(f"expected {want} tab-separated columns, found {len(cols)}", path, lineno)
+        yield lineno, cols
+
+
+def read_tsv_header(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a TSV with a header line, as dicts; missing required columns name the header line."""
+    names: list[str] | None = None
+    for lineno, line in iter_lines(path):
+        if names is None:
+            names = line.split("\t")
+            missing = [c for c in required if c not in names]
+            if missing:
+                raise DataError(f"header lacks column(s) {', '.join(missing)}", path, lineno)
+            continue
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != len(names):
+            raise DataError(f"expected {len(names)} tab-separated columns, found {len(cols)}", path, lineno)
+        yield lineno, dict(zip(names, cols, strict=True))
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Objects of a JSON-lines file; a line that is not a JSON object is an error at that line."""
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON ({exc.msg})", path, lineno) from None
+        if not isinstance(obj, dict):
+            raise DataError("expected a JSON object on each line", path, lineno)
+        yield lineno, obj
+
+
+def read_json(path: Path) -> Any:
+    """A whole JSON document; syntax errors name the line."""
+    require_file(path)
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"invalid UTF-8 at byte {exc.start}", path, line) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg})", path, exc.lineno) from None
+
+
+def read_csv_dicts(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV with header as dicts, with the physical line each row starts on."""
+    require_file(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"header lacks column(s) {', '.join(missing)}", path, 1)
+            start = reader.line_num + 1
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    raise DataError("wrong number of CSV fields", path, start)
+                yield start, row
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise DataError(f"invalid UTF-8 at byte {exc.start}", path) from None
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV ({exc})", path) from None
+
+
+def read_conll(path: Path, tags: tuple[str, ...] | None = None, strip_lang_prefix: bool = True,
+               ) -> list[tuple[int, list[str], list[str]]]:
+    """Sentences of a ``token<TAB>tag`` file (blank line between sentences).
+
+    Accepts the raw XTREME form ``lang:token<TAB>tag`` too. Returns (first line, tokens, tags).
+    """
+    sentences: list[tuple[int, list[str], list[str]]] = []
+    tokens: list[str] = []
+    labels: list[str] = []
+    start = 0
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            if tokens:
+                sentences.append((start, tokens, labels))
+                tokens, labels = [], []
+            continue
+        cols = line.split("\t")
+        if len(cols) != 2:
+            raise DataError(f"expected 'token<TAB>tag', found {len(cols)} column(s)", path, lineno)
+        token, tag = cols[0], cols[1].strip()
+        if strip_lang_prefix and ":" in token[:4]:
+            prefix, _, rest = token.partition(":")
+            if 2 <= len(prefix) <= 3 and prefix.isalpha() and prefix.islower() and rest:
+                token = rest
+        if not token:
+            raise DataError("empty token", path, lineno)
+        if tags is not None and tag not in tags:
+            raise DataError(f"unknown tag {tag!r} (expected one of {', '.join(tags)})", path, lineno)
+        if not tokens:
+            start = lineno
+        tokens.append(token)
+        labels.append(tag)
+    if tokens:
+        sentences.append((start, tokens, labels))
+    return sentences

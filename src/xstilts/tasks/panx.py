@@ -1,0 +1,39 @@
+"""PAN-X (WikiANN) named entity recognition, as XTREME prepares it.
+
+Files: ``xtreme/panx/train-en.tsv`` and ``dev-{lang}.tsv``, ``token<TAB>tag`` with a blank line
+between sentences; the raw ``lang:token`` form of XTREME's download is accepted too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xstilts.tasks.base import TaggingExample, Task
+from xstilts.tasks.formats import read_conll
+from xstilts.tasks.registry import register
+
+XTREME_LANGUAGES = tuple(
+    "af ar bg bn de el en es et eu fa fi fr he hi hu id it ja jv ka kk ko ml mr ms my nl pt ru sw "
+    "ta te th tl tr ur vi yo zh".split()
+)
+XTREME_R_EXTRA = tuple("az gu lt pa pl qu ro uk".split())
+
+
+@register
+class PanX(Task):
+    name = "panx"
+    head = "tagging"
+    metric = "f1"
+    labels = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+    languages = XTREME_LANGUAGES
+    languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
+    description = "PAN-X / WikiANN NER (entity-level F1, seqeval)"
+
+    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+        folder = Path(self.options.get("dir", data_dir / "xtreme" / "panx"))
+        name = "train-en.tsv" if split == "train" else f"dev-{language}.tsv"
+        return [folder / name]
+
+    def read(self, split: str, language: str, data_dir: Path) -> list[TaggingExample]:
+        (path,) = self.files(split, language, data_dir)
+        return [TaggingExample(tuple(toks), tuple(tags)) for _, toks, tags in read_conll(path, self.labels)]

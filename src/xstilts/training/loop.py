@@ -1,0 +1,176 @@
+"""The training loop: plain PyTorch, one encoder, one or more (task, head) jobs.
+
+Why not the HF Trainer: we need per-step evaluation of many languages, multi-task sampling,
+length-bucketed batches and exact control over what is kept; a readable loop does all that.
+
+Each step picks a job (by the sampler's probabilities when there are several), takes that job's
+next batch, and updates encoder + head. Every ``eval_every`` steps (and at the end) ``evaluate``
+is called; it returns the model-selection score, and the weights of the best evaluation are kept
+and restored at the end. A non-finite loss stops the run with a TrainingError.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from xstilts.config import RuntimeConfig, TrainConfig
+from xstilts.errors import TrainingError
+from xstilts.heads.base import Feature, HeadKind
+from xstilts.training.batching import train_batches
+
+
+@dataclass
+class Job:
+    """One task trained in this loop: its head and its tokenised training features."""
+
+    name: str
+    kind: HeadKind
+    head: nn.Module
+    features: Sequence[Feature]
+
+
+@dataclass
+class Outcome:
+    steps: int = 0
+    train_tokens: int = 0
+    train_seconds: float = 0.0
+    best_step: int = 0
+    best_score: float = -math.inf
+    evaluations: int = 0
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def set_seed(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def sampling_probs(sizes: Sequence[int], sampler: str = "proportional", temperature: float = 1.0) -> np.ndarray:
+    """Task sampling probabilities: proportional to size, p ∝ n^(1/T), or uniform."""
+    n = np.asarray(sizes, dtype=np.float64)
+    if sampler == "uniform":
+        w = np.ones_like(n)
+    elif sampler == "proportional":
+        w = n
+    elif sampler == "temperature":
+        w = n ** (1.0 / temperature)
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}")
+    return w / w.sum()
+
+
+def _batch_stream(job: Job, hp: TrainConfig, bucket: bool, rng: np.random.Generator) -> Iterator[list[int]]:
+    lengths = [f["length"] for f in job.features]
+    while True:
+        yield from train_batches(lengths, hp.batch_size, rng, bucket)
+
+
+def param_groups(modules: Sequence[nn.Module], weight_decay: float) -> list[dict]:
+    """No weight decay on biases and LayerNorm weights (standard for BERT-style fine-tuning)."""
+    decay, no_decay, seen = [], [], set()
+    for module in modules:
+        for name, p in module.named_parameters():
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train(
+    encoder: nn.Module,
+    jobs: Sequence[Job],
+    hp: TrainConfig,
+    runtime: RuntimeConfig,
+    seed: int,
+    pad_id: int,
+    evaluate: Callable[[int], float],
+    sampler: str = "proportional",
+    temperature: float = 1.0,
+    extra_loss: Callable[[int], torch.Tensor | None] | None = None,
+    describe: str = "training",
+) -> Outcome:
+    """Train ``encoder`` and the jobs' heads; leave them holding the best evaluated weights."""
+    rng = np.random.default_rng(seed)
+    streams = [_batch_stream(job, hp, runtime.bucket_by_length, np.random.default_rng([seed, i]))
+               for i, job in enumerate(jobs)]
+    batches_per_epoch = sum(math.ceil(len(j.features) / hp.batch_size) for j in jobs)
+    total = hp.max_steps or max(1, int(round(hp.epochs * batches_per_epoch)))
+    eval_every = hp.eval_every or max(1, batches_per_epoch)
+    probs = sampling_probs([len(j.features) for j in jobs], sampler, temperature)
+
+    modules: list[nn.Module] = [encoder, *[j.head for j in jobs]]
+    optimizer = torch.optim.AdamW(param_groups(modules, hp.weight_decay), lr=hp.lr)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if runtime.bf16 else nullcontext()
+
+    out = Outcome()
+    best_state: list[dict] | None = None
+    since_best = 0
+    for m in modules:
+        m.train()
+
+    from xstilts.progress import progress_bar
+
+    with progress_bar(describe, total, enabled=runtime.progress) as advance:
+        for step in range(1, total + 1):
+            t0 = time.perf_counter()
+            j = int(rng.choice(len(jobs), p=probs)) if len(jobs) > 1 else 0
+            job = jobs[j]
+            idx = next(streams[j])
+            batch = job.kind.collate([job.features[i] for i in idx], pad_id)
+            with autocast:
+                loss = job.kind.loss(job.head(encoder, batch), batch)
+                if extra_loss is not None:
+                    aux = extra_loss(step)
+                    if aux is not None:
+                        loss = loss + aux
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{describe}: loss became {loss.item()} at step {step}; stopping "
+                                    "(try a lower learning rate)")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            out.train_seconds += time.perf_counter() - t0
+            out.train_tokens += int(batch["attention_mask"].sum())
+            out.steps = step
+            out.losses.append(float(loss.detach()))
+            advance(1, loss=out.losses[-1])
+
+            if step % eval_every == 0 or step == total:
+                score = evaluate(step)
+                out.evaluations += 1
+                if score > out.best_score:
+                    out.best_score, out.best_step, since_best = score, step, 0
+                    best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+                else:
+                    since_best += 1
+                for m in modules:
+                    m.train()
+                if hp.patience is not None and since_best >= hp.patience:
+                    break
+
+    if best_state is not None:
+        for m, state in zip(modules, best_state, strict=True):
+            m.load_state_dict(state)
+    return out

@@ -1,0 +1,40 @@
+"""Check every data file a plan needs before anything runs.
+
+A missing language file or a malformed line found after hours of training is a lost afternoon;
+found here, it is a one-line error and nothing has been written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xstilts.config import ExperimentConfig
+from xstilts.errors import DataError
+from xstilts.plan import Run
+from xstilts.tasks import get_task
+
+
+def check_data(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> None:
+    """Read every split the plan will use; raise the first DataError (file:line) found."""
+    if not data_dir.is_dir():
+        raise DataError("data directory not found (set data_dir in the config or XSTILTS_DATA)", data_dir)
+    needed: dict[tuple[str, str], set[str]] = {}
+    for run in plan:
+        if run.phase == "intermediate":
+            for t in run.tasks:
+                needed.setdefault(("intermediate", t), set()).add("en")
+        elif run.target:
+            needed.setdefault(("target", run.target), set()).update(run.languages)
+    checked: set[tuple[str, str, str, str]] = set()
+    for (phase, name), langs in needed.items():
+        section = cfg.intermediate if phase == "intermediate" else cfg.target
+        task = get_task(name, section.task_options.get(name))
+        for split, lang in [("train", "en"), *[("eval", lang) for lang in sorted(langs)]]:
+            key = (phase, name, split, lang)
+            if key in checked:
+                continue
+            checked.add(key)
+            for path in task.files(split, lang, data_dir):
+                if not path.is_file():
+                    raise DataError(f"{name} {split} file for language '{lang}' not found", path)
+            task.load(split, lang, data_dir)
