@@ -23,10 +23,12 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
     out: list[np.ndarray | None] = [None] * len(features)
     lengths = [f["length"] for f in features]
     budget = batch_size * 128 if bucket else None
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    device_type = next(encoder.parameters()).device.type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    device = next(encoder.parameters()).device
     with torch.inference_mode(), autocast:
         for idx in eval_batches(lengths, batch_size, bucket, max_tokens=budget):
-            batch = kind.collate([features[i] for i in idx], pad_id)
+            batch = {k: v.to(device) for k, v in kind.collate([features[i] for i in idx], pad_id).items()}
             for i, o in zip(idx, kind.outputs(head(encoder, batch), batch), strict=True):
                 out[i] = o
     if was_training:

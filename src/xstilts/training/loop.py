@@ -15,11 +15,11 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
@@ -52,6 +52,17 @@ class Outcome:
     @property
     def tokens_per_second(self) -> float:
         return self.train_tokens / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def make_accelerator(runtime: RuntimeConfig) -> Accelerator:
+    """One code path for CPU, one GPU or many (DDP under ``accelerate launch``), with bf16 if asked."""
+    from accelerate.state import AcceleratorState
+
+    precision = "bf16" if runtime.bf16 else "no"
+    state = AcceleratorState._shared_state
+    if state and str(state.get("_mixed_precision", precision)) != precision:
+        AcceleratorState._reset_state()  # a new precision within one process (tests, notebooks)
+    return Accelerator(mixed_precision=precision)
 
 
 def set_seed(seed: int) -> None:
@@ -106,6 +117,7 @@ def train(
     temperature: float = 1.0,
     extra_loss: Callable[[int], torch.Tensor | None] | None = None,
     describe: str = "training",
+    accelerator: Accelerator | None = None,
 ) -> Outcome:
     """Train ``encoder`` and the jobs' heads; leave them holding the best evaluated weights."""
     rng = np.random.default_rng(seed)
@@ -116,11 +128,15 @@ def train(
     eval_every = hp.eval_every or max(1, batches_per_epoch)
     probs = sampling_probs([len(j.features) for j in jobs], sampler, temperature)
 
-    modules: list[nn.Module] = [encoder, *[j.head for j in jobs]]
+    accelerator = accelerator or make_accelerator(runtime)
+    prepared = accelerator.prepare(encoder, *[j.head for j in jobs])
+    encoder, heads = prepared[0], list(prepared[1:])
+    modules: list[nn.Module] = [encoder, *heads]
     optimizer = torch.optim.AdamW(param_groups(modules, hp.weight_decay), lr=hp.lr)
     schedule = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if runtime.bf16 else nullcontext()
+    optimizer, schedule = accelerator.prepare(optimizer, schedule)
+    device = accelerator.device
 
     out = Outcome()
     best_state: list[dict] | None = None
@@ -136,9 +152,9 @@ def train(
             j = int(rng.choice(len(jobs), p=probs)) if len(jobs) > 1 else 0
             job = jobs[j]
             idx = next(streams[j])
-            batch = job.kind.collate([job.features[i] for i in idx], pad_id)
-            with autocast:
-                loss = job.kind.loss(job.head(encoder, batch), batch)
+            batch = {k: v.to(device) for k, v in job.kind.collate([job.features[i] for i in idx], pad_id).items()}
+            with accelerator.autocast():
+                loss = job.kind.loss(heads[j](encoder, batch), batch)
                 if extra_loss is not None:
                     aux = extra_loss(step)
                     if aux is not None:
@@ -146,8 +162,8 @@ def train(
             if not torch.isfinite(loss):
                 raise TrainingError(f"{describe}: loss became {loss.item()} at step {step}; stopping "
                                     "(try a lower learning rate)")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, hp.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
