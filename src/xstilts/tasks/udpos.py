@@ -6,11 +6,12 @@ folder.
 
 Metric: token accuracy over words, the first sub-token of each word carrying its prediction
 (the ``tagging`` head's rule; words cut off by ``max_length`` are scored as wrong-by-default,
-never dropped). XTREME's ``evaluate.py`` runs seqeval's ``f1_score`` on POS tags; with
-un-prefixed tags that is a chunk F1 over runs of equal tags, not a per-word score, so we report
-the per-word accuracy that POS tagging is normally judged by (and that is what the brief of
-this toolkit calls XTREME's POS number). The offline data has dev splits for 34 languages: kk,
-th, tl and yo have only test sets in UD v2.5 and are absent.
+never dropped). XTREME's ``evaluate.py`` scores POS with seqeval's ``f1_score``; on tags without
+B-/I- prefixes that is an F1 over runs of equal tags, not a per-word score, so we report the
+per-word accuracy POS tagging is normally judged by (metric ``token_accuracy``).
+
+The offline data has dev splits for 34 languages: kk, th, tl and yo have only test sets in
+UD v2.5 and are absent.
 """
 
 from __future__ import annotations
