@@ -67,7 +67,9 @@ def example_resample_scores(
         idx += (np.arange(c, dtype=idx.dtype) * n)[:, None]
         counts = np.bincount(idx.ravel(), minlength=c * n).reshape(c, n).astype(np.float64)
         totals = counts @ stacked  # (c, 3R)
-        out[:, start : start + c] = aggregate_totals(metric, totals.reshape(c * n_runs, 3)).reshape(c, n_runs).T
+        out[:, start : start + c] = (
+            aggregate_totals(metric, totals.reshape(c * n_runs, 3)).reshape(c, n_runs).T
+        )
     return out
 
 

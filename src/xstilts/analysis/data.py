@@ -72,7 +72,9 @@ def chance_of(target: str, chance: dict[str, float]) -> float:
     return float(chance.get(target, DEFAULT_CHANCE.get(target, 0.0)))
 
 
-def _choose_metric(target: str, available: list[str], configured: dict[str, str], warnings: list[str]) -> str | None:
+def _choose_metric(
+    target: str, available: list[str], configured: dict[str, str], warnings: list[str]
+) -> str | None:
     wanted = configured.get(target) or DEFAULT_PRIMARY_METRIC.get(target)
     if wanted in available:
         return wanted
@@ -119,7 +121,9 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
     split_of: dict[str, str] = {}
     for target, rows in frame.groupby("target", sort=True):
         fin = rows[rows["kind"] == "final"]
-        metric = _choose_metric(target, sorted(set(fin["metric"]) or set(rows["metric"])), configured_metric, warnings)
+        metric = _choose_metric(
+            target, sorted(set(fin["metric"]) or set(rows["metric"])), configured_metric, warnings
+        )
         if metric is None:
             continue
         metrics[target] = metric
@@ -139,7 +143,9 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
     key = ["target", "intermediate", "seed", "language"]
     dup = finals.duplicated(key, keep="last")
     if dup.any():
-        warnings.append(f"{int(dup.sum())} duplicate final scores (same setting, seed, language); kept the last")
+        warnings.append(
+            f"{int(dup.sum())} duplicate final scores (same setting, seed, language); kept the last"
+        )
     finals = finals[~dup]
     kept_runs = set(finals["run_id"])
     curves = curves[curves["run_id"].isin(kept_runs)]
@@ -147,7 +153,11 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
     stats: dict[str, dict[str, np.ndarray]] = {}
     for r in stats_rows:
         target = r["target"]
-        if r["run_id"] not in kept_runs or r["metric"] != metrics.get(target) or r["split"] != split_of.get(target):
+        if (
+            r["run_id"] not in kept_runs
+            or r["metric"] != metrics.get(target)
+            or r["split"] != split_of.get(target)
+        ):
             continue
         if r["task"] != target and target in named_own:
             continue

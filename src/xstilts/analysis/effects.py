@@ -13,6 +13,7 @@ so it neither counts among "languages improved / hurt" nor dilutes the correctio
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -32,16 +33,62 @@ from xstilts.analysis.multiple import holm
 from xstilts.analysis.normalise import normalised_delta
 
 EFFECT_COLUMNS = [
-    "target", "intermediate", "language", "zero_shot", "metric", "n_seeds", "n_seeds_baseline", "paired",
-    "n_examples", "ci_method", "score", "baseline_score", "delta", "ci_lo", "ci_hi", "p", "p_holm",
-    "significant", "verdict", "rel_delta", "rel_ci_lo", "rel_ci_hi",
+    "target",
+    "intermediate",
+    "language",
+    "zero_shot",
+    "metric",
+    "n_seeds",
+    "n_seeds_baseline",
+    "paired",
+    "n_examples",
+    "ci_method",
+    "score",
+    "baseline_score",
+    "delta",
+    "ci_lo",
+    "ci_hi",
+    "p",
+    "p_holm",
+    "significant",
+    "verdict",
+    "rel_delta",
+    "rel_ci_lo",
+    "rel_ci_hi",
 ]
 SUMMARY_COLUMNS = [
-    "target", "intermediate", "metric", "n_languages", "n_seeds", "n_seeds_baseline", "paired", "ci_method",
-    "mean_delta", "mean_delta_lo", "mean_delta_hi", "mean_delta_p", "mean_rel", "mean_rel_lo", "mean_rel_hi",
-    "improved", "hurt", "not_significant", "untested", "share_improved", "share_hurt",
-    "worst_language", "worst_delta", "worst_rel_language", "worst_rel", "worst_k_rel", "delta_std", "rel_std",
-    "source_delta", "gap_change", "gap_change_lo", "gap_change_hi",
+    "target",
+    "intermediate",
+    "metric",
+    "n_languages",
+    "n_seeds",
+    "n_seeds_baseline",
+    "paired",
+    "ci_method",
+    "mean_delta",
+    "mean_delta_lo",
+    "mean_delta_hi",
+    "mean_delta_p",
+    "mean_rel",
+    "mean_rel_lo",
+    "mean_rel_hi",
+    "improved",
+    "hurt",
+    "not_significant",
+    "untested",
+    "share_improved",
+    "share_hurt",
+    "worst_language",
+    "worst_delta",
+    "worst_rel_language",
+    "worst_rel",
+    "worst_k_rel",
+    "delta_std",
+    "rel_std",
+    "source_delta",
+    "gap_change",
+    "gap_change_lo",
+    "gap_change_hi",
 ]
 
 
@@ -56,7 +103,12 @@ class Effects:
 
 
 def _draws(
-    seed: int, n_boot: int, intermediate: str, baseline: str, seeds_i: tuple[int, ...], seeds_b: tuple[int, ...]
+    seed: int,
+    n_boot: int,
+    intermediate: str,
+    baseline: str,
+    seeds_i: tuple[int, ...],
+    seeds_b: tuple[int, ...],
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Seed draws for both arms; one shared draw when both arms ran the same seeds (paired).
 
@@ -77,6 +129,21 @@ def _ci_method(has_stats: bool, n_seeds: int) -> str:
     return "seeds" if n_seeds > 1 else "none"
 
 
+def _check_resolution(data: ExperimentData, m: int, n_boot: int, alpha: float) -> None:
+    """Warn when too few replicates make every Holm-corrected test fail by construction.
+
+    A bootstrap p-value cannot go below ``2 / (n_boot + 1)``; Holm needs ``m * p < alpha`` for the
+    smallest one, so with few replicates and many languages "no significant language" would be
+    an artefact of ``n_boot``, not a finding.
+    """
+    if m and 2.0 / (n_boot + 1) * m >= alpha:
+        need = math.ceil(2.0 * m / alpha)
+        data.warnings.append(
+            f"{n_boot} bootstrap replicates cannot reach p-values small enough to survive Holm's correction "
+            f"over {m} languages; per-language significance needs at least {need} replicates"
+        )
+
+
 def _verdict(delta: float, p_adj: float, alpha: float) -> str:
     if not np.isfinite(p_adj):
         return "n/a"
@@ -85,6 +152,51 @@ def _verdict(delta: float, p_adj: float, alpha: float) -> str:
     if p_adj < alpha and delta < 0:
         return "hurt"
     return "n.s."
+
+
+@dataclass
+class PairedEffect:
+    """One comparison of two arms on one language: point estimate, replicates, interval, p."""
+
+    delta: float
+    base: float
+    replicates: np.ndarray  # (n_boot,) replicate deltas
+    base_replicates: np.ndarray  # (n_boot,) replicate baseline scores (for relative changes)
+    method: str  # what the interval resamples: examples+seeds | examples | seeds | none
+    ci_lo: float
+    ci_hi: float
+    p: float
+
+
+def paired_effect(
+    values_i: np.ndarray,
+    scores_i: np.ndarray,
+    values_b: np.ndarray,
+    scores_b: np.ndarray,
+    draws_i: np.ndarray,
+    draws_b: np.ndarray,
+    resampled: bool,
+    level: float = 0.95,
+) -> PairedEffect:
+    """Bootstrap the difference of two arms' seed means on one language.
+
+    ``values_*`` are the arms' final scores per seed; ``scores_*`` are ``(n_seeds, n_boot)``
+    scores under shared example resamples (``resampled``) or those values repeated; ``draws_*``
+    are the seed draws (identical arrays when paired). With neither examples nor more than one
+    seed to resample, there is no interval.
+    """
+    if not resampled:  # never mix example-resampled and fixed scores in one comparison
+        n_boot = draws_i.shape[0]
+        scores_i = np.repeat(np.asarray(values_i, float)[:, None], n_boot, 1)
+        scores_b = np.repeat(np.asarray(values_b, float)[:, None], n_boot, 1)
+    rep_b = resampled_mean(scores_b, draws_b)
+    reps = resampled_mean(scores_i, draws_i) - rep_b
+    method = _ci_method(resampled, max(len(values_i), len(values_b)))
+    delta, base = float(np.mean(values_i) - np.mean(values_b)), float(np.mean(values_b))
+    if method == "none":
+        return PairedEffect(delta, base, reps, rep_b, method, float("nan"), float("nan"), float("nan"))
+    lo, hi = percentile_ci(reps, level)
+    return PairedEffect(delta, base, reps, rep_b, method, lo, hi, bootstrap_p(reps))
 
 
 class _TargetScores:
@@ -124,7 +236,9 @@ class _TargetScores:
             return ()
         return tuple(sorted(int(s) for s in sub.index))
 
-    def arm(self, intermediate: str, seeds: tuple[int, ...], language: str, n_boot: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    def arm(
+        self, intermediate: str, seeds: tuple[int, ...], language: str, n_boot: int
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Final values, (seeds x replicates) scores, and whether those vary with the examples."""
         vals = np.array([self.values[(intermediate, s, language)] for s in seeds], dtype=np.float64)
         res = self.resampled.get(language, {})
@@ -134,7 +248,12 @@ class _TargetScores:
 
 
 def compute_effects(
-    data: ExperimentData, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05, level: float = 0.95, k: int = 3
+    data: ExperimentData,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    level: float = 0.95,
+    k: int = 3,
 ) -> Effects:
     """Bootstrap every (target, intermediate, language) effect against the baseline."""
     rows: list[dict] = []
@@ -144,7 +263,8 @@ def compute_effects(
         settings = data.intermediates(target)
         if data.baseline not in settings:
             data.warnings.append(
-                f"{target}: no '{data.baseline}' baseline runs, so effects and their statistics are not computed"
+                f"{target}: no '{data.baseline}' baseline runs, "
+                "so effects and their statistics are not computed"
             )
             continue
         scores = _TargetScores(data, target, n_boot, seed)
@@ -160,27 +280,36 @@ def compute_effects(
                 d_i, d_b, paired = _draws(seed, n_boot, inter, data.baseline, seeds_i, seeds_b)
                 vi, mi, stats_i = scores.arm(inter, seeds_i, lang, n_boot)
                 vb, mb, stats_b = scores.arm(data.baseline, seeds_b, lang, n_boot)
+                eff = paired_effect(vi, mi, vb, mb, d_i, d_b, stats_i and stats_b, level)
+                delta, base, reps, method = eff.delta, eff.base, eff.replicates, eff.method
+                rel_reps = normalised_delta(reps, eff.base_replicates, chance)
+                lo, hi, p = eff.ci_lo, eff.ci_hi, eff.p
+                rlo, rhi = percentile_ci(rel_reps, level) if method != "none" else (float("nan"),) * 2
                 has_stats = stats_i and stats_b
-                if not has_stats:  # never mix example-resampled and fixed scores in one comparison
-                    mi, mb = np.repeat(vi[:, None], n_boot, 1), np.repeat(vb[:, None], n_boot, 1)
-                rep_i, rep_b = resampled_mean(mi, d_i), resampled_mean(mb, d_b)
-                reps = rep_i - rep_b
-                method = _ci_method(has_stats, max(len(seeds_i), len(seeds_b)))
-                delta, base = float(vi.mean() - vb.mean()), float(vb.mean())
-                rel_reps = normalised_delta(reps, rep_b, chance)
-                if method == "none":
-                    lo = hi = p = rlo = rhi = float("nan")
-                else:
-                    (lo, hi), p, (rlo, rhi) = percentile_ci(reps, level), bootstrap_p(reps), percentile_ci(rel_reps, level)
                 lang_reps[lang] = (reps, rel_reps)
-                inter_rows.append({
-                    "target": target, "intermediate": inter, "language": lang, "zero_shot": lang != data.source,
-                    "metric": data.metrics[target], "n_seeds": len(seeds_i), "n_seeds_baseline": len(seeds_b),
-                    "paired": paired, "n_examples": scores.n_examples.get(lang) if has_stats else None,
-                    "ci_method": method, "score": float(vi.mean()), "baseline_score": base, "delta": delta,
-                    "ci_lo": lo, "ci_hi": hi, "p": p,
-                    "rel_delta": float(normalised_delta(delta, base, chance)), "rel_ci_lo": rlo, "rel_ci_hi": rhi,
-                })
+                inter_rows.append(
+                    {
+                        "target": target,
+                        "intermediate": inter,
+                        "language": lang,
+                        "zero_shot": lang != data.source,
+                        "metric": data.metrics[target],
+                        "n_seeds": len(seeds_i),
+                        "n_seeds_baseline": len(seeds_b),
+                        "paired": paired,
+                        "n_examples": scores.n_examples.get(lang) if has_stats else None,
+                        "ci_method": method,
+                        "score": float(vi.mean()),
+                        "baseline_score": base,
+                        "delta": delta,
+                        "ci_lo": lo,
+                        "ci_hi": hi,
+                        "p": p,
+                        "rel_delta": float(normalised_delta(delta, base, chance)),
+                        "rel_ci_lo": rlo,
+                        "rel_ci_hi": rhi,
+                    }
+                )
             if not inter_rows:
                 continue
             frame = pd.DataFrame(inter_rows)
@@ -188,7 +317,10 @@ def compute_effects(
             frame["p_holm"] = frame["p"]
             frame.loc[zs, "p_holm"] = holm(frame.loc[zs, "p"].to_numpy())
             frame["significant"] = frame["p_holm"] < alpha
-            frame["verdict"] = [_verdict(d, q, alpha) for d, q in zip(frame["delta"], frame["p_holm"], strict=True)]
+            _check_resolution(data, int(np.isfinite(frame.loc[zs, "p"]).sum()), n_boot, alpha)
+            frame["verdict"] = [
+                _verdict(d, q, alpha) for d, q in zip(frame["delta"], frame["p_holm"], strict=True)
+            ]
             rows.extend(frame.to_dict("records"))
             row, reps = _summarise(frame, lang_reps, data.source, level, k)
             summaries.append(row)
@@ -199,16 +331,24 @@ def compute_effects(
 
 
 def _summarise(
-    frame: pd.DataFrame, lang_reps: dict[str, tuple[np.ndarray, np.ndarray]], source: str, level: float, k: int
+    frame: pd.DataFrame,
+    lang_reps: dict[str, tuple[np.ndarray, np.ndarray]],
+    source: str,
+    level: float,
+    k: int,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Aggregate one (target, intermediate) over its zero-shot languages, replicate by replicate."""
     first = frame.iloc[0]
     zs = frame[frame["zero_shot"]]
     methods = sorted(set(frame["ci_method"]))
     row: dict = {
-        "target": first["target"], "intermediate": first["intermediate"], "metric": first["metric"],
-        "n_languages": len(zs), "n_seeds": int(frame["n_seeds"].max()),
-        "n_seeds_baseline": int(frame["n_seeds_baseline"].max()), "paired": bool(frame["paired"].all()),
+        "target": first["target"],
+        "intermediate": first["intermediate"],
+        "metric": first["metric"],
+        "n_languages": len(zs),
+        "n_seeds": int(frame["n_seeds"].max()),
+        "n_seeds_baseline": int(frame["n_seeds_baseline"].max()),
+        "paired": bool(frame["paired"].all()),
         "ci_method": methods[0] if len(methods) == 1 else "mixed",
     }
     reps: dict[str, np.ndarray] = {}
@@ -218,7 +358,8 @@ def _summarise(
         with warnings.catch_warnings():  # all-NaN replicate columns when no relative change is defined
             warnings.simplefilter("ignore", RuntimeWarning)
             r_reps = np.nanmean([lang_reps[lang][1] for lang in zs["language"]], axis=0)
-        reps["mean_delta"], reps["mean_rel"] = d_reps, r_reps
+        if varies:  # constant replicates would pose as a zero-width interval downstream
+            reps["mean_delta"], reps["mean_rel"] = d_reps, r_reps
         row["mean_delta"] = float(zs["delta"].mean())
         row["mean_rel"] = float(zs["rel_delta"].mean()) if zs["rel_delta"].notna().any() else float("nan")
         if varies:
@@ -242,9 +383,8 @@ def _summarise(
     if len(src) and len(zs):
         row["source_delta"] = float(src["delta"].iloc[0])
         row["gap_change"] = row["source_delta"] - row["mean_delta"]
-        g_reps = lang_reps[source][0] - reps["mean_delta"]
-        reps["gap_change"] = g_reps
         if varies or src["ci_method"].iloc[0] != "none":
+            g_reps = lang_reps[source][0] - d_reps
+            reps["gap_change"] = g_reps
             row["gap_change_lo"], row["gap_change_hi"] = percentile_ci(g_reps, level)
     return row, reps
-

@@ -1,0 +1,156 @@
+"""Synthetic experiment stores with effects chosen in advance.
+
+Why it lives in the package: tests of the analysis and of the report need the same stores, and
+so does anyone who wants to see what ``xstilts report`` produces before spending GPU hours.
+Everything goes through the public :class:`~xstilts.store.Store` API, exactly as a real run
+writes it: runs registered, marked running, completed with final scores, training curves and
+per-example statistics.
+
+Per-example outcomes come from a latent "difficulty" per example shared by every run of a
+target+language, mixed with independent noise: the two arms of a comparison are positively
+correlated, as real models evaluated on the same test set are, so pairing matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xstilts.metrics.stats import score_from_stats
+from xstilts.store import RunResult, Score, Store
+
+
+@dataclass
+class SyntheticTarget:
+    """One target task: baseline score per language and the true effect of each intermediate task."""
+
+    name: str
+    metric: str
+    baseline: Mapping[str, float]  # language -> expected baseline score (0-100)
+    # intermediate -> effect in points: one number for every language, or per language
+    effects: Mapping[str, float | Mapping[str, float]] = field(default_factory=dict)
+    n_examples: int = 300
+    chance: float = 0.0
+
+
+def add_target_run(
+    store: Store,
+    *,
+    target: str,
+    intermediate: str,
+    seed: int,
+    metric: str,
+    finals: Mapping[str, float],
+    curves: Mapping[int, Mapping[str, float]] | None = None,
+    stats: Mapping[str, np.ndarray] | None = None,
+    split: str = "eval",
+    run_id: str | None = None,
+) -> str:
+    """Register, start and complete one phase-3 run with the given scores; returns its id."""
+    run_id = run_id or f"{intermediate}--{target}--s{seed}"
+    store.register_run(run_id, "target", intermediate, target, seed, f"hash-{run_id}", None)
+    store.mark_running(run_id)
+    last = max(curves) if curves else 0
+    scores = [Score(target, lang, split, metric, float(v), last, "final") for lang, v in finals.items()]
+    for step, by_lang in (curves or {}).items():
+        scores += [
+            Score(target, lang, split, metric, float(v), int(step), "curve") for lang, v in by_lang.items()
+        ]
+    ex = {(target, lang, split, metric): np.asarray(a, dtype=np.float64) for lang, a in (stats or {}).items()}
+    store.complete_run(run_id, RunResult(scores=scores, example_stats=ex, selected_step=last), wall_s=1.0)
+    return run_id
+
+
+def simulate_stats(
+    metric: str, level: float, latent: np.ndarray, rng: np.random.Generator, coupling: float = 0.7
+) -> np.ndarray:
+    """Per-example ``(hits, n_pred, n_gold)`` rows whose corpus score is about ``level`` (0-100).
+
+    ``latent`` is ``(n, m)`` per-unit difficulty in [0, 1] with NaN for absent units (m = 1 for
+    classification; entities per sentence for NER). A unit is correct when its difficulty is
+    below the level (with probability ``coupling``) or by an independent coin otherwise.
+    """
+    q = float(np.clip(level / 100.0, 0.0, 1.0))
+    present = np.isfinite(latent)
+    shared = rng.random(latent.shape) < coupling
+    correct = np.where(shared, np.nan_to_num(latent, nan=2.0) < q, rng.random(latent.shape) < q) & present
+    n_gold = present.sum(axis=1).astype(np.float64)
+    hits = correct.sum(axis=1).astype(np.float64)
+    if metric == "f1":  # every gold entity gets one predicted span, right or wrong
+        return np.stack([hits, n_gold, n_gold], axis=1)
+    return np.stack([hits, np.ones_like(hits), n_gold], axis=1)
+
+
+def _latent(metric: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if metric != "f1":
+        return rng.random((n, 1))
+    lat = rng.random((n, 3))
+    n_ent = rng.integers(1, 4, size=n)
+    lat[np.arange(3)[None, :] >= n_ent[:, None]] = np.nan
+    return lat
+
+
+def write_synthetic_experiment(
+    expdir: str | Path,
+    targets: Sequence[SyntheticTarget],
+    seeds: Sequence[int] = (0, 1, 2),
+    seed_sd: float = 0.5,
+    steps: Sequence[int] = (100, 200, 300),
+    with_stats: bool = True,
+    with_curves: bool = True,
+    with_baseline: bool = True,
+    rng_seed: int = 0,
+    durable: bool = False,
+) -> Path:
+    """Write a complete store to ``expdir`` and return it.
+
+    Each (intermediate, seed) run's true level on a language is ``baseline + effect`` plus a
+    seed-level shift ~ N(0, ``seed_sd``), shared by all languages of that seed's run.
+    """
+    expdir = Path(expdir)
+    rng = np.random.default_rng(rng_seed)
+    with Store(expdir) as store:
+        if not durable:  # a throwaway store: skip the per-transaction fsyncs a real run needs
+            store.conn.execute("PRAGMA synchronous=OFF")
+        store.set_meta("primary_metric", {t.name: t.metric for t in targets})
+        store.set_meta("chance", {t.name: t.chance for t in targets})
+        for t in targets:
+            latents = {lang: _latent(t.metric, t.n_examples, rng) for lang in t.baseline}
+            settings = (["none"] if with_baseline else []) + sorted(t.effects)
+            for inter in settings:
+                effect = t.effects.get(inter, 0.0)
+                for seed in seeds:
+                    if inter != "none":  # the phase-2 run a real target run starts from
+                        store.register_run(f"{inter}--s{seed}", "intermediate", inter, None, seed, "h", None)
+                    shift = rng.normal(0.0, seed_sd)
+                    finals, stats = {}, {}
+                    for lang, base in t.baseline.items():
+                        delta = effect.get(lang, 0.0) if isinstance(effect, Mapping) else float(effect)
+                        level = base + delta + shift
+                        if with_stats:
+                            stats[lang] = simulate_stats(t.metric, level, latents[lang], rng)
+                            finals[lang] = score_from_stats(t.metric, stats[lang])
+                        else:
+                            finals[lang] = level
+                    curves = None
+                    if with_curves:  # each language peaks at its own step; the source peaks last
+                        curves = {}
+                        for j, step in enumerate(steps):
+                            curves[step] = {}
+                            for n, (lang, v) in enumerate(finals.items()):
+                                peak = len(steps) - 1 if lang == "en" else n % len(steps)
+                                curves[step][lang] = v - 1.5 * abs(j - peak)
+                    add_target_run(
+                        store,
+                        target=t.name,
+                        intermediate=inter,
+                        seed=seed,
+                        metric=t.metric,
+                        finals=finals,
+                        curves=curves,
+                        stats=stats or None,
+                    )
+    return expdir
