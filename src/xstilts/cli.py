@@ -90,6 +90,10 @@ def _print_results(expdir: Path, csv_path: Path | None = None) -> None:
     tables = results_table(expdir)
     for table in tables:
         out.print(table)
+    from xstilts.xtreme import xtreme_from_store
+
+    for xtreme in xtreme_from_store(expdir).values():
+        out.print(xtreme.message(), highlight=False, markup=False, soft_wrap=True)
     path = write_results_csv(expdir, csv_path)
     err.print(f"per-language scores written to {path}")
 
@@ -102,6 +106,21 @@ def results(
     """Per-language zero-shot table (mean ± std over seeds) and a CSV of every final score."""
     try:
         _print_results(expdir, csv)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+
+
+@app.command()
+def tasks(
+    data_dir: Path = typer.Option(Path("../shared/data"), "--data-dir", help="Where the data files live."),
+    check: bool = typer.Option(False, "--check", help="Also read every file found (slower): bad or "
+                               "unlabelled files are reported."),
+) -> None:
+    """Every task: head kind, metrics, XTREME (and XTREME-R) languages, and which data files exist."""
+    try:
+        from xstilts.xtreme import task_overview
+
+        out.print(task_overview(data_dir, check))
     except XstiltsError as exc:
         fail(exc.one_line())
 

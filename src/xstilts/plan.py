@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xstilts.config import ExperimentConfig, fingerprint
+from xstilts.errors import ConfigError
 from xstilts.tasks import get_task
 
 BASELINE = "none"
@@ -48,7 +49,9 @@ def make_plan(cfg: ExperimentConfig) -> list[Run]:
     for setting, name in zip(cfg.intermediate.settings, cfg.intermediate.setting_names(), strict=True):
         tasks = () if name == BASELINE else setting_tasks(setting)
         for task in tasks:
-            get_task(task)  # unknown names fail here, before anything runs
+            if get_task(task).head == "retrieval":  # unknown names fail here, before anything runs
+                raise ConfigError(f"intermediate setting {name!r}: {task} is a retrieval task, it has no "
+                                  "training data (use it as a target)")
         for seed in cfg.seeds:
             parent_id = None
             parent_hash = fingerprint(cfg.model)
@@ -61,6 +64,8 @@ def make_plan(cfg: ExperimentConfig) -> list[Run]:
             for target in cfg.target.tasks:
                 task = get_task(target)
                 langs = tuple(cfg.target.languages_for(target, task.languages))
+                if task.head == "retrieval":  # xx against English: no English set, no model selection
+                    langs = tuple(lang for lang in langs if lang != "en")
                 h = fingerprint(parent_hash, target, cfg.target.train_for(target).model_dump(), langs,
                                 cfg.target.task_options.get(target, {}), seed, runtime_key)
                 runs.append(Run(f"tgt-{name}-{target}-s{seed}-{h}", "target", name, tasks, target, seed, h,

@@ -23,6 +23,12 @@ def execute_run(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> Run
         from xstilts.phases.intermediate import run_intermediate
 
         return run_intermediate(run, ctx)
+    from xstilts.tasks import get_task
+
+    if get_task(run.target or "").head == "retrieval":  # scored on the encoder as it is: no training
+        from xstilts.phases.retrieval import run_retrieval
+
+        return run_retrieval(run, ctx, parent_checkpoint)
     from xstilts.phases.target import run_target
 
     return run_target(run, ctx, parent_checkpoint)

@@ -1,0 +1,196 @@
+"""BUCC 2018: mining parallel sentences from comparable corpora (de/fr/ru/zh with English).
+
+Files, as XTREME's download script lays them out (folder option ``dir``, default
+``xtreme/bucc2018``): ``{xx}-en.{split}.{xx}`` and ``{xx}-en.{split}.en`` with one
+``id<TAB>sentence`` per line, and ``{xx}-en.{split}.gold`` with one ``xx_id<TAB>en_id`` gold pair
+per line; ``split`` is ``dev`` (BUCC's sample data) or ``test`` (BUCC's training data, whose gold
+XTREME keeps hidden). None of this is available offline; the reader is tested on fixtures in
+exactly this format.
+
+Scoring (no training; XTREME's ``run_retrieval.py`` / ``utils_retrieve.py``): candidates are mined
+with the ratio margin of Artetxe & Schwenk (2019) over k=4 nearest neighbours in both directions
+(:func:`xstilts.retrieval.mine_pairs`), the score threshold that maximises F1 is chosen on the
+dev gold pairs, and F1 of the candidates at or above it is computed against the gold pairs of
+the scored split: ``test`` when its gold file exists, otherwise ``dev`` itself (then the
+threshold is tuned on the very pairs it is scored on, as XTREME's dev numbers are; the run's
+``extra`` says which). Identical sentences are embedded once; a candidate whose sentence occurs
+under several ids is dropped, as XTREME drops them. Option ``k`` changes the neighbourhood.
+
+BUCC is an XTREME task only; XTREME-R replaced it with LAReQA and Mewsli-X.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from xstilts.errors import ConfigError, DataError
+from xstilts.retrieval import (
+    Embedder,
+    RetrievalResult,
+    RetrievalTask,
+    best_threshold,
+    mine_pairs,
+    mining_stats,
+)
+from xstilts.tasks.formats import read_tsv
+from xstilts.tasks.registry import register
+
+LANGUAGES = ("de", "fr", "ru", "zh")
+SPLITS = ("dev", "test")
+
+
+@dataclass(frozen=True)
+class MiningCorpus:
+    """One split of one language pair: both monolingual sides (ids, sentences) and the gold pairs."""
+
+    split: str
+    source_ids: tuple[str, ...]
+    source: tuple[str, ...]
+    target_ids: tuple[str, ...]
+    target: tuple[str, ...]
+    gold: frozenset[tuple[str, str]] | None  # None: no gold file for this split
+
+    def head(self, limit: int | None) -> MiningCorpus:
+        """The first ``limit`` sentences of each side and the gold pairs among them."""
+        if not limit:
+            return self
+        src, trg = set(self.source_ids[:limit]), set(self.target_ids[:limit])
+        gold = None if self.gold is None else frozenset((s, t) for s, t in self.gold if s in src and t in trg)
+        return MiningCorpus(self.split, self.source_ids[:limit], self.source[:limit], self.target_ids[:limit],
+                            self.target[:limit], gold)
+
+
+def read_sentences(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(ids, sentences) of an ``id<TAB>sentence`` file; ids must be unique."""
+    ids: list[str] = []
+    sentences: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, cols in read_tsv(path, 2):
+        sid = cols[0].strip()
+        if not sid:
+            raise DataError("empty sentence id", path, lineno)
+        if sid in seen:
+            raise DataError(f"sentence id {sid!r} repeated (first on line {seen[sid]})", path, lineno)
+        seen[sid] = lineno
+        ids.append(sid)
+        sentences.append(cols[1].strip())
+    return tuple(ids), tuple(sentences)
+
+
+def read_gold(path: Path, source_ids: set[str], target_ids: set[str]) -> frozenset[tuple[str, str]]:
+    """Gold ``xx_id<TAB>en_id`` pairs, each id checked against the sentence files."""
+    pairs: set[tuple[str, str]] = set()
+    for lineno, cols in read_tsv(path, 2):
+        s, t = cols[0].strip(), cols[1].strip()
+        if s not in source_ids:
+            raise DataError(f"gold source id {s!r} is not in the source sentence file", path, lineno)
+        if t not in target_ids:
+            raise DataError(f"gold English id {t!r} is not in the English sentence file", path, lineno)
+        pairs.add((s, t))
+    return frozenset(pairs)
+
+
+def unique_index(sentences: tuple[str, ...], ids: tuple[str, ...]) -> tuple[list[str], list[str | None]]:
+    """Distinct sentences, and for each the id it maps to (None when several ids share the text)."""
+    first: dict[str, int] = {}
+    texts: list[str] = []
+    owner: list[str | None] = []
+    for sid, text in zip(ids, sentences, strict=True):
+        if text in first:
+            owner[first[text]] = None
+            continue
+        first[text] = len(texts)
+        texts.append(text)
+        owner.append(sid)
+    return texts, owner
+
+
+@register
+class BUCC(RetrievalTask):
+    name = "bucc"
+    metric = "f1"
+    languages = LANGUAGES
+    extra_options = ("dir", "k")
+    description = "BUCC 2018 bitext mining (F1; margin scoring, threshold tuned on dev; no training)"
+
+    def _folder(self, data_dir: Path) -> Path:
+        return Path(self.options.get("dir", data_dir / "xtreme" / "bucc2018"))
+
+    def split_files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+        stem = self._folder(data_dir) / f"{language}-en.{split}"
+        return [stem.with_name(f"{stem.name}.{language}"), stem.with_name(f"{stem.name}.en"),
+                stem.with_name(f"{stem.name}.gold")]
+
+    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+        """Dev files (always needed: they pick the threshold), plus test files that exist."""
+        if split != "eval":
+            return []  # no training split: scored straight after phase 2
+        test = [p for p in self.split_files("test", language, data_dir) if p.is_file()]
+        return self.split_files("dev", language, data_dir) + test
+
+    def read_split(self, split: str, language: str, data_dir: Path) -> MiningCorpus:
+        src_path, en_path, gold_path = self.split_files(split, language, data_dir)
+        source_ids, source = read_sentences(src_path)
+        target_ids, target = read_sentences(en_path)
+        gold = read_gold(gold_path, set(source_ids), set(target_ids)) if gold_path.is_file() else None
+        if split == "dev" and gold is None:
+            raise DataError("BUCC dev gold pairs not found (they choose the mining threshold)", gold_path)
+        return MiningCorpus(split, source_ids, source, target_ids, target, gold)
+
+    def read(self, split: str, language: str, data_dir: Path) -> list[MiningCorpus]:  # type: ignore[override]
+        """``[dev]``, or ``[dev, test]`` when the test sentences exist."""
+        if split != "eval":
+            raise DataError(f"bucc has no {split!r} split (retrieval tasks are not trained)")
+        corpora = [self.read_split("dev", language, data_dir)]
+        if self.split_files("test", language, data_dir)[0].is_file():
+            corpora.append(self.read_split("test", language, data_dir))
+        return corpora
+
+    def _k(self) -> int:
+        k = self.options.get("k", 4)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"bucc option 'k' must be a positive integer, not {k!r}")
+        return k
+
+    def candidates(self, embed: Embedder, corpus: MiningCorpus, language: str,
+                   ) -> list[tuple[float, str, str]]:
+        """Mined (score, source id, English id) pairs of one corpus, best first."""
+        src_texts, src_owner = unique_index(corpus.source, corpus.source_ids)
+        trg_texts, trg_owner = unique_index(corpus.target, corpus.target_ids)
+        if not src_texts or not trg_texts:
+            return []
+        x = embed(src_texts, language)
+        y = embed(trg_texts, "en")
+        mined = mine_pairs(x, y, self._k(), self.embedding_options()["backend"])
+        out: list[tuple[float, str, str]] = []
+        for score, i, j in mined:
+            s, t = src_owner[i], trg_owner[j]
+            if s is not None and t is not None:
+                out.append((score, s, t))
+        return out
+
+    def evaluate_embeddings(self, embed: Embedder, language: str, data_dir: Path, limit: int | None = None,
+                            ) -> RetrievalResult:
+        corpora = [c.head(limit) for c in self.read("eval", language, data_dir)]
+        dev = corpora[0]
+        assert dev.gold is not None
+        dev_candidates = self.candidates(embed, dev, language)
+        threshold = best_threshold(dev_candidates, set(dev.gold))
+        scored, candidates = dev, dev_candidates
+        if len(corpora) > 1 and corpora[1].gold is not None:
+            scored = corpora[1]
+            candidates = self.candidates(embed, scored, language)
+        assert scored.gold is not None
+        rows = mining_stats(candidates, set(scored.gold), threshold, scored.source_ids)
+        hits, n_pred, n_gold = rows.sum(axis=0)
+        return RetrievalResult(stats={"f1": rows}, extra={
+            "scored_split": scored.split, "threshold": threshold if math.isfinite(threshold) else None,
+            "precision": float(100 * hits / n_pred) if n_pred else 0.0,
+            "recall": float(100 * hits / n_gold) if n_gold else 0.0,
+            "candidates": len(candidates), "gold_pairs": int(n_gold),
+            "source_sentences": len(scored.source_ids), "english_sentences": len(scored.target_ids),
+            "threshold_from": "dev", "test_without_gold": bool(len(corpora) > 1 and corpora[1].gold is None),
+        })
+

@@ -1,0 +1,102 @@
+"""Tatoeba: both file layouts, the gold labels, the sorted-English guard, and xx->en accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xstilts.errors import ConfigError, DataError
+from xstilts.tasks import get_task
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def _task(**options: object):
+    return get_task("tatoeba", {"dir": str(FIXTURES / "tatoeba"), **options})
+
+
+def test_metadata() -> None:
+    task = get_task("tatoeba")
+    assert task.head == "retrieval" and task.all_metrics() == ("accuracy", "accuracy_en_xx")
+    assert len(task.languages) == 36 and len(task.languages_r) == 41 and "en" not in task.languages
+    assert task.files("train", "en", SHARED) == []
+    with pytest.raises(DataError, match="no 'train' split"):
+        task.read("train", "en", SHARED)
+
+
+def test_laser_layout_is_line_aligned() -> None:
+    pairs = _task().read("eval", "de", Path("/unused"))
+    assert len(pairs) == 6
+    assert pairs[2].source == "Wo ist der Bahnhof?" and pairs[2].target == "Where is the train station?"
+
+
+def test_xtreme_layout_with_gold_labels_restores_the_alignment() -> None:
+    task = _task()
+    names = [p.name for p in task.files("eval", "fr", Path("/unused"))]
+    assert names == ["fr-en.fr", "fr-en.en", "test-fr.tsv"]
+    pairs = task.read("eval", "fr", Path("/unused"))
+    assert [p.target for p in pairs] == ["The cat eats fish.", "We leave on holiday tomorrow.",
+                                         "It is very cold tonight.", "She sings in a choir.",
+                                         "My brother lives in Lyon."]
+
+
+def test_sorted_english_without_labels_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "tatoeba"
+    folder.mkdir()
+    (folder / "fr-en.fr").write_text("c\nb\na\n", encoding="utf-8")
+    (folder / "fr-en.en").write_text("A\nB\nC\n", encoding="utf-8")  # sorted, as XTREME writes it
+    task = get_task("tatoeba", {"dir": str(folder)})
+    with pytest.raises(DataError, match=r"fr-en.en: the English side is sorted"):
+        task.read("eval", "fr", tmp_path)
+    assert len(get_task("tatoeba", {"dir": str(folder), "gold": "aligned"}).read("eval", "fr", tmp_path)) == 3
+    (folder / "fr-en.en").write_text("B\nA\nC\n", encoding="utf-8")  # not sorted: trusted as aligned
+    assert task.read("eval", "fr", tmp_path)[0].target == "B"
+
+
+def test_the_offline_copy_has_no_gold_alignment() -> None:
+    """The shared data is XTREME's preprocessed Tatoeba: English sorted, labels withheld."""
+    with pytest.raises(DataError, match="sorted"):
+        get_task("tatoeba").read("eval", "de", SHARED)
+
+
+def test_bad_files_name_file_and_line(tmp_path: Path) -> None:
+    folder = tmp_path / "tatoeba"
+    folder.mkdir()
+    (folder / "de-en.de").write_text("a\nb\nc\n", encoding="utf-8")
+    (folder / "de-en.en").write_text("B\nA\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"de-en.en:3: 3 lines in de-en.de but 2"):
+        get_task("tatoeba", {"dir": str(folder)}).read("eval", "de", tmp_path)
+    (folder / "de-en.en").write_text("B\nA\nC\n", encoding="utf-8")
+    (folder / "test-de.tsv").write_text("0\n2\nx\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test-de.tsv:3: expected a line index"):
+        get_task("tatoeba", {"dir": str(folder)}).read("eval", "de", tmp_path)
+    (folder / "test-de.tsv").write_text("0\n2\n2\n", encoding="utf-8")
+    with pytest.raises(DataError, match="each of the 3 line indices once"):
+        get_task("tatoeba", {"dir": str(folder)}).read("eval", "de", tmp_path)
+    with pytest.raises(ConfigError, match="gold"):
+        get_task("tatoeba", {"dir": str(folder), "gold": "guess"}).read("eval", "de", tmp_path)
+    with pytest.raises(ConfigError, match="unknown tatoeba option"):
+        get_task("tatoeba", {"layers": 3}).embedding_options()
+
+
+def test_accuracy_both_directions_with_a_known_embedder() -> None:
+    """Pairs 0-3 embed identically; French pair 4's sentence sits nearest English sentence 0,
+    while English sentence 4 still finds French 4: xx->en 4/5, en->xx 5/5."""
+    task = _task(backend="numpy")
+    pairs = task.read("eval", "fr", Path("/unused"))
+    index = {p.source: i for i, p in enumerate(pairs)} | {p.target: i for i, p in enumerate(pairs)}
+
+    def embed(texts, language):
+        vecs = np.eye(8, dtype=np.float32)[[index[t] for t in texts]]
+        if language == "fr":
+            vecs[[index[t] == 4 for t in texts]] = [1, 0, 0, 0, 0.5, 0, 0, 0]
+        return vecs
+
+    res = task.evaluate_embeddings(embed, "fr", Path("/unused"))
+    assert res.stats["accuracy"][:, 0].tolist() == [1, 1, 1, 1, 0]
+    assert res.stats["accuracy_en_xx"][:, 0].tolist() == [1, 1, 1, 1, 1]
+    limited = task.evaluate_embeddings(embed, "fr", Path("/unused"), limit=2)
+    assert limited.stats["accuracy"].shape == (2, 3)
