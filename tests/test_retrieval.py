@@ -63,6 +63,17 @@ def test_faiss_and_numpy_give_identical_neighbours() -> None:
     assert pairs["faiss"] == pairs["numpy"] and len(pairs["numpy"]) > 200
 
 
+def test_faiss_stays_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without faiss, 'auto' falls back to numpy and an explicit 'faiss' is a clear config error."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    sims, idx = knn(X, Y, 2)
+    assert idx.tolist() == [[0, 1], [2, 1]]
+    with pytest.raises(ConfigError, match="pip install faiss-cpu"):
+        knn(X, Y, 1, backend="faiss")
+
+
 def test_bad_backend_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="backend"):
         knn(X, Y, 1, backend="annoy")

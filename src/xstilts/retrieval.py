@@ -65,15 +65,24 @@ def embed_sentences(encoder: Any, tokenizer: Any, sentences: Sequence[str], *, l
 
     Sentences are batched by tokenised length (less padding); padding never enters the pool.
     """
+    return embed_sentences_layers(encoder, tokenizer, sentences, layers=(layer,), pool=pool, prefix=prefix,
+                                  max_length=max_length, batch_size=batch_size)[0]
+
+
+def embed_sentences_layers(encoder: Any, tokenizer: Any, sentences: Sequence[str], *,
+                           layers: Sequence[int | str], pool: str = "mean", prefix: str = "",
+                           max_length: int = 128, batch_size: int = 64) -> list[np.ndarray]:
+    """Like :func:`embed_sentences` for several layers at once (one forward pass): one array per layer."""
     import torch
 
     if pool not in ("mean", "cls"):
         raise ConfigError(f"retrieval option 'pool' must be 'mean' or 'cls', not {pool!r}")
-    index = resolve_layer(layer, int(encoder.config.num_hidden_layers))
+    n_layers = int(encoder.config.num_hidden_layers)
+    indices = [resolve_layer(layer, n_layers) for layer in layers]
     dim = int(encoder.config.hidden_size)
-    out = np.zeros((len(sentences), dim), dtype=np.float32)
+    outs = [np.zeros((len(sentences), dim), dtype=np.float32) for _ in indices]
     if not sentences:
-        return out
+        return outs
     ids = tokenizer([prefix + s for s in sentences], truncation=True, max_length=max_length)["input_ids"]
     order = np.argsort([len(x) for x in ids], kind="stable")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -91,18 +100,17 @@ def embed_sentences(encoder: Any, tokenizer: Any, sentences: Sequence[str], *, l
                     input_ids[row, : len(ids[i])] = torch.as_tensor(ids[i])
                     mask[row, : len(ids[i])] = 1
                 input_ids, mask = input_ids.to(device), mask.to(device)
-                hidden = encoder(input_ids=input_ids, attention_mask=mask,
-                                 output_hidden_states=True).hidden_states[index].float()
-                if pool == "cls":
-                    pooled = hidden[:, 0]
-                else:
-                    m = mask.unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * m).sum(dim=1) / m.sum(dim=1)
-                out[idx] = pooled.cpu().numpy()
+                hidden_states = encoder(input_ids=input_ids, attention_mask=mask,
+                                        output_hidden_states=True).hidden_states
+                m = mask.unsqueeze(-1).float()
+                for out, index in zip(outs, indices, strict=True):
+                    hidden = hidden_states[index].float()
+                    pooled = hidden[:, 0] if pool == "cls" else (hidden * m).sum(dim=1) / m.sum(dim=1)
+                    out[idx] = pooled.cpu().numpy()
     finally:
         if was_training:
             encoder.train()
-    return out
+    return outs
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
