@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from xstilts.errors import XstiltsError
+from xstilts.models.vocab import full_state_dict
 
 ENCODER_FILE = "encoder.safetensors"
 
@@ -19,7 +20,8 @@ def save_encoder(encoder: nn.Module, directory: Path) -> Path:
     """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / ENCODER_FILE
-    state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
+    # a trimmed vocabulary (runtime.trim_vocab) is scattered back: checkpoints are always full-size
+    state = {k: v.detach().contiguous() for k, v in full_state_dict(encoder).items()}
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)
     try:

@@ -47,7 +47,9 @@ class RuntimeConfig(Strict):
     eval_batch_size: int = Field(128, ge=1)
     bucket_by_length: bool = True
     bf16: bool = False
-    compile: bool = False
+    compile: bool = False  # torch.compile the encoder (xstilts.training.speed)
+    trim_vocab: bool = True  # train only the embedding rows the run's data uses (exact; models/vocab.py)
+    freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (changes results: in run ids)
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     progress: bool = True

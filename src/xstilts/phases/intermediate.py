@@ -18,6 +18,7 @@ from xstilts.plan import Run
 from xstilts.store import RunResult
 from xstilts.tasks import get_task
 from xstilts.training.loop import Job, set_seed, train
+from xstilts.training.speed import prepare_encoder
 
 
 def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
@@ -36,6 +37,9 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
         jobs.append(Job(task.name, kind, head, feats))
         eval_sets += load_eval_sets(ctx, task, ["en"], hp.max_length, hp.max_eval_examples)
 
+    speed = prepare_encoder(encoder, ctx.cfg.runtime,
+                            [*[j.features for j in jobs], *[s.features for s in eval_sets]],
+                            ctx.tokenizer.pad_token_id)
     history = EvalHistory(select=[(s.task.name, s.language) for s in eval_sets])
     started = time.perf_counter()
     outcome = train(encoder, jobs, hp, ctx.cfg.runtime, run.seed, ctx.tokenizer.pad_token_id,
@@ -46,5 +50,5 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     result.checkpoint = str(ckpt.parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     result.extra = {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
-                    "phase_s": time.perf_counter() - started}
+                    "phase_s": time.perf_counter() - started, "speed": speed.as_dict()}
     return result

@@ -19,6 +19,7 @@ from xstilts.plan import Run
 from xstilts.store import RunResult
 from xstilts.tasks import get_task
 from xstilts.training.loop import Job, set_seed, train
+from xstilts.training.speed import prepare_encoder
 
 
 def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) -> RunResult:
@@ -38,6 +39,8 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
         load_encoder_weights(encoder, Path(parent_checkpoint))
     head = kind.build(task, encoder.config.hidden_size)
     heads = {task.name: head}
+    speed = prepare_encoder(encoder, ctx.cfg.runtime, [feats, *[s.features for s in eval_sets]],
+                            ctx.tokenizer.pad_token_id)
 
     history = EvalHistory(select=[(task.name, "en")])
     started = time.perf_counter()
@@ -52,5 +55,5 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     n_eval_tokens = sum(f["length"] for s in eval_sets for f in s.features)
     result.extra = {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
                     "phase_s": time.perf_counter() - started, "evaluations": outcome.evaluations,
-                    "eval_tokens_per_evaluation": n_eval_tokens}
+                    "eval_tokens_per_evaluation": n_eval_tokens, "speed": speed.as_dict()}
     return result

@@ -1,0 +1,119 @@
+"""The runtime speed switches: what each does to the encoder, and that the exact ones change nothing."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from xstilts.config import RuntimeConfig, TrainConfig
+from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
+from xstilts.training.speed import prepare_encoder
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+WORD = "embeddings.word_embeddings.weight"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model: Path):
+    """Tokenizer, PAN-X task and head kind, 32 real training sentences, 12 dev sentences, a model."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from xstilts.heads import get_head_kind
+    from xstilts.tasks import get_task
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    task = get_task("panx")
+    kind = get_head_kind(task.head)
+    train_ex = task.load("train", "en", DATA, 32)
+    dev_ex = task.load("eval", "en", DATA, 12)
+    torch.manual_seed(0)
+    return (tok, task, kind, kind.encode(task, train_ex, tok, 32), dev_ex, kind.encode(task, dev_ex, tok, 32),
+            AutoModel.from_pretrained(tiny_model))
+
+
+def _train(setup, runtime: RuntimeConfig, steps: int = 4):
+    from xstilts.training.loop import Job, set_seed, train
+
+    tok, task, kind, feats, _, dev_feats, base = setup
+    set_seed(7)
+    encoder = copy.deepcopy(base)
+    head = kind.build(task, 32)
+    info = prepare_encoder(encoder, runtime, [feats, dev_feats], tok.pad_token_id)
+    hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=steps, eval_every=1000, weight_decay=0.1)
+    train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 7, tok.pad_token_id, lambda s: 0.0)
+    return encoder, head, info
+
+
+def test_prepare_encoder_applies_each_switch(setup) -> None:
+    tok, _, _, feats, _, dev_feats, base = setup
+    encoder = copy.deepcopy(base)
+    info = prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=True, freeze_embeddings=True),
+                           [feats, dev_feats], tok.pad_token_id)
+    emb = encoder.get_input_embeddings()
+    assert isinstance(emb, TrimmedEmbedding) and not emb.weight.requires_grad
+    pad = emb.kept[emb.padding_idx].item()  # the model's padding row is always kept
+    ids = {i for f in [*feats, *dev_feats] for i in f["input_ids"]} | {tok.pad_token_id, pad}
+    assert set(emb.kept.tolist()) == ids
+    assert info.as_dict() == {"threads": 1, "vocab_rows": len(ids), "frozen_parameters": emb.weight.numel(),
+                              "compiled": False}
+    plain = copy.deepcopy(base)
+    info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
+    assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
+
+
+@pytest.mark.parametrize("trim", [True, False])
+def test_frozen_embeddings_stay_unchanged_after_training(setup, trim: bool) -> None:
+    base = setup[-1]
+    encoder, _, _ = _train(setup, RuntimeConfig(progress=False, trim_vocab=trim, freeze_embeddings=True))
+    after = full_state_dict(encoder)
+    before = base.state_dict()
+    assert torch.equal(after[WORD], before[WORD])
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(after[layer], before[layer])  # the rest did train
+
+
+def test_trimmed_training_equals_full_training(setup) -> None:
+    """Same seed, same loop: the expanded trimmed encoder matches the full one, and so do predictions."""
+    from xstilts.evaluation.predict import predict
+
+    tok, _, kind, _, _, dev_feats, _ = setup
+    runs = {trim: _train(setup, RuntimeConfig(progress=False, trim_vocab=trim)) for trim in (True, False)}
+    trimmed, full = full_state_dict(runs[True][0]), runs[False][0].state_dict()
+    assert trimmed.keys() == full.keys()
+    for key in full:
+        torch.testing.assert_close(trimmed[key], full[key], msg=key)
+    outputs = {trim: predict(enc, head, kind, dev_feats, tok.pad_token_id)
+               for trim, (enc, head, _) in runs.items()}
+    for a, b in zip(outputs[True], outputs[False], strict=True):
+        torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b))
+        assert (a.argmax(-1) == b.argmax(-1)).all()
+
+
+def test_phase_two_checkpoint_is_full_vocabulary(tiny_config: Path) -> None:
+    """A trimmed phase-2 run still hands phase 3 a full-vocabulary encoder."""
+    from safetensors.torch import load_file
+
+    from xstilts.config import load_config
+    from xstilts.context import RunContext
+    from xstilts.phases.intermediate import run_intermediate
+    from xstilts.plan import make_plan
+
+    cfg = load_config(tiny_config)
+    assert cfg.runtime.trim_vocab  # the default
+    run = next(r for r in make_plan(cfg) if r.phase == "intermediate")
+    result = run_intermediate(run, RunContext.create(cfg))
+    assert 0 < result.extra["speed"]["vocab_rows"] < 250037
+    state = load_file(str(Path(result.checkpoint) / "encoder.safetensors"))
+    assert state[WORD].shape == (250037, 32)
