@@ -11,7 +11,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -61,6 +61,16 @@ class IntermediateConfig(Strict):
     settings: list[str | list[str]] = Field(default_factory=lambda: ["none"])
     train: TrainConfig = TrainConfig(lr=2e-5, epochs=1)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # multi-task settings: how the next batch's task is drawn (training/loop.py sampling_probs)
+    sampler: Literal["proportional", "temperature", "uniform"] = "proportional"
+    temperature: float = Field(1.0, gt=0, le=1000)  # p ∝ n^(1/T) with sampler = "temperature"
+    task_caps: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # train examples per task
+    # masked-LM on unlabelled target-language text, mixed into phase 2 (training/mlm.py)
+    mlm_rate: float = Field(0.0, ge=0, le=1)  # fraction of steps that also take an MLM batch
+    mlm_weight: float = Field(1.0, gt=0)
+    mlm_data: str | None = None  # folder of <lang>.txt (one sentence a line), or "xtreme:tatoeba"
+    mlm_languages: list[str] = Field(default_factory=list)  # [] = every file of mlm_data
+    mlm_max_sentences: int | None = Field(None, ge=1)  # per language
 
     @field_validator("settings")
     @classmethod
@@ -69,8 +79,30 @@ class IntermediateConfig(Strict):
             raise ValueError("list at least one setting ('none' is the baseline)")
         return v
 
+    @model_validator(mode="after")
+    def _mlm_needs_text(self) -> IntermediateConfig:
+        if self.mlm_rate > 0 and not self.mlm_data:
+            raise ValueError("mlm_rate > 0 needs mlm_data (a folder of <lang>.txt files or 'xtreme:tatoeba')")
+        return self
+
     def setting_names(self) -> list[str]:
         return [s if isinstance(s, str) else "+".join(s) for s in self.settings]
+
+    def run_key(self, tasks: tuple[str, ...]) -> dict[str, Any]:
+        """What else (besides ``train`` and ``task_options``) changes a phase-2 run of ``tasks``.
+
+        Defaults are left out, so run ids made before these options existed stay valid.
+        """
+        key: dict[str, Any] = {}
+        if len(tasks) > 1 and self.sampler != "proportional":
+            key["sampler"] = [self.sampler, self.temperature if self.sampler == "temperature" else None]
+        caps = {t: self.task_caps[t] for t in tasks if t in self.task_caps}
+        if caps:
+            key["task_caps"] = caps
+        if self.mlm_rate > 0:
+            key["mlm"] = [self.mlm_rate, self.mlm_weight, self.mlm_data, sorted(self.mlm_languages),
+                          self.mlm_max_sentences]
+        return key
 
 
 class TargetConfig(Strict):

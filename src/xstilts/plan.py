@@ -59,7 +59,9 @@ def make_plan(cfg: ExperimentConfig) -> list[Run]:
             parent_hash = fingerprint(cfg.model)
             if tasks:
                 opts = {t: cfg.intermediate.task_options.get(t, {}) for t in tasks}
-                h = fingerprint(cfg.model, tasks, cfg.intermediate.train.model_dump(), opts, seed, runtime_key)
+                extra = cfg.intermediate.run_key(tasks)  # sampler, caps, MLM; {} when default (ids kept)
+                h = fingerprint(cfg.model, tasks, cfg.intermediate.train.model_dump(), opts, seed,
+                                runtime_key, *([extra] if extra else []))
                 parent_id = f"int-{name}-s{seed}-{h}"
                 parent_hash = h
                 runs.append(Run(parent_id, "intermediate", name, tasks, None, seed, h, None, ("en",)))
