@@ -1,0 +1,118 @@
+"""XQuAD: 240 SQuAD v1.1 dev paragraphs and their 1,190 questions, translated into 10 languages.
+
+Evaluation files: ``xtreme/xquad/xquad.{lang}.json`` (SQuAD v1.1 JSON). Metrics: SQuAD F1 and
+exact match through the ``span_qa`` head.
+
+Training data: XTREME trains on SQuAD v1.1 train (``train-v1.1.json``), used when option
+``train_file`` names it or it sits in ``english/squad/``. Offline it is not there, so training
+falls back to a **stand-in: SQuAD v1.1 dev minus every paragraph XQuAD was built from**. XQuAD's
+240 paragraphs all come from SQuAD v1.1 dev; we drop each dev paragraph whose context equals
+(after stripping surrounding whitespace) a context of ``xquad.en.json`` and keep the other ~1,827
+paragraphs (~9,400 questions). No evaluation context is then seen in training, though other
+paragraphs of the same 48 Wikipedia articles are (XTREME's real setting has disjoint articles).
+
+Files whose answers were removed (XTREME's ``remove_qa_test_annotations`` replaces every answer
+by ``{"answer_start": 0, "text": ""}``) cannot be scored: reading one is a DataError that says
+so, rather than a run that reports F1 against empty strings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xstilts.errors import DataError
+from xstilts.tasks.base import SpanQAExample, Task
+from xstilts.tasks.registry import register
+from xstilts.tasks.squad import read_squad, read_squad_articles
+
+XTREME_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+XTREME_R_EXTRA = ("ro",)
+SQUAD_TRAIN_NAMES = ("train-v1.1.json",)
+SQUAD_DEV_NAMES = ("dev-v1.1.json", "squaddev_v1.1.json")
+
+
+def _first_line_of(path: Path, needle: str) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return None
+    pos = text.find(needle)
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else None
+
+
+def check_answers(path: Path, examples: list[SpanQAExample]) -> list[SpanQAExample]:
+    """Reject files with removed answers, and empty answer strings, naming the file and line."""
+    empty = [ex for ex in examples if any(text == "" for text, _ in ex.answers)]
+    if not empty:
+        return examples
+    line = _first_line_of(path, '"text": ""') or _first_line_of(path, '"text":""')
+    if len(empty) == len(examples):
+        raise DataError("every answer is empty (answer_start 0, text ''): this file's answers were removed "
+                        "(XTREME's remove_qa_test_annotations), so F1/EM cannot be computed; use the "
+                        "original file with its answers", path, line)
+    raise DataError(f"question {empty[0].id!r} has an empty answer text", path, line)
+
+
+def read_labelled_squad(path: Path) -> list[SpanQAExample]:
+    """Every question of a SQuAD-format file, which must carry real (non-empty) answers."""
+    return check_answers(path, read_squad(path))
+
+
+def pick(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+@register
+class XQuAD(Task):
+    name = "xquad"
+    head = "span_qa"
+    metric = "squad_f1"
+    metrics = ("squad_f1", "exact_match")
+    languages = XTREME_LANGUAGES
+    languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
+    description = "XQuAD (F1/EM); train = SQuAD v1.1, offline: SQuAD dev minus XQuAD's paragraphs"
+
+    def _folder(self, data_dir: Path) -> Path:
+        return Path(self.options.get("dir", data_dir / "xtreme" / "xquad"))
+
+    def _squad_folder(self, data_dir: Path) -> Path:
+        return Path(self.options.get("squad_dir", data_dir / "english" / "squad"))
+
+    def train_file(self, data_dir: Path) -> Path | None:
+        """SQuAD v1.1 train, when it exists (the real XTREME training set)."""
+        if "train_file" in self.options:
+            return Path(self.options["train_file"])
+        return pick(self._squad_folder(data_dir), SQUAD_TRAIN_NAMES)
+
+    def _squad_dev(self, data_dir: Path) -> Path:
+        folder = self._squad_folder(data_dir)
+        return pick(folder, SQUAD_DEV_NAMES) or folder / SQUAD_DEV_NAMES[0]
+
+    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+        if split == "train":
+            real = self.train_file(data_dir)
+            if real is not None:
+                return [real]
+            return [self._squad_dev(data_dir), self._folder(data_dir) / "xquad.en.json"]
+        return [self._folder(data_dir) / f"xquad.{language}.json"]
+
+    def read(self, split: str, language: str, data_dir: Path) -> list[SpanQAExample]:
+        if split != "train":
+            return read_labelled_squad(self.files(split, language, data_dir)[0])
+        real = self.train_file(data_dir)
+        if real is not None:
+            return read_labelled_squad(real)
+        return standin_train(*self.files(split, language, data_dir))
+
+
+def standin_train(squad_dev: Path, xquad_en: Path) -> list[SpanQAExample]:
+    """SQuAD v1.1 dev questions whose paragraph is not one of XQuAD's (matched on xquad.en contexts)."""
+    xquad_contexts = {ex.context.strip() for ex in read_squad(xquad_en)}
+    examples = [ex for _, exs in read_squad_articles(squad_dev) for ex in exs]
+    dev_contexts = {ex.context.strip() for ex in examples}
+    missing = xquad_contexts - dev_contexts
+    if missing:
+        raise DataError(f"{len(missing)} of XQuAD's {len(xquad_contexts)} paragraphs are not in this SQuAD "
+                        "v1.1 dev file, so the stand-in cannot exclude them (is it SQuAD v1.1 dev?)",
+                        squad_dev)
+    return check_answers(squad_dev, [ex for ex in examples if ex.context.strip() not in xquad_contexts])

@@ -1,0 +1,98 @@
+"""XQuAD: the SQuAD-dev-minus-XQuAD stand-in, the removed-answers guard, and a short phase 3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xstilts.errors import DataError
+from xstilts.tasks import get_task
+from xstilts.tasks.xquad import standin_train
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def _task(**options: object):
+    return get_task("xquad", {"dir": str(FIXTURES / "xquad"), "squad_dir": str(FIXTURES / "squad"),
+                              **options})
+
+
+def test_metadata() -> None:
+    task = get_task("xquad")
+    assert task.head == "span_qa" and task.metric == "squad_f1"
+    assert task.all_metrics() == ("squad_f1", "exact_match")
+    assert len(task.languages) == 11 and set(task.languages_r) - set(task.languages) == {"ro"}
+
+
+def test_standin_drops_xquad_paragraphs_on_fixture() -> None:
+    """The Rhine paragraph is XQuAD's (its xquad.en copy differs by a trailing space): dropped."""
+    task = _task()
+    assert [p.name for p in task.files("train", "en", Path("/x"))] == ["squaddev_v1.1.json", "xquad.en.json"]
+    train = task.read("train", "en", Path("/x"))
+    assert [ex.id for ex in train] == ["q-curie-1", "q-eiffel-1", "q-eiffel-2"]
+    de = task.read("eval", "de", Path("/x"))
+    assert de[0].answers == (("zur Nordsee", de[0].context.index("zur Nordsee")),)
+
+
+def test_standin_on_the_real_files() -> None:
+    """SQuAD v1.1 dev has 2,067 paragraphs; XQuAD's 240 are all found and dropped."""
+    train = standin_train(SHARED / "english/squad/squaddev_v1.1.json", SHARED / "xtreme/xquad/xquad.en.json")
+    assert len({ex.context for ex in train}) == 2067 - 240
+    xquad = json.loads((SHARED / "xtreme/xquad/xquad.en.json").read_text(encoding="utf-8"))
+    contexts = {p["context"].strip() for a in xquad["data"] for p in a["paragraphs"]}
+    assert not contexts & {ex.context.strip() for ex in train}
+
+
+def test_real_train_file_wins(tmp_path: Path) -> None:
+    train = tmp_path / "train-v1.1.json"
+    train.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": "Bern is the capital.", "qas": [
+            {"id": "t1", "question": "What is the capital?",
+             "answers": [{"text": "Bern", "answer_start": 0}]}]}]}]}),
+        encoding="utf-8")
+    task = _task(train_file=str(train))
+    assert task.files("train", "en", Path("/x")) == [train]
+    assert [ex.id for ex in task.read("train", "en", Path("/x"))] == ["t1"]
+
+
+def test_removed_answers_are_refused() -> None:
+    with pytest.raises(DataError, match=r"xquad.es.json:1: every answer is empty.*removed"):
+        _task().read("eval", "es", Path("/x"))
+    # the offline XQuAD files are distributed that way
+    with pytest.raises(DataError, match="answers were removed"):
+        get_task("xquad").read("eval", "de", SHARED)
+
+
+def test_standin_needs_xquads_paragraphs(tmp_path: Path) -> None:
+    other = tmp_path / "squaddev_v1.1.json"
+    other.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": "Unrelated.", "qas": [{"id": "u", "question": "?", "answers": [
+            {"text": "Unrelated", "answer_start": 0}]}]}]}]}), encoding="utf-8")
+    with pytest.raises(DataError, match="1 of XQuAD's 1 paragraphs are not in this SQuAD"):
+        standin_train(other, FIXTURES / "xquad" / "xquad.en.json")
+
+
+def test_phase3_trains_and_scores_every_language(tmp_path: Path, tiny_model: Path) -> None:
+    """Two steps of span-QA training on the stand-in, F1/EM for en and de."""
+    from xstilts.config import ExperimentConfig
+    from xstilts.context import RunContext
+    from xstilts.phases.target import run_target
+    from xstilts.plan import make_plan
+
+    cfg = ExperimentConfig.model_validate({
+        "name": "xq", "model": str(tiny_model), "data_dir": str(tmp_path),
+        "output_dir": str(tmp_path / "exp"),
+        "target": {"tasks": ["xquad"], "languages": ["en", "de"],
+                   "train": {"lr": 1e-3, "batch_size": 2, "max_steps": 2, "eval_every": 2, "max_length": 64},
+                   "task_options": {"xquad": {"dir": str(FIXTURES / "xquad"),
+                                              "squad_dir": str(FIXTURES / "squad")}}},
+        "runtime": {"progress": False}})
+    (run,) = make_plan(cfg)
+    result = run_target(run, RunContext.create(cfg, tmp_path / "exp"))
+    finals = {(s.language, s.metric): s.value for s in result.scores if s.kind == "final"}
+    assert set(finals) == {(lang, m) for lang in ("en", "de") for m in ("squad_f1", "exact_match")}
+    assert all(0 <= v <= 100 for v in finals.values())
+    assert result.train_steps == 2
