@@ -1,0 +1,112 @@
+"""Tatoeba accuracy of the raw default model (no fine-tuning), and a retrieval check with known gold.
+
+Usage: ``python benchmarks/bench_tatoeba.py [--data-dir ../shared/data] [--threads 2] [--limit N]``
+
+1. **Tatoeba** (41 languages: XTREME's 36 + XTREME-R's 5): xx→en and en→xx nearest-neighbour
+   accuracy by cosine of mean-pooled embeddings, at the pipeline's default layer
+   (``hidden_states[8]`` of 12, XTREME's and Phang et al.'s middle layer) and at the last layer
+   (the one multilingual-e5 was trained to pool). A language whose gold alignment is unknown is
+   reported as such: XTREME's preprocessing sorts the English side, so only LASER's original
+   files or XTREME's withheld label files give the gold (see :mod:`xstilts.tasks.tatoeba`).
+2. **Known-gold check** on XNLI dev premises (830 distinct English premises translated into 14
+   languages, row i of dev-xx translating row i of dev-en): the same embedding and scoring code,
+   so a bug in pooling or tokenisation would show here (multilingual-e5 should be near-perfect).
+
+Inputs are not prefixed: e5's "query: " prefix changed little in a pilot (see RESULTS.md), and
+phase-2 checkpoints are fine-tuned without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xstilts.errors import DataError
+from xstilts.retrieval import embed_sentences_layers, nearest_accuracy_stats
+from xstilts.tasks import get_task
+
+LAYERS = ("xtreme", "last")  # hidden_states[8] and [12] of the 12-layer default model
+
+
+def accuracy(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(xx→en, en→xx) accuracy in %, gold = same row."""
+    return (100 * float(nearest_accuracy_stats(x, y, "numpy")[:, 0].mean()),
+            100 * float(nearest_accuracy_stats(y, x, "numpy")[:, 0].mean()))
+
+
+def xnli_premises(data_dir: Path, lang: str) -> list[str]:
+    rows = (data_dir / "xtreme" / "xnli" / f"dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()
+    return [r.split("\t")[0] for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    repo = Path(__file__).resolve().parents[1]
+    ap.add_argument("--data-dir", type=Path, default=repo / ".." / "shared" / "data")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a busy 2-core box)")
+    ap.add_argument("--limit", type=int, default=None, help="pairs per language (default: all)")
+    ap.add_argument("--max-length", type=int, default=128)
+    args = ap.parse_args()
+
+    import torch
+
+    from xstilts.models.loading import load_encoder, load_tokenizer
+
+    torch.set_num_threads(args.threads)
+    encoder, tokenizer = load_encoder(args.model), load_tokenizer(args.model)
+    print(f"model {args.model}: {encoder.config.num_hidden_layers} layers; torch threads {args.threads}; "
+          f"{platform.processor() or platform.machine()}")
+
+    def embed(texts: list[str]) -> list[np.ndarray]:
+        return embed_sentences_layers(encoder, tokenizer, texts, layers=LAYERS, max_length=args.max_length)
+
+    task = get_task("tatoeba")
+    print("\n## Tatoeba (xx→en / en→xx accuracy, %)")
+    print("| language | layer 8 (xtreme) | layer 12 (last) | pairs |")
+    print("|---|---|---|---|")
+    missing_gold = []
+    for lang in task.languages_r:
+        try:
+            pairs = task.load("eval", lang, args.data_dir, args.limit)
+        except DataError as exc:
+            missing_gold.append(lang)
+            reason = exc.one_line()
+            continue
+        xs, ys = embed([p.source for p in pairs]), embed([p.target for p in pairs])
+        cells = [" / ".join(f"{a:.1f}" for a in accuracy(x, y)) for x, y in zip(xs, ys, strict=True)]
+        print(f"| {lang} | {cells[0]} | {cells[1]} | {len(pairs)} |", flush=True)
+    if missing_gold:
+        print(f"\nno gold alignment for {len(missing_gold)} language(s) ({' '.join(missing_gold)}): {reason}")
+
+    print("\n## Known-gold check: XNLI dev premises (xx→en / en→xx accuracy, %)")
+    en_rows = xnli_premises(args.data_dir, "en")
+    keep = sorted({p: i for i, p in reversed(list(enumerate(en_rows)))}.values())  # first row of each premise
+    keep = keep[: args.limit] if args.limit else keep
+    started = time.perf_counter()
+    en = embed([en_rows[i] for i in keep])
+    n_sent = len(keep)
+    print("| language | layer 8 (xtreme) | layer 12 (last) | premises |")
+    print("|---|---|---|---|")
+    sums = np.zeros((2, 2))
+    langs = [lang for lang in get_task("xnli").languages if lang != "en"]
+    for lang in langs:
+        rows = xnli_premises(args.data_dir, lang)
+        xs = embed([rows[i] for i in keep])
+        n_sent += len(keep)
+        accs = [accuracy(x, y) for x, y in zip(xs, en, strict=True)]
+        sums += np.array(accs)
+        cells = [f"{a:.1f} / {b:.1f}" for a, b in accs]
+        print(f"| {lang} | {cells[0]} | {cells[1]} | {len(keep)} |", flush=True)
+    mean = sums / len(langs)
+    print(f"| **mean** | {mean[0, 0]:.1f} / {mean[0, 1]:.1f} | {mean[1, 0]:.1f} / {mean[1, 1]:.1f} | |")
+    elapsed = time.perf_counter() - started
+    print(f"\nembedded {n_sent} XNLI sentences in {elapsed:.0f} s ({n_sent / elapsed:.1f} sentences/s)")
+
+
+if __name__ == "__main__":
+    main()
