@@ -35,3 +35,17 @@ class ConfigError(XstiltsError):
 
 class TrainingError(XstiltsError):
     """Training diverged (NaN/inf loss) or could not proceed."""
+
+
+def one_line(exc: BaseException) -> str:
+    """Any exception as the single line the CLI prints and the store records for a failed run.
+
+    An OSError (full disk, permissions) is a user-facing condition too: name the file and the
+    reason, as a shell would, rather than a traceback.
+    """
+    if isinstance(exc, XstiltsError):
+        return exc.one_line()
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -8,13 +8,12 @@ files. Writes are atomic (temp file + rename), so an interrupted run never leave
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from xstilts.faults import atomic_path
 from xstilts.heads import Feature, get_head_kind
 from xstilts.tasks.base import Example, Task
 
@@ -75,13 +74,7 @@ def load_features(task: Task, split: str, language: str, data_dir: Path, tokeniz
     examples = task.load(split, language, data_dir, limit)
     features = get_head_kind(task.head).encode(task, examples, tokenizer, max_length)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump((examples, features), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # no fsync: an entry a power cut truncates fails to unpickle above and is rebuilt
+        with atomic_path(path, fault="cache_write", fsync=False) as tmp, open(tmp, "wb") as fh:
+            pickle.dump((examples, features), fh, protocol=pickle.HIGHEST_PROTOCOL)
     return examples, features

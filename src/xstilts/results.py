@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from rich.table import Table
 
+from xstilts.faults import atomic_path
 from xstilts.store import Store
 
 
@@ -26,10 +25,8 @@ def write_results_csv(expdir: Path, path: Path | None = None) -> Path:
     df = final_scores(expdir)
     path = Path(path) if path else Path(expdir) / "results.csv"
     cols = ["intermediate", "target", "language", "metric", "seed", "value", "step", "run_id"]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    df.sort_values(cols[:5])[cols].to_csv(tmp, index=False, float_format="%.4f")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a failed write (full disk) removes its temp file
+        df.sort_values(cols[:5])[cols].to_csv(tmp, index=False, float_format="%.4f")
     return path
 
 

@@ -281,8 +281,10 @@ class RetrievalTask(Task):
 
     Options (``[target.task_options.<task>]``): ``layer`` (``"xtreme"``, ``"last"`` or a
     ``hidden_states`` index), ``pool`` (``mean``/``cls``), ``prefix`` (text put before every
-    sentence, e.g. ``"query: "`` for e5 models; default none), ``batch_size``, ``backend``
-    (``auto``/``faiss``/``numpy``), plus the task's own :attr:`extra_options`.
+    sentence, e.g. ``"query: "`` for e5 models; default none: on XNLI premises it did not help
+    the default model and hurt at the XTREME layer, see benchmarks/RESULTS.md, and phase-2
+    checkpoints are fine-tuned without it), ``batch_size``, ``backend`` (``auto``/``faiss``/
+    ``numpy``), plus the task's own :attr:`extra_options`.
     """
 
     head: ClassVar[str] = "retrieval"  # type: ignore[assignment]

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from xstilts.faults import fault_point
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id        TEXT PRIMARY KEY,
@@ -241,6 +243,7 @@ class Store:
                     run_id,
                 ),
             )
+            fault_point("store_commit", self.path)  # tests: die with every row written, not committed
 
     # ---- reading ------------------------------------------------------------------------
     def scores(self, kind: str | None = None) -> list[dict[str, Any]]:

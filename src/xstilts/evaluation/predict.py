@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xstilts.faults import fault_point
 from xstilts.heads.base import Evaluation, Feature, HeadKind
 from xstilts.tasks.base import Example, Task
 from xstilts.training.batching import eval_batches
@@ -41,5 +42,6 @@ def evaluate(encoder: nn.Module, head: nn.Module, kind: HeadKind, task: Task, ex
              features: Sequence[Feature], pad_id: int, batch_size: int = 128, bucket: bool = True,
              bf16: bool = False) -> Evaluation:
     """Predict and score one evaluation set."""
+    fault_point("evaluate")
     outputs = predict(encoder, head, kind, features, pad_id, batch_size, bucket, bf16)
     return kind.evaluate(task, examples, features, outputs)
