@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -11,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from xstilts.errors import XstiltsError
+from xstilts.faults import atomic_path
 from xstilts.models.vocab import full_state_dict
 
 ENCODER_FILE = "encoder.safetensors"
@@ -22,16 +21,9 @@ def save_encoder(encoder: nn.Module, directory: Path) -> Path:
     target = directory / ENCODER_FILE
     # a trimmed vocabulary (runtime.trim_vocab) is scattered back: checkpoints are always full-size
     state = {k: v.detach().contiguous() for k, v in full_state_dict(encoder).items()}
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # temp + fsync + rename; a killed writer's temp file is removed by the next save
+    with atomic_path(target, fault="checkpoint_write") as tmp:
+        save_file(state, str(tmp))
     return target
 
 

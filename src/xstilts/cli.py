@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from xstilts.errors import XstiltsError
+from xstilts.errors import XstiltsError, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="English intermediate-task training and zero-shot cross-lingual transfer.")
@@ -18,7 +20,8 @@ out = Console()
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages hold TOML sections, label lists and paths in [brackets] that rich would eat
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -65,6 +68,8 @@ def run(
         _print_results(ctx.out_dir)
     except XstiltsError as exc:
         fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:  # full disk, unwritable output dir: one line, not a traceback
+        fail(one_line(exc))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished runs are kept)", 130)
 
@@ -108,6 +113,8 @@ def results(
         _print_results(expdir, csv)
     except XstiltsError as exc:
         fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:
+        fail(one_line(exc))
 
 
 @app.command()

@@ -189,7 +189,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"invalid TOML ({exc})", path, int(m.group(1)) if m else None) from None
     try:
-        return ExperimentConfig.model_validate(raw)
+        cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -200,3 +200,21 @@ def load_config(path: str | Path) -> ExperimentConfig:
         elif err["type"] == "missing":
             msg = "required key is missing"
         raise ConfigError(f"key '{key}': {msg}", path, _line_of(text, loc)) from None
+    _check_task_names(cfg, path, text)
+    return cfg
+
+
+def _check_task_names(cfg: ExperimentConfig, path: Path, text: str) -> None:
+    """A misspelt task name is an error at its line of the config (the registry alone knows no file)."""
+    from xstilts.plan import BASELINE, setting_tasks
+    from xstilts.tasks import get_task
+
+    settings = zip(cfg.intermediate.settings, cfg.intermediate.setting_names(), strict=True)
+    names = [(("intermediate", "settings"), task)
+             for setting, name in settings if name != BASELINE for task in setting_tasks(setting)]
+    names += [(("target", "tasks"), task) for task in cfg.target.tasks]
+    for loc, task in names:
+        try:
+            get_task(task)
+        except ConfigError as exc:
+            raise ConfigError(f"key '{'.'.join(loc)}': {exc.message}", path, _line_of(text, loc)) from None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from xstilts.context import RunContext
-from xstilts.errors import XstiltsError
+from xstilts.errors import XstiltsError, one_line
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
@@ -59,10 +59,11 @@ def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console |
         started = time.perf_counter()
         try:
             result = runner(run, ctx, parent_checkpoint(run, store))
-        except XstiltsError as exc:
-            store.mark_failed(run.run_id, exc.one_line())
+            # inside the try: a commit that fails (disk full) leaves a failed run, not 'running'
+            store.complete_run(run.run_id, result, time.perf_counter() - started)
+        except Exception as exc:  # any failure (bad data, NaN loss, full disk) is recorded, then raised
+            store.mark_failed(run.run_id, one_line(exc))
             raise
-        store.complete_run(run.run_id, result, time.perf_counter() - started)
         counts["done"] += 1
         console.print(f"{label}: done in {time.perf_counter() - started:.0f}s")
     return counts

@@ -25,6 +25,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.errors import TrainingError
+from xstilts.faults import fault_point, poison
 from xstilts.heads.base import Feature, HeadKind
 from xstilts.training.batching import train_batches
 
@@ -159,11 +160,17 @@ def train(
                     aux = extra_loss(step)
                     if aux is not None:
                         loss = loss + aux
+                loss = poison("loss", loss)  # XSTILTS_FAULT=loss:n:nan tests the check below
             if not torch.isfinite(loss):
                 raise TrainingError(f"{describe}: loss became {loss.item()} at step {step}; stopping "
                                     "(try a lower learning rate)")
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, hp.max_grad_norm)
+            norm = accelerator.clip_grad_norm_(params, hp.max_grad_norm)
+            # a finite loss with NaN/inf gradients would write NaN weights that the next
+            # evaluation could still select
+            if norm is not None and not torch.isfinite(norm):
+                raise TrainingError(f"{describe}: gradient norm became {float(norm)} at step "
+                                    f"{step}; stopping (try a lower learning rate)")
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
@@ -172,6 +179,7 @@ def train(
             out.steps = step
             out.losses.append(float(loss.detach()))
             advance(1, loss=out.losses[-1])
+            fault_point("train_step")
 
             if step % eval_every == 0 or step == total:
                 score = evaluate(step)
