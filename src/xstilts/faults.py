@@ -35,6 +35,7 @@ Unset, the hooks cost one dictionary lookup.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import signal
 import socket
@@ -161,7 +162,7 @@ def sweep_stale(target: Path) -> list[Path]:
     host = socket.gethostname()
     prefix = f".{target.name}."
     removed = []
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         owner = tmp.name[len(prefix):-len(".tmp")]
         tmp_host, _, pid = owner.rpartition(".")
         if tmp_host == host and pid.isdigit() and not _alive(int(pid)):

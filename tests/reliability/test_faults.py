@@ -107,3 +107,14 @@ def test_stale_temp_files_of_dead_writers_are_swept(tmp_path: Path) -> None:
     assert not stale.exists()
     assert live.exists() and elsewhere.exists() and other_file.exists()
     assert target.read_bytes() == b"weights"
+
+
+def test_sweep_treats_brackets_in_names_literally(tmp_path: Path) -> None:
+    target = tmp_path / "results[seed 1].csv"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    stale = tmp_path / f".{target.name}.{socket.gethostname()}.{int(dead.stdout)}.tmp"
+    stale.write_text("x")
+    with faults.atomic_path(target) as tmp:
+        tmp.write_text("a,b\n")
+    assert not stale.exists() and target.read_text() == "a,b\n"
