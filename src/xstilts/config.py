@@ -43,6 +43,7 @@ class TrainConfig(Strict):
 class RuntimeConfig(Strict):
     """How to run (never changes results, only speed), plus where caches live."""
 
+    # intra-op threads; None = auto: 1 while the machine is oversubscribed (load ≥ cores), else all cores
     threads: int | None = Field(None, ge=1, le=1024)
     eval_batch_size: int = Field(128, ge=1)
     bucket_by_length: bool = True
@@ -50,6 +51,7 @@ class RuntimeConfig(Strict):
     compile: bool = False  # torch.compile the encoder (xstilts.training.speed)
     trim_vocab: bool = True  # train only the embedding rows the run's data uses (exact; models/vocab.py)
     freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (changes results: in run ids)
+    fused_adamw: bool = True  # AdamW's update as one fused kernel (CPU/CUDA; xstilts.training.speed)
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     progress: bool = True

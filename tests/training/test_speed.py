@@ -19,10 +19,13 @@ WORD = "embeddings.word_embeddings.weight"
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
-    before = torch.get_num_threads()
+    from xstilts.training import speed
+
+    before, initial = torch.get_num_threads(), speed._initial_threads
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+    speed._initial_threads = initial  # auto threads of later tests start from the real default
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,31 @@ def test_phase_two_checkpoint_is_full_vocabulary(tiny_config: Path) -> None:
     assert 0 < result.extra["speed"]["vocab_rows"] < 250037
     state = load_file(str(Path(result.checkpoint) / "encoder.safetensors"))
     assert state[WORD].shape == (250037, 32)
+
+
+@pytest.mark.parametrize(("load", "expected"), [(0.3, 3), (1.9, 3), (4.0, 1), (11.0, 1)])
+def test_auto_threads_drop_to_one_on_an_oversubscribed_machine(monkeypatch, load: float, expected: int,
+                                                               ) -> None:
+    import os
+
+    from xstilts.training import speed
+
+    monkeypatch.setattr(speed, "_initial_threads", 3)  # e.g. what PyTorch or an executor chose
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    assert speed.choose_threads(RuntimeConfig()) == expected  # 4 cores: oversubscribed from load 4
+    assert speed.choose_threads(RuntimeConfig(threads=2)) == 2  # an explicit count always wins
+    monkeypatch.setattr(os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
+    assert speed.choose_threads(RuntimeConfig()) == 3
+
+
+def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup) -> None:
+    from xstilts.training.speed import adamw_options
+
+    assert adamw_options(RuntimeConfig(), torch.device("cpu")) == {"fused": True}
+    assert adamw_options(RuntimeConfig(fused_adamw=False), torch.device("cpu")) == {}
+    assert adamw_options(RuntimeConfig(), torch.device("meta")) == {}
+    fused = _train(setup, RuntimeConfig(progress=False))[0].state_dict()
+    plain = _train(setup, RuntimeConfig(progress=False, fused_adamw=False))[0].state_dict()
+    for key in plain:
+        torch.testing.assert_close(fused[key], plain[key], msg=key)

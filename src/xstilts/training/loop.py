@@ -28,6 +28,7 @@ from xstilts.errors import TrainingError
 from xstilts.faults import fault_point, poison
 from xstilts.heads.base import Feature, HeadKind
 from xstilts.training.batching import train_batches
+from xstilts.training.speed import adamw_options
 
 
 @dataclass
@@ -133,7 +134,8 @@ def train(
     prepared = accelerator.prepare(encoder, *[j.head for j in jobs])
     encoder, heads = prepared[0], list(prepared[1:])
     modules: list[nn.Module] = [encoder, *heads]
-    optimizer = torch.optim.AdamW(param_groups(modules, hp.weight_decay), lr=hp.lr)
+    optimizer = torch.optim.AdamW(param_groups(modules, hp.weight_decay), lr=hp.lr,
+                                  **adamw_options(runtime, accelerator.device))
     schedule = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     optimizer, schedule = accelerator.prepare(optimizer, schedule)
