@@ -16,14 +16,27 @@ ENCODER_FILE = "encoder.safetensors"
 
 
 def save_encoder(encoder: nn.Module, directory: Path) -> Path:
-    """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure.
+
+    Under ``accelerate launch`` every process holds the same weights: only the main one writes,
+    and the others wait until the file is there.
+    """
+    from xstilts.executors import process_state
+
     target = directory / ENCODER_FILE
+    procs = process_state()
+    if not procs.is_main_process:
+        procs.wait_for_everyone()
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
     # a trimmed vocabulary (runtime.trim_vocab) is scattered back: checkpoints are always full-size
     state = {k: v.detach().contiguous() for k, v in full_state_dict(encoder).items()}
-    # temp + fsync + rename; a killed writer's temp file is removed by the next save
-    with atomic_path(target, fault="checkpoint_write") as tmp:
-        save_file(state, str(tmp))
+    try:
+        # temp + fsync + rename; a killed writer's temp file is removed by the next save
+        with atomic_path(target, fault="checkpoint_write") as tmp:
+            save_file(state, str(tmp))
+    finally:
+        procs.wait_for_everyone()
     return target
 
 

@@ -48,24 +48,29 @@ def run(
         cfg, plan, ctx = _prepare(config, output_dir)
         import torch
 
-        from xstilts.executors.local import run_local
+        from xstilts.executors import get_executor, is_main_process
         from xstilts.store import Store
         from xstilts.tasks import get_task
 
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
+        main = is_main_process()  # False in the other ranks of `accelerate launch`: they never write
+        err.quiet = not main
         with Store(ctx.out_dir) as store:
-            for r in plan:
-                store.register_run(r.run_id, r.phase, r.setting, r.target, r.seed, r.config_hash, r.parent)
-            store.set_meta("plan", [r.run_id for r in plan])
-            store.set_meta("config", cfg.model_dump(mode="json"))
             tasks = {t: get_task(t) for t in cfg.target.tasks}
-            store.set_meta("primary_metric", {n: t.metric for n, t in tasks.items()})
-            store.set_meta("chance", {n: t.chance for n, t in tasks.items()})
-            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir}")
-            counts = run_local(plan, ctx, store, err)
-        err.print(f"finished: {counts['done']} run(s) done now, {counts['skipped']} already done")
-        _print_results(ctx.out_dir)
+            if main:
+                for r in plan:
+                    store.register_run(r.run_id, r.phase, r.setting, r.target, r.seed, r.config_hash,
+                                       r.parent)
+                store.set_meta("plan", [r.run_id for r in plan])
+                store.set_meta("config", cfg.model_dump(mode="json"))
+                store.set_meta("primary_metric", {n: t.metric for n, t in tasks.items()})
+                store.set_meta("chance", {n: t.chance for n, t in tasks.items()})
+            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor)")
+            counts = get_executor(cfg)(plan, ctx, store, err)
+        if main:
+            err.print(f"finished: {counts['done']} run(s) done now, {counts['skipped']} already done")
+            _print_results(ctx.out_dir)
     except XstiltsError as exc:
         fail(exc.one_line())
     except (OSError, sqlite3.Error) as exc:  # full disk, unwritable output dir: one line, not a traceback

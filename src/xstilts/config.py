@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from xstilts.errors import ConfigError
 
@@ -38,6 +46,17 @@ class TrainConfig(Strict):
     max_train_examples: int | None = Field(None, ge=1)
     max_eval_examples: int | None = Field(None, ge=1)  # per language
     dropout: float = Field(0.1, ge=0, lt=1)
+    # micro-batches of ``batch_size`` per optimizer update (effective batch = batch_size × this)
+    grad_accum_steps: int = Field(1, ge=1, le=1024)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_accum(self, handler: Any) -> dict[str, Any]:
+        # Run ids hash model_dump(); leaving out the default keeps stores made before this option
+        # existed resumable (their runs keep their ids).
+        data = handler(self)
+        if data.get("grad_accum_steps") == 1:
+            data.pop("grad_accum_steps")
+        return data
 
 
 class RuntimeConfig(Strict):
@@ -48,6 +67,7 @@ class RuntimeConfig(Strict):
     eval_batch_size: int = Field(128, ge=1)
     bucket_by_length: bool = True
     bf16: bool = False
+    mixed_precision: Literal["no", "bf16", "fp16"] | None = None  # None: "bf16" if bf16 else "no"
     compile: bool = False  # torch.compile the encoder (xstilts.training.speed)
     trim_vocab: bool = True  # train only the embedding rows the run's data uses (exact; models/vocab.py)
     freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (changes results: in run ids)
@@ -55,6 +75,33 @@ class RuntimeConfig(Strict):
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> RuntimeConfig:
+        if self.bf16 and self.mixed_precision not in (None, "bf16"):
+            raise ValueError(f"bf16 = true contradicts mixed_precision = {self.mixed_precision!r}")
+        if self.mixed_precision == "bf16" and not self.bf16:
+            object.__setattr__(self, "bf16", True)  # one spelling downstream (eval autocast, run ids)
+        return self
+
+    @property
+    def precision(self) -> str:
+        """Accelerate's mixed_precision value: 'no', 'bf16' or 'fp16'."""
+        return self.mixed_precision or ("bf16" if self.bf16 else "no")
+
+
+class RayConfig(Strict):
+    """``executor = "ray"``: where the cluster is, what each run asks for, how failures retry."""
+
+    address: str | None = None  # None = start a local instance; "auto"; "ray://host:10001"
+    num_cpus: int | None = Field(None, ge=1)  # CPUs of a local instance (None = all of them)
+    cpus_per_run: float = Field(1.0, gt=0)
+    gpus_per_run: float = Field(0.0, ge=0)
+    memory_gb_per_run: float | None = Field(None, gt=0)  # scheduling hint, not a hard limit
+    max_retries: int = Field(2, ge=-1)  # re-runs after a worker or node dies; -1 = forever
+    retry_exceptions: bool = False  # also re-run after a Python exception in the run
+    shared_dir: str | None = None  # checkpoints: path or fsspec URL; None = <output_dir>/checkpoints
+    runtime_env: dict[str, Any] = Field(default_factory=dict)  # passed to ray.init
 
 
 class IntermediateConfig(Strict):
@@ -140,7 +187,8 @@ class ExperimentConfig(Strict):
     intermediate: IntermediateConfig = IntermediateConfig()
     target: TargetConfig
     runtime: RuntimeConfig = RuntimeConfig()
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "ray"] = "local"
+    ray: RayConfig = RayConfig()
 
     @model_validator(mode="after")
     def _unique_seeds(self) -> ExperimentConfig:

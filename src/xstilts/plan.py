@@ -45,7 +45,9 @@ def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
 def make_plan(cfg: ExperimentConfig) -> list[Run]:
     """All runs of the study; phase-2 runs come before the targets that need them."""
     runtime_key: tuple = (cfg.runtime.bucket_by_length, cfg.runtime.bf16)
-    if cfg.runtime.freeze_embeddings:  # changes results; appended so other runs keep their ids
+    if cfg.runtime.precision == "fp16":  # changes results; appended so other runs keep their ids
+        runtime_key += ("fp16",)
+    if cfg.runtime.freeze_embeddings:  # a different training procedure, same rule
         runtime_key += ("freeze_embeddings",)
     runs: list[Run] = []
     for setting, name in zip(cfg.intermediate.settings, cfg.intermediate.setting_names(), strict=True):

@@ -1,0 +1,54 @@
+"""Executors: what runs the plan. Every executor has the same signature and the same contract.
+
+Contract: runs already ``done`` in the store are skipped; a run's parent (its phase-2 run) has
+finished before the run starts; each finished run reaches the store in one transaction, written
+by the driver process only; the return value counts runs done now and skipped.
+
+``local`` runs the plan in this process (and under ``accelerate launch``, in every process of
+one data-parallel job); ``ray`` runs every run as a Ray task on a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from xstilts.config import ExperimentConfig
+    from xstilts.context import RunContext
+    from xstilts.plan import Run
+    from xstilts.store import Store
+
+
+class Executor(Protocol):
+    def __call__(self, plan: list[Run], ctx: RunContext, store: Store,
+                 console: Console | None = None) -> dict[str, int]: ...
+
+
+def get_executor(cfg: ExperimentConfig) -> Executor:
+    """The executor a config names (imported lazily: Ray is an optional extra)."""
+    if cfg.executor == "ray":
+        from xstilts.executors.ray import run_ray
+
+        return run_ray
+    from xstilts.executors.local import run_local
+
+    return run_local
+
+
+def process_state():  # -> accelerate.state.PartialState
+    """This process's place in an ``accelerate launch``/``torchrun`` job (one process otherwise).
+
+    ``ACCELERATE_USE_CPU`` (what ``accelerate launch --cpu`` sets) is honoured here as Accelerator
+    does, or a CPU-only multi-process job would start as several independent single processes.
+    """
+    from accelerate.state import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def is_main_process() -> bool:
+    """False only in the non-zero ranks of ``accelerate launch``: they train but never write."""
+    return process_state().is_main_process

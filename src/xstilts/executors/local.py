@@ -2,6 +2,10 @@
 
 A run's results reach the store in one transaction when it finishes; a run interrupted
 (crash, Ctrl-C, SIGKILL) leaves no results and is simply run again next time.
+
+Under ``accelerate launch`` every process walks the same plan (each run is one data-parallel
+job); only the main process writes the store, and all wait for it after each run so that the
+next run's skip check and parent lookup read the same store everywhere.
 """
 
 from __future__ import annotations
@@ -46,8 +50,13 @@ def parent_checkpoint(run: Run, store: Store) -> str | None:
 def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
               runner: Callable[[Run, RunContext, str | None], RunResult] = execute_run) -> dict[str, int]:
     """Execute every unfinished run; returns counts of runs done now and skipped."""
-    console = console or Console(stderr=True)
+    from xstilts.executors import process_state
+
+    procs = process_state()
+    main = procs.is_main_process
+    console = console or Console(stderr=True, quiet=not main)
     counts = {"done": 0, "skipped": 0}
+    procs.wait_for_everyone()  # the main process has registered the plan
     for i, run in enumerate(plan, start=1):
         label = f"[{i}/{len(plan)}] {run.run_id}"
         if store.is_done(run.run_id):
@@ -55,15 +64,18 @@ def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console |
             console.print(f"{label}: already done, skipped")
             continue
         console.print(f"{label}: running")
-        store.mark_running(run.run_id)
+        if main:
+            store.mark_running(run.run_id)
         started = time.perf_counter()
         try:
             result = runner(run, ctx, parent_checkpoint(run, store))
-            # inside the try: a commit that fails (disk full) leaves a failed run, not 'running'
-            store.complete_run(run.run_id, result, time.perf_counter() - started)
+            if main:  # inside the try: a commit that fails (disk full) leaves a failed run, not 'running'
+                store.complete_run(run.run_id, result, time.perf_counter() - started)
         except Exception as exc:  # any failure (bad data, NaN loss, full disk) is recorded, then raised
-            store.mark_failed(run.run_id, one_line(exc))
+            if main:
+                store.mark_failed(run.run_id, one_line(exc))
             raise
+        procs.wait_for_everyone()
         counts["done"] += 1
         console.print(f"{label}: done in {time.perf_counter() - started:.0f}s")
     return counts

@@ -56,15 +56,23 @@ class Outcome:
         return self.train_tokens / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
-def make_accelerator(runtime: RuntimeConfig) -> Accelerator:
-    """One code path for CPU, one GPU or many (DDP under ``accelerate launch``), with bf16 if asked."""
-    from accelerate.state import AcceleratorState
+def make_accelerator(runtime: RuntimeConfig, grad_accum_steps: int = 1) -> Accelerator:
+    """One code path for CPU, one GPU or many (DDP under ``accelerate launch``), bf16/fp16 if asked.
 
-    precision = "bf16" if runtime.bf16 else "no"
+    ``split_batches``: a config's ``batch_size`` is the global batch, cut across processes, so a
+    run means the same thing (and the LR schedule has the same length) on 1 GPU or 8.
+    ``find_unused_parameters``: the pooler (and, multi-task, the heads not drawn) get no gradient.
+    """
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    precision = runtime.precision
     state = AcceleratorState._shared_state
     if state and str(state.get("_mixed_precision", precision)) != precision:
         AcceleratorState._reset_state()  # a new precision within one process (tests, notebooks)
-    return Accelerator(mixed_precision=precision)
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum_steps,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True),
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
 def set_seed(seed: int) -> None:
@@ -125,12 +133,14 @@ def train(
     rng = np.random.default_rng(seed)
     streams = [_batch_stream(job, hp, runtime.bucket_by_length, np.random.default_rng([seed, i]))
                for i, job in enumerate(jobs)]
-    batches_per_epoch = sum(math.ceil(len(j.features) / hp.batch_size) for j in jobs)
+    accum = hp.grad_accum_steps  # micro-batches per optimizer update; steps count updates
+    batches_per_epoch = math.ceil(sum(math.ceil(len(j.features) / hp.batch_size) for j in jobs) / accum)
     total = hp.max_steps or max(1, int(round(hp.epochs * batches_per_epoch)))
     eval_every = hp.eval_every or max(1, batches_per_epoch)
     probs = sampling_probs([len(j.features) for j in jobs], sampler, temperature)
 
-    accelerator = accelerator or make_accelerator(runtime)
+    accelerator = accelerator or make_accelerator(runtime, accum)
+    accelerator.gradient_accumulation_steps = accum  # a caller's accelerator follows this phase
     prepared = accelerator.prepare(encoder, *[j.head for j in jobs])
     encoder, heads = prepared[0], list(prepared[1:])
     modules: list[nn.Module] = [encoder, *heads]
@@ -152,34 +162,42 @@ def train(
     with progress_bar(describe, total, enabled=runtime.progress) as advance:
         for step in range(1, total + 1):
             t0 = time.perf_counter()
-            j = int(rng.choice(len(jobs), p=probs)) if len(jobs) > 1 else 0
-            job = jobs[j]
-            idx = next(streams[j])
-            batch = {k: v.to(device) for k, v in job.kind.collate([job.features[i] for i in idx], pad_id).items()}
-            with accelerator.autocast():
-                loss = job.kind.loss(heads[j](encoder, batch), batch)
-                if extra_loss is not None:
-                    aux = extra_loss(step)
-                    if aux is not None:
-                        loss = loss + aux
-                loss = poison("loss", loss)  # XSTILTS_FAULT=loss:n:nan tests the check below
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{describe}: loss became {loss.item()} at step {step}; stopping "
-                                    "(try a lower learning rate)")
-            accelerator.backward(loss)
-            norm = accelerator.clip_grad_norm_(params, hp.max_grad_norm)
-            # a finite loss with NaN/inf gradients would write NaN weights that the next
-            # evaluation could still select
-            if norm is not None and not torch.isfinite(norm):
-                raise TrainingError(f"{describe}: gradient norm became {float(norm)} at step "
-                                    f"{step}; stopping (try a lower learning rate)")
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for _ in range(accum):
+                j = int(rng.choice(len(jobs), p=probs)) if len(jobs) > 1 else 0
+                job = jobs[j]
+                idx = next(streams[j])
+                # every process draws the same global batch and trains on its slice (DDP averages)
+                with accelerator.split_between_processes(idx, apply_padding=True) as mine:
+                    batch = {k: v.to(device)
+                             for k, v in job.kind.collate([job.features[i] for i in mine], pad_id).items()}
+                with accelerator.accumulate(*modules):
+                    with accelerator.autocast():
+                        loss = job.kind.loss(heads[j](encoder, batch), batch)
+                        if extra_loss is not None:
+                            aux = extra_loss(step)
+                            if aux is not None:
+                                loss = loss + aux
+                        loss = poison("loss", loss)  # XSTILTS_FAULT=loss:n:nan tests the check below
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"{describe}: loss became {loss.item()} at step {step}; stopping "
+                                            "(try a lower learning rate)")
+                    accelerator.backward(loss)  # divides by accum: the update of one big batch
+                    if accelerator.sync_gradients:
+                        norm = accelerator.clip_grad_norm_(params, hp.max_grad_norm)
+                        # a finite loss with NaN/inf gradients would write NaN weights that the next
+                        # evaluation could still select; fp16's scaler skips such steps by design
+                        if norm is not None and runtime.precision != "fp16" and not torch.isfinite(norm):
+                            raise TrainingError(f"{describe}: gradient norm became {float(norm)} at step "
+                                                f"{step}; stopping (try a lower learning rate)")
+                    optimizer.step()  # these three wait for the last micro-batch of the update
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                out.train_tokens += sum(int(job.features[i]["length"]) for i in idx)
+                step_loss += float(loss.detach()) / accum
             out.train_seconds += time.perf_counter() - t0
-            out.train_tokens += int(batch["attention_mask"].sum())
             out.steps = step
-            out.losses.append(float(loss.detach()))
+            out.losses.append(step_loss)
             advance(1, loss=out.losses[-1])
             fault_point("train_step")
 

@@ -1,0 +1,68 @@
+"""The local executor as one data-parallel job: ``torchrun`` (what ``accelerate launch --multi_gpu``
+runs underneath) with 2 CPU processes on gloo, ``ACCELERATE_USE_CPU`` as ``accelerate launch --cpu``
+sets it. Both processes train every run together; only rank 0 writes the store and checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xstilts.store import Store
+
+
+def test_torchrun_two_processes_one_writer(tiny_model: Path, mini_data: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        torchrun = Path(shutil.which("torchrun") or "")
+    if not torchrun.is_file():
+        pytest.fail("torchrun (part of torch) not found beside the Python interpreter")
+    train = """lr = 1e-3
+batch_size = 8
+max_steps = 4
+eval_every = 2
+max_length = 32
+max_train_examples = 24
+max_eval_examples = 12
+"""
+    config = tmp_path / "ddp.toml"
+    config.write_text(f"""
+name = "ddp"
+model = "{tiny_model}"
+data_dir = "{mini_data}"
+output_dir = "{tmp_path / 'exp'}"
+seeds = [1]
+[intermediate]
+settings = ["sick"]
+[intermediate.train]
+{train}grad_accum_steps = 2
+[target]
+tasks = ["xnli"]
+languages = ["en", "de"]
+[target.train]
+{train}
+[runtime]
+threads = 1
+progress = false
+""", encoding="utf-8")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "xstilts.cli", "run",
+                           str(config)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("experiment ddp:") == 1  # rank 1 is silent
+    assert "finished: 2 run(s) done now" in proc.stderr
+    with Store(tmp_path / "exp", readonly=True) as store:
+        runs = store.runs()
+        assert [r["status"] for r in runs] == ["done", "done"]
+        # two independent processes would each have marked every run running: attempts would be 2
+        assert [r["attempts"] for r in runs] == [1, 1]
+        assert [r["train_steps"] for r in runs] == [4, 4]
+        final = store.scores_frame(kind="final")
+        assert sorted(final[final["phase"] == "target"]["language"]) == ["de", "en"]  # no duplicate rows
+        checkpoint = Path(next(r["checkpoint"] for r in runs if r["phase"] == "intermediate"))
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["encoder.safetensors"]  # no temp files left
