@@ -15,7 +15,7 @@ from torch import nn
 
 from xstilts.heads.base import Evaluation, Feature, HeadKind, encoder_hidden, pad
 from xstilts.metrics.ner import entity_stats, token_accuracy_stats
-from xstilts.tasks.base import Task, TaggingExample
+from xstilts.tasks.base import TaggingExample, Task
 
 IGNORE = -100
 
