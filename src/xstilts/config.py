@@ -64,7 +64,7 @@ class RuntimeConfig(Strict):
 
     # intra-op threads; None = auto: 1 while the machine is oversubscribed (load ≥ cores), else all cores
     threads: int | None = Field(None, ge=1, le=1024)
-    eval_batch_size: int = Field(128, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)  # None = auto: 32 on CPU, 128 on accelerators
     bucket_by_length: bool = True
     bf16: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] | None = None  # None: "bf16" if bf16 else "no"

@@ -148,3 +148,16 @@ def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup
     plain = _train(setup, RuntimeConfig(progress=False, fused_adamw=False))[0].state_dict()
     for key in plain:
         torch.testing.assert_close(fused[key], plain[key], msg=key)
+
+
+def test_evaluation_batch_size_defaults_by_device(setup) -> None:
+    from xstilts.evaluation.predict import predict
+    from xstilts.training.speed import auto_eval_batch_size
+
+    assert RuntimeConfig().eval_batch_size is None
+    assert auto_eval_batch_size("cpu") == 32 and auto_eval_batch_size("cuda") == 128
+    tok, task, kind, _, _, dev_feats, base = setup
+    head = kind.build(task, 32)
+    auto = predict(base, head, kind, dev_feats, tok.pad_token_id)
+    explicit = predict(base, head, kind, dev_feats, tok.pad_token_id, batch_size=32)
+    assert all((a == b).all() for a, b in zip(auto, explicit, strict=True))

@@ -13,18 +13,23 @@ from xstilts.faults import fault_point
 from xstilts.heads.base import Evaluation, Feature, HeadKind
 from xstilts.tasks.base import Example, Task
 from xstilts.training.batching import eval_batches
+from xstilts.training.speed import auto_eval_batch_size
 
 
 def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Sequence[Feature], pad_id: int,
-            batch_size: int = 128, bucket: bool = True, bf16: bool = False) -> list[np.ndarray]:
-    """Per-feature outputs of ``head(encoder, batch)``, in the order of ``features``."""
+            batch_size: int | None = None, bucket: bool = True, bf16: bool = False) -> list[np.ndarray]:
+    """Per-feature outputs of ``head(encoder, batch)``, in the order of ``features``.
+
+    ``batch_size`` None: :func:`~xstilts.training.speed.auto_eval_batch_size` for the encoder's device.
+    """
     was_training = encoder.training
     encoder.eval()
     head.eval()
     out: list[np.ndarray | None] = [None] * len(features)
     lengths = [f["length"] for f in features]
-    budget = batch_size * 128 if bucket else None
     device_type = next(encoder.parameters()).device.type
+    batch_size = batch_size or auto_eval_batch_size(device_type)
+    budget = batch_size * 128 if bucket else None
     autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else nullcontext()
     device = next(encoder.parameters()).device
     with torch.inference_mode(), autocast:
@@ -39,7 +44,7 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
 
 
 def evaluate(encoder: nn.Module, head: nn.Module, kind: HeadKind, task: Task, examples: Sequence[Example],
-             features: Sequence[Feature], pad_id: int, batch_size: int = 128, bucket: bool = True,
+             features: Sequence[Feature], pad_id: int, batch_size: int | None = None, bucket: bool = True,
              bf16: bool = False) -> Evaluation:
     """Predict and score one evaluation set."""
     fault_point("evaluate")
