@@ -15,8 +15,8 @@ from xstilts.errors import XstiltsError, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="English intermediate-task training and zero-shot cross-lingual transfer.")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)  # messages carry paths: never hard-wrap them
+out = Console(soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
