@@ -131,10 +131,22 @@ class Store:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, timeout=60)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal()
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(SCHEMA)
         self.conn.row_factory = sqlite3.Row
+
+    def _set_wal(self, attempts: int = 100) -> None:
+        """Switch to WAL. Two processes opening a new store at once (ranks under ``accelerate launch``)
+        can get SQLITE_BUSY here without the busy timeout applying, so retry for a while."""
+        for attempt in range(attempts):
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)
 
     def close(self) -> None:
         self.conn.close()
