@@ -1,0 +1,175 @@
+"""Matmul peak of this machine, and the fraction of it the xstilts training step achieves.
+
+Usage: ``python benchmarks/bench_peak.py [--threads N] [--rounds 6] [--steps 6] [--bf16-step]``
+
+1. **Peak**: GFLOP/s of ``torch.matmul`` in fp32 and bf16 (bf16 where the CPU runs it; on this
+   AMD EPYC with AVX-512 BF16 oneDNN does), for a large square product (2048³) and for the default
+   model's feed-forward product (1024 tokens × 384 → 1536), 2·m·n·k FLOPs per product.
+2. **Training step**: the xstilts loop (:func:`xstilts.training.loop.train`, default runtime:
+   length buckets, trimmed vocabulary) on real PAN-X English sentences with the default model.
+   FLOPs are counted analytically from the padded batch shapes the loop actually ran:
+   ``6 × (parameters in matmuls) × tokens`` plus attention ``12 × L × hidden × layers`` per token
+   (QKᵀ and AV, forward and backward), embedding lookups and element-wise work excluded.
+   Achieved FLOP/s = those FLOPs / the loop's measured step time.
+
+Other engineers share the 2 CPUs, so peak trials and training chunks are interleaved (one peak
+trial of each kind, then one chunk of ``--steps`` steps, ``--rounds`` times) and both the median
+and the best round are reported: contention then hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """GFLOP/s of repeated (m×k)·(k×n) products for about ``seconds`` (after one warm-up)."""
+    a = torch.randn(m, k).to(dtype)
+    b = torch.randn(k, n).to(dtype)
+    out = torch.empty(m, n, dtype=dtype)
+    torch.matmul(a, b, out=out)
+    reps, started = 0, time.perf_counter()
+    while True:
+        torch.matmul(a, b, out=out)
+        reps += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return 2 * m * n * k * reps / elapsed / 1e9
+
+
+def matmul_params(encoder: nn.Module, head: nn.Module) -> int:
+    """Weights that take part in matmuls: every Linear of the encoder's layers and of the head."""
+    layers = encoder.encoder if hasattr(encoder, "encoder") else encoder
+    return sum(m.weight.numel() for mod in (layers, head) for m in mod.modules() if isinstance(m, nn.Linear))
+
+
+def step_flops(shapes: list[tuple[int, int]], p_mm: int, hidden: int, n_layers: int) -> float:
+    """Training FLOPs of batches of (batch, padded length): 6·P·tokens + 12·L·H·layers·tokens."""
+    return float(sum(b * length * (6 * p_mm + 12 * length * hidden * n_layers) for b, length in shapes))
+
+
+class RecordingHead(nn.Module):
+    """Wraps a head to record the padded (batch, length) shape of every batch it is given."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.shapes: list[tuple[int, int]] = []
+
+    def forward(self, encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b, length = batch["input_ids"].shape[:2]
+        self.shapes.append((int(b), int(length)))
+        return self.inner(encoder, batch)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: PyTorch's)")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=6, help="training steps per round")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--bf16-step", action="store_true", help="also time the step under bf16 autocast")
+    ap.add_argument("--json", type=Path, default=None, help="write the numbers here too")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from xstilts.config import RuntimeConfig, TrainConfig
+    from xstilts.featurize import load_features
+    from xstilts.heads import get_head_kind
+    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.tasks import get_task
+    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.speed import prepare_encoder
+
+    tok = load_tokenizer("default")
+    task = get_task("panx")
+    kind = get_head_kind(task.head)
+    n_examples = args.rounds * args.steps * args.batch_size
+    _, feats = load_features(task, "train", "en", args.data_dir, tok, 128, n_examples,
+                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
+    set_seed(1)
+    encoder = load_encoder("default")
+    cfg = encoder.config
+    head = RecordingHead(kind.build(task, cfg.hidden_size))
+    p_mm = matmul_params(encoder, head)
+    precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
+    runtimes = {p: RuntimeConfig(progress=False, bf16=p == "bf16") for p in precisions}
+    prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
+    hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.steps, eval_every=10**9)
+
+    peaks: dict[str, list[float]] = {}
+    steps: dict[str, list[tuple[float, float, int]]] = {p: [] for p in precisions}  # (flops, s, tokens)
+    shapes_seen = 0
+    for r in range(args.rounds):
+        for label, shape, dtype in (("fp32 2048^3", (2048, 2048, 2048), torch.float32),
+                                    ("bf16 2048^3", (2048, 2048, 2048), torch.bfloat16),
+                                    ("fp32 1024x384x1536", (1024, 1536, 384), torch.float32),
+                                    ("bf16 1024x384x1536", (1024, 1536, 384), torch.bfloat16)):
+            peaks.setdefault(label, []).append(matmul_gflops(*shape, dtype))
+        for p in precisions:
+            chunk = feats[(r * args.steps * args.batch_size) % len(feats):][: args.steps * args.batch_size]
+            out = train(encoder, [Job(task.name, kind, head, chunk)], hp, runtimes[p], r, tok.pad_token_id,
+                        lambda step: 0.0)
+            shapes = head.shapes[shapes_seen:]
+            shapes_seen = len(head.shapes)
+            steps[p].append((step_flops(shapes, p_mm, cfg.hidden_size, cfg.num_hidden_layers),
+                             out.train_seconds, out.train_tokens))
+        rates = ", ".join(f"step {p} {s[-1][0] / s[-1][1] / 1e9:.1f} GFLOP/s" for p, s in steps.items())
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
+              + " | " + rates, flush=True)
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {"median": statistics.median(values), "best": max(values)}
+
+    result = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                   f"{torch.get_num_threads()} threads, "
+                   f"cpu capability {torch.backends.cpu.get_cpu_capability()}",
+        "load_average": os.getloadavg(),
+        "matmul_params": p_mm,
+        "peak_gflops": {k: summary(v) for k, v in peaks.items()},
+        "step": {},
+    }
+    for p, rows in steps.items():
+        rates = [f / s / 1e9 for f, s, _ in rows]
+        peak = peaks[f"{p} 2048^3"]
+        fractions = [rate / pk for rate, pk in zip(rates, peak, strict=True)]  # same round: same contention
+        result["step"][p] = {
+            "achieved_gflops": summary(rates),
+            "fraction_of_peak_same_round": summary(fractions),
+            "real_tokens_per_s": summary([t / s for _, s, t in rows]),
+        }
+    real = sum(t for rows in steps.values() for *_, t in rows)
+    result["real_share_of_padded_tokens"] = real / sum(b * length for b, length in head.shapes)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    print("\n| quantity | median | best round |\n|---|---|---|")
+    for k, v in result["peak_gflops"].items():
+        print(f"| matmul {k} GFLOP/s | {v['median']:.1f} | {v['best']:.1f} |")
+    for p, v in result["step"].items():
+        print(f"| training step ({p}) achieved GFLOP/s | {v['achieved_gflops']['median']:.1f} | "
+              f"{v['achieved_gflops']['best']:.1f} |")
+        print(f"| training step ({p}) / {p} peak (same round) | "
+              f"{100 * v['fraction_of_peak_same_round']['median']:.0f} % | "
+              f"{100 * v['fraction_of_peak_same_round']['best']:.0f} % |")
+    print(f"\nload average at the end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

@@ -1,0 +1,550 @@
+"""xstilts vs the Hugging Face ``Trainer``: same model, same data, same hyperparameters, side by side.
+
+Usage::
+
+    python benchmarks/bench_train.py                     # PAN-X + XNLI training, 15-language evaluation
+    python benchmarks/bench_train.py --only panx --train-examples 960
+    python benchmarks/bench_train.py --ablations         # each RuntimeConfig speed switch, on vs off
+
+What is compared (one pair of worker processes per job):
+
+- **train** (PAN-X en: ``xtreme/panx/train-en.tsv``; XNLI en as the pipeline reads it,
+  ``get_task("xnli").load("train", "en", data_dir)``): the first ``--train-examples`` examples,
+  one epoch, batch 32, lr 1e-4, linear schedule with 10 % warm-up, weight decay 0.01, gradient
+  clipping at 1.0, max length 128, on the default model. (lr 1e-4 rather than 5e-5: in the
+  ~38 steps that fit the time budget, 5e-5 left PAN-X dev F1 at 0, 1e-4 reached about 50.)
+  (a) ``transformers.Trainer`` set up as
+  ``run_ner.py`` / ``run_xnli.py`` would be: ``AutoModelFor{Token,Sequence}Classification``,
+  inputs padded to 128 (``padding="max_length"``), ``default_data_collator``, the Trainer's own
+  AdamW and schedule. (b) the xstilts loop (``xstilts.training.loop.train``) with our heads,
+  cached features (``featurize.load_features``) and the default ``RuntimeConfig`` (length
+  buckets, dynamic padding, trimmed vocabulary). Then each side scores the same English dev set
+  (the first ``--dev-examples`` of PAN-X dev-en / XNLI's English eval split) with the same metric
+  code (``HeadKind.evaluate``: seqeval entity F1, accuracy).
+- **eval**: prediction over XNLI's 15 languages × ``--eval-examples`` examples with the pretrained
+  encoder and a fresh head: ``Trainer.predict`` (padded to 128, its default batch of 8) vs
+  ``xstilts.evaluation.predict.evaluate`` (inference mode, length-sorted token-budget batches).
+
+Reported per side: real (non-padding) tokens/s of the measured phase, its time, the worker's whole
+time, peak RSS of the worker process, and the dev score; and the xstilts/HF ratios.
+
+Fair timing on a shared machine: the two workers of a pair run *time-sliced*: the orchestrator
+lets one run for ``--slice`` seconds while the other is stopped (SIGSTOP/SIGCONT), alternating until
+both finish. Each phase's time is the time its worker was running during the phase, so load
+from other users falls on both sides alike, at the same moments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / ".." / "shared" / "data"
+HP = {"lr": 1e-4, "batch_size": 32, "epochs": 1.0, "warmup_ratio": 0.1, "weight_decay": 0.01,
+      "max_grad_norm": 1.0, "max_length": 128}
+SEED = 1
+
+
+# ----------------------------------------------------------------------------------------- workers
+
+class Marks:
+    """Phase boundaries of a worker, as CLOCK_MONOTONIC times the orchestrator can line up."""
+
+    def __init__(self, path: Path):
+        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+
+    def __call__(self, name: str) -> None:
+        self.fh.write(json.dumps([name, time.monotonic()]) + "\n")
+        self.fh.flush()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _examples(spec: dict[str, Any]) -> tuple[Any, list, list]:
+    from xstilts.tasks import get_task
+
+    task = get_task(spec["task"])
+    data = Path(spec["data_dir"])
+    return (task, task.load("train", "en", data, spec["train_examples"]),
+            task.load("eval", "en", data, spec["dev_examples"]))
+
+
+def _hf_encode(task: Any, examples: list, tok: Any) -> list[dict[str, Any]]:
+    """What run_ner.py / run_xnli.py feed the Trainer: padded to max length, first sub-token labelled."""
+    import torch
+
+    n = HP["max_length"]
+    if task.head == "tagging":
+        label_id = {label: i for i, label in enumerate(task.labels)}
+        enc = tok([list(e.tokens) for e in examples], is_split_into_words=True, truncation=True, max_length=n,
+                  padding="max_length")
+        rows = []
+        for i, ex in enumerate(examples):
+            labels, previous = [], None
+            for w in enc.word_ids(i):
+                labels.append(-100 if w is None or w == previous else label_id[ex.tags[w]])
+                previous = w
+            rows.append({"input_ids": torch.tensor(enc["input_ids"][i]),
+                         "attention_mask": torch.tensor(enc["attention_mask"][i]),
+                         "labels": torch.tensor(labels)})
+        return rows
+    label_id = {label: i for i, label in enumerate(task.labels)}
+    enc = tok([e.text_a for e in examples], [e.text_b for e in examples], truncation=True, max_length=n,
+              padding="max_length")
+    return [{"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
+             "labels": torch.tensor(label_id[e.label])}
+            for ids, mask, e in zip(enc["input_ids"], enc["attention_mask"], examples, strict=True)]
+
+
+def _hf_model(task: Any) -> Any:
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
+
+    from xstilts.models.loading import resolve_model_path
+
+    set_seed(SEED)
+    cls = AutoModelForTokenClassification if task.head == "tagging" else AutoModelForSequenceClassification
+    return cls.from_pretrained(resolve_model_path("default"), num_labels=len(task.labels))
+
+
+def _hf_trainer(model: Any, n_train: int, out_dir: str, train_dataset: Any = None) -> Any:
+    import math
+
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    total = math.ceil(n_train / HP["batch_size"]) if n_train else 1
+    args = TrainingArguments(
+        output_dir=out_dir, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["lr"],
+        num_train_epochs=HP["epochs"], warmup_steps=int(HP["warmup_ratio"] * total),
+        weight_decay=HP["weight_decay"], max_grad_norm=HP["max_grad_norm"], lr_scheduler_type="linear",
+        seed=SEED, save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
+        use_cpu=True, disable_tqdm=True, dataloader_pin_memory=False)
+    return Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=default_data_collator)
+
+
+def _score(task: Any, kind: Any, examples: list, features: list, outputs: list) -> float:
+    ev = kind.evaluate(task, examples, features, outputs)
+    return ev.scores[task.metric]
+
+
+def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
+    from xstilts.heads import get_head_kind
+    from xstilts.models.loading import load_tokenizer
+
+    mark("load")
+    tok = load_tokenizer("default")
+    task, train_ex, dev_ex = _examples(spec)
+    model = _hf_model(task)
+    mark("featurize")
+    train_rows, dev_rows = _hf_encode(task, train_ex, tok), _hf_encode(task, dev_ex, tok)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = _hf_trainer(model, len(train_rows), tmp, train_rows)
+        mark("train")
+        trainer.train()
+        mark("dev")
+        logits = trainer.predict(dev_rows).predictions
+    mark("score")
+    kind = get_head_kind(task.head)
+    feats = kind.encode(task, dev_ex, tok, HP["max_length"])  # same ids; for positions of first sub-tokens
+    if task.head == "tagging":
+        outputs = [logits[i, : f["length"]] for i, f in enumerate(feats)]
+    else:
+        outputs = list(logits)
+    return {"train_tokens": int(sum(int(r["attention_mask"].sum()) for r in train_rows)),
+            "padded_train_tokens": len(train_rows) * HP["max_length"],
+            "dev_tokens": int(sum(int(r["attention_mask"].sum()) for r in dev_rows)),
+            "dev_score": _score(task, kind, dev_ex, feats, outputs), "metric": task.metric,
+            "steps": int(trainer.state.global_step)}
+
+
+def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
+    import torch
+
+    from xstilts.config import RuntimeConfig, TrainConfig
+    from xstilts.evaluation.predict import evaluate
+    from xstilts.featurize import load_features
+    from xstilts.heads import get_head_kind
+    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.tasks import get_task
+    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.speed import prepare_encoder
+
+    runtime = RuntimeConfig(progress=False, **spec.get("runtime", {}))
+    mark("load")
+    tok = load_tokenizer("default")
+    task = get_task(spec["task"])
+    kind = get_head_kind(task.head)
+    set_seed(SEED)
+    encoder = load_encoder("default")
+    head = kind.build(task, encoder.config.hidden_size)
+    mark("featurize")
+    data, cache = Path(spec["data_dir"]), Path(spec["cache_dir"])
+    _, feats = load_features(task, "train", "en", data, tok, HP["max_length"], spec["train_examples"], cache)
+    dev_ex, dev_feats = load_features(task, "eval", "en", data, tok, HP["max_length"], spec["dev_examples"],
+                                      cache)
+    mark("prepare")
+    speed = prepare_encoder(encoder, runtime, [feats, dev_feats], tok.pad_token_id)
+    hp = TrainConfig(**{k: v for k, v in HP.items()})
+    warm = {}
+    if spec.get("warmup_steps"):  # ablations: compile / first-call costs kept out of the timed steps
+        mark("warmup")
+        warm_hp = hp.model_copy(update={"max_steps": spec["warmup_steps"], "eval_every": 10**9})
+        w = train(encoder, [Job(task.name, kind, kind.build(task, encoder.config.hidden_size), feats)],
+                  warm_hp, runtime, SEED + 1, tok.pad_token_id, lambda s: 0.0)
+        warm = {"warmup_steps": w.steps}
+        torch.manual_seed(SEED)
+    mark("train")
+    out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, SEED, tok.pad_token_id,
+                lambda s: 0.0)
+    mark("dev")
+    ev = evaluate(encoder, head, kind, task, dev_ex, dev_feats, tok.pad_token_id, runtime.eval_batch_size,
+                  runtime.bucket_by_length, runtime.bf16)
+    mark("score")
+    return {"train_tokens": out.train_tokens, "dev_tokens": sum(f["length"] for f in dev_feats),
+            "dev_score": ev.scores[task.metric], "metric": task.metric, "steps": out.steps,
+            "loop_train_s": out.train_seconds, "speed": speed.as_dict(), **warm}
+
+
+def _xnli_languages(spec: dict[str, Any]) -> list[tuple[str, list]]:
+    from xstilts.tasks import get_task
+
+    task = get_task("xnli")
+    return [(lang, task.load("eval", lang, Path(spec["data_dir"]), spec["eval_examples"]))
+            for lang in task.languages]
+
+
+def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
+    from xstilts.models.loading import load_tokenizer
+    from xstilts.tasks import get_task
+
+    mark("load")
+    tok = load_tokenizer("default")
+    task = get_task("xnli")
+    model = _hf_model(task)
+    mark("featurize")
+    sets = [(lang, _hf_encode(task, ex, tok)) for lang, ex in _xnli_languages(spec)]
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = _hf_trainer(model, 0, tmp)
+        mark("predict")
+        preds = {lang: trainer.predict(rows).predictions.argmax(-1).tolist() for lang, rows in sets}
+    mark("score")
+    return {"eval_tokens": int(sum(int(r["attention_mask"].sum()) for _, rows in sets for r in rows)),
+            "examples": sum(len(rows) for _, rows in sets), "languages": len(sets),
+            "predicted_label_counts": _counts(preds)}
+
+
+def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
+    from xstilts.config import RuntimeConfig
+    from xstilts.evaluation.predict import predict
+    from xstilts.heads import get_head_kind
+    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.tasks import get_task
+    from xstilts.training.loop import set_seed
+    from xstilts.training.speed import apply_threads
+
+    runtime = RuntimeConfig(progress=False, **spec.get("runtime", {}))
+    apply_threads(runtime)
+    mark("load")
+    tok = load_tokenizer("default")
+    task = get_task("xnli")
+    kind = get_head_kind(task.head)
+    set_seed(SEED)
+    encoder = load_encoder("default")
+    head = kind.build(task, encoder.config.hidden_size)
+    mark("featurize")
+    sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _xnli_languages(spec)]
+    mark("predict")
+    preds = {lang: [int(o.argmax()) for o in predict(encoder, head, kind, feats, tok.pad_token_id,
+                                                      runtime.eval_batch_size, runtime.bucket_by_length,
+                                                      runtime.bf16)]
+             for lang, feats in sets}
+    mark("score")
+    return {"eval_tokens": sum(f["length"] for _, feats in sets for f in feats),
+            "examples": sum(len(feats) for _, feats in sets), "languages": len(sets),
+            "predicted_label_counts": _counts(preds)}
+
+
+def _counts(preds: dict[str, list[int]]) -> list[int]:
+    """Predicted-label histogram: a cheap check that a side really produced predictions."""
+    flat = [p for v in preds.values() for p in v]
+    return [flat.count(i) for i in range(3)]
+
+
+WORKERS = {"hf_train": worker_hf_train, "xs_train": worker_xs_train,
+           "hf_predict": worker_hf_predict, "xs_predict": worker_xs_predict}
+
+
+def run_worker(spec: dict[str, Any], marks_path: Path, result_path: Path) -> None:
+    mark = Marks(marks_path)
+    mark("start")
+    result = WORKERS[spec["kind"]](spec, mark)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    import torch
+
+    result["threads"] = torch.get_num_threads()
+    result_path.write_text(json.dumps(result), encoding="utf-8")
+    mark("end")
+
+
+# ------------------------------------------------------------------------------------ orchestrator
+
+def _overlap(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    return sum(max(0.0, min(b, end) - max(a, start)) for a, b in intervals)
+
+
+def interleave(specs: dict[str, dict[str, Any]], slice_s: float, workdir: Path) -> dict[str, dict[str, Any]]:
+    """Run the workers time-sliced (only one runs at a time); return results with active phase times."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    running: dict[str, list[tuple[float, float]]] = {name: [] for name in specs}
+    paths = {name: (workdir / f"{name}.marks", workdir / f"{name}.json", workdir / f"{name}.log")
+             for name in specs}
+    try:
+        for name, spec in specs.items():
+            marks, result, log = paths[name]
+            t0 = time.monotonic()
+            procs[name] = subprocess.Popen(
+                [sys.executable, __file__, "--worker", json.dumps(spec), "--marks", str(marks),
+                 "--result", str(result)], stdout=open(log, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+            os.kill(procs[name].pid, signal.SIGSTOP)
+            running[name].append((t0, time.monotonic()))
+        alive = list(specs)
+        turn = 0
+        while alive:
+            name = alive[turn % len(alive)]
+            proc = procs[name]
+            t0 = time.monotonic()
+            os.kill(proc.pid, signal.SIGCONT)
+            try:
+                proc.wait(timeout=slice_s)
+                done = True
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGSTOP)
+                done = False
+            running[name].append((t0, time.monotonic()))
+            if done:
+                alive.remove(name)
+                if proc.returncode != 0:
+                    log = paths[name][2]
+                    raise RuntimeError(f"worker {name} failed (exit {proc.returncode}); see {log}:\n"
+                                       + log.read_text(encoding="utf-8")[-3000:])
+            else:
+                turn += 1
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+    out = {}
+    for name in specs:
+        marks_path, result_path, _ = paths[name]
+        marks = [json.loads(line) for line in marks_path.read_text(encoding="utf-8").splitlines()]
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        phases = {}
+        for (label, start), (_, end) in zip(marks, marks[1:], strict=False):
+            phases[label] = _overlap(running[name], start, end)
+        result["phase_s"] = phases
+        result["worker_s"] = _overlap(running[name], marks[0][1], marks[-1][1])
+        out[name] = result
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    base = {"task": task, "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
+            "train_examples": args.train_examples, "dev_examples": args.dev_examples}
+    res = interleave({"hf": {**base, "kind": "hf_train"}, "xs": {**base, "kind": "xs_train"}},
+                     args.slice, workdir / f"train-{task}")
+    for r in res.values():
+        r["train_tokens_per_s"] = r["train_tokens"] / r["phase_s"]["train"]
+        r["dev_tokens_per_s"] = r["dev_tokens"] / r["phase_s"]["dev"]
+    hf, xs = res["hf"], res["xs"]
+    res["ratio"] = {"train_tokens_per_s": _ratio(xs["train_tokens_per_s"], hf["train_tokens_per_s"]),
+                    "dev_tokens_per_s": _ratio(xs["dev_tokens_per_s"], hf["dev_tokens_per_s"]),
+                    "worker_s": _ratio(hf["worker_s"], xs["worker_s"]),
+                    "peak_rss": _ratio(hf["peak_rss_mb"], xs["peak_rss_mb"]),
+                    "dev_score_diff": xs["dev_score"] - hf["dev_score"]}
+    return res
+
+
+def compare_prediction(args: argparse.Namespace, workdir: Path, runtime_b: dict | None = None,
+                       kinds: tuple[str, str] = ("hf_predict", "xs_predict")) -> dict[str, Any]:
+    base = {"data_dir": str(args.data_dir), "eval_examples": args.eval_examples}
+    specs = {"hf": {**base, "kind": kinds[0]}, "xs": {**base, "kind": kinds[1], "runtime": runtime_b or {}}}
+    res = interleave(specs, args.slice, workdir / "eval")
+    for r in res.values():
+        r["eval_tokens_per_s"] = r["eval_tokens"] / r["phase_s"]["predict"]
+    hf, xs = res["hf"], res["xs"]
+    res["ratio"] = {"eval_tokens_per_s": _ratio(xs["eval_tokens_per_s"], hf["eval_tokens_per_s"]),
+                    "peak_rss": _ratio(hf["peak_rss_mb"], xs["peak_rss_mb"])}
+    return res
+
+
+ABLATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("bucket_by_length = false", {"bucket_by_length": False}),
+    ("trim_vocab = false", {"trim_vocab": False}),
+    ("freeze_embeddings = true", {"freeze_embeddings": True}),
+    ("trim_vocab = false, freeze_embeddings = true", {"trim_vocab": False, "freeze_embeddings": True}),
+    ("threads = 2 (PyTorch's default; the default is auto)", {"threads": 2}),
+    ("fused_adamw = false", {"fused_adamw": False}),
+    ("bf16 = true", {"bf16": True}),
+    ("compile = true", {"compile": True}),
+]
+
+
+EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 languages
+    ("eval: eval_batch_size = 128 (the former default)", {"eval_batch_size": 128}),
+    ("eval: eval_batch_size = 8", {"eval_batch_size": 8}),
+    ("eval: bucket_by_length = false", {"bucket_by_length": False}),
+]
+
+
+def ablations(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    """Each switch against the default RuntimeConfig: two xstilts workers, time-sliced, PAN-X."""
+    base = {"task": "panx", "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
+            "train_examples": args.train_examples, "dev_examples": args.dev_examples, "kind": "xs_train",
+            "warmup_steps": 2}
+    rows = []
+    chosen = [a for a in ABLATIONS if not args.only_ablation or any(s in a[0] for s in args.only_ablation)]
+    for i, (label, change) in enumerate(chosen):
+        res = interleave({"default": base, "variant": {**base, "runtime": change}}, args.slice,
+                         workdir / f"ablation-{i}")
+        row = {"switch": label}
+        for side in ("default", "variant"):
+            r = res[side]
+            row[side] = {"tokens_per_s": r["train_tokens"] / r["phase_s"]["train"],
+                         "warmup_s": r["phase_s"].get("warmup", 0.0), "peak_rss_mb": r["peak_rss_mb"],
+                         "dev_score": r["dev_score"], "train_s": r["phase_s"]["train"]}
+        row["variant_speed_vs_default"] = row["variant"]["tokens_per_s"] / row["default"]["tokens_per_s"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for i, (label, change) in enumerate(EVAL_ABLATIONS):
+        if args.only_ablation and not any(s in label for s in args.only_ablation):
+            continue
+        res = compare_prediction(args, workdir / f"ablation-eval-{i}", change, kinds=("xs_predict", "xs_predict"))
+        row = {"switch": label, "default": {"tokens_per_s": res["hf"]["eval_tokens_per_s"]},
+               "variant": {"tokens_per_s": res["xs"]["eval_tokens_per_s"]}}
+        row["variant_speed_vs_default"] = row["variant"]["tokens_per_s"] / row["default"]["tokens_per_s"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def _machine() -> str:
+    import torch
+
+    gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {gib:.0f} GiB, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads by default")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [f"machine: {results['machine']}; load average before/after: "
+             f"{results['load_before'][0]:.1f} / {results['load_after'][0]:.1f}; "
+             f"wall time {results['wall_s']:.0f} s; slice {results['slice_s']} s", ""]
+    train = {k: v for k, v in results.items() if k.startswith("train-")}
+    if train:
+        lines += ["| task | side | real tokens/s (train) | train s | worker s | peak RSS MB | dev score | "
+                  "dev tokens/s |", "|---|---|---|---|---|---|---|---|"]
+        for key, res in train.items():
+            for side in ("hf", "xs"):
+                r = res[side]
+                lines.append(f"| {key[6:]} | {'HF Trainer' if side == 'hf' else 'xstilts'} | "
+                             f"{r['train_tokens_per_s']:.0f} | {r['phase_s']['train']:.1f} | "
+                             f"{r['worker_s']:.1f} | {r['peak_rss_mb']:.0f} | "
+                             f"{r['dev_score']:.2f} ({r['metric']}) | {r['dev_tokens_per_s']:.0f} |")
+            q = res["ratio"]
+            lines.append(f"| {key[6:]} | **xstilts / HF** | **{q['train_tokens_per_s']:.2f}×** | | "
+                         f"{q['worker_s']:.2f}× less | {q['peak_rss']:.2f}× less | "
+                         f"{q['dev_score_diff']:+.2f} points | {q['dev_tokens_per_s']:.2f}× |")
+    if "eval" in results:
+        res = results["eval"]
+        lines += ["", "| evaluation (XNLI, 15 languages) | examples | real tokens/s | predict s | worker s | "
+                  "peak RSS MB |", "|---|---|---|---|---|---|"]
+        for side in ("hf", "xs"):
+            r = res[side]
+            who = "HF Trainer.predict" if side == "hf" else "xstilts predict"
+            lines.append(f"| {who} | {r['examples']} | {r['eval_tokens_per_s']:.0f} | "
+                         f"{r['phase_s']['predict']:.1f} | {r['worker_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+        lines.append(f"| **xstilts / HF** | | **{res['ratio']['eval_tokens_per_s']:.2f}×** | | | "
+                     f"{res['ratio']['peak_rss']:.2f}× less |")
+    if "ablations" in results:
+        lines += ["", "| switch (vs default RuntimeConfig) | default tokens/s | variant tokens/s | "
+                  "variant / default | variant warm-up s | peak RSS MB default / variant | "
+                  "dev score default / variant |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in results["ablations"]:
+            d, v = row["default"], row["variant"]
+            extra = (f"{v['warmup_s']:.0f} | {d['peak_rss_mb']:.0f} / {v['peak_rss_mb']:.0f} | "
+                     f"{d['dev_score']:.2f} / {v['dev_score']:.2f}") if "peak_rss_mb" in d else " | | "
+            lines.append(f"| {row['switch']} | {d['tokens_per_s']:.0f} | {v['tokens_per_s']:.0f} | "
+                         f"{row['variant_speed_vs_default']:.2f}× | {extra} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "xstilts-bench-cache",
+                    help="xstilts' tokenised-feature cache (kept between runs, as in the pipeline)")
+    ap.add_argument("--train-examples", type=int, default=1200)
+    ap.add_argument("--dev-examples", type=int, default=300)
+    ap.add_argument("--eval-examples", type=int, default=40, help="per XNLI language (15 languages)")
+    ap.add_argument("--only", default="panx,xnli,eval", help="comma list of panx, xnli, eval")
+    ap.add_argument("--ablations", action="store_true", help="measure each speed switch instead")
+    ap.add_argument("--only-ablation", nargs="*", default=None,
+                    help="substrings of switch names")
+    ap.add_argument("--slice", type=float, default=1.0, help="seconds each worker runs per turn")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--marks", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        run_worker(json.loads(args.worker), args.marks, args.result)
+        return
+
+    started = time.monotonic()
+    sizes = {"train_examples": args.train_examples, "dev_examples": args.dev_examples,
+             "eval_examples_per_language": args.eval_examples}
+    results: dict[str, Any] = {"machine": _machine(), "load_before": os.getloadavg(), "slice_s": args.slice,
+                               "sizes": sizes, "hp": HP}
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        workdir = Path(tmp)
+        if args.ablations:
+            results["ablations"] = ablations(args, workdir)
+        else:
+            for job in args.only.split(","):
+                if job in ("panx", "xnli"):
+                    results[f"train-{job}"] = compare_training(job, args, workdir)
+                elif job == "eval":
+                    results["eval"] = compare_prediction(args, workdir)
+                else:
+                    raise SystemExit(f"unknown job {job!r}")
+                print(f"{job} done after {time.monotonic() - started:.0f} s", flush=True)
+    results["load_after"] = os.getloadavg()
+    results["wall_s"] = time.monotonic() - started
+    print(json.dumps(results, indent=1, default=str))
+    print()
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

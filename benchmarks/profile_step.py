@@ -1,0 +1,128 @@
+"""Where a training step of the xstilts loop spends its time (torch.profiler), as a short table.
+
+Usage: ``python benchmarks/profile_step.py [--steps 4] [--threads N] [--runtime '{"trim_vocab": false}']``
+
+Runs the loop (:func:`xstilts.training.loop.train`) on real PAN-X English batches with the default
+model: ``--warmup`` steps unprofiled, then ``--steps`` profiled. Every operator's *self* CPU time is
+attributed to a stage (forward, backward: under ``autograd::engine``, optimizer: under
+``Optimizer.step``/``zero_grad``, other: gradient clipping, collation, ...) and to an operator
+family (matmul, attention, layer norm, ...). Printed: ms per step and share of the profiled
+time, biggest first, as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+REPO = Path(__file__).resolve().parents[1]
+
+FAMILIES = [  # (family, substrings of aten op names), first match wins
+    ("matmul (linear layers)", ("addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("attention (SDPA kernel)", ("scaled_dot_product", "flash_attention", "_efficient_attention")),
+    ("layer norm", ("layer_norm",)),
+    ("GELU", ("gelu",)),
+    ("dropout", ("dropout", "bernoulli")),
+    ("softmax / cross-entropy", ("softmax", "nll_loss", "cross_entropy")),
+    ("embedding", ("embedding", "index_select", "index_add", "aten::index")),
+    ("norms (grad clipping)", ("norm", "clamp")),
+    ("copies / layout", ("copy_", "contiguous", "clone", "to_copy", "transpose", "reshape", "view", "permute",
+                         "cat", "stack", "as_strided", "empty", "zeros", "fill_", "full")),
+    ("element-wise arithmetic", ("add", "mul", "div", "sub", "sqrt", "lerp", "addcdiv", "addcmul", "tanh",
+                                 "pow", "exp", "foreach", "where", "rsub")),
+]
+
+
+def family(name: str) -> str:
+    for label, keys in FAMILIES:
+        if any(k in name for k in keys):
+            return label
+    return "other"
+
+
+def stage(event) -> str:
+    node = event
+    while node is not None:
+        n = node.name
+        if n.startswith("Optimizer.step") or n.startswith("Optimizer.zero_grad"):
+            return "optimizer"
+        if n.startswith("autograd::engine::evaluate_function"):
+            return "backward"
+        node = node.cpu_parent
+    return "forward / other"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--task", default="panx")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--runtime", default="{}", help="RuntimeConfig overrides as JSON")
+    ap.add_argument("--top", type=int, default=12)
+    args = ap.parse_args()
+
+    from xstilts.config import RuntimeConfig, TrainConfig
+    from xstilts.featurize import load_features
+    from xstilts.heads import get_head_kind
+    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.tasks import get_task
+    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.speed import prepare_encoder
+
+    overrides = json.loads(args.runtime)
+    if args.threads:
+        overrides["threads"] = args.threads
+    runtime = RuntimeConfig(progress=False, **overrides)
+    tok = load_tokenizer("default")
+    task = get_task(args.task)
+    kind = get_head_kind(task.head)
+    n = (args.steps + args.warmup) * args.batch_size
+    _, feats = load_features(task, "train", "en", args.data_dir, tok, 128, 20 * n,
+                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
+    set_seed(1)
+    encoder = load_encoder("default")
+    head = kind.build(task, encoder.config.hidden_size)
+    setup = prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
+    hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.warmup, eval_every=10**9)
+    train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id, lambda s: 0.0)
+    hp = hp.model_copy(update={"max_steps": args.steps})
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 2, tok.pad_token_id, lambda s: 0.0)
+
+    by_key: dict[tuple[str, str], float] = defaultdict(float)
+    by_stage: dict[str, float] = defaultdict(float)
+    for ev in prof.events():
+        if ev.self_cpu_time_total <= 0 or not ev.name.startswith("aten::"):
+            continue
+        s, f = stage(ev), family(ev.name)
+        by_key[(s, f)] += ev.self_cpu_time_total / 1e3
+        by_stage[s] += ev.self_cpu_time_total / 1e3
+    total_ops = sum(by_stage.values())
+    step_ms = 1e3 * out.train_seconds / out.steps
+    print(f"runtime: {runtime.model_dump(exclude={'cache_dir', 'progress', 'save_target_checkpoints'})}")
+    print(f"setup: {setup.as_dict()}; torch threads {torch.get_num_threads()}; load average {os.getloadavg()}")
+    print(f"{out.steps} profiled steps, {out.train_tokens / out.steps:.0f} real tokens/step, "
+          f"{step_ms:.0f} ms/step (loop clock, profiler on); aten self time {total_ops / out.steps:.0f} ms/step\n")
+    print("| stage | operator family | ms / step | share of aten time |\n|---|---|---|---|")
+    rows = sorted(by_key.items(), key=lambda kv: -kv[1])
+    for (s, f), ms in rows[: args.top]:
+        print(f"| {s} | {f} | {ms / out.steps:.0f} | {100 * ms / total_ops:.1f} % |")
+    rest = sum(ms for _, ms in rows[args.top:])
+    if rest:
+        print(f"| (rest) | | {rest / out.steps:.0f} | {100 * rest / total_ops:.1f} % |")
+    print("\n| stage | ms / step | share |\n|---|---|---|")
+    for s, ms in sorted(by_stage.items(), key=lambda kv: -kv[1]):
+        print(f"| {s} | {ms / out.steps:.0f} | {100 * ms / total_ops:.1f} % |")
+
+
+if __name__ == "__main__":
+    main()
