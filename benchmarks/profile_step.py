@@ -24,6 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 REPO = Path(__file__).resolve().parents[1]
 
 FAMILIES = [  # (family, substrings of aten op names), first match wins
+    ("AdamW update", ("_fused_adam", "adam")),
     ("matmul (linear layers)", ("addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear")),
     ("attention (SDPA kernel)", ("scaled_dot_product", "flash_attention", "_efficient_attention")),
     ("layer norm", ("layer_norm",)),
