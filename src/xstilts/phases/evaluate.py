@@ -61,7 +61,7 @@ class EvalHistory:
         chosen = [results[key].scores[_primary(key, results)] for key in self.select]
         return sum(chosen) / len(chosen)
 
-    def to_result(self, best_step: int, primary: dict[str, str] | None = None) -> RunResult:
+    def to_result(self, best_step: int) -> RunResult:
         result = RunResult(selected_step=best_step)
         result.extra = {"eval_s": self.clock.seconds, "eval_tokens": self.clock.tokens,
                         "eval_tokens_per_s": self.clock.tokens_per_second}
