@@ -17,7 +17,7 @@ from xstilts.faults import atomic_path
 from xstilts.heads import Feature, get_head_kind
 from xstilts.tasks.base import Example, Task
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: SpanQAExample.answer_language
 
 
 @lru_cache(maxsize=256)

@@ -59,3 +59,41 @@ def test_rows_give_the_official_corpus_scores() -> None:
     assert score_from_stats("squad_f1", stats["squad_f1"]) == pytest.approx(60.0)
     with pytest.raises(ValueError):
         squad_stats(golds, preds[:2])
+
+
+@pytest.mark.parametrize(("raw", "language", "normal"), [
+    # articles of the answer's language only
+    ("Die Katze", "de", "katze"),
+    ("Die Katze", None, "die katze"),
+    ("The cat", "de", "the cat"),
+    ("los gatos y el perro", "es", "gatos y perro"),
+    # Unicode punctuation (category P*), which SQuAD's ASCII set keeps
+    ("«Hallo» – Welt¿", "de", "hallo welt"),  # guillemets Pi/Pf, en dash Pd, ¿ Po
+    ("«Hallo» – Welt¿", None, "«hallo» – welt¿"),
+    # Arabic: the prefix ال is removed wherever it occurs
+    ("الكتاب", "ar", "كتاب"),
+    # Chinese: one token per CJK character, Latin runs split on spaces
+    ("北京大学 Peking", "zh", "北 京 大 学 peking"),
+    ("hindi नमस्ते", "hi", "hindi नमस्ते"),
+])
+def test_mlqa_normalisation_by_language(raw: str, language: str | None, normal: str) -> None:
+    assert normalize_answer(raw, language) == normal
+
+
+def test_mlqa_chinese_f1_is_per_character() -> None:
+    # gold 北京大学 (4 chars), prediction 北京 (2 chars): P = 1, R = 1/2, F1 = 2/3
+    assert token_f1("北京", "北京大学", "zh") == pytest.approx(2 / 3)
+    # with SQuAD's rules both are single tokens and share none
+    assert token_f1("北京", "北京大学") == 0.0
+    assert exact_match("「北京」", "北京", "zh") == 1.0
+
+
+def test_mlqa_unknown_language_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no rules for language 'xx'"):
+        normalize_answer("a", "xx")
+
+
+def test_squad_stats_per_question_language() -> None:
+    stats = squad_stats([["die Katze"], ["die Katze"]], ["Katze", "Katze"], ["de", None])
+    assert stats["exact_match"][:, 0].tolist() == [1.0, 0.0]
+    assert stats["squad_f1"][:, 0].tolist() == pytest.approx([1.0, 2 * 1 * 0.5 / 1.5])

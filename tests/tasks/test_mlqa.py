@@ -49,3 +49,12 @@ def test_real_dev_files_have_answers() -> None:
     for lang in task.languages:
         examples = task.read("eval", lang, SHARED)
         assert len(examples) >= 500 and all(ex.answers and ex.answers[0][0] for ex in examples)
+
+
+def test_answers_normalised_by_context_language() -> None:
+    assert _task().read("eval", "de-en", Path("/x"))[0].answer_language == "de"
+    assert _task().read("eval", "de", Path("/x"))[0].answer_language == "de"
+    assert _task(normalization="squad").read("eval", "de", Path("/x"))[0].answer_language is None
+    assert all(ex.answer_language is None for ex in _task().read("train", "en", Path("/x")))
+    with pytest.raises(ConfigError, match="normalization"):
+        _task(normalization="nfkc").read("eval", "de", Path("/x"))

@@ -184,7 +184,8 @@ class SpanQA(HeadKind):
         preds = predict_answers(examples, features, outputs, int(task.options.get("n_best", 20)),
                                 int(task.options.get("max_answer_length", 30)),
                                 bool(getattr(task, "unanswerable", False)))
-        stats = squad_stats([[text for text, _ in ex.answers] for ex in examples], preds)
+        stats = squad_stats([[text for text, _ in ex.answers] for ex in examples], preds,
+                            [ex.answer_language for ex in examples])
         ev = Evaluation()
         for metric in task.all_metrics():
             if metric not in stats:

@@ -38,12 +38,16 @@ class ClassificationExample:
 
 @dataclass(frozen=True)
 class SpanQAExample:
-    """Extractive QA: answers are (text, character start in context); empty = unanswerable."""
+    """Extractive QA: answers are (text, character start in context); empty = unanswerable.
+
+    ``answer_language`` set (MLQA) scores with that language's official normalisation.
+    """
 
     id: str
     question: str
     context: str
     answers: tuple[tuple[str, int], ...]
+    answer_language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,14 @@ grid (G-XLT: context in one language, question in another) is available as pair 
 per-task language list, e.g. ``[target.languages] mlqa = ["en", "de", "de-en", "en-de"]``; the
 matching and the cross scores are then reported side by side. Offline only the matching dev
 pairs exist. Option ``split`` picks ``dev`` (default: XTREME's test labels are not distributed)
-or ``test``.
+or ``test``. Answers are scored as MLQA's official script scores them, normalised by the context
+language (:func:`xstilts.metrics.squad.normalize_answer`); option ``normalization = "squad"``
+uses SQuAD v1.1's English rules for every language instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from xstilts.errors import ConfigError
@@ -70,4 +73,12 @@ class MLQA(Task):
     def read(self, split: str, language: str, data_dir: Path) -> list[SpanQAExample]:
         if split == "train":
             return self._squad(data_dir).read("train", "en", data_dir)
-        return read_labelled_squad(self.files(split, language, data_dir)[0])
+        examples = read_labelled_squad(self.files(split, language, data_dir)[0])
+        normalization = self.options.get("normalization", "mlqa")
+        if normalization == "squad":
+            return examples
+        if normalization != "mlqa":
+            raise ConfigError(f"mlqa option 'normalization' must be 'mlqa' or 'squad', not {normalization!r}")
+        # as MLQA's official script scores it: answers normalised by the context (answer) language
+        answer_language = context_question(language)[0]
+        return [replace(ex, answer_language=answer_language) for ex in examples]
