@@ -122,20 +122,57 @@ def test_phase_two_checkpoint_is_full_vocabulary(tiny_config: Path) -> None:
     assert state[WORD].shape == (250037, 32)
 
 
-@pytest.mark.parametrize(("load", "expected"), [(0.3, 3), (1.9, 3), (4.0, 1), (11.0, 1)])
-def test_auto_threads_drop_to_one_on_an_oversubscribed_machine(monkeypatch, load: float, expected: int,
-                                                               ) -> None:
+@pytest.mark.parametrize(("others", "expected"), [(0.0, 3), (0.4, 3), (1.2, 3), (2.6, 1), (3.0, 1), (11.0, 1)])
+def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float, expected: int) -> None:
     import os
 
     from xstilts.training import speed
 
     monkeypatch.setattr(speed, "_initial_threads", 3)  # e.g. what PyTorch or an executor chose
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
-    assert speed.choose_threads(RuntimeConfig()) == expected  # 4 cores: oversubscribed from load 4
+    monkeypatch.setattr(speed, "other_busy_cores", lambda: others)
+    assert speed.choose_threads(RuntimeConfig()) == expected  # 4 cores, never above the initial 3
     assert speed.choose_threads(RuntimeConfig(threads=2)) == 2  # an explicit count always wins
+    # without /proc: the load average stands in; without that, the initial count
+    monkeypatch.setattr(speed, "other_busy_cores", lambda: None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 0.0, 0.0))
+    assert speed.choose_threads(RuntimeConfig()) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
     assert speed.choose_threads(RuntimeConfig()) == 3
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
+def test_own_cpu_use_is_not_counted_as_other_load() -> None:
+    """The bug this replaces: a process's own busy threads made the next run think the machine busy."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from xstilts.training.speed import other_busy_cores
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        own_busy = other_busy_cores(0.5)
+    finally:
+        stop.set()
+        spinner.join()
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        child_busy = other_busy_cores(0.5)
+    finally:
+        child.kill()
+        child.wait()
+    assert own_busy is not None and child_busy is not None
+    assert child_busy - own_busy > 0.6, (own_busy, child_busy)  # a spinning child is ~1 core of others
 
 
 def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup) -> None:

@@ -2,8 +2,8 @@
 
 Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 
-- ``threads``: intra-op threads of this process (None = auto: one while the machine is
-  oversubscribed, else PyTorch's default of one per core; see :func:`choose_threads`);
+- ``threads``: intra-op threads of this process (None = auto: the cores other processes leave
+  free, at most PyTorch's default of one per core; see :func:`choose_threads`);
 - ``trim_vocab``: train only the word-embedding rows the run's data uses
   (:mod:`xstilts.models.vocab`; exact, and checkpoints are saved full-vocabulary);
 - ``freeze_embeddings``: no gradient for the word-embedding matrix (changes results);
@@ -19,6 +19,7 @@ only so the switches are found in one place.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -46,14 +47,41 @@ class SpeedSetup:
 _initial_threads: int | None = None  # the process's thread count before xstilts first changed it
 
 
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy jiffies of the whole machine, jiffies of this process) from /proc (Linux)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        cpu = [int(v) for v in fh.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    with open("/proc/self/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return sum(cpu) - cpu[3] - cpu[4], int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+
+def other_busy_cores(window_s: float = 0.25) -> float | None:
+    """Cores kept busy by *other* processes over a short window (None where /proc is missing).
+
+    Why not the load average: it counts this process too, so after one training run at two
+    threads on two cores the next run saw a load of 2, took the machine for oversubscribed and
+    trained at half speed (the quickstart, 2026-11-25). The load average also lags by a minute.
+    """
+    try:
+        busy0, own0 = _cpu_jiffies()
+        time.sleep(window_s)
+        busy1, own1 = _cpu_jiffies()
+    except (OSError, ValueError, IndexError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / window_s)
+
+
 def choose_threads(runtime: RuntimeConfig) -> int:
-    """``runtime.threads``, or (None) 1 while the machine is oversubscribed and the initial count otherwise.
+    """``runtime.threads``, or (None) the cores other processes leave free, within the initial count.
 
     Why: PyTorch's CPU kernels synchronise their threads at every operation; when the cores are
     shared with other busy processes one of them is often descheduled and the rest wait for it.
     On this 2-core machine under a load of 10, one thread trained 7.6× faster than two
-    (benchmarks/RESULTS.md). The "initial count" is PyTorch's default or what an executor set
-    (the Ray executor sets one per run), so auto never raises it.
+    (benchmarks/RESULTS.md); on the idle machine two threads train 1.8× faster than one. The
+    "initial count" is PyTorch's default or what an executor set (the Ray executor sets one per
+    run), so auto never raises it. Without /proc, the 1-minute load average stands in.
     """
     global _initial_threads
     if _initial_threads is None:
@@ -61,11 +89,13 @@ def choose_threads(runtime: RuntimeConfig) -> int:
     if runtime.threads:
         return runtime.threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return _initial_threads
-    return 1 if load >= cores else _initial_threads
+    others = other_busy_cores()
+    if others is None:
+        try:
+            others = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            return _initial_threads
+    return max(1, min(_initial_threads, round(cores - others)))
 
 
 def apply_threads(runtime: RuntimeConfig) -> int:
