@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _experiment import experiment_toml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
@@ -98,35 +99,7 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
-TINY_TRAIN = """lr = 1e-3
-batch_size = 8
-max_steps = 4
-eval_every = 2
-max_length = 32
-max_train_examples = 24
-max_eval_examples = 12
-"""
-
-
 @pytest.fixture()
 def tiny_config(tmp_path: Path, mini_data: Path, tiny_model: Path) -> Path:
     """A complete 2-setting × 2-target × 1-seed experiment on the tiny model and mini data."""
-    return write_config(tmp_path / "tiny.toml", f"""
-name = "tiny"
-model = "{tiny_model}"
-data_dir = "{mini_data}"
-output_dir = "{tmp_path / 'exp'}"
-seeds = [1]
-
-[intermediate]
-settings = ["none", "sick"]
-[intermediate.train]
-{TINY_TRAIN}
-[target]
-tasks = ["panx", "xnli"]
-languages = ["en", "de", "sw"]
-[target.train]
-{TINY_TRAIN}
-[runtime]
-progress = false
-""")
+    return write_config(tmp_path / "tiny.toml", experiment_toml(tiny_model, mini_data, tmp_path / "exp"))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _experiment import experiment_toml
 
 from xstilts.store import Store
 
@@ -22,34 +23,11 @@ def test_torchrun_two_processes_one_writer(tiny_model: Path, mini_data: Path, tm
         torchrun = Path(shutil.which("torchrun") or "")
     if not torchrun.is_file():
         pytest.fail("torchrun (part of torch) not found beside the Python interpreter")
-    train = """lr = 1e-3
-batch_size = 8
-max_steps = 4
-eval_every = 2
-max_length = 32
-max_train_examples = 24
-max_eval_examples = 12
-"""
     config = tmp_path / "ddp.toml"
-    config.write_text(f"""
-name = "ddp"
-model = "{tiny_model}"
-data_dir = "{mini_data}"
-output_dir = "{tmp_path / 'exp'}"
-seeds = [1]
-[intermediate]
-settings = ["sick"]
-[intermediate.train]
-{train}grad_accum_steps = 2
-[target]
-tasks = ["xnli"]
-languages = ["en", "de"]
-[target.train]
-{train}
-[runtime]
-threads = 1
-progress = false
-""", encoding="utf-8")
+    config.write_text(experiment_toml(tiny_model, mini_data, tmp_path / "exp", name="ddp", settings=["sick"],
+                                      intermediate_extra="grad_accum_steps = 2\n", tasks=["xnli"],
+                                      languages=["en", "de"], runtime="threads = 1\nprogress = false\n"),
+                      encoding="utf-8")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "xstilts.cli", "run",
                            str(config)], env=env, capture_output=True, text=True, timeout=600)

@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray")
 
+from _experiment import experiment_toml  # noqa: E402
+
 from xstilts.cli import app  # noqa: E402
 from xstilts.config import load_config  # noqa: E402
 from xstilts.context import RunContext  # noqa: E402
@@ -32,39 +34,12 @@ from xstilts.executors.ray import run_ray  # noqa: E402
 from xstilts.plan import make_plan  # noqa: E402
 from xstilts.store import Store  # noqa: E402
 
-TRAIN = """lr = 1e-3
-batch_size = 8
-max_steps = 4
-eval_every = 2
-max_length = 32
-max_train_examples = 24
-max_eval_examples = 12
-"""
-
 
 def grid_config(path: Path, model: Path, data: Path, out: Path, cache: Path, seeds: list[int],
                 extra: str = "") -> Path:
-    path.write_text(f"""
-name = "grid"
-model = "{model}"
-data_dir = "{data}"
-output_dir = "{out}"
-seeds = {seeds}
-{extra}
-[intermediate]
-settings = ["none", "sick"]
-[intermediate.train]
-{TRAIN}
-[target]
-tasks = ["panx", "xnli"]
-languages = ["en", "de", "sw"]
-[target.train]
-{TRAIN}
-[runtime]
-threads = 1
-progress = false
-cache_dir = "{cache}"
-""", encoding="utf-8")
+    path.write_text(experiment_toml(model, data, out, name="grid", seeds=seeds, header=extra,
+                                    runtime=f'threads = 1\nprogress = false\ncache_dir = "{cache}"\n'),
+                    encoding="utf-8")
     return path
 
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _experiment import experiment_toml
 from typer.testing import CliRunner
 
 from xstilts.checkpoint import ENCODER_FILE
@@ -26,27 +27,8 @@ max_eval_examples = 12
 @pytest.mark.slow
 def test_three_phases_real_model(tmp_path: Path, mini_data: Path, default_model: Path) -> None:
     config = tmp_path / "real.toml"
-    config.write_text(
-        f"""
-name = "integration"
-model = "default"
-data_dir = "{mini_data}"
-output_dir = "{tmp_path / "exp"}"
-seeds = [3]
-[intermediate]
-settings = ["none", "sick"]
-[intermediate.train]
-{TRAIN}
-[target]
-tasks = ["panx", "xnli"]
-languages = ["en", "de", "sw"]
-[target.train]
-{TRAIN}
-[runtime]
-progress = false
-""",
-        encoding="utf-8",
-    )
+    config.write_text(experiment_toml("default", mini_data, tmp_path / "exp", name="integration", seeds=[3],
+                                      train=TRAIN), encoding="utf-8")
     started = time.perf_counter()
     result = CliRunner().invoke(app, ["run", str(config)])
     assert result.exit_code == 0, result.output

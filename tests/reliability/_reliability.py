@@ -15,43 +15,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-TRAIN = """lr = 1e-3
-batch_size = 8
-max_steps = 4
-eval_every = 2
-max_length = 32
-max_train_examples = 24
-max_eval_examples = 12
-"""
+from _experiment import experiment_toml as _experiment_toml
 
 # one thread: concurrent runs stay off each other's cores, and a loaded machine does not make
 # torch's threads spin against each other (in-process runs restore the count: conftest.py)
 RUNTIME = "progress = false\nthreads = 1\n"
 
 
-def experiment_toml(model: Path, data_dir: Path, out_dir: Path, *, seed: int = 1,
-                    settings: str = '["none", "sick"]', tasks: str = '["panx", "xnli"]',
-                    languages: str = '["en", "de", "sw"]', runtime: str = RUNTIME,
-                    extra: str = "") -> str:
+def experiment_toml(model: Path, data_dir: Path, out_dir: Path, *, seed: int = 1, runtime: str = RUNTIME,
+                    **kwargs: Any) -> str:
     """The config text of the reliability experiment (``extra`` is appended: task options)."""
-    return f"""name = "reliability"
-model = "{model}"
-data_dir = "{data_dir}"
-output_dir = "{out_dir}"
-seeds = [{seed}]
-
-[intermediate]
-settings = {settings}
-[intermediate.train]
-{TRAIN}
-[target]
-tasks = {tasks}
-languages = {languages}
-[target.train]
-{TRAIN}
-[runtime]
-{runtime}
-{extra}"""
+    return _experiment_toml(model, data_dir, out_dir, name="reliability", seeds=[seed], runtime=runtime,
+                            **kwargs)
 
 
 def write_experiment(path: Path, *args: Any, **kwargs: Any) -> Path:

@@ -30,3 +30,17 @@ def group_split(groups: Sequence[str], eval_fraction: float, seed: int = SPLIT_S
     is_eval[order[:n_eval]] = True
     rows = np.arange(len(groups))
     return rows[~is_eval[group_of]].tolist(), rows[is_eval[group_of]].tolist()
+
+
+def split_group_ids(groups: np.ndarray, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, eval) for rows labelled with dense group ids 0..G-1.
+
+    A fixed-seed permutation of the groups sends the first round(G × train_fraction) of them to
+    train, so rows of one group (translations of one premise, one sentence pair) never straddle.
+    """
+    n_groups = int(groups.max()) + 1
+    order = np.random.default_rng(seed).permutation(n_groups)
+    is_train_group = np.zeros(n_groups, dtype=bool)
+    is_train_group[order[: int(round(n_groups * train_fraction))]] = True
+    rows = np.arange(len(groups))
+    return rows[is_train_group[groups]], rows[~is_train_group[groups]]

@@ -16,6 +16,16 @@ from xstilts.errors import DataError
 from xstilts.tasks.base import require_file
 
 
+def line_of(path: Path, needle: str) -> int | None:
+    """1-based line of the first occurrence of ``needle`` in a text file, to name it in an error."""
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return None
+    pos = text.find(needle)
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else None
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its line ending) for every line of a UTF-8 file."""
     require_file(path)

@@ -24,6 +24,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from xstilts.errors import DataError
+from xstilts.tasks._splits import split_group_ids
 from xstilts.tasks.base import ClassificationExample, Task
 from xstilts.tasks.formats import iter_lines
 from xstilts.tasks.registry import register
@@ -70,13 +71,7 @@ def sentence_groups(english: list[ClassificationExample]) -> np.ndarray:
 
 def split_rows(english: list[ClassificationExample], train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, eval) of a sentence-disjoint split of the parallel dev rows."""
-    groups = sentence_groups(english)
-    n_groups = int(groups.max()) + 1
-    order = np.random.default_rng(SPLIT_SEED).permutation(n_groups)
-    is_train_group = np.zeros(n_groups, dtype=bool)
-    is_train_group[order[: int(round(n_groups * train_fraction))]] = True
-    rows = np.arange(len(english))
-    return rows[is_train_group[groups]], rows[~is_train_group[groups]]
+    return split_group_ids(sentence_groups(english), train_fraction, SPLIT_SEED)
 
 
 @register

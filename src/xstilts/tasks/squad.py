@@ -27,26 +27,16 @@ import numpy as np
 
 from xstilts.errors import DataError
 from xstilts.tasks.base import SpanQAExample, Task
-from xstilts.tasks.formats import read_json
+from xstilts.tasks.formats import line_of, read_json
 from xstilts.tasks.registry import register
 
 SPLIT_SEED = 20200611  # fixed: part of the stand-in benchmark, not of a run's seed
 
 
-def _line_of(path: Path, needle: str) -> int | None:
-    """Line of the first occurrence of ``needle`` (a JSON-encoded value) in the file, for errors."""
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError:
-        return None
-    pos = text.find(needle)
-    return text.count("\n", 0, pos) + 1 if pos >= 0 else None
-
-
 def _fail(path: Path, message: str, needle: Any = None) -> DataError:
-    line = _line_of(path, json.dumps(needle, ensure_ascii=False)) if needle is not None else None
+    line = line_of(path, json.dumps(needle, ensure_ascii=False)) if needle is not None else None
     if line is None and needle is not None:
-        line = _line_of(path, json.dumps(needle))
+        line = line_of(path, json.dumps(needle))
     return DataError(message, path, line)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from xstilts.errors import DataError
+from xstilts.tasks._splits import split_group_ids
 from xstilts.tasks.base import ClassificationExample, Task
 from xstilts.tasks.formats import read_tsv, read_tsv_header
 from xstilts.tasks.mnli import MNLI, read_mnli
@@ -54,14 +55,7 @@ def premise_groups(english: list[ClassificationExample]) -> np.ndarray:
 
 def split_rows(english: list[ClassificationExample], train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, eval) of a premise-disjoint split of the parallel XNLI rows."""
-    groups = premise_groups(english)
-    n_groups = int(groups.max()) + 1
-    order = np.random.default_rng(SPLIT_SEED).permutation(n_groups)
-    n_train = int(round(n_groups * train_fraction))
-    is_train_group = np.zeros(n_groups, dtype=bool)
-    is_train_group[order[:n_train]] = True
-    rows = np.arange(len(english))
-    return rows[is_train_group[groups]], rows[~is_train_group[groups]]
+    return split_group_ids(premise_groups(english), train_fraction, SPLIT_SEED)
 
 
 @register

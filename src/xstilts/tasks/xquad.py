@@ -22,6 +22,7 @@ from pathlib import Path
 
 from xstilts.errors import DataError
 from xstilts.tasks.base import SpanQAExample, Task
+from xstilts.tasks.formats import line_of
 from xstilts.tasks.registry import register
 from xstilts.tasks.squad import read_squad, read_squad_articles
 
@@ -31,21 +32,12 @@ SQUAD_TRAIN_NAMES = ("train-v1.1.json",)
 SQUAD_DEV_NAMES = ("dev-v1.1.json", "squaddev_v1.1.json")
 
 
-def _first_line_of(path: Path, needle: str) -> int | None:
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError:
-        return None
-    pos = text.find(needle)
-    return text.count("\n", 0, pos) + 1 if pos >= 0 else None
-
-
 def check_answers(path: Path, examples: list[SpanQAExample]) -> list[SpanQAExample]:
     """Reject files with removed answers, and empty answer strings, naming the file and line."""
     empty = [ex for ex in examples if any(text == "" for text, _ in ex.answers)]
     if not empty:
         return examples
-    line = _first_line_of(path, '"text": ""') or _first_line_of(path, '"text":""')
+    line = line_of(path, '"text": ""') or line_of(path, '"text":""')
     if len(empty) == len(examples):
         raise DataError("every answer is empty (answer_start 0, text ''): this file's answers were removed "
                         "(XTREME's remove_qa_test_annotations), so F1/EM cannot be computed; use the "
