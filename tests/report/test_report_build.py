@@ -102,3 +102,28 @@ def test_empty_store_builds_a_report_that_says_so(tmp_path: Path) -> None:
     written = build_report(tmp_path, n_boot=20)
     assert "cannot answer" in written["summary"].read_text(encoding="utf-8")
     assert written["html"].exists() and written["markdown"].exists()
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """The issue's check, as `scripts/render_report.py` runs it for docs/report.png."""
+    import shutil
+    import sys
+
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")):
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    try:
+        from render_report import check
+    finally:
+        sys.path.pop(0)
+    written = build_report(_experiment(tmp_path / "exp", seeds=(0, 1)), n_boot=100)
+    shot = tmp_path / "shot.png"
+    assert check(written["html"], shot, "800,600") == []
+    assert shot.read_bytes().startswith(PNG_MAGIC)
+    # and it does fail: an image that points elsewhere, and a script error
+    broken = tmp_path / "broken.html"
+    broken.write_text(written["html"].read_text(encoding="utf-8").replace(
+        "</body>", '<img src="missing.png"><script>undefinedFunction()</script></body>'), encoding="utf-8")
+    problems = check(broken, None)
+    assert any("not embedded" in p for p in problems)
+    assert any("chromium log" in p for p in problems), problems
