@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_train.py                     # PAN-X + XNLI training, 15-language evaluation
     python benchmarks/bench_train.py --only panx --train-examples 960
     python benchmarks/bench_train.py --ablations         # each RuntimeConfig speed switch, on vs off
+    python benchmarks/bench_train.py --only panx --epochs 3 --xs-seeds 2,3   # trained further, seed noise
 
 What is compared (one pair of worker processes per job):
 
@@ -162,8 +163,10 @@ def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
         outputs = [logits[i, : f["length"]] for i, f in enumerate(feats)]
     else:
         outputs = list(logits)
-    return {"train_tokens": int(sum(int(r["attention_mask"].sum()) for r in train_rows)),
-            "padded_train_tokens": len(train_rows) * HP["max_length"],
+    # tokens the Trainer processed: every row once per epoch (xstilts' loop counts its own the same way)
+    epochs = float(HP["epochs"])
+    return {"train_tokens": int(round(epochs * sum(int(r["attention_mask"].sum()) for r in train_rows))),
+            "padded_train_tokens": int(round(epochs * len(train_rows) * HP["max_length"])),
             "dev_tokens": int(sum(int(r["attention_mask"].sum()) for r in dev_rows)),
             "dev_score": _score(task, kind, dev_ex, feats, outputs), "metric": task.metric,
             "steps": int(trainer.state.global_step)}
@@ -287,6 +290,9 @@ WORKERS = {"hf_train": worker_hf_train, "xs_train": worker_xs_train,
 
 
 def run_worker(spec: dict[str, Any], marks_path: Path, result_path: Path) -> None:
+    global SEED
+    HP.update(spec.get("hp", {}))  # the orchestrator's --epochs/--lr reach the worker process
+    SEED = int(spec.get("seed", SEED))
     mark = Marks(marks_path)
     mark("start")
     result = WORKERS[spec["kind"]](spec, mark)
@@ -367,9 +373,17 @@ def _ratio(a: float, b: float) -> float:
 
 def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     base = {"task": task, "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
-            "train_examples": args.train_examples, "dev_examples": args.dev_examples}
+            "train_examples": args.train_examples, "dev_examples": args.dev_examples, "hp": HP}
     res = interleave({"hf": {**base, "kind": "hf_train"}, "xs": {**base, "kind": "xs_train"}},
                      args.slice, workdir / f"train-{task}")
+    # more seeds, dev score only: how far apart two runs of the *same* loop land (the noise that a
+    # "within 0.5 points" comparison has to be read against)
+    for side, kind in (("hf", "hf_train"), ("xs", "xs_train")):
+        seeds = args.hf_seeds if side == "hf" else args.xs_seeds
+        extra = [interleave({side: {**base, "kind": kind, "seed": seed}}, args.slice,
+                            workdir / f"train-{task}-{side}-s{seed}")[side] for seed in seeds]
+        res[side]["seed_scores"] = {str(SEED): res[side]["dev_score"],
+                                    **{str(seed): r["dev_score"] for seed, r in zip(seeds, extra, strict=True)}}
     for r in res.values():
         r["train_tokens_per_s"] = r["train_tokens"] / r["phase_s"]["train"]
         r["dev_tokens_per_s"] = r["dev_tokens"] / r["phase_s"]["dev"]
@@ -379,6 +393,9 @@ def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict
                     "worker_s": _ratio(hf["worker_s"], xs["worker_s"]),
                     "peak_rss": _ratio(hf["peak_rss_mb"], xs["peak_rss_mb"]),
                     "dev_score_diff": xs["dev_score"] - hf["dev_score"]}
+    if len(hf["seed_scores"]) > 1 or len(xs["seed_scores"]) > 1:
+        mean = {side: sum(r["seed_scores"].values()) / len(r["seed_scores"]) for side, r in (("hf", hf), ("xs", xs))}
+        res["ratio"]["dev_score_mean_diff"] = mean["xs"] - mean["hf"]
     return res
 
 
@@ -469,9 +486,16 @@ def markdown(results: dict[str, Any]) -> str:
                              f"{r['worker_s']:.1f} | {r['peak_rss_mb']:.0f} | "
                              f"{r['dev_score']:.2f} ({r['metric']}) | {r['dev_tokens_per_s']:.0f} |")
             q = res["ratio"]
+            for side in ("hf", "xs"):
+                if len(res[side]["seed_scores"]) > 1:
+                    scores = ", ".join(f"s{k} {v:.2f}" for k, v in res[side]["seed_scores"].items())
+                    lines.append(f"| {key[6:]} | {'HF Trainer' if side == 'hf' else 'xstilts'}, dev score by seed "
+                                 f"| {scores} | | | | | |")
             lines.append(f"| {key[6:]} | **xstilts / HF** | **{q['train_tokens_per_s']:.2f}×** | | "
                          f"{q['worker_s']:.2f}× less | {q['peak_rss']:.2f}× less | "
-                         f"{q['dev_score_diff']:+.2f} points | {q['dev_tokens_per_s']:.2f}× |")
+                         f"{q['dev_score_diff']:+.2f} points"
+                         + (f" (seed means {q['dev_score_mean_diff']:+.2f})" if "dev_score_mean_diff" in q else "")
+                         + f" | {q['dev_tokens_per_s']:.2f}× |")
     if "eval" in results:
         res = results["eval"]
         lines += ["", "| evaluation (XNLI, 15 languages) | examples | real tokens/s | predict s | worker s | "
@@ -506,6 +530,12 @@ def main() -> None:
     ap.add_argument("--dev-examples", type=int, default=300)
     ap.add_argument("--eval-examples", type=int, default=40, help="per XNLI language (15 languages)")
     ap.add_argument("--only", default="panx,xnli,eval", help="comma list of panx, xnli, eval")
+    ap.add_argument("--epochs", type=float, default=HP["epochs"], help="training epochs (both sides)")
+    ap.add_argument("--lr", type=float, default=HP["lr"], help="peak learning rate (both sides)")
+    ap.add_argument("--xs-seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
+                    help="extra seeds trained by xstilts alone after the timed pair (dev score only)")
+    ap.add_argument("--hf-seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
+                    help="extra seeds trained by the HF Trainer alone after the timed pair")
     ap.add_argument("--ablations", action="store_true", help="measure each speed switch instead")
     ap.add_argument("--only-ablation", nargs="*", default=None,
                     help="substrings of switch names")
@@ -519,6 +549,7 @@ def main() -> None:
         run_worker(json.loads(args.worker), args.marks, args.result)
         return
 
+    HP.update(epochs=args.epochs, lr=args.lr)
     started = time.monotonic()
     sizes = {"train_examples": args.train_examples, "dev_examples": args.dev_examples,
              "eval_examples_per_language": args.eval_examples}
