@@ -53,8 +53,9 @@ def check(html: Path, screenshot: Path | None, size: str = "1280,900") -> list[s
         problems += [f"chromium log: {line.strip()}" for line in dom.stderr.splitlines() if BAD_LOG.search(line)]
         if title and title.group(1) not in dom.stdout:
             problems.append(f"rendered DOM lacks the title {title.group(1)!r}")
-        if len(re.findall(r"<img\b", dom.stdout)) != n_img:
-            problems.append(f"rendered DOM has {len(re.findall(r'<img', dom.stdout))} images, the file {n_img}")
+        n_rendered = len(re.findall(r"<img\b", dom.stdout))
+        if n_rendered != n_img:
+            problems.append(f"rendered DOM has {n_rendered} images, the file {n_img}")
         if re.search(r'<img[^>]+src="(?!data:)', dom.stdout):
             problems.append("an image is not embedded (src is not a data: URI)")
         if screenshot is not None:

@@ -10,6 +10,7 @@ one data-parallel job); ``ray`` runs every run as a Ray task on a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -24,6 +25,19 @@ if TYPE_CHECKING:
 class Executor(Protocol):
     def __call__(self, plan: list[Run], ctx: RunContext, store: Store,
                  console: Console | None = None) -> dict[str, int]: ...
+
+
+def unfinished_runs(plan: list[Run], store: Store, console: Console,
+                    counts: dict[str, int]) -> Iterator[tuple[str, Run]]:
+    """``(label, run)`` for each run not yet done, checked as it comes up; done ones are counted
+    in ``counts["skipped"]`` and reported: the skipping part of the contract, for every executor."""
+    for i, run in enumerate(plan, start=1):
+        label = f"[{i}/{len(plan)}] {run.run_id}"
+        if store.is_done(run.run_id):
+            counts["skipped"] += 1
+            console.print(f"{label}: already done, skipped")
+            continue
+        yield label, run
 
 
 def get_executor(cfg: ExperimentConfig) -> Executor:

@@ -50,19 +50,14 @@ def parent_checkpoint(run: Run, store: Store) -> str | None:
 def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
               runner: Callable[[Run, RunContext, str | None], RunResult] = execute_run) -> dict[str, int]:
     """Execute every unfinished run; returns counts of runs done now and skipped."""
-    from xstilts.executors import process_state
+    from xstilts.executors import process_state, unfinished_runs
 
     procs = process_state()
     main = procs.is_main_process
     console = console or Console(stderr=True, quiet=not main)
     counts = {"done": 0, "skipped": 0}
     procs.wait_for_everyone()  # the main process has registered the plan
-    for i, run in enumerate(plan, start=1):
-        label = f"[{i}/{len(plan)}] {run.run_id}"
-        if store.is_done(run.run_id):
-            counts["skipped"] += 1
-            console.print(f"{label}: already done, skipped")
-            continue
+    for label, run in unfinished_runs(plan, store, console, counts):
         console.print(f"{label}: running")
         if main:
             store.mark_running(run.run_id)

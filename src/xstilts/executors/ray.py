@@ -28,6 +28,7 @@ from rich.console import Console
 
 from xstilts.context import RunContext
 from xstilts.errors import ConfigError, XstiltsError
+from xstilts.executors import unfinished_runs
 from xstilts.executors.local import execute_run, parent_checkpoint
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
@@ -168,12 +169,7 @@ def run_ray(plan: list[Run], ctx: RunContext, store: Store, console: Console | N
         counts = {"done": 0, "skipped": 0}
         refs: dict[str, Any] = {}  # run id -> ObjectRef of its task, for its children
         pending: dict[Any, tuple[str, Run, float]] = {}
-        for i, run in enumerate(plan, start=1):
-            label = f"[{i}/{len(plan)}] {run.run_id}"
-            if store.is_done(run.run_id):
-                counts["skipped"] += 1
-                console.print(f"{label}: already done, skipped")
-                continue
+        for label, run in unfinished_runs(plan, store, console, counts):
             parent: Any = None
             if run.parent is not None:  # an ObjectRef: Ray starts this task once the parent returned
                 parent = refs[run.parent] if run.parent in refs else parent_checkpoint(run, store)
