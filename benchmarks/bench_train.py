@@ -5,7 +5,8 @@ Usage::
     python benchmarks/bench_train.py                     # PAN-X + XNLI training, 15-language evaluation
     python benchmarks/bench_train.py --only panx --train-examples 960
     python benchmarks/bench_train.py --ablations         # each RuntimeConfig speed switch, on vs off
-    python benchmarks/bench_train.py --only panx --epochs 3 --xs-seeds 2,3   # trained further, seed noise
+    python benchmarks/bench_train.py --only panx --epochs 2 --lr 2e-4 --xs-seeds 2,3 --hf-seeds 2,3
+                                                         # trained further; seed noise on both sides
 
 What is compared (one pair of worker processes per job):
 
