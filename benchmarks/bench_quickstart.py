@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_train import _int_list  # benchmarks run as scripts: their folder is on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = {"bucket_by_length": False, "trim_vocab": False, "fused_adamw": False, "eval_batch_size": 128}
 
@@ -80,22 +82,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "configs" / "quickstart.toml")
     ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
-    ap.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=None,
+    ap.add_argument("--seeds", type=_int_list, default=None,
                     help="override the config's seeds, e.g. 1 (both sides)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
+    import torch  # PyTorch's own default thread count, not xstilts' auto choice
+
+    before_switches = {**BEFORE, "threads": torch.get_num_threads()}
     text = args.config.read_text(encoding="utf-8")
-    results: dict[str, object] = {"config": str(args.config), "seeds": args.seeds, "before_switches": BEFORE,
-                                  "cpus": os.cpu_count()}
+    results: dict[str, object] = {"config": str(args.config), "seeds": args.seeds,
+                                  "before_switches": before_switches, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as tmp:
         workdir = Path(tmp)
-        for name, runtime in (("before", BEFORE), ("after", {})):
+        for name, runtime in (("before", before_switches), ("after", {})):
             config = workdir / f"{name}.toml"
-            if name == "before":
-                import torch  # PyTorch's own default thread count, not xstilts' auto choice
-
-                runtime = {**runtime, "threads": torch.get_num_threads()}
             config.write_text(variant(text, runtime, args.seeds), encoding="utf-8")
             results[name] = run_side(name, config, workdir, args.data_dir.resolve())
             print(name, json.dumps(results[name]), flush=True)

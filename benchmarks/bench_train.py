@@ -84,6 +84,11 @@ def _examples(spec: dict[str, Any]) -> tuple[Any, list, list]:
             task.load("eval", "en", data, spec["dev_examples"]))
 
 
+def _int_list(text: str) -> list[int]:
+    """``--xs-seeds 2,3`` -> [2, 3]."""
+    return [int(x) for x in text.split(",") if x]
+
+
 def _hf_encode(task: Any, examples: list, tok: Any) -> list[dict[str, Any]]:
     """What run_ner.py / run_xnli.py feed the Trainer: padded to max length, first sub-token labelled."""
     import torch
@@ -204,11 +209,11 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     # scored at the last step, as the Trainer's run is: no mid-run evaluation, and the last step
     # always counts as best (with a constant score the loop kept its *first* evaluation, i.e. after
     # epoch 1 of a 2-epoch run -- behind the dev-score gap first reported in RESULTS.md)
-    hp = TrainConfig(**{k: v for k, v in HP.items()}, eval_every=10**9)
+    hp = TrainConfig(**HP, eval_every=10**9)
     warm = {}
     if spec.get("warmup_steps"):  # ablations: compile / first-call costs kept out of the timed steps
         mark("warmup")
-        warm_hp = hp.model_copy(update={"max_steps": spec["warmup_steps"], "eval_every": 10**9})
+        warm_hp = hp.model_copy(update={"max_steps": spec["warmup_steps"]})
         w = train(encoder, [Job(task.name, kind, kind.build(task, encoder.config.hidden_size), feats)],
                   warm_hp, runtime, SEED + 1, tok.pad_token_id, lambda s: 0.0)
         warm = {"warmup_steps": w.steps}
@@ -538,9 +543,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=HP["epochs"], help="training epochs (both sides)")
     ap.add_argument("--lr", type=float, default=HP["lr"], help="peak learning rate (both sides)")
     ap.add_argument("--batch-size", type=int, default=HP["batch_size"], help="training batch (both sides)")
-    ap.add_argument("--xs-seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
+    ap.add_argument("--xs-seeds", type=_int_list, default=[],
                     help="extra seeds trained by xstilts alone after the timed pair (dev score only)")
-    ap.add_argument("--hf-seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
+    ap.add_argument("--hf-seeds", type=_int_list, default=[],
                     help="extra seeds trained by the HF Trainer alone after the timed pair")
     ap.add_argument("--ablations", action="store_true", help="measure each speed switch instead")
     ap.add_argument("--only-ablation", nargs="*", default=None,
