@@ -56,10 +56,23 @@ def test_sorted_english_without_labels_is_refused(tmp_path: Path) -> None:
     assert task.read("eval", "fr", tmp_path)[0].target == "B"
 
 
-def test_the_offline_copy_has_no_gold_alignment() -> None:
-    """The shared data is XTREME's preprocessed Tatoeba: English sorted, labels withheld."""
+def test_the_shared_copy_reads_lasers_gold_alignment(tmp_path: Path) -> None:
+    """Since 2026-11-29 the shared folder has LASER's line-aligned files beside XTREME's sorted ones:
+    the default reads the aligned pair; XTREME's sorted pair alone is still refused."""
+    task = get_task("tatoeba")
+    pairs = task.read("eval", "de", SHARED)
+    assert len(pairs) == 1000
+    assert pairs[0].source == "Maria sagte, sie wisse nicht, wo Tom sei."
+    assert pairs[0].target == "Mary said she didn't know where Tom was."
+    shared = SHARED / "xtreme" / "tatoeba"
+    xtreme_en = (shared / "de-en.en").read_text(encoding="utf-8").splitlines()
+    xtreme_de = (shared / "de-en.de").read_text(encoding="utf-8").splitlines()
+    assert sorted(p.target for p in pairs) == sorted(xtreme_en)  # the same sentences; XTREME sorted them
+    assert [p.source for p in pairs] == xtreme_de  # the xx sides are byte-identical
+    for name in ("de-en.de", "de-en.en"):  # XTREME's files without LASER's beside them
+        (tmp_path / name).write_bytes((shared / name).read_bytes())
     with pytest.raises(DataError, match="sorted"):
-        get_task("tatoeba").read("eval", "de", SHARED)
+        get_task("tatoeba", {"dir": str(tmp_path)}).read("eval", "de", SHARED)
 
 
 def test_bad_files_name_file_and_line(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""TyDiQA-GoldP: file layout, the English training set, the removed-answers guard."""
+"""TyDiQA-GoldP: file layout, the English training set, the gold dev files, the removed-answers guard."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,24 @@ def test_fixture_layout() -> None:
     assert sw.id == "swahili-1" and sw.answers[0][0] == "Nairobi"
 
 
-def test_real_train_and_unlabelled_dev() -> None:
+def test_real_train_and_gold_dev() -> None:
+    """The shared dev files carry gold answers since 2026-11-29 (the counts of its README)."""
     task = get_task("tydiqa")
     train = task.read("train", "en", SHARED)
     assert len(train) == 3696 and all(ex.answers[0][0] for ex in train)
+    counts = {"ar": 921, "bn": 113, "en": 440, "fi": 782, "id": 565, "ko": 276, "ru": 812, "sw": 499, "te": 669}
+    for language, n in counts.items():
+        dev = task.read("eval", language, SHARED)
+        assert len(dev) == n
+        assert all(text and ex.context[start:start + len(text)] == text for ex in dev for text, start in ex.answers)
+
+
+def test_removed_answers_are_still_refused(tmp_path: Path) -> None:
+    """A copy with blanked answers (as XTREME's mirror distributed it) is refused, not scored as 0."""
+    folder = tmp_path / "tydiqa-goldp-v1.1-dev"
+    folder.mkdir()
+    paragraph = {"context": "Nairobi ni mji mkuu.", "qas": [
+        {"id": "swahili-1", "question": "Mji mkuu?", "answers": [{"text": "", "answer_start": 0}]}]}
+    (folder / "tydiqa.goldp.sw.dev.json").write_text(json.dumps({"data": [{"paragraphs": [paragraph]}]}), encoding="utf-8")
     with pytest.raises(DataError, match=r"tydiqa.goldp.sw.dev.json:1: every answer is empty"):
-        task.read("eval", "sw", SHARED)
+        get_task("tydiqa", {"dir": str(tmp_path)}).read("eval", "sw", tmp_path)

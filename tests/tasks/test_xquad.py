@@ -61,9 +61,20 @@ def test_real_train_file_wins(tmp_path: Path) -> None:
 def test_removed_answers_are_refused() -> None:
     with pytest.raises(DataError, match=r"xquad.es.json:1: every answer is empty.*removed"):
         _task().read("eval", "es", Path("/x"))
-    # the offline XQuAD files are distributed that way
-    with pytest.raises(DataError, match="answers were removed"):
-        get_task("xquad").read("eval", "de", SHARED)
+
+
+def test_the_shared_copy_has_gold_answers() -> None:
+    """Since 2026-11-29 the shared XQuAD files carry gold answers: every question of every language
+    reads, with a non-empty answer found at its offset, and ids identical across languages."""
+    task = get_task("xquad")
+    en = task.read("eval", "en", SHARED)
+    assert len(en) == 1190
+    for language in ("de", "zh", "th"):
+        examples = task.read("eval", language, SHARED)
+        assert [ex.id for ex in examples] == [ex.id for ex in en]
+        for ex in examples:
+            text, start = ex.answers[0]
+            assert text and ex.context[start:start + len(text)] == text
 
 
 def test_standin_needs_xquads_paragraphs(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ tydiqa.goldp.en.train.json`` (the English training set, 3,696 questions) and
 ``tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json``; SQuAD v1.1 JSON. Option ``dir``
 overrides the ``tydiqa`` folder, ``train_file`` the training file.
 
-The offline dev files have had their answers removed (every answer is ``""`` at 0), so they
-cannot be scored; reading them is a DataError that says so (see :func:`xstilts.tasks.xquad.check_answers`).
+Dev files whose answers were removed (every answer ``""`` at 0, as XTREME's mirror distributed them
+before the gold files arrived) are a DataError that says so (see :func:`xstilts.tasks.xquad.check_answers`).
 """
 
 from __future__ import annotations
