@@ -66,6 +66,7 @@ def run(
                 store.set_meta("config", cfg.model_dump(mode="json"))
                 store.set_meta("primary_metric", {n: t.metric for n, t in tasks.items()})
                 store.set_meta("chance", {n: t.chance for n, t in tasks.items()})
+                store.set_meta("parallel", sorted(n for n, t in tasks.items() if t.parallel))
             err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor)")
             counts = get_executor(cfg)(plan, ctx, store, err)
         if main:

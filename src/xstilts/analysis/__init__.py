@@ -1,9 +1,12 @@
 """Robustness analysis of zero-shot transfer: does intermediate training help NER or NLI more reliably?
 
 ``analyze(expdir)`` reads the experiment's results store (read-only) and returns an
-:class:`Analysis`: tidy tables of per-language effects with paired bootstrap CIs, robustness
-measures per (target, intermediate setting), English-dev vs oracle checkpoint selection, the
-NER-vs-NLI comparison, and a summary text generated from those numbers.
+:class:`Analysis`: per-language effects and per-measure effects (transfer ratio, worst language,
+spread, gap, zero-shot mean, English) with intervals that count training seeds and test items
+(:mod:`.inference`), power figures (:mod:`.power`), the NER-vs-NLI comparison with split-half
+replication (:mod:`.compare`), English-dev vs oracle checkpoint selection (:mod:`.selection`), and a
+summary text generated from those numbers (:mod:`.summary`). ``docs/statistics.md`` reports how
+well the intervals cover known effects in simulation (:mod:`.calibration`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from xstilts.analysis.compare import compare_targets
+from xstilts.analysis.compare import compare_targets, replicate_halves
 from xstilts.analysis.data import BASELINE, SOURCE_LANGUAGE, load
 from xstilts.analysis.effects import compute_effects
 from xstilts.analysis.robustness import language_table, robustness_table
@@ -28,12 +31,14 @@ class Analysis:
     """Everything the report shows; each table is also written as CSV by the report."""
 
     effects: pd.DataFrame  # per (target, intermediate, language): delta, CI, p, Holm, verdict
-    effect_summary: pd.DataFrame  # per (target, intermediate): mean change with CIs, counts
+    measures: pd.DataFrame  # per (target, intermediate, measure): delta, CI, p, power
+    effect_summary: pd.DataFrame  # per (target, intermediate): languages improved / hurt, worst, seed spread
     languages: pd.DataFrame  # per (target, intermediate, language): seed mean / std
-    robustness: pd.DataFrame  # per (target, intermediate), baseline included
+    robustness: pd.DataFrame  # per (target, intermediate), baseline included (descriptive)
     selection: pd.DataFrame  # per (target, intermediate, language): English-dev vs oracle
     selection_summary: pd.DataFrame  # per (target, intermediate)
     comparison: pd.DataFrame  # NER vs NLI, per (intermediate, measure)
+    replication: pd.DataFrame  # the primary comparison on each replication half
     summary: str
     info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -42,6 +47,8 @@ class Analysis:
         """Name -> table, in reading order (names are the CSV file stems)."""
         return {
             "comparison": self.comparison,
+            "replication": self.replication,
+            "measures": self.measures,
             "effect_summary": self.effect_summary,
             "effects": self.effects,
             "robustness": self.robustness,
@@ -53,42 +60,34 @@ class Analysis:
 
 def analyze(
     expdir: str | Path,
-    n_boot: int = 2000,
+    n_boot: int = 1000,
     seed: int = 0,
     k: int = 3,
     alpha: float = 0.05,
-    level: float = 0.95,
     ner_target: str = "panx",
     nli_target: str = "xnli",
     source: str = SOURCE_LANGUAGE,
     baseline: str = BASELINE,
+    with_selection: bool = True,
 ) -> Analysis:
     """Analyse one experiment directory; deterministic for a given ``seed``."""
-    if n_boot < 1:
-        raise ValueError("n_boot must be at least 1")
+    if n_boot < 10:
+        raise ValueError("n_boot must be at least 10 (the item variance is estimated from the replicates)")
     data = load(expdir, source=source, baseline=baseline)
-    effects = compute_effects(data, n_boot=n_boot, seed=seed, alpha=alpha, level=level, k=k)
+    effects = compute_effects(data, n_boot=n_boot, seed=seed, alpha=alpha)
+    settings = sorted({i for t in data.targets for i in data.intermediates(t)})
+    comparison = compare_targets(effects.scores, settings, ner_target, nli_target, baseline, alpha)
+    replication = replicate_halves(effects.scores, settings, ner_target, nli_target, baseline, alpha, n_boot, seed)
     languages = language_table(data)
     robust = robustness_table(data, languages, k=k)
-    sel = selection_table(data)
-    sel_sum = selection_summary(sel)
-    comparison = compare_targets(
-        effects.summary,
-        robust,
-        sel_sum,
-        effects.replicates,
-        ner=ner_target,
-        nli=nli_target,
-        baseline=baseline,
-        level=level,
-    )
+    sel = selection_table(data) if with_selection else pd.DataFrame()
+    sel_sum = selection_summary(sel) if with_selection else pd.DataFrame()
     info = {
         "expdir": str(expdir),
         "n_boot": n_boot,
         "seed": seed,
         "k": k,
         "alpha": alpha,
-        "level": level,
         "ner_target": ner_target,
         "nli_target": nli_target,
         "source": source,
@@ -99,15 +98,17 @@ def analyze(
         "n_runs": int(data.finals["run_id"].nunique()),
     }
     warnings = list(dict.fromkeys(data.warnings))
-    text = write_summary(comparison, effects.summary, info, warnings)
+    text = write_summary(comparison, replication, effects.measures, effects.summary, info, warnings)
     return Analysis(
         effects=effects.per_language,
+        measures=effects.measures,
         effect_summary=effects.summary,
         languages=languages,
         robustness=robust,
         selection=sel,
         selection_summary=sel_sum,
         comparison=comparison,
+        replication=replication,
         summary=text,
         info=info,
         warnings=warnings,

@@ -1,204 +1,144 @@
-"""NER vs NLI: the same robustness measures side by side, on scales that can be compared.
+"""NER vs NLI: does an intermediate task change transfer robustness more for one than the other?
 
-Entity F1 and accuracy are different units and the two baselines sit at different distances
-from chance and from the ceiling, so the verdict rests on *relative* changes (see
-:mod:`xstilts.analysis.normalise`) and on shares of languages, not on raw points. Raw points are
-still shown, for readers who think in them.
+For each intermediate setting and each measure of :mod:`xstilts.analysis.measures` the quantity
+is ``(effect on NER) − (effect on NLI)``. The verdict rests on the primary measure (the transfer
+ratio, a percentage of English on both targets, so the two are on one scale); the rest are shown
+beside it.
 
-Primary measure: the mean relative change over zero-shot languages. Its NER-minus-NLI
-difference gets a bootstrap CI from replicates that resample each target's test examples and
-share the seed draw (a seed's intermediate model feeds both targets). A target "is more robust"
-under an intermediate task when that CI excludes zero; otherwise the data do not separate them.
-The other measures are secondary and compared by point estimate (or by CI where one exists).
+Seeds: a seed's intermediate model feeds both targets, so when both targets ran the same seeds the
+difference is formed *per seed* (``NER(seed) − NLI(seed)`` in each arm) before the arms are
+compared, which keeps that shared model's influence in the variance. Otherwise the two effects
+are combined as independent. Items of the two targets are different data and resampled
+independently.
+
+Several settings make several headline claims: their primary intervals are simultaneous
+(Bonferroni, level ``1 − α/m``) and the adjusted p-value is ``min(1, m·p)``, so an interval that
+excludes zero is exactly a claim that survives the correction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from xstilts.analysis.bootstrap import percentile_ci
+from xstilts.analysis.effects import measure_arrays, measure_effect
+from xstilts.analysis.inference import Estimate, arm_difference, combine
+from xstilts.analysis.measures import BY_KEY, MEASURES, PRIMARY, Measure, effect_unit
+from xstilts.analysis.power import power_row
+from xstilts.analysis.scores import TargetScores
 
-
-@dataclass(frozen=True)
-class Measure:
-    key: str
-    label: str
-    better: str | None  # "higher" | "lower" | None (descriptive only)
-    short: str = ""  # for prose
-    primary: bool = False
-
-
-MEASURES: tuple[Measure, ...] = (
-    Measure(
-        "mean_rel",
-        "mean relative change over zero-shot languages",
-        "higher",
-        "mean relative change",
-        primary=True,
-    ),
-    Measure("mean_delta", "mean change over zero-shot languages (points)", "higher", "mean change in points"),
-    Measure("worst_rel", "relative change of the worst-affected language", "higher", "worst language"),
-    Measure(
-        "worst_k_rel", "mean relative change of the k worst-affected languages", "higher", "worst-k languages"
-    ),
-    Measure(
-        "share_hurt", "share of zero-shot languages significantly hurt", "lower", "share of languages hurt"
-    ),
-    Measure(
-        "share_improved",
-        "share of zero-shot languages significantly improved",
-        "higher",
-        "share of languages improved",
-    ),
-    Measure(
-        "rel_std", "spread (std) of the relative change across languages", "lower", "spread across languages"
-    ),
-    Measure(
-        "gap_change", "change of the transfer gap (points; negative = gap closes)", "lower", "transfer gap"
-    ),
-    Measure("seed_std_change", "change of the average seed std (points)", "lower", "seed variability"),
-    Measure(
-        "selection_loss_change",
-        "change of the English-dev selection loss (points)",
-        "lower",
-        "checkpoint-selection loss",
-    ),
-    Measure(
-        "spearman_rho", "Spearman rho of change vs baseline score", None, "rank correlation with baseline"
-    ),
-)
-CI_MEASURES = {"mean_rel", "mean_delta", "gap_change"}
 COMPARISON_COLUMNS = [
-    "intermediate",
-    "measure",
-    "label",
-    "short",
-    "primary",
-    "better",
-    "ner",
-    "nli",
-    "ner_ci_lo",
-    "ner_ci_hi",
-    "nli_ci_lo",
-    "nli_ci_hi",
-    "ner_minus_nli",
-    "diff_ci_lo",
-    "diff_ci_hi",
-    "favours",
-    "confident",
+    "intermediate", "measure", "label", "unit", "primary", "robustness", "better", "ner", "ner_lo", "ner_hi",
+    "nli", "nli_lo", "nli_hi", "diff", "se", "df", "diff_lo", "diff_hi", "level", "p", "p_adj", "method",
+    "paired_seeds", "favours", "decided", "mde80", "seeds_needed",
 ]
 
 
-def _values(
-    target: str,
-    inter: str,
-    summary: pd.DataFrame,
-    robustness: pd.DataFrame,
-    selection: pd.DataFrame,
-    baseline: str,
-) -> dict[str, float]:
-    """Every measure's value for one (target, intermediate); NaN where it cannot be computed."""
-    out: dict[str, float] = {m.key: float("nan") for m in MEASURES}
-    s = summary[(summary["target"] == target) & (summary["intermediate"] == inter)]
-    if len(s):
-        row = s.iloc[0]
-        for key in (
-            "mean_rel",
-            "mean_delta",
-            "worst_rel",
-            "worst_k_rel",
-            "share_hurt",
-            "share_improved",
-            "rel_std",
-            "gap_change",
-        ):
-            out[key] = float(row[key]) if pd.notna(row[key]) else float("nan")
-        for key in ("mean_rel", "mean_delta", "gap_change"):
-            lo, hi = (f"{key}_lo", f"{key}_hi") if key != "gap_change" else ("gap_change_lo", "gap_change_hi")
-            out[f"{key}_lo"], out[f"{key}_hi"] = float(row[lo]), float(row[hi])
-
-    def change(frame: pd.DataFrame, col: str) -> float:
-        t = frame[frame["target"] == target].set_index("intermediate")[col]
-        if inter in t.index and baseline in t.index:
-            return float(t[inter] - t[baseline])
-        return float("nan")
-
-    out["seed_std_change"] = change(robustness, "avg_seed_std")
-    out["selection_loss_change"] = change(selection, "mean_loss")
-    r = robustness[(robustness["target"] == target) & (robustness["intermediate"] == inter)]
-    if len(r):
-        out["spearman_rho"] = float(r.iloc[0]["spearman_rho"])
-    return out
+def _per_seed(ts: TargetScores, measure: Measure, inter: str) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    runs = ts.arm(inter)
+    vals, reps = measure_arrays(ts, measure, runs)
+    seeds = [ts.runs[r][1] for r in runs]
+    return dict(zip(seeds, vals, strict=True)), ({s: reps[k] for k, s in enumerate(seeds)} if reps is not None else {})
 
 
-def _favours(diff: float, lo: float, hi: float, better: str | None, has_ci: bool) -> tuple[str, bool]:
-    """Which target the measure calls more robust, and whether a CI backs that call."""
-    if better is None or not np.isfinite(diff):
-        return "n/a", False
+def target_difference(ner: TargetScores, nli: TargetScores, measure: Measure, inter: str, baseline: str,
+                      level: float) -> tuple[Estimate, bool]:
+    """``effect(NER) − effect(NLI)`` and whether it was formed per seed."""
+    arms = {}
+    for arm in (inter, baseline):
+        a_v, a_r = _per_seed(ner, measure, arm)
+        b_v, b_r = _per_seed(nli, measure, arm)
+        arms[arm] = (a_v, a_r, b_v, b_r)
+    same = all(set(arms[a][0]) == set(arms[a][2]) and arms[a][0] for a in arms)
+    if same:
+        diffs, reps = [], []
+        for arm in (inter, baseline):
+            a_v, a_r, b_v, b_r = arms[arm]
+            seeds = sorted(a_v)
+            diffs.append(np.array([a_v[s] - b_v[s] for s in seeds]))
+            have = all(s in a_r and s in b_r for s in seeds)
+            reps.append(np.stack([a_r[s] - b_r[s] for s in seeds]) if have else None)
+        if reps[0] is None or reps[1] is None:
+            reps = [None, None]
+        return arm_difference(diffs[0], diffs[1], reps[0], reps[1], level=level), True
+    e_ner = measure_effect(ner, measure, inter, baseline, level)
+    e_nli = measure_effect(nli, measure, inter, baseline, level)
+    return combine(e_ner, e_nli, -1.0, level), False
+
+
+def favours(e: Estimate, better: str | None) -> str:
+    """Which target's transfer the measure calls more robust under the setting, if the CI says so."""
+    if not better or not np.isfinite(e.value):
+        return "n/a"
+    if not np.isfinite(e.p):
+        return "no verdict"
+    if not e.decided:
+        return "neither"
     sign = 1.0 if better == "higher" else -1.0
-    if has_ci and np.isfinite(lo) and np.isfinite(hi):
-        if lo > 0 or hi < 0:
-            return ("NER" if sign * diff > 0 else "NLI"), True
-        return "neither", True
-    if abs(diff) < 1e-12:
-        return "tie", False
-    return ("NER" if sign * diff > 0 else "NLI"), False
+    return "NER" if sign * e.value > 0 else "NLI"
 
 
-def compare_targets(
-    summary: pd.DataFrame,
-    robustness: pd.DataFrame,
-    selection: pd.DataFrame,
-    replicates: dict[tuple[str, str], dict[str, np.ndarray]],
-    ner: str = "panx",
-    nli: str = "xnli",
-    baseline: str = "none",
-    level: float = 0.95,
-) -> pd.DataFrame:
-    """Long table: one row per (intermediate setting, measure), NER and NLI in columns."""
-    settings = sorted(
-        (
-            set(summary.loc[summary["target"].isin([ner, nli]), "intermediate"])
-            | set(robustness.loc[robustness["target"].isin([ner, nli]), "intermediate"])
-        )
-        - {baseline}
-    )
+def compare_targets(scores: dict[str, TargetScores], settings: list[str], ner: str = "panx", nli: str = "xnli",
+                    baseline: str = "none", alpha: float = 0.05, measures: tuple[Measure, ...] = MEASURES,
+                    ) -> pd.DataFrame:
+    """Long table: one row per (intermediate setting, measure)."""
+    if ner not in scores or nli not in scores:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    a, b = scores[ner], scores[nli]
+    both = [s for s in settings if s != baseline and a.arm(s) and b.arm(s)]
+    if not (a.arm(baseline) and b.arm(baseline)):
+        both = []
+    m = max(len(both), 1)
     rows = []
-    for inter in settings:
-        a = _values(ner, inter, summary, robustness, selection, baseline)
-        b = _values(nli, inter, summary, robustness, selection, baseline)
-        for m in MEASURES:
-            diff = a[m.key] - b[m.key]
-            lo = hi = float("nan")
-            has_ci = m.key in CI_MEASURES
-            if has_ci:
-                ra = replicates.get((ner, inter), {}).get(m.key)
-                rb = replicates.get((nli, inter), {}).get(m.key)
-                if ra is not None and rb is not None:
-                    lo, hi = percentile_ci(ra - rb, level)
-            favours, confident = _favours(diff, lo, hi, m.better, has_ci)
-            rows.append(
-                {
-                    "intermediate": inter,
-                    "measure": m.key,
-                    "label": m.label,
-                    "short": m.short,
-                    "primary": m.primary,
-                    "better": m.better or "",
-                    "ner": a[m.key],
-                    "nli": b[m.key],
-                    "ner_ci_lo": a.get(f"{m.key}_lo", float("nan")),
-                    "ner_ci_hi": a.get(f"{m.key}_hi", float("nan")),
-                    "nli_ci_lo": b.get(f"{m.key}_lo", float("nan")),
-                    "nli_ci_hi": b.get(f"{m.key}_hi", float("nan")),
-                    "ner_minus_nli": diff,
-                    "diff_ci_lo": lo,
-                    "diff_ci_hi": hi,
-                    "favours": favours,
-                    "confident": confident,
-                }
-            )
+    for inter in both:
+        for measure in measures:
+            level = 1 - alpha / m if measure.primary else 1 - alpha
+            e, paired = target_difference(a, b, measure, inter, baseline, level)
+            e_ner = measure_effect(a, measure, inter, baseline, 1 - alpha)
+            e_nli = measure_effect(b, measure, inter, baseline, 1 - alpha)
+            p_adj = min(1.0, e.p * m) if measure.primary and np.isfinite(e.p) else e.p
+            rows.append({
+                "intermediate": inter, "measure": measure.key, "label": measure.label, "unit": effect_unit(measure),
+                "primary": measure.primary, "robustness": measure.robustness, "better": measure.better or "",
+                "ner": e_ner.value, "ner_lo": e_ner.lo, "ner_hi": e_ner.hi,
+                "nli": e_nli.value, "nli_lo": e_nli.lo, "nli_hi": e_nli.hi,
+                "diff": e.value, "se": e.se, "df": e.df, "diff_lo": e.lo, "diff_hi": e.hi, "level": level,
+                "p": e.p, "p_adj": p_adj, "method": e.method, "paired_seeds": paired,
+                "favours": favours(e, measure.better), "decided": e.decided, **power_row(e, alpha),
+            })
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def replicate_halves(scores: dict[str, TargetScores], settings: list[str], ner: str, nli: str, baseline: str,
+                     alpha: float, n_boot: int, seed: int) -> pd.DataFrame:
+    """The primary comparison on each replication half of every test set (see evaluation.halves)."""
+    if ner not in scores or nli not in scores:
+        return pd.DataFrame(columns=["half", *COMPARISON_COLUMNS])
+    if not (scores[ner].has_stats.all() and scores[nli].has_stats.all()):
+        return pd.DataFrame(columns=["half", *COMPARISON_COLUMNS])
+    parts = []
+    for which, name in ((0, "A"), (1, "B")):
+        halves = {t: scores[t].half(which, n_boot, seed) for t in (ner, nli)}
+        frame = compare_targets(halves, settings, ner, nli, baseline, alpha, (BY_KEY[PRIMARY.key],))
+        frame.insert(0, "half", name)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def replication_status(full: pd.Series, halves: pd.DataFrame) -> str:
+    """Plain words: does the primary answer hold on both halves of the test sets?"""
+    rows = halves[halves["intermediate"] == full["intermediate"]]
+    if len(rows) != 2 or not np.isfinite(full["diff"]):
+        return "not available (needs per-example statistics for every run)"
+    signs = {float(np.sign(v)) for v in rows["diff"]}
+    decided = [bool(d) for d in rows["decided"]]
+    same = ", ".join(f"{h}: {v:+.1f} pp" for h, v in zip(rows["half"], rows["diff"], strict=True))
+    if full["favours"] in ("NER", "NLI"):
+        if signs == {float(np.sign(full["diff"]))} and all(decided):
+            return f"replicated: the interval excludes zero on both halves ({same})"
+        if signs == {float(np.sign(full["diff"]))}:
+            return f"same direction on both halves, but not decided on each alone ({same})"
+        return f"NOT replicated: the halves disagree in direction ({same})"
+    if len(signs) == 1:
+        return f"no verdict; both halves point the same way ({same})"
+    return f"no verdict; the halves point in opposite directions ({same})"

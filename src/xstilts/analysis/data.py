@@ -52,6 +52,7 @@ class ExperimentData:
     source: str = SOURCE_LANGUAGE
     baseline: str = BASELINE
     warnings: list[str] = field(default_factory=list)
+    parallel: list[str] | None = None  # targets whose test sets are row-parallel (None: not recorded)
 
     @property
     def targets(self) -> list[str]:
@@ -111,6 +112,7 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
         frame = store.scores_frame()
         configured_metric = store.get_meta("primary_metric", {}) or {}
         configured_chance = store.get_meta("chance", {}) or {}
+        parallel = store.get_meta("parallel", None)
         stats_rows = [r for r in store.iter_example_stats() if r["phase"] == "target"]
     warnings: list[str] = []
     frame = frame[(frame["phase"] == "target") & frame["target"].notna()]
@@ -170,7 +172,7 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
     curves = curves[CURVE_COLUMNS].reset_index(drop=True)
     finals["seed"] = finals["seed"].astype(int)
     curves["seed"] = curves["seed"].astype(int)
-    return ExperimentData(finals, curves, stats, metrics, chance, source, baseline, warnings)
+    return ExperimentData(finals, curves, stats, metrics, chance, source, baseline, warnings, parallel)
 
 
 def common_length(arrays: list[np.ndarray]) -> int | None:

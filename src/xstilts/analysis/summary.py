@@ -1,8 +1,9 @@
 """The plain-language answer, generated from the numbers (never written by hand).
 
-Every sentence is assembled from the comparison and effect tables, so a different store gives
-a different text; when the question cannot be answered (a target or its baseline is missing)
-the text says so and why, instead of guessing.
+Every sentence is assembled from the comparison, measure and replication tables, so a different
+store gives a different text. A direction is only claimed where the primary interval excludes zero
+(simultaneously over the settings asked about); otherwise the text says the data do not separate
+NER and NLI, and how large a difference the experiment could have detected.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-# Below this many seeds the seed half of the bootstrap is known to be optimistic.
-FEW_SEEDS = 5
+from xstilts.analysis.compare import replication_status
+from xstilts.analysis.measures import PRIMARY
 
 METRIC_NAMES = {
     "f1": "entity F1",
@@ -40,16 +41,12 @@ def fmt(x: object, spec: str = ".1f", signed: bool = False) -> str:
     return text.replace("-", "−") if signed else text
 
 
-def _pct(x: object) -> str:
-    v = float(x) if x is not None else float("nan")  # type: ignore[arg-type]
-    return fmt(v * 100.0, ".1f", signed=True) + " %" if math.isfinite(v) else "–"
-
-
-def _ci(lo: object, hi: object, scale: float = 1.0, unit: str = "") -> str:
+def ci_text(lo: object, hi: object, unit: str = "", level: float = 0.95) -> str:
     lo_v, hi_v = float(lo), float(hi)  # type: ignore[arg-type]
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
-        return "no CI available"
-    return f"95 % CI {fmt(lo_v * scale, signed=True)}{unit} to {fmt(hi_v * scale, signed=True)}{unit}"
+        return "no interval"
+    pct = f"{level * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{pct} % CI {fmt(lo_v, signed=True)} to {fmt(hi_v, signed=True)}{unit}"
 
 
 def _join(items: Iterable[str]) -> str:
@@ -59,166 +56,134 @@ def _join(items: Iterable[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _target_sentence(
-    label: str, target: str, metric: str, row: pd.Series | None, alpha: float, source: str
-) -> str:
-    if row is None:
-        return f"{label} ({target}): no effect could be computed (missing runs or no baseline)."
-    name = METRIC_NAMES.get(metric, metric)
-    n = int(row["n_languages"])
-    text = (
-        f"{label} ({target}): zero-shot {name} changes by {fmt(row['mean_delta'], signed=True)} points on "
-        f"average over {n} language{'s' if n != 1 else ''} "
-        f"({_ci(row['mean_delta_lo'], row['mean_delta_hi'])}), a relative change of {_pct(row['mean_rel'])} "
-        f"({_ci(row['mean_rel_lo'], row['mean_rel_hi'], 100.0, ' %')}); "
-    )
-    if int(row["untested"]) == n:
-        text += "no per-language test was possible"
-    else:
-        text += (
-            f"per language, {int(row['improved'])} improved, {int(row['hurt'])} were hurt and "
-            f"{int(row['not_significant'])} showed no significant change (Holm-corrected, alpha = {alpha:g})"
-        )
-    if isinstance(row["worst_language"], str):
-        text += f"; the worst-affected is {row['worst_language']} ({fmt(row['worst_delta'], signed=True)})"
-    if math.isfinite(float(row["gap_change"])):
-        text += (
-            f"; the transfer gap to {source} changes by {fmt(row['gap_change'], signed=True)} points "
-            f"({_ci(row['gap_change_lo'], row['gap_change_hi'])})"
-        )
-    return text + "."
+def _row(frame: pd.DataFrame, **eq: object) -> pd.Series | None:
+    sel = frame
+    for k, v in eq.items():
+        sel = sel[sel[k] == v]
+    return sel.iloc[0] if len(sel) else None
 
 
-def _verdict_sentence(inter: str, primary: pd.Series) -> str:
-    diff = fmt(primary["ner_minus_nli"] * 100.0, signed=True)
-    ci = _ci(primary["diff_ci_lo"], primary["diff_ci_hi"], 100.0, " pp")
-    fav = primary["favours"]
-    if fav == "n/a":
-        return (
-            f"Under {inter} the two targets cannot be compared "
-            "(the relative change is missing for one of them)."
-        )
+def verdict_sentence(inter: str, row: pd.Series) -> str:
+    diff = f"NER − NLI = {fmt(row['diff'], signed=True)} pp ({ci_text(row['diff_lo'], row['diff_hi'], ' pp', row['level'])})"
+    fav = row["favours"]
+    if fav in ("NER", "NLI"):
+        more, less = (fav, "NLI" if fav == "NER" else "NER")
+        return f"under {inter}, cross-lingual transfer is more robust for {more} than for {less}: {diff}"
     if fav == "neither":
-        return (
-            "Relative to the room each baseline had, "
-            f"the NER − NLI difference under {inter} is {diff} pp ({ci}); "
-            "the interval includes zero, so the data do not show either target to be more robust."
-        )
-    more, less = ("NER", "NLI") if fav == "NER" else ("NLI", "NER")
-    how = (
-        "the interval excludes zero" if primary["confident"] else "point estimate only, no interval available"
-    )
-    return (
-        "Relative to the room each baseline had, "
-        f"transfer under {inter} is more robust for {more} than for {less}: "
-        f"NER − NLI = {diff} pp ({ci}; {how})."
-    )
+        return f"under {inter}, the data do not separate NER and NLI: {diff}; the interval includes zero"
+    if fav == "no verdict":
+        return (f"under {inter}, no verdict: with one seed per arm training variance cannot be estimated "
+                f"({diff}, test items only)")
+    return f"under {inter}, the transfer ratio is undefined for a target (English not above chance in some run)"
 
 
-def _secondary_sentence(rows: pd.DataFrame) -> str:
-    sec = rows[~rows["primary"] & (rows["better"] != "")]
-    ner = [r["short"] for _, r in sec.iterrows() if r["favours"] == "NER"]
-    nli = [r["short"] for _, r in sec.iterrows() if r["favours"] == "NLI"]
-    other = len(sec) - len(ner) - len(nli)
-    return (
-        f"Secondary measures: {len(ner)} favour NER ({_join(ner) or 'none'}), {len(nli)} favour NLI "
-        f"({_join(nli) or 'none'}), {other} undecided or unavailable."
-    )
+def _power_sentence(row: pd.Series) -> str:
+    mde, need = float(row["mde80"]), float(row["seeds_needed"])
+    parts = []
+    if math.isfinite(mde):
+        parts.append(f"the smallest NER − NLI difference this design detects with 80 % power is {fmt(mde)} pp")
+    if math.isfinite(need) and not row["decided"]:
+        parts.append(f"resolving the observed {fmt(row['diff'], signed=True)} pp would take about {int(need)} seeds "
+                     "per arm" if need > 0 else "the observed difference is below what the test sets can resolve "
+                     "at any number of seeds (more test items are needed)")
+    return "; ".join(parts)
 
 
-def write_summary(
-    comparison: pd.DataFrame,
-    effect_summary: pd.DataFrame,
-    info: dict,
-    warnings: list[str],
-) -> str:
-    """The report's answer paragraph(s). ``info`` carries targets, metrics and bootstrap settings."""
+def _target_lines(label: str, target: str, metric: str, inter: str, measures: pd.DataFrame,
+                  effect_summary: pd.DataFrame) -> list[str]:
+    name = METRIC_NAMES.get(metric, metric)
+    get = {k: _row(measures, target=target, intermediate=inter, measure=k)
+           for k in ("english", "mean_zero_shot", PRIMARY.key, "transfer_gap")}
+    if get["english"] is None:
+        return [f"{label} ({target}): no effect could be computed (missing runs or no baseline)."]
+
+    def eff(r: pd.Series | None, unit: str) -> str:
+        if r is None:
+            return "–"
+        return f"{fmt(r['delta'], signed=True)} {unit} ({ci_text(r['ci_lo'], r['ci_hi'], ' ' + unit)})"
+
+    en, zs, ratio, gap = get["english"], get["mean_zero_shot"], get[PRIMARY.key], get["transfer_gap"]
+    lines = [
+        f"{label} ({target}, {name}): English (in-language) {fmt(en['baseline_value'])} → {fmt(en['value'])}, "
+        f"{eff(en, 'points')}; zero-shot mean {fmt(zs['baseline_value'])} → {fmt(zs['value'])}, {eff(zs, 'points')}.",
+        f"{label} transfer: ratio to English {fmt(ratio['baseline_value'])} % → {fmt(ratio['value'])} %, "
+        f"{eff(ratio, 'pp')}; transfer gap {eff(gap, 'points')}.",
+    ]
+    s = _row(effect_summary, target=target, intermediate=inter)
+    if s is not None:
+        n = int(s["n_languages"])
+        if int(s["untested"]) == n:
+            per = "no per-language test was possible"
+        else:
+            per = (f"{int(s['improved'])} of {n} zero-shot languages improved, {int(s['hurt'])} were hurt, "
+                   f"{int(s['not_significant'])} not significantly changed (Holm, each language's own interval)")
+        worst = f"; the worst-affected is {s['worst_language']} ({fmt(s['worst_delta'], signed=True)} points)" \
+            if isinstance(s["worst_language"], str) else ""
+        lines.append(f"{label} per language: {per}{worst}.")
+    return lines
+
+
+def write_summary(comparison: pd.DataFrame, replication: pd.DataFrame, measures: pd.DataFrame,
+                  effect_summary: pd.DataFrame, info: dict, warnings: list[str]) -> str:
+    """The report's answer paragraph(s). ``info`` carries targets, metrics and settings."""
     ner, nli = info["ner_target"], info["nli_target"]
     metrics = info.get("metrics", {})
-    alpha, n_boot = info.get("alpha", 0.05), info.get("n_boot", 0)
-    source = info.get("source", "en")
     lines = [
-        "Question: does English intermediate-task training make zero-shot cross-lingual transfer "
-        "more or less "
-        f"robust for NER ({ner}, {METRIC_NAMES.get(metrics.get(ner, 'f1'), 'F1')}) than for NLI "
-        f"({nli}, {METRIC_NAMES.get(metrics.get(nli, 'accuracy'), 'accuracy')})?",
+        "Question: does English intermediate-task training change the robustness of zero-shot cross-lingual "
+        f"transfer differently for NER ({ner}) than for NLI ({nli})?",
         "",
     ]
     primary = comparison[comparison["primary"]] if len(comparison) else comparison
-    verdicts = {r["intermediate"]: r["favours"] for _, r in primary.iterrows()}
-    decided = {v for v in verdicts.values() if v != "n/a"}
-    if not decided:
-        missing = [t for t in (ner, nli) if t not in set(effect_summary["target"])]
-        why = (
-            f"no intermediate-vs-baseline effects for {_join(missing)}"
-            if missing
-            else "no intermediate setting was run on both targets"
-        )
+    if primary.empty:
+        missing = [t for t in (ner, nli) if t not in set(measures["target"])]
+        why = (f"no intermediate-vs-baseline effects for {_join(missing)}" if missing
+               else "no intermediate setting was run on both targets")
         lines.append(f"Answer: this store cannot answer the question: {why}.")
     else:
-        groups = {
-            "NER": [i for i, v in verdicts.items() if v == "NER"],
-            "NLI": [i for i, v in verdicts.items() if v == "NLI"],
-            "neither": [i for i, v in verdicts.items() if v == "neither"],
-        }
-        parts = []
-        if groups["NER"]:
-            parts.append(f"transfer is more robust for NER than for NLI under {_join(groups['NER'])}")
-        if groups["NLI"]:
-            parts.append(f"transfer is more robust for NLI than for NER under {_join(groups['NLI'])}")
-        if groups["neither"]:
-            parts.append(f"the data do not separate the two under {_join(groups['neither'])}")
-        lines.append("Answer: " + "; ".join(parts) + ".")
+        m = len(primary)
+        simult = f" (intervals simultaneous over {m} settings)" if m > 1 else ""
+        lines.append("Answer" + simult + ": " + "; ".join(verdict_sentence(r["intermediate"], r)
+                                                          for _, r in primary.iterrows()) + ".")
         lines.append(
-            "(Robustness is judged by the mean relative change over zero-shot languages: gains as a share of "
-            "the headroom to 100, losses as a share of the baseline's margin above chance.)"
-        )
-    for inter in sorted(verdicts):
-        rows = comparison[comparison["intermediate"] == inter]
+            f"(Measure: the change of the transfer ratio — the zero-shot mean's share of English's above-chance "
+            "score — in percentage points; English itself is reported separately, as a change of the task, not of "
+            "transfer.)")
+        for _, r in primary.iterrows():
+            lines.append(f"Replication under {r['intermediate']}: {replication_status(r, replication)}.")
+            power = _power_sentence(r)
+            if power:
+                lines.append(f"Power under {r['intermediate']}: {power}.")
+    for inter in sorted(set(primary["intermediate"])) if len(primary) else []:
         lines += ["", f"Intermediate task {inter}:"]
         for label, target in (("NER", ner), ("NLI", nli)):
-            s = effect_summary[
-                (effect_summary["target"] == target) & (effect_summary["intermediate"] == inter)
-            ]
-            row = s.iloc[0] if len(s) else None
-            lines.append("- " + _target_sentence(label, target, metrics.get(target, ""), row, alpha, source))
-        lines.append("- " + _verdict_sentence(inter, rows[rows["primary"]].iloc[0]))
-        lines.append("- " + _secondary_sentence(rows))
-    lines += [
-        "",
-        "How sure we are: " + _certainty(effect_summary, [ner, nli], n_boot, info.get("level", 0.95)),
-    ]
+            lines += ["- " + x for x in _target_lines(label, target, metrics.get(target, ""), inter, measures,
+                                                    effect_summary)]
+        sec = comparison[(comparison["intermediate"] == inter) & ~comparison["primary"] & comparison["robustness"]]
+        said = [f"{r['label'].split(':')[0]} favours {r['favours']}" for _, r in sec.iterrows()
+                if r["favours"] in ("NER", "NLI")]
+        lines.append("- Secondary transfer measures with intervals excluding zero: " + (_join(said) or "none") + ".")
+    lines += ["", "How sure we are: " + _certainty(measures, [ner, nli], info)]
     if warnings:
         lines += ["", "Caveats: " + " ".join(w.rstrip(".") + "." for w in warnings)]
     return "\n".join(lines)
 
 
-def _certainty(effect_summary: pd.DataFrame, targets: list[str], n_boot: int, level: float) -> str:
-    sub = effect_summary[effect_summary["target"].isin(targets)]
+def _certainty(measures: pd.DataFrame, targets: list[str], info: dict) -> str:
+    sub = measures[measures["target"].isin(targets)]
     if sub.empty:
         return "nothing was estimated."
     seeds = sorted(set(sub["n_seeds"]) | set(sub["n_seeds_baseline"]))
-    methods = set(sub["ci_method"])
-    text = (
-        f"intervals are {level:.0%} percentile intervals from {n_boot} paired bootstrap replicates "
-        f"(seeds per setting: {_join(str(s) for s in seeds)})"
-    )
+    methods = set(sub["method"])
+    text = (f"intervals are Student-t intervals whose variance adds the training-seed variance (pooled over the two "
+            f"arms) and the test-item variance (from {info.get('n_boot')} item resamples shared by every run and by "
+            f"every language of a parallel test set); seeds per arm: {_join(str(int(s)) for s in seeds)}")
     notes = []
-    if methods <= {"examples+seeds"}:
-        notes.append("resampling test examples and training seeds together")
-    if methods & {"examples"}:
-        notes.append(
-            "with a single seed some intervals reflect test-set sampling only, not training randomness"
-        )
-    if methods & {"seeds", "mixed"}:
-        notes.append("where per-example statistics are missing, only seeds are resampled")
-    if methods & {"none", "mixed"}:
-        notes.append("with one seed and no per-example statistics some effects have no interval at all")
-    few = [s for s in seeds if 1 < s < FEW_SEEDS]
-    if few:
-        notes.append(
-            f"with only {_join(str(s) for s in few)} seeds, resampling seeds understates training-seed "
-            "variance, so intervals on averages over many languages (where seed noise dominates) are "
-            "optimistic; an interval whose edge is close to zero should not be read as decisive"
-        )
-    return text + "; " + "; ".join(notes) + "."
+    if any(1 < s < 4 for s in seeds):
+        notes.append("with so few seeds the seed variance rests on 2–4 degrees of freedom, which is why the "
+                     "intervals are wide; simulated coverage at these sizes is in docs/statistics.md")
+    if "items" in methods or "none" in methods:
+        notes.append("with a single seed per arm training variance is unknown: intervals then cover test items only "
+                     "and no verdict is given")
+    if "seeds" in methods:
+        notes.append("where per-example statistics are missing the test-item variance is not counted")
+    return text + ("; " + "; ".join(notes) if notes else "") + "."

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xstilts.evaluation.halves import keep_rows, report_mask
 from xstilts.metrics.stats import score_from_stats
 from xstilts.store import RunResult, Score, Store
 
@@ -34,6 +35,9 @@ class SyntheticTarget:
     effects: Mapping[str, float | Mapping[str, float]] = field(default_factory=dict)
     n_examples: int = 300
     chance: float = 0.0
+    parallel: bool = False  # one latent difficulty per item shared by every language (a translated test set)
+    seed_sd: float | None = None  # seed-level shift of all languages of a run (None: the experiment's)
+    lang_seed_sd: float = 0.0  # per-language, per-run training noise on top of the shared shift
 
 
 def add_target_run(
@@ -84,6 +88,16 @@ def simulate_stats(
     return np.stack([hits, np.ones_like(hits), n_gold], axis=1)
 
 
+def expected_scores(t: SyntheticTarget, intermediate: str) -> dict[str, float]:
+    """The true (noise-free) level of every language under one setting: the analysis' estimands."""
+    effect = t.effects.get(intermediate, 0.0)
+    out = {}
+    for lang, base in t.baseline.items():
+        delta = effect.get(lang, 0.0) if isinstance(effect, Mapping) else float(effect)
+        out[lang] = float(np.clip(base + delta, 0.0, 100.0))
+    return out
+
+
 def _latent(metric: str, n: int, rng: np.random.Generator) -> np.ndarray:
     if metric != "f1":
         return rng.random((n, 1))
@@ -104,34 +118,46 @@ def write_synthetic_experiment(
     with_baseline: bool = True,
     rng_seed: int = 0,
     durable: bool = False,
+    shared_seed_sd: float = 0.0,
+    holdout_english: bool = False,
+    source: str = "en",
 ) -> Path:
     """Write a complete store to ``expdir`` and return it.
 
     Each (intermediate, seed) run's true level on a language is ``baseline + effect`` plus a
-    seed-level shift ~ N(0, ``seed_sd``), shared by all languages of that seed's run.
+    seed-level shift ~ N(0, ``seed_sd``) shared by all languages of that seed's run, a per-language
+    shift ~ N(0, ``lang_seed_sd``), and a shift ~ N(0, ``shared_seed_sd``) shared by every target
+    trained from the same (intermediate, seed) model. ``holdout_english`` stores English as a real
+    run does: scored on the report half of its items (the selection half's rows zeroed).
     """
     expdir = Path(expdir)
     rng = np.random.default_rng(rng_seed)
+    shared: dict[tuple[str, int], float] = {}
     with Store(expdir) as store:
         if not durable:  # a throwaway store: skip the per-transaction fsyncs a real run needs
             store.conn.execute("PRAGMA synchronous=OFF")
         store.set_meta("primary_metric", {t.name: t.metric for t in targets})
         store.set_meta("chance", {t.name: t.chance for t in targets})
+        store.set_meta("parallel", [t.name for t in targets if t.parallel])
         for t in targets:
-            latents = {lang: _latent(t.metric, t.n_examples, rng) for lang in t.baseline}
+            one = _latent(t.metric, t.n_examples, rng) if t.parallel else None
+            latents = {lang: one if one is not None else _latent(t.metric, t.n_examples, rng) for lang in t.baseline}
             settings = (["none"] if with_baseline else []) + sorted(t.effects)
+            sd = seed_sd if t.seed_sd is None else t.seed_sd
             for inter in settings:
-                effect = t.effects.get(inter, 0.0)
                 for seed in seeds:
                     if inter != "none":  # the phase-2 run a real target run starts from
                         store.register_run(f"{inter}--s{seed}", "intermediate", inter, None, seed, "h", None)
-                    shift = rng.normal(0.0, seed_sd)
+                    if (inter, seed) not in shared:
+                        shared[(inter, seed)] = rng.normal(0.0, shared_seed_sd) if shared_seed_sd else 0.0
+                    shift = rng.normal(0.0, sd) + shared[(inter, seed)]
                     finals, stats = {}, {}
-                    for lang, base in t.baseline.items():
-                        delta = effect.get(lang, 0.0) if isinstance(effect, Mapping) else float(effect)
-                        level = base + delta + shift
+                    for lang, truth in expected_scores(t, inter).items():
+                        level = truth + shift + (rng.normal(0.0, t.lang_seed_sd) if t.lang_seed_sd else 0.0)
                         if with_stats:
                             stats[lang] = simulate_stats(t.metric, level, latents[lang], rng)
+                            if holdout_english and lang == source:
+                                stats[lang] = keep_rows(stats[lang], report_mask(len(stats[lang])))
                             finals[lang] = score_from_stats(t.metric, stats[lang])
                         else:
                             finals[lang] = level

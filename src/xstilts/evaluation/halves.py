@@ -21,6 +21,7 @@ across languages and runs.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,8 +29,13 @@ _SELECTION_BIT = 0
 _REPLICATION_BIT = 1
 
 
+@lru_cache(maxsize=64)
+def _hashes(n: int) -> np.ndarray:
+    return np.array([zlib.crc32(f"xstilts-item-{i}".encode()) for i in range(n)], dtype=np.uint32)
+
+
 def _bits(n: int, bit: int) -> np.ndarray:
-    return np.array([(zlib.crc32(f"xstilts-item-{i}".encode()) >> bit) & 1 for i in range(n)], dtype=bool)
+    return ((_hashes(n) >> bit) & 1).astype(bool)
 
 
 def selection_mask(n: int) -> np.ndarray:

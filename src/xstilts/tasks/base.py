@@ -83,6 +83,9 @@ class Task:
     languages: ClassVar[tuple[str, ...]] = ("en",)  # evaluation languages (XTREME list)
     languages_r: ClassVar[tuple[str, ...]] = ()  # XTREME-R list, where it differs
     chance: ClassVar[float] = 0.0  # chance score on the 0-100 scale of ``metric``
+    # True when row i of every language's eval file is the same item (a translated test set):
+    # the analysis then resamples one set of items for all languages.
+    parallel: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     options: dict[str, Any] = field(default_factory=dict)  # per-task config (e.g. file overrides)

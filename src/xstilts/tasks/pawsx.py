@@ -82,6 +82,7 @@ class PAWSX(Task):
     labels = ("0", "1")
     languages = LANGUAGES
     chance = 50.0
+    parallel = True
     description = "PAWS-X paraphrase identification (accuracy); offline train = half of dev-en"
 
     def _folder(self, data_dir: Path) -> Path:

@@ -66,6 +66,7 @@ class XNLI(Task):
     labels = NLI_LABELS
     languages = LANGUAGES
     chance = 100 / 3
+    parallel = True
     description = "XNLI (accuracy); English training = MNLI, or offline a premise-disjoint split of dev-en"
 
     def _folder(self, data_dir: Path) -> Path:

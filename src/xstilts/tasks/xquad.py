@@ -59,6 +59,7 @@ class XQuAD(Task):
     name = "xquad"
     head = "span_qa"
     metric = "squad_f1"
+    parallel = True
     metrics = ("squad_f1", "exact_match")
     languages = XTREME_LANGUAGES
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))

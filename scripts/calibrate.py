@@ -1,0 +1,60 @@
+"""Calibration of the analysis: simulated experiments with known effects, through ``analyze``.
+
+    .venv/bin/python scripts/calibrate.py --n 200 --out docs/calibration
+
+writes ``calibration-runs.csv`` (one row per simulated experiment) and ``calibration.md`` (the table
+of docs/statistics.md) under ``--out``. See :mod:`xstilts.analysis.calibration` for the scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from xstilts.analysis.calibration import run_scenario, scenarios, summarise
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            cells.append(f"{v:.1%}" if isinstance(v, float) and c not in ("true NER − NLI (pp)",) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="simulated experiments per scenario")
+    ap.add_argument("--n-boot", type=int, default=200, help="item resamples per analysis")
+    ap.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
+    ap.add_argument("--out", type=Path, default=Path("docs/calibration"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    frames, started = [], time.perf_counter()
+    for sc in scenarios():
+        if args.only and sc.name not in args.only:
+            continue
+        t = time.perf_counter()
+        frames.append(run_scenario(sc, args.n, n_boot=args.n_boot))
+        print(f"{sc.name} ({sc.size}): {time.perf_counter() - t:.0f} s", flush=True)
+    runs = pd.concat(frames, ignore_index=True)
+    runs.to_csv(args.out / "calibration-runs.csv", index=False)
+    table = summarise(runs)
+    head = (f"{args.n} simulated experiments per scenario, {args.n_boot} item resamples each; "
+            f"{date.today()}, {platform.machine()} {platform.python_version()}, "
+            f"{time.perf_counter() - started:.0f} s.\n\n")
+    (args.out / "calibration.md").write_text(head + markdown(table) + "\n", encoding="utf-8")
+    print(head + markdown(table))
+
+
+if __name__ == "__main__":
+    main()
