@@ -1,8 +1,10 @@
 """Read a task split and tokenise it once; cache the result on disk.
 
 The cache key covers everything the features depend on: task, its options, split, language,
-example cap, max length, the tokenizer (its serialized vocabulary) and the bytes of the data
-files. Writes are atomic (temp file + rename), so an interrupted run never leaves a bad entry.
+example cap (a number of examples, e.g. sentences, however many features each becomes), max
+length, the head's resolved encoding settings (e.g. tagging windows), the tokenizer (its
+serialized vocabulary) and the bytes of the data files. Writes are atomic (temp file + rename),
+so an interrupted run never leaves a bad entry.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from xstilts.faults import atomic_path
 from xstilts.heads import Feature, get_head_kind
 from xstilts.tasks.base import Example, Task
 
-CACHE_VERSION = 2  # 2: SpanQAExample.answer_language
+CACHE_VERSION = 3  # 2: SpanQAExample.answer_language; 3: tagging windows (several features per long sentence)
 
 
 @lru_cache(maxsize=256)
@@ -52,8 +54,9 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 def cache_key(task: Task, split: str, language: str, data_dir: Path, tokenizer: Any, max_length: int,
               limit: int | None) -> str:
     files = [(str(p.name), file_digest(p)) for p in task.files(split, language, data_dir) if p.is_file()]
+    settings = get_head_kind(task.head).encode_settings(task, tokenizer, max_length)  # e.g. tagging windows
     parts = (CACHE_VERSION, task.name, sorted(task.options.items(), key=str), split, language, limit,
-             max_length, tokenizer_fingerprint(tokenizer), files)
+             max_length, settings, tokenizer_fingerprint(tokenizer), files)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 

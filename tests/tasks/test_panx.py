@@ -27,6 +27,57 @@ def test_raw_lang_prefixed_form_is_accepted(tmp_path: Path) -> None:
     assert examples[1].tokens == ("a:b",)
 
 
+def _tokens(path: Path) -> list[str]:
+    return [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("lines", "tokens"),
+    [
+        # the file's own prefix on every token: stripped exactly once, whatever follows it
+        (["de:Berlin", "de:bar:24", "", "de:xml:base", "de:ftp://x.org", "de:de:x"],
+         ["Berlin", "bar:24", "xml:base", "ftp://x.org", "de:x"]),
+        # not on every token: nothing is touched (these were corrupted by the old per-token guess)
+        (["bar:24", "ftp://x.org", "", "xml:base", "de:Dur"], ["bar:24", "ftp://x.org", "xml:base", "de:Dur"]),
+        (["de:Berlin", "de:liegt", "", "an:der"], ["de:Berlin", "de:liegt", "an:der"]),
+        # another language's prefix is a real token in a German file
+        (["en:Berlin", "en:bar"], ["en:Berlin", "en:bar"]),
+    ],
+)
+def test_lang_prefix_stripped_only_when_every_token_has_it(tmp_path: Path, lines: list[str], tokens: list[str]
+                                                           ) -> None:
+    folder = tmp_path / "xtreme" / "panx"
+    folder.mkdir(parents=True)
+    (folder / "dev-de.tsv").write_text("".join(f"{t}\tO\n" if t else "\n" for t in lines), encoding="utf-8")
+    assert [t for ex in get_task("panx").load("eval", "de", tmp_path) for t in ex.tokens] == tokens
+
+
+def test_prefix_alone_is_an_empty_token(tmp_path: Path) -> None:
+    folder = tmp_path / "xtreme" / "panx"
+    folder.mkdir(parents=True)
+    (folder / "dev-de.tsv").write_text("de:Berlin\tB-LOC\n\nde:\tO\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        get_task("panx").load("eval", "de", tmp_path)
+    assert info.value.line == 3 and "empty token" in info.value.one_line()
+
+
+@pytest.mark.parametrize(("split", "lang", "name", "kept"),
+                         [("eval", "en", "dev-en.tsv", {"bar:24", "bar:2007"}), ("train", "en", "train-en.tsv", {"bar:7"})])
+def test_real_tokens_with_colons_survive(shared_data: Path, tmp_path: Path, split: str, lang: str, name: str,
+                                        kept: set[str]) -> None:
+    """Every token of the real (unprefixed) file is read unchanged; a prefixed copy reads the same."""
+    path = shared_data / "xtreme" / "panx" / name
+    raw = _tokens(path)
+    assert kept <= set(raw)
+    read = [t for ex in get_task("panx").load(split, lang, shared_data) for t in ex.tokens]
+    assert read == raw
+    folder = tmp_path / "xtreme" / "panx"
+    folder.mkdir(parents=True)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    (folder / name).write_text("".join(f"{lang}:{line}\n" if line.strip() else "\n" for line in lines), encoding="utf-8")
+    assert [t for ex in get_task("panx").load(split, lang, tmp_path) for t in ex.tokens] == raw
+
+
 @pytest.mark.parametrize(
     ("content", "message", "line"),
     [

@@ -55,6 +55,30 @@ def test_crlf_bom_and_lang_prefix(tmp_path: Path) -> None:
     assert [ex.tags for ex in examples] == [("DET", "NOUN"), ("INTJ",)]
 
 
+@pytest.mark.parametrize(("lang", "kept"), [
+    ("de", {"ftp://ftp.adobe.com/pub/adobe/magic/imageready/win/ir1try.exe",
+            "ftp://ftp-pac.adobe.com/pub/adobe/magic/imageready/win/ir1try.exe",
+            "ftp://ftp.informatik.hu-berlin.de/pub/Java/Linux/", "ftp://ds.internic.net/rfc/rfc2070.txt",
+            "xml:base", 'xml:base="http://www.heise.de/', 'xml:base="/ix/events/">'}),
+    ("fi", {"tv:stä", "sdp:n"}),
+])
+def test_real_tokens_with_colons_survive(tmp_path: Path, lang: str, kept: set[str]) -> None:
+    """The 9 real UD-POS tokens the old per-token prefix guess cut are read unchanged, and a copy of
+    the file with XTREME's ``{lang}:`` prefix on every token reads exactly the same tokens."""
+    path = DATA / "xtreme" / "udpos" / f"dev-{lang}.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    raw = [line.split("\t")[0] for line in lines if line.strip()]
+    assert kept <= set(raw)
+    task = get_task("udpos")
+    assert [t for ex in task.read("eval", lang, DATA) for t in ex.tokens] == raw
+    folder = tmp_path / "udpos"
+    folder.mkdir()
+    (folder / f"dev-{lang}.tsv").write_text("".join(f"{lang}:{line}\n" if line.strip() else "\n" for line in lines),
+                                           encoding="utf-8")
+    prefixed = get_task("udpos", {"dir": str(folder)}).read("eval", lang, tmp_path)
+    assert [t for ex in prefixed for t in ex.tokens] == raw
+
+
 def test_token_accuracy_uses_first_subtoken(tiny_model: Path) -> None:
     """Hand-made logits: the word-level prediction is read at each word's first sub-token."""
     from transformers import AutoTokenizer

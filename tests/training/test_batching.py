@@ -61,7 +61,10 @@ def test_bucketing_cuts_padding_on_real_sentence_lengths(panx) -> None:
     rng = np.random.default_rng(0)
     plain = _padding(lengths, train_batches(lengths, 32, rng, bucket=False))
     bucketed = _padding(lengths, train_batches(lengths, 32, rng, bucket=True))
-    assert plain > 0.5 and bucketed < plain / 5, (plain, bucketed)
+    # what padding is left comes mostly from the one batch that straddles two pools (longest of one,
+    # shortest of the next), so it moves with the feature count: 0.13-0.19 for 1,990-2,100 sentences,
+    # 0.17 for these 2,000 (2,007 features since long sentences became several tagging windows)
+    assert plain > 0.5 and bucketed < plain / 3, (plain, bucketed)
 
 
 def test_eval_batches_are_longest_first_and_respect_the_token_budget() -> None:

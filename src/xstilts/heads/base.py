@@ -61,6 +61,10 @@ class HeadKind(ABC):
     def encode(self, task: Task, examples: Sequence[Example], tokenizer: Any, max_length: int) -> list[Feature]:
         """Tokenise examples; each feature remembers its example via ``example_index``."""
 
+    def encode_settings(self, task: Task, tokenizer: Any, max_length: int) -> tuple[Any, ...]:
+        """Resolved settings besides ``max_length`` that shape the features (part of the cache key)."""
+        return ()
+
     def collate(self, features: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]:
         """Pad a batch to its own longest sequence (dynamic padding)."""
         ids = pad([f["input_ids"] for f in features], pad_id)

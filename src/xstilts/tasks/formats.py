@@ -126,15 +126,21 @@ def read_csv_dicts(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int,
         raise DataError(f"malformed CSV ({exc})", path) from None
 
 
-def read_conll(path: Path, tags: tuple[str, ...] | None = None, strip_lang_prefix: bool = True,
+def read_conll(path: Path, tags: tuple[str, ...] | None = None, lang: str | None = None,
                ) -> list[tuple[int, list[str], list[str]]]:
     """Sentences of a ``token<TAB>tag`` file (blank line between sentences).
 
-    Accepts the raw XTREME form ``lang:token<TAB>tag`` too. Returns (first line, tokens, tags).
+    Returns (first line, tokens, tags). Accepts the raw XTREME form too, where every token carries
+    the file's language as a prefix (``de:Berlin``): with ``lang`` given, ``{lang}:`` is stripped
+    once from every token, but only when *every* token of the file carries it. The decision is per
+    file because the prefix is a property of how the file was made, and a per-token (or even
+    per-sentence) guess would corrupt real tokens such as ``bar:24``, ``xml:base`` or ``ftp://x.org``
+    (a one-word sentence ``de:Dur`` in an unprefixed German file would be stripped per sentence).
     """
     sentences: list[tuple[int, list[str], list[str]]] = []
     tokens: list[str] = []
     labels: list[str] = []
+    token_lines: list[int] = []  # line of every token of the file, for errors after stripping
     start = 0
     for lineno, line in iter_lines(path):
         if not line.strip():
@@ -146,18 +152,24 @@ def read_conll(path: Path, tags: tuple[str, ...] | None = None, strip_lang_prefi
         if len(cols) != 2:
             raise DataError(f"expected 'token<TAB>tag', found {len(cols)} column(s)", path, lineno)
         token, tag = cols[0], cols[1].strip()
-        if strip_lang_prefix and ":" in token[:4]:
-            prefix, _, rest = token.partition(":")
-            if 2 <= len(prefix) <= 3 and prefix.isalpha() and prefix.islower() and rest:
-                token = rest
         if not token:
             raise DataError("empty token", path, lineno)
         if tags is not None and tag not in tags:
             raise DataError(f"unknown tag {tag!r} (expected one of {', '.join(tags)})", path, lineno)
         if not tokens:
             start = lineno
+        token_lines.append(lineno)
         tokens.append(token)
         labels.append(tag)
     if tokens:
         sentences.append((start, tokens, labels))
+    prefix = f"{lang}:" if lang else None
+    if prefix and sentences and all(t.startswith(prefix) for _, toks, _ in sentences for t in toks):
+        n = 0
+        for _, toks, _ in sentences:
+            for i, t in enumerate(toks):
+                toks[i] = t[len(prefix):]
+                if not toks[i]:
+                    raise DataError(f"empty token after the language prefix {prefix!r}", path, token_lines[n])
+                n += 1
     return sentences

@@ -1,7 +1,12 @@
 """PAN-X (WikiANN) named entity recognition, as XTREME prepares it.
 
 Files: ``xtreme/panx/train-en.tsv`` and ``dev-{lang}.tsv``, ``token<TAB>tag`` with a blank line
-between sentences; the raw ``lang:token`` form of XTREME's download is accepted too.
+between sentences. The raw form of XTREME's download, every token prefixed with the file's language
+(``de:Berlin`` in ``dev-de.tsv``), is accepted too: the prefix is stripped only when every token of
+the file carries it, so real tokens such as ``bar:24`` are kept (see ``formats.read_conll``).
+
+Scoring: entity-level F1 (seqeval) over every word; sentences longer than ``max_length`` are split
+into overlapping windows (options ``stride``, ``windows``: see ``xstilts.heads.tagging``).
 """
 
 from __future__ import annotations
@@ -36,4 +41,6 @@ class PanX(Task):
 
     def read(self, split: str, language: str, data_dir: Path) -> list[TaggingExample]:
         (path,) = self.files(split, language, data_dir)
-        return [TaggingExample(tuple(toks), tuple(tags)) for _, toks, tags in read_conll(path, self.labels)]
+        file_language = "en" if split == "train" else language  # a raw XTREME file's token prefix
+        return [TaggingExample(tuple(toks), tuple(tags))
+                for _, toks, tags in read_conll(path, self.labels, file_language)]

@@ -1,14 +1,17 @@
 """UD-POS: universal part-of-speech tagging (Universal Dependencies v2.5, as XTREME prepares it).
 
 Files: ``xtreme/udpos/train-en.tsv`` and ``dev-{lang}.tsv``, ``token<TAB>UPOS`` with a blank line
-between sentences (the raw ``lang:token`` form is accepted too). Option ``dir`` overrides the
-folder.
+between sentences (the raw form, every token prefixed with the file's language as in ``de:Haus``, is
+accepted too; the prefix is stripped only when every token of the file has it). Option ``dir``
+overrides the folder.
 
-Metric: token accuracy over words, the first sub-token of each word carrying its prediction
-(the ``tagging`` head's rule; words cut off by ``max_length`` are scored as wrong-by-default,
-never dropped). XTREME's ``evaluate.py`` scores POS with seqeval's ``f1_score``; on tags without
-B-/I- prefixes that is an F1 over runs of equal tags, not a per-word score, so we report the
-per-word accuracy POS tagging is normally judged by (metric ``token_accuracy``).
+Metric: token accuracy over every word, the first sub-token of each word carrying its prediction
+(the ``tagging`` head's rule). Sentences longer than ``max_length`` are split into overlapping
+windows, so no word is cut; with the head option ``windows = false`` words beyond ``max_length``
+get no prediction and count as wrong, never dropped. XTREME's ``evaluate.py`` scores POS with
+seqeval's ``f1_score``; on tags without B-/I- prefixes that is an F1 over runs of equal tags, not
+a per-word score, so we report the per-word accuracy POS tagging is normally judged by (metric
+``token_accuracy``).
 
 The offline data has dev splits for 34 languages: kk, th, tl and yo have only test sets in
 UD v2.5 and are absent.
@@ -49,4 +52,6 @@ class UDPOS(Task):
 
     def read(self, split: str, language: str, data_dir: Path) -> list[TaggingExample]:
         (path,) = self.files(split, language, data_dir)
-        return [TaggingExample(tuple(toks), tuple(tags)) for _, toks, tags in read_conll(path, self.labels)]
+        file_language = "en" if split == "train" else language  # a raw XTREME file's token prefix
+        return [TaggingExample(tuple(toks), tuple(tags))
+                for _, toks, tags in read_conll(path, self.labels, file_language)]
