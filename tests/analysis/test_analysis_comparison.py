@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis import analyze
-from xstilts.analysis.compare import MEASURES, compare_targets
+from xstilts.analysis.compare import compare_targets, replication_status
+from xstilts.analysis.measures import MEASURES
 
 
 def _primary(a) -> pd.Series:
@@ -18,20 +19,24 @@ def _primary(a) -> pd.Series:
 def test_opposite_stores_give_opposite_answers(helps_ner: Path, helps_nli: Path) -> None:
     a, b = analyze(helps_ner, n_boot=300), analyze(helps_nli, n_boot=300)
     pa, pb = _primary(a), _primary(b)
-    assert pa["favours"] == "NER" and pa["confident"] and pa["diff_ci_lo"] > 0
-    assert pb["favours"] == "NLI" and pb["confident"] and pb["diff_ci_hi"] < 0
+    assert pa["favours"] == "NER" and pa["decided"] and pa["diff_lo"] > 0
+    assert pb["favours"] == "NLI" and pb["decided"] and pb["diff_hi"] < 0
 
-    answer_a = next(line for line in a.summary.splitlines() if line.startswith("Answer:"))
-    answer_b = next(line for line in b.summary.splitlines() if line.startswith("Answer:"))
-    assert "more robust for NER than for NLI under mnli" in answer_a
-    assert "more robust for NLI than for NER under mnli" in answer_b
-    assert answer_a != answer_b
+    answer_a = next(line for line in a.summary.splitlines() if line.startswith("Answer"))
+    answer_b = next(line for line in b.summary.splitlines() if line.startswith("Answer"))
+    assert "transfer is more robust for NER than for NLI" in answer_a
+    assert "transfer is more robust for NLI than for NER" in answer_b
 
-    # the per-target numbers in the text are the table's numbers
+    # the numbers in the text are the tables' numbers
+    m = a.measures.set_index(["target", "measure"])
+    assert f"{m.loc[('panx', 'transfer_ratio'), 'delta']:+.1f} pp" in a.summary
+    assert m.loc[("panx", "mean_zero_shot"), "delta"] > 0 > m.loc[("xnli", "mean_zero_shot"), "delta"]
     s = a.effect_summary.set_index("target")
-    assert f"{s.loc['panx', 'mean_delta']:+.1f}".replace("-", "−") in a.summary
-    assert s.loc["panx", "mean_delta"] > 0 > s.loc["xnli", "mean_delta"]
     assert s.loc["xnli", "hurt"] > 0 and s.loc["panx", "improved"] > 0
+    # English did not change, and is reported as its own line, not as transfer
+    assert "English (in-language)" in a.summary
+    assert abs(m.loc[("panx", "english"), "delta"]) < 3.0
+    assert "Replication under mnli: replicated" in a.summary
 
 
 def test_every_measure_is_compared(helps_ner: Path) -> None:
@@ -39,43 +44,28 @@ def test_every_measure_is_compared(helps_ner: Path) -> None:
     rows = a.comparison[a.comparison["intermediate"] == "mnli"]
     assert list(rows["measure"]) == [m.key for m in MEASURES]
     favours = rows.set_index("measure")["favours"]
-    assert favours["share_hurt"] in {"NER", "tie"} and favours["mean_delta"] == "NER"
-    assert favours["spearman_rho"] == "n/a"  # descriptive, no direction
+    assert favours["transfer_ratio"] == "NER" and favours["transfer_gap"] in {"NER", "neither"}
+    assert (rows["p"] < 0.05).eq(rows["decided"]).all()
 
 
-def test_undecided_when_the_interval_includes_zero() -> None:
-    summary = pd.DataFrame(
-        [
-            {
-                "target": t,
-                "intermediate": "mnli",
-                "mean_rel": v,
-                "mean_rel_lo": np.nan,
-                "mean_rel_hi": np.nan,
-                "mean_delta": 1.0,
-                "mean_delta_lo": np.nan,
-                "mean_delta_hi": np.nan,
-                "worst_rel": 0.0,
-                "worst_k_rel": 0.0,
-                "share_hurt": 0.0,
-                "share_improved": 0.0,
-                "rel_std": 0.1,
-                "gap_change": 0.0,
-                "gap_change_lo": np.nan,
-                "gap_change_hi": np.nan,
-            }
-            for t, v in (("panx", 0.10), ("xnli", 0.08))
-        ]
-    )
-    robust = pd.DataFrame(columns=["target", "intermediate", "avg_seed_std", "spearman_rho"])
-    selection = pd.DataFrame(columns=["target", "intermediate", "mean_loss"])
-    rng = np.random.default_rng(0)
-    reps = {
-        ("panx", "mnli"): {"mean_rel": rng.normal(0.10, 0.05, 500)},
-        ("xnli", "mnli"): {"mean_rel": rng.normal(0.08, 0.05, 500)},
-    }
-    out = compare_targets(summary, robust, selection, reps).set_index("measure")
-    assert out.loc["mean_rel", "favours"] == "neither" and out.loc["mean_rel", "diff_ci_lo"] < 0
-    # without replicates the call falls back to the point estimate, flagged as not confident
-    out = compare_targets(summary, robust, selection, {}).set_index("measure")
-    assert out.loc["mean_rel", "favours"] == "NER" and not out.loc["mean_rel", "confident"]
+def test_several_settings_make_simultaneous_intervals(tmp_path: Path) -> None:
+    from xstilts.analysis.synthetic import SyntheticTarget, write_synthetic_experiment
+
+    base = {"en": 70.0, "de": 60.0, "fr": 62.0}
+    write_synthetic_experiment(tmp_path, [
+        SyntheticTarget("panx", "f1", base, {"a": 0.0, "b": 0.0, "c": 0.0}, n_examples=200),
+        SyntheticTarget("xnli", "accuracy", base, {"a": 0.0, "b": 0.0, "c": 0.0}, n_examples=200, chance=100 / 3),
+    ], seeds=(0, 1, 2), with_curves=False)
+    a = analyze(tmp_path, n_boot=200, with_selection=False)
+    prim = a.comparison[a.comparison["primary"]]
+    assert len(prim) == 3 and np.allclose(prim["level"], 1 - 0.05 / 3)
+    assert np.allclose(prim["p_adj"], np.minimum(1, 3 * prim["p"]))
+    assert (prim["p_adj"] < 0.05).eq(prim["decided"]).all()
+    assert "simultaneous over 3 settings" in a.summary
+
+
+def test_no_verdict_and_no_claim_without_both_targets(tmp_path: Path) -> None:
+    assert compare_targets({}, ["none", "mnli"]).empty
+    frame = pd.DataFrame(columns=["half", "intermediate", "diff", "decided"])
+    row = pd.Series({"intermediate": "mnli", "diff": 1.0, "favours": "neither"})
+    assert replication_status(row, frame).startswith("not available")

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from xstilts.analysis.multiple import holm
-from xstilts.analysis.normalise import normalised_delta
 from xstilts.analysis.robustness import rank_correlation, seed_std, transfer_gap, worst_k_mean, worst_language
 from xstilts.analysis.selection import select_vs_oracle
 
@@ -20,21 +19,6 @@ def test_holm_by_hand() -> None:
     np.testing.assert_allclose(out[[0, 2]], [0.02, 0.02])
     assert np.isnan(out[1])
     assert holm([]).size == 0
-
-
-def test_normalised_delta_by_hand() -> None:
-    # gain of 5 from 80: 5 of the 20 points of headroom
-    assert normalised_delta(5.0, 80.0, chance=100 / 3) == pytest.approx(0.25)
-    # loss of 5 from 60 with chance 100/3: 5 of the 26.67 points above chance
-    assert normalised_delta(-5.0, 60.0, chance=100 / 3) == pytest.approx(-5 / (60 - 100 / 3))
-    # loss of 5 from 50 with chance 0 (F1): a tenth of what there was
-    assert normalised_delta(-5.0, 50.0, chance=0.0) == pytest.approx(-0.1)
-    assert normalised_delta(0.0, 100.0, chance=0.0) == 0.0  # no change is always 0
-    assert np.isnan(normalised_delta(1.0, 100.0, chance=0.0))  # no headroom
-    assert np.isnan(normalised_delta(-1.0, 30.0, chance=100 / 3))  # at or below chance
-    np.testing.assert_allclose(
-        normalised_delta(np.array([10.0, -10.0]), np.array([90.0, 60.0]), 50.0), [1.0, -1.0]
-    )
 
 
 def test_transfer_gap_worst_k_and_worst_language() -> None:

@@ -79,15 +79,23 @@ def test_hand_store_tables(hand_store: Path) -> None:
 
     eff = a.effects.set_index("language")
     assert list(eff.index) == ["en", "de", "fr", "sw"]
-    assert set(eff["ci_method"]) == {"seeds"} and eff["paired"].all()
+    assert set(eff["method"]) == {"seeds"}  # no per-example stats in this store
+    # de: intermediate seeds 72, 74 vs baseline 70, 72: delta 2, pooled seed variance 2, se sqrt(2 * 2 / 2)
     assert eff.loc["de", "delta"] == 2.0
-    assert eff.loc["de", "ci_lo"] == 2.0 and eff.loc["de", "ci_hi"] == 2.0  # both seeds gain exactly 2
-    assert eff.loc["de", "rel_delta"] == pytest.approx(2 / 29)
-    assert eff.loc["sw", "rel_delta"] == pytest.approx(1 / 59)
+    assert eff.loc["de", "se"] == pytest.approx(math.sqrt(2.0)) and eff.loc["de", "df"] == 2
+    half = 4.302652729911275 * math.sqrt(2.0)  # t(0.975, 2)
+    assert eff.loc["de", "ci_lo"] == pytest.approx(2 - half) and eff.loc["de", "ci_hi"] == pytest.approx(2 + half)
+    meas = a.measures.set_index(["target", "intermediate", "measure"])
+    gap = meas.loc[("xnli", "mnli", "transfer_gap")]
+    assert gap["value"] == pytest.approx(85 - (73 + 65 + 42) / 3)
+    assert gap["baseline_value"] == pytest.approx(81 - (71 + 61 + 41) / 3)
+    ratio = meas.loc[("xnli", "mnli", "transfer_ratio")]
+    c = 100 / 3
+    per_run = [100 * ((72 + 66 + 40) / 3 - c) / (84 - c), 100 * ((74 + 64 + 44) / 3 - c) / (86 - c)]
+    assert ratio["value"] == pytest.approx(np.mean(per_run)) and ratio["primary"]
+    assert meas.loc[("xnli", "mnli", "english"), "delta"] == 4.0
     summ = a.effect_summary.set_index(["target", "intermediate"]).loc[("xnli", "mnli")]
-    assert summ["mean_delta"] == pytest.approx(7 / 3) and summ["n_languages"] == 3
-    assert summ["source_delta"] == 4.0 and summ["gap_change"] == pytest.approx(4 - 7 / 3)
-    assert summ["worst_language"] == "sw"
+    assert summ["n_languages"] == 3 and summ["worst_language"] == "sw"
     assert summ["improved"] + summ["hurt"] + summ["not_significant"] + summ["untested"] == 3
 
     sel = a.selection.set_index("language")
@@ -116,8 +124,9 @@ def test_one_seed_uses_examples_only_and_seed_std_is_missing(tmp_path: Path) -> 
         seeds=(0,),
     )
     a = analyze(tmp_path, n_boot=200)
-    assert set(a.effects["ci_method"]) == {"examples"}
+    assert set(a.effects["method"]) == {"items"}  # an interval for the test items only ...
     assert a.effects["ci_lo"].notna().all() and (a.effects["ci_lo"] < a.effects["ci_hi"]).all()
+    assert a.effects["p"].isna().all() and set(a.effects["verdict"]) == {"n/a"}  # ... and no verdict
     assert a.languages["seed_std"].isna().all() and a.robustness["avg_seed_std"].isna().all()
     assert "single seed" in a.summary
 
@@ -131,7 +140,8 @@ def test_missing_example_stats_fall_back_to_seeds(tmp_path: Path) -> None:
         with_curves=False,
     )
     a = analyze(tmp_path, n_boot=200)
-    assert set(a.effects["ci_method"]) == {"seeds"} and a.effects["n_examples"].isna().all()
+    assert set(a.effects["method"]) == {"seeds"} and a.effects["n_examples"].isna().all()
+    assert a.replication.empty and "not counted" in a.summary
     assert a.selection.empty and a.selection_summary.empty
 
 
@@ -143,7 +153,7 @@ def test_one_seed_and_no_stats_gives_no_interval(tmp_path: Path) -> None:
         with_stats=False,
     )
     a = analyze(tmp_path, n_boot=100)
-    assert set(a.effects["ci_method"]) == {"none"}
+    assert set(a.effects["method"]) == {"none"}
     assert a.effects["ci_lo"].isna().all() and set(a.effects["verdict"]) == {"n/a"}
     assert a.effects["delta"].notna().all()
 
@@ -172,4 +182,4 @@ def test_bootstrap_ci_of_the_store_agrees_with_the_scores(tmp_path: Path) -> Non
     )
     e = analyze(tmp_path, n_boot=300).effects
     assert ((e["ci_lo"] <= e["delta"]) & (e["delta"] <= e["ci_hi"])).all()
-    assert set(e["ci_method"]) == {"examples+seeds"} and (e["n_examples"] == 200).all()
+    assert set(e["method"]) == {"seeds+items"} and (e["n_examples"] == 200).all()

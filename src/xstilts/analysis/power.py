@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import stats as sps
 
 from xstilts.analysis.inference import Estimate
@@ -47,13 +48,14 @@ def seeds_needed(e: Estimate, alpha: float = 0.05) -> float:
     target = abs(e.value)
     if _multiplier(math.inf, alpha) * math.sqrt(v_item) >= target:
         return -1.0
-    for n in range(2, MAX_SEEDS + 1):
-        v_seed = e.s2_pooled * 2.0 / n
-        var = v_seed + v_item
-        df = (2 * n - 2) * (var / v_seed) ** 2 if v_seed > 0 else math.inf
-        if _multiplier(df, alpha) * math.sqrt(var) <= target:
-            return float(n)
-    return -1.0
+    if e.s2_pooled <= 0:
+        return 2.0
+    n = np.arange(2, MAX_SEEDS + 1, dtype=np.float64)  # every candidate at once: one vectorised ppf call
+    v_seed = e.s2_pooled * 2.0 / n
+    var = v_seed + v_item
+    df = (2 * n - 2) * (var / v_seed) ** 2
+    detectable = (sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(POWER, df)) * np.sqrt(var) <= target
+    return float(n[np.argmax(detectable)]) if detectable.any() else -1.0
 
 
 def power_row(e: Estimate, alpha: float = 0.05) -> dict[str, float]:
