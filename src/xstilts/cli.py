@@ -153,10 +153,10 @@ def convert_model(dest: Path = typer.Option(None, help="Output dir (default: the
 @app.command()
 def analyze(
     expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
-    n_boot: int = typer.Option(2000, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap (same seed, same numbers)."),
+    n_boot: int = typer.Option(1000, min=10, help="Test-item resamples (the item variance is estimated from them)."),
+    seed: int = typer.Option(0, help="Seed of the resampling (same seed, same numbers)."),
 ) -> None:
-    """Robustness statistics: per-language Δ with CIs, seed spread, worst language, transfer gap."""
+    """Robustness statistics: per-language Δ and transfer measures with CIs, power, replication, selection."""
     try:
         from xstilts.analysis import analyze as run_analysis
 
@@ -175,8 +175,8 @@ def analyze(
 def report(
     expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
     out_dir: Path = typer.Option(None, "--out", help="Report dir (default EXPDIR/report)."),
-    n_boot: int = typer.Option(2000, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    n_boot: int = typer.Option(1000, min=10, help="Test-item resamples (the item variance is estimated from them)."),
+    seed: int = typer.Option(0, help="Seed of the resampling."),
 ) -> None:
     """Write the self-contained HTML report, its Markdown twin, plots and CSV tables."""
     try:

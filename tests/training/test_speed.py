@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -141,38 +142,32 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
     assert speed.choose_threads(RuntimeConfig()) == 3
 
 
+def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bug this replaces: a process's own busy threads made the next run think the machine busy.
+    The arithmetic on scripted /proc readings, so the test does not depend on what else runs."""
+    from xstilts.training import speed
+
+    readings = iter([(10_000, 500), (10_000 + 150, 500 + 100)])  # machine +150 jiffies, of which ours 100
+    monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(readings))
+    monkeypatch.setattr(speed.os, "sysconf", lambda name: 100)
+    monkeypatch.setattr(speed.time, "sleep", lambda s: None)
+    assert speed.other_busy_cores(0.5) == pytest.approx((150 - 100) / 100 / 0.5)  # one other core
+
+
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
-def test_own_cpu_use_is_not_counted_as_other_load() -> None:
-    """The bug this replaces: a process's own busy threads made the next run think the machine busy."""
-    import subprocess
-    import sys
-    import threading
+def test_own_jiffies_are_this_process_cpu_time() -> None:
+    """What is subtracted is exactly this process's CPU time, however busy the machine is."""
     import time
 
-    from xstilts.training.speed import other_busy_cores
+    from xstilts.training.speed import _cpu_jiffies
 
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            sum(range(1000))
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    try:
-        own_busy = other_busy_cores(0.5)
-    finally:
-        stop.set()
-        spinner.join()
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)
-        child_busy = other_busy_cores(0.5)
-    finally:
-        child.kill()
-        child.wait()
-    assert own_busy is not None and child_busy is not None
-    assert child_busy - own_busy > 0.6, (own_busy, child_busy)  # a spinning child is ~1 core of others
+    hz = os.sysconf("SC_CLK_TCK")
+    _, own0 = _cpu_jiffies()
+    cpu0 = time.process_time()
+    while time.process_time() - cpu0 < 0.3:
+        sum(range(1000))
+    _, own1 = _cpu_jiffies()
+    assert (own1 - own0) / hz == pytest.approx(time.process_time() - cpu0, abs=0.05)
 
 
 def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup) -> None:

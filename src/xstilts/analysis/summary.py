@@ -145,7 +145,7 @@ def write_summary(comparison: pd.DataFrame, replication: pd.DataFrame, measures:
         lines.append("Answer" + simult + ": " + "; ".join(verdict_sentence(r["intermediate"], r)
                                                           for _, r in primary.iterrows()) + ".")
         lines.append(
-            f"(Measure: the change of the transfer ratio — the zero-shot mean's share of English's above-chance "
+            "(Measure: the change of the transfer ratio — the zero-shot mean's share of English's above-chance "
             "score — in percentage points; English itself is reported separately, as a change of the task, not of "
             "transfer.)")
         for _, r in primary.iterrows():
