@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
+from base64 import b64decode
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +40,8 @@ def test_full_report(tmp_path: Path) -> None:
 
     for name in (
         "comparison",
+        "replication",
+        "measures",
         "effect_summary",
         "effects",
         "robustness",
@@ -49,19 +54,73 @@ def test_full_report(tmp_path: Path) -> None:
 
     html = written["html"].read_text(encoding="utf-8")
     images = re.findall(r'<img[^>]*src="([^"]+)"', html)
-    assert len(images) >= 7  # 2 targets x (heatmap, CI dots, seed spread) + transfer gap
+    assert len(images) >= 8  # answer + 2 targets x (heatmap, CI dots, seed spread) + transfer gap
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", html, re.IGNORECASE)
     assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html
-    assert "<style>" in html and "Answer:" in html and "NER vs NLI" in html
+    assert "<style>" in html and "<p>Answer" in html and "NER vs NLI" in html
+    for section in ("Replication on split halves", "Effects per measure and target", "Per-language effects",
+                    "Robustness (descriptive)", "Seed spread", "Model selection", "Method"):
+        assert f"<h2>{section}" in html, section
+    for header in ("NER − NLI [CI]", "MDE80", "Seeds needed", "Baseline → intermediate",
+                   "Item share", "Improved / hurt / n.s."):
+        assert f"<th>{header}</th>" in html, header
+    assert "transfer ratio (primary), pp" in html and "Satterthwaite" in html and "docs/statistics.md" in html
 
     md = written["markdown"].read_text(encoding="utf-8")
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(linked) == len(images)
     for name in linked:
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
-    assert "| Intermediate | Measure |" in md
+    assert "| Intermediate | Measure, unit of Δ |" in md
     assert written["summary"].read_text(encoding="utf-8").startswith("Question:")
+
+
+def _words(html: str) -> str:
+    """The text of an HTML fragment, tags removed and white space collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def test_answer_figure_comes_first_with_the_answer_under_it(tmp_path: Path) -> None:
+    expdir = _experiment(tmp_path / "exp", seeds=(0, 1, 2))
+    written = build_report(expdir, n_boot=100)
+    out = written["html"].parent
+    assert (out / "answer.png").read_bytes().startswith(PNG_MAGIC)
+    answer = written["summary"].read_text(encoding="utf-8").split("\n\n")[1].splitlines()[0]
+    assert answer.startswith("Answer")
+
+    html = written["html"].read_text(encoding="utf-8")
+    body = html[html.index("</h1>") + len("</h1>"):]
+    first = re.search(r"<img[^>]*>", body)
+    assert first is not None and body.index("<img") == body.index("<figure>") + len("<figure>")
+    assert body[: body.index("<figure>")].strip() == ""  # nothing between the title and the figure
+    with_caption = body[first.end():]
+    after = with_caption[with_caption.index("</figure>") + len("</figure>"):]
+    assert _words(after).startswith(escape(answer))  # the calibrated sentence right under the figure
+    src = re.search(r'src="data:image/png;base64,([^"]+)"', first.group(0))
+    assert src is not None and b64decode(src.group(1)) == (out / "answer.png").read_bytes()
+
+    md = written["markdown"].read_text(encoding="utf-8")
+    paras = [p for p in md.split("\n\n") if p.strip()]
+    assert paras[0].startswith("# ")
+    assert re.fullmatch(r"!\[[^\]]*\]\(answer\.png\)", paras[1])  # the first image, right after the title
+    assert paras[2].startswith("_Question:")  # its caption
+    assert paras[3] == answer
+
+
+def test_one_row_of_panels_per_setting(tmp_path: Path) -> None:
+    """Two settings: a taller answer figure, and the primary intervals widen to the simultaneous level."""
+    from matplotlib.image import imread
+
+    from xstilts.analysis import analyze
+    from xstilts.report.plots import answer_figure
+
+    one = analyze(_experiment(tmp_path / "one", seeds=(0, 1)), n_boot=50)
+    one.effects = one.effects[one.effects["intermediate"] == "mnli"]
+    two = analyze(_experiment(tmp_path / "two", seeds=(0, 1)), n_boot=50)
+    h1, h2 = (imread(io.BytesIO(answer_figure(a))).shape[0] for a in (one, two))
+    assert h2 > 1.7 * h1
+    assert set(two.comparison.loc[two.comparison["primary"], "level"]) == {1 - 0.05 / 2}
 
 
 def test_out_dir_and_rebuild(tmp_path: Path) -> None:
@@ -87,6 +146,11 @@ def test_awkward_stores_still_build(tmp_path: Path, kwargs: dict) -> None:
     written = build_report(expdir, n_boot=50)
     html = written["html"].read_text(encoding="utf-8")
     assert "Answer:" in html and html.rstrip().endswith("</html>")
+    md = written["markdown"].read_text(encoding="utf-8")
+    assert "Answer:" in md
+    if kwargs.get("with_baseline") is False:
+        assert "No answer figure" in html and "No comparison" in html and "No effects" in html
+        assert "<img" not in html.split("<h2>")[0]
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -101,7 +165,9 @@ def test_empty_store_builds_a_report_that_says_so(tmp_path: Path) -> None:
     Store(tmp_path).close()
     written = build_report(tmp_path, n_boot=20)
     assert "cannot answer" in written["summary"].read_text(encoding="utf-8")
-    assert written["html"].exists() and written["markdown"].exists()
+    html = written["html"].read_text(encoding="utf-8")
+    assert "cannot answer" in html and "No answer figure" in html and "Replication not available" in html
+    assert written["markdown"].exists()
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:

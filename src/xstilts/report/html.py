@@ -19,7 +19,7 @@ body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; mar
 h1 { font-size: 1.6em; border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { font-size: 1.3em; margin-top: 1.8em; border-bottom: 1px solid #bbb; }
 h3 { font-size: 1.1em; margin-top: 1.4em; }
-.summary { background: #f5f7fa; border-left: 4px solid #3b6ea5; padding: .6em 1em; }
+.summary { background: #f5f7fa; border-left: 4px solid #3b6ea5; padding: .6em 1em; margin: .8em 0; }
 .scroll { overflow-x: auto; margin: .8em 0; }
 table { border-collapse: collapse; font-size: .85em; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0; }

@@ -27,6 +27,19 @@ def _table(view: TableView) -> str:
     return "\n".join(lines)
 
 
+def summary_markdown(text: str) -> str:
+    """As the HTML shows it: each line its own paragraph, '- ' lines a list."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("- ") and out and out[-1].startswith("- "):
+            out[-1] += "\n" + line
+        else:
+            out.append(line)
+    return "\n\n".join(out)
+
+
 def render_markdown(blocks: list[Block], image_files: dict[str, str]) -> str:
     """``image_files`` maps a figure key to its file name, relative to the Markdown file."""
     parts = []
@@ -37,8 +50,10 @@ def render_markdown(blocks: list[Block], image_files: dict[str, str]) -> str:
             parts.append(f"## {b.text}")
         elif b.kind == "h3":
             parts.append(f"### {b.text}")
-        elif b.kind in ("p", "summary"):
+        elif b.kind == "p":
             parts.append(b.text)
+        elif b.kind == "summary":
+            parts.append(summary_markdown(b.text))
         elif b.kind == "table" and b.table is not None:
             parts.append(_table(b.table))
         elif b.kind == "image" and b.image in image_files:

@@ -14,11 +14,15 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from xstilts.analysis import Analysis
+from xstilts.analysis.measures import PRIMARY
+from xstilts.analysis.summary import METRIC_NAMES, fmt
 
 DPI = 100
 _MARKERS = "osD^vP*X"
@@ -53,6 +57,11 @@ def _languages_by_baseline(a: Analysis, target: str) -> list[str]:
     return ([source] if source in base.index else []) + rest
 
 
+def holm_significant(effects: pd.DataFrame) -> pd.Series:
+    """True where the per-language verdict (Holm across zero-shot languages) is a change."""
+    return effects["verdict"].isin(["improved", "hurt"])
+
+
 def delta_heatmap(a: Analysis, target: str) -> bytes | None:
     """Change vs baseline per (intermediate, language); '*' marks Holm-significant cells."""
     e = a.effects[a.effects["target"] == target]
@@ -63,8 +72,10 @@ def delta_heatmap(a: Analysis, target: str) -> bytes | None:
     grid = e.pivot(index="intermediate", columns="language", values="delta").reindex(
         index=settings, columns=langs
     )
-    sig = e.pivot(index="intermediate", columns="language", values="significant").reindex(
-        index=settings, columns=langs
+    sig = (
+        e.assign(_sig=holm_significant(e))
+        .pivot(index="intermediate", columns="language", values="_sig")
+        .reindex(index=settings, columns=langs)
     )
     values = grid.to_numpy(dtype=float)
     lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
@@ -121,7 +132,7 @@ def delta_dotplot(a: Analysis, target: str) -> bytes | None:
                 elinewidth=1,
                 capsize=2,
             )
-        sig = sub["significant"].to_numpy(bool)
+        sig = holm_significant(sub).to_numpy(bool)
         marker = _MARKERS[k % len(_MARKERS)]
         ax.scatter(
             x[sig], y[sig], color=colours[inter], marker=marker, zorder=3, label=f"{inter} (significant)"
@@ -190,6 +201,187 @@ def transfer_gap_bars(a: Analysis) -> bytes | None:
     fig.suptitle("Transfer gap: source minus mean zero-shot (lower is better)", fontsize=11)
     return _png(fig)
 
+# Answer figure: colour says whether an interval excludes zero (and on which side)
+ABOVE, BELOW, SPANS = "#1f5fa8", "#c8461b", "#8c8c8c"
+QUESTION = "Does English intermediate training change zero-shot transfer differently for NER than for NLI?"
+
+
+def _colour(lo: float, hi: float) -> str:
+    if math.isfinite(lo) and math.isfinite(hi):
+        if lo > 0:
+            return ABOVE
+        if hi < 0:
+            return BELOW
+    return SPANS
+
+
+def _level_text(level: float) -> str:
+    return f"{level * 100:.1f}".rstrip("0").rstrip(".") + " %"
+
+
+def _num(x: float) -> str:
+    return fmt(x, signed=True)
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{_num(lo)}, {_num(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "(no CI)"
+
+
+def _point(ax, y: float, delta: float, lo: float, hi: float, filled: bool, marker: str = "o", size: float = 6.5,
+           width: float = 1.6) -> None:
+    """One row of a forest plot: the interval as a bar, the estimate as a marker."""
+    colour = _colour(lo, hi)
+    if math.isfinite(lo) and math.isfinite(hi):
+        ax.plot([lo, hi], [y, y], color=colour, linewidth=width, solid_capstyle="butt", zorder=2)
+    ax.plot([delta], [y], marker=marker, markersize=size, color=colour, markeredgecolor=colour,
+            markerfacecolor=colour if filled else "white", markeredgewidth=1.4, linestyle="none", zorder=3)
+
+
+def _xlim(values: list[float]) -> tuple[float, float]:
+    """Limits that contain every estimate and interval, and zero."""
+    v = [x for x in values if math.isfinite(x)] + [0.0]
+    lo, hi = min(v), max(v)
+    pad = 0.08 * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
+
+
+def _forest(ax, a: Analysis, target: str, inter: str, label: str, xlim: tuple[float, float]) -> None:
+    """Per-language Δ with CI: English (in-language) on top, zero-shot languages by baseline score."""
+    source = a.info.get("source", "en")
+    metric = a.info.get("metrics", {}).get(target, "")
+    name = METRIC_NAMES.get(metric, metric)
+    e = a.effects[(a.effects["target"] == target) & (a.effects["intermediate"] == inter)]
+    e = e[np.isfinite(e["delta"].to_numpy(float))]
+    ax.axvline(0.0, color="black", linewidth=1.0, zorder=2.5)
+    ax.set_xlim(*xlim)
+    ax.set_xlabel(f"Δ {name} (points)", fontsize=9)
+    head = f"{label} ({target})"
+    if e.empty:
+        ax.set_title(head, fontsize=9.5, loc="left")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.text(0.5, 0.5, f"no effects for {target}\n(missing runs or baseline)", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="#555")
+        return
+    en = e[~e["zero_shot"].astype(bool)]
+    zs = e[e["zero_shot"].astype(bool)].sort_values("baseline_score", ascending=False)
+    ys, labels = [], []
+    y = 0.0
+    if len(en):
+        r = en.iloc[0]
+        ax.axhspan(-0.5, 0.5, color="#eeeeee", zorder=0)
+        _point(ax, 0.0, r["delta"], r["ci_lo"], r["ci_hi"], r["verdict"] in ("improved", "hurt"), marker="D")
+        ys.append(0.0)
+        labels.append(f"{r['language']} (in-language)" if r["language"] == source else str(r["language"]))
+        y = 1.5
+        ax.axhline(0.75, color="#999999", linewidth=0.8, linestyle="--", zorder=1)
+    for _, r in zs.iterrows():
+        _point(ax, y, r["delta"], r["ci_lo"], r["ci_hi"], r["verdict"] in ("improved", "hurt"))
+        ys.append(y)
+        labels.append(str(r["language"]))
+        y += 1.0
+    ax.set_yticks(ys, labels, fontsize=9)
+    if len(en):
+        ax.get_yticklabels()[0].set_fontweight("bold")
+    ax.set_ylim(max(ys) + 0.7, -0.7)
+    ax.tick_params(axis="x", labelsize=8.5)
+    ax.grid(axis="x", color="#e5e5e5", linewidth=0.6)
+    m = a.measures[(a.measures["target"] == target) & (a.measures["intermediate"] == inter)
+                   & (a.measures["measure"] == PRIMARY.key)]
+    ratio = ""
+    if len(m):
+        r = m.iloc[0]
+        ratio = (f"\ntransfer ratio {fmt(r['baseline_value'])} % → {fmt(r['value'])} %"
+                 f"\nΔ {_num(r['delta'])} pp {_interval(r['ci_lo'], r['ci_hi'])}")
+    ax.set_title(f"{head}, {name}{ratio}", fontsize=9.5, loc="left")
+    ax.set_axisbelow(True)
+
+
+def _primary_panel(ax, a: Analysis, inter: str) -> None:
+    """The primary measure's change for each target, and NER − NLI with its (simultaneous) CI."""
+    ner, nli = a.info.get("ner_target", "panx"), a.info.get("nli_target", "xnli")
+    m = a.measures[(a.measures["intermediate"] == inter) & (a.measures["measure"] == PRIMARY.key)]
+    c = a.comparison[(a.comparison["intermediate"] == inter) & a.comparison["primary"].astype(bool)] \
+        if len(a.comparison) else a.comparison
+    rows = []  # (label, delta, lo, hi, decided)
+    for label, target in (("NER", ner), ("NLI", nli)):
+        t = m[m["target"] == target]
+        if len(t):
+            r = t.iloc[0]
+            rows.append((label, r["delta"], r["ci_lo"], r["ci_hi"], bool(np.isfinite(r["p"]) and r["p"] < 0.05)))
+    ax.axvline(0.0, color="black", linewidth=1.0, zorder=2.5)
+    ax.grid(axis="x", color="#e5e5e5", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ys = list(range(len(rows)))
+    values = []
+    for y, (_, d, lo, hi, dec) in zip(ys, rows, strict=True):
+        _point(ax, y, d, lo, hi, dec)
+        values += [d, lo, hi]
+    title = "Transfer ratio Δ (pp)"
+    labels = [f"{r[0]}\n{_num(r[1])} {_interval(r[2], r[3])}" for r in rows]
+    if len(c):
+        r = c.iloc[0]
+        y = len(rows) + 0.5
+        ax.axhline(y - 0.75, color="#999999", linewidth=0.8, linestyle="--", zorder=1)
+        ax.axhspan(y - 0.5, y + 0.5, color="#eeeeee", zorder=0)
+        if np.isfinite(r["diff"]):
+            _point(ax, y, r["diff"], r["diff_lo"], r["diff_hi"], bool(r["decided"]), marker="s", size=8, width=2.6)
+        values += [r["diff"], r["diff_lo"], r["diff_hi"]]
+        ys.append(y)
+        level = float(r["level"])
+        simult = "" if abs(level - 0.95) < 1e-9 else f" ({_level_text(level)} CI)"
+        labels.append(f"NER − NLI{simult}\n{_num(r['diff'])} {_interval(r['diff_lo'], r['diff_hi'])}")
+        verdict = {"NER": "NER more robust", "NLI": "NLI more robust", "neither": "CI includes 0: no verdict"}
+        title += "\n" + verdict.get(r["favours"], str(r["favours"]))
+    else:
+        title += "\nno NER − NLI comparison"
+    if ys:
+        ax.set_yticks(ys, labels, fontsize=8.5)
+        if len(c):
+            ax.get_yticklabels()[-1].set_fontweight("bold")
+        ax.set_ylim(max(ys) + 0.7, -0.7)
+    else:
+        ax.set_yticks([])
+    ax.set_xlim(*_xlim(values))
+    ax.tick_params(axis="x", labelsize=8.5)
+    ax.set_xlabel("Δ transfer ratio (pp)", fontsize=9)
+    ax.set_title(title, fontsize=9.5, loc="left")
+
+
+def answer_figure(a: Analysis) -> bytes | None:
+    """The first screen: per setting, NER and NLI per-language Δ side by side, then the primary measure."""
+    ner, nli = a.info.get("ner_target", "panx"), a.info.get("nli_target", "xnli")
+    e = a.effects[a.effects["target"].isin([ner, nli])]
+    if e.empty:
+        return None
+    settings = list(dict.fromkeys(list(a.comparison["intermediate"]) + sorted(set(e["intermediate"]))))
+    settings = [s for s in settings if s in set(e["intermediate"])]
+    n_lang = max(int(e.groupby(["target", "intermediate"]).size().max()), 3)
+    row_h = max(3.4, (0.3 if n_lang <= 15 else 0.2) * n_lang + 2.0)
+    fig = Figure(figsize=(10.0, row_h * len(settings) + 0.9), layout="constrained")
+    fig.suptitle(QUESTION, fontsize=11.5, fontweight="bold")
+    subfigs = np.atleast_1d(fig.subfigures(len(settings), 1))
+    for sub, inter in zip(subfigs, settings, strict=True):
+        sub.suptitle(f"Intermediate task: {inter}  (Δ vs no intermediate task)", fontsize=10.5, x=0.01,
+                     ha="left")
+        axes = sub.subplots(1, 3, width_ratios=[1.0, 1.0, 0.8])
+        pair = e[e["intermediate"] == inter]
+        xlim = _xlim(list(pair["delta"]) + list(pair["ci_lo"]) + list(pair["ci_hi"]))
+        _forest(axes[0], a, ner, inter, "NER", xlim)
+        _forest(axes[1], a, nli, inter, "NLI", xlim)
+        _primary_panel(axes[2], a, inter)
+    handles = [
+        Line2D([], [], color=ABOVE, marker="o", linewidth=1.6, label="CI above 0"),
+        Line2D([], [], color=BELOW, marker="o", linewidth=1.6, label="CI below 0"),
+        Line2D([], [], color=SPANS, marker="o", linewidth=1.6, label="CI includes 0"),
+        Line2D([], [], color="black", marker="o", linestyle="none", label="filled: significant (per language: Holm)"),
+        Line2D([], [], color="black", marker="o", markerfacecolor="white", linestyle="none",
+               label="hollow: not significant"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8.5, frameon=False)
+    return _png(fig)
+
 
 def figure_key(kind: str, target: str | None = None) -> str:
     """The figure's name and file stem; target names are made safe for a file name."""
@@ -199,6 +391,9 @@ def figure_key(kind: str, target: str | None = None) -> str:
 def render_all(a: Analysis) -> dict[str, bytes]:
     """Every figure of the report, keyed by a file-name stem, in reading order."""
     out: dict[str, bytes] = {}
+    answer = answer_figure(a)
+    if answer is not None:
+        out[figure_key("answer")] = answer
     targets = sorted(set(a.effects["target"]) | set(a.robustness["target"]))
     for target in targets:
         for name, fn in (

@@ -10,7 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 from xstilts.analysis import Analysis
+from xstilts.analysis.compare import replication_status
+from xstilts.analysis.measures import BY_KEY
 from xstilts.analysis.summary import fmt
 
 DASH = "–"
@@ -51,103 +55,181 @@ def with_ci(
     return text
 
 
-# How each comparison measure is shown: (scale, format, unit of values, unit of differences, signed values)
-_MEASURE_STYLE = {
-    "mean_rel": (100.0, ".1f", " %", " pp", True),
-    "worst_rel": (100.0, ".1f", " %", " pp", True),
-    "worst_k_rel": (100.0, ".1f", " %", " pp", True),
-    "rel_std": (100.0, ".1f", " pp", " pp", False),
-    "share_hurt": (100.0, ".0f", " %", " pp", False),
-    "share_improved": (100.0, ".0f", " %", " pp", False),
-    "spearman_rho": (1.0, ".2f", "", "", True),
+# Short names for table rows; the full definitions are in the method notes (from measures.py).
+SHORT_NAMES = {
+    "transfer_ratio": "transfer ratio (primary)",
+    "worst_ratio": "worst-language ratio",
+    "ratio_spread": "spread of ratios",
+    "transfer_gap": "transfer gap",
+    "mean_zero_shot": "zero-shot mean",
+    "english": "English (in-language)",
 }
 
 
+def measure_name(key: str, unit: str = "") -> str:
+    name = SHORT_NAMES.get(key, BY_KEY[key].label if key in BY_KEY else key)
+    return f"{name}, {unit}" if unit else name
+
+
+def fmt_p(p: object) -> str:
+    if not _finite(p):
+        return DASH
+    v = float(p)  # type: ignore[arg-type]
+    return "< 0.001" if v < 0.001 else fmt(v, ".3f")
+
+
+def seeds_text(n: object) -> str:
+    """Seeds per arm that would detect the observed effect; -1 means seeds alone cannot."""
+    if not _finite(n):
+        return DASH
+    return "more test items" if float(n) < 0 else str(int(float(n)))  # type: ignore[arg-type]
+
+
+def level_text(level: object) -> str:
+    return f"{float(level) * 100:.1f}".rstrip("0").rstrip(".") + " %" if _finite(level) else ""  # type: ignore[arg-type]
+
+
+def _favours(r: pd.Series) -> str:
+    if not r["robustness"]:
+        return "– (descriptive)"
+    fav = str(r["favours"])
+    return {"neither": "neither", "NER": "NER", "NLI": "NLI"}.get(fav, fav)
+
+
 def comparison_view(a: Analysis) -> TableView:
+    """NER vs NLI per setting and measure; the primary row's interval is simultaneous over settings."""
     ner, nli = a.info.get("ner_target", "panx"), a.info.get("nli_target", "xnli")
     rows = []
+    levels = set()
     for _, r in a.comparison.iterrows():
-        scale, spec, unit, diff_unit, signed = _MEASURE_STYLE.get(r["measure"], (1.0, ".1f", "", "", True))
-        fav = r["favours"]
-        if fav in ("NER", "NLI"):
-            fav += " (CI excludes 0)" if r["confident"] else " (point estimate)"
-        elif fav == "neither":
-            fav = "neither (CI includes 0)"
-        label = r["label"] + (" — primary" if r["primary"] else "")
-        rows.append(
-            [
-                r["intermediate"],
-                label,
-                with_ci(r["ner"], r["ner_ci_lo"], r["ner_ci_hi"], scale, spec, unit, signed),
-                with_ci(r["nli"], r["nli_ci_lo"], r["nli_ci_hi"], scale, spec, unit, signed),
-                with_ci(r["ner_minus_nli"], r["diff_ci_lo"], r["diff_ci_hi"], scale, spec, diff_unit),
-                fav if r["better"] else DASH,
-            ]
-        )
+        diff = with_ci(r["diff"], r["diff_lo"], r["diff_hi"])
+        if r["primary"] and _finite(r["level"]) and abs(float(r["level"]) - 0.95) > 1e-9:
+            levels.add(level_text(r["level"]))
+            diff += f" ({level_text(r['level'])})"
+        rows.append([
+            r["intermediate"],
+            measure_name(r["measure"], r["unit"]),
+            with_ci(r["ner"], r["ner_lo"], r["ner_hi"]),
+            with_ci(r["nli"], r["nli_lo"], r["nli_hi"]),
+            diff,
+            fmt_p(r["p_adj"] if r["primary"] else r["p"]),
+            _favours(r),
+            fmt(r["mde80"]),
+            seeds_text(r["seeds_needed"]),
+        ])
+    simult = (f" The primary interval is simultaneous over the settings ({', '.join(sorted(levels))} each, "
+              "Bonferroni) and its p is adjusted to match.") if levels else ""
     return TableView(
-        "NER vs NLI, measure by measure",
-        ["Intermediate", "Measure", f"NER ({ner})", f"NLI ({nli})", "NER − NLI [95 % CI]", "More robust"],
+        "Change of every measure: NER, NLI and NER − NLI",
+        ["Intermediate", "Measure, unit of Δ", f"NER ({ner}) Δ [95 % CI]", f"NLI ({nli}) Δ [95 % CI]",
+         "NER − NLI [CI]", "p", "More robust", "MDE80", "Seeds needed"],
         rows,
-        "Relative changes: gains as a share of the headroom to 100, "
-        "losses as a share of the baseline's margin "
-        "above chance. Brackets are 95 % bootstrap CIs.",
+        "Δ: intermediate setting minus no intermediate task. Ratios are in % of English, so their changes are "
+        "in percentage points (pp); scores and the transfer gap are in points of the target's metric. "
+        "'More robust' is named only where the NER − NLI interval excludes 0, 'neither' where it includes 0 "
+        "(higher ratios, lower spread and gap are more robust); the zero-shot mean and English are descriptive. "
+        "MDE80: the smallest NER − NLI difference detected with 80 % power; seeds needed: per arm, to detect "
+        "the observed difference with 80 % power at the present test sets." + simult,
+    )
+
+
+def replication_view(a: Analysis) -> TableView:
+    rows = [
+        [r["half"], r["intermediate"], with_ci(r["diff"], r["diff_lo"], r["diff_hi"]) + " pp",
+         level_text(r["level"]), fmt_p(r["p_adj"]), "yes" if r["decided"] else "no", str(r["favours"])]
+        for _, r in a.replication.iterrows()
+    ]
+    return TableView(
+        "Primary comparison (transfer ratio, NER − NLI) on each replication half",
+        ["Half", "Intermediate", "NER − NLI [CI]", "CI level", "p", "Decided", "More robust"],
+        rows,
+        "Every test set is split into two fixed halves by a hash of the item index; the comparison is "
+        "repeated on each. Decided: the interval excludes 0.",
+    )
+
+
+def replication_sentences(a: Analysis) -> list[str]:
+    """The status sentence per setting with a primary comparison (from analysis.compare)."""
+    if a.comparison.empty:
+        return []
+    primary = a.comparison[a.comparison["primary"].astype(bool)]
+    return [f"{r['intermediate']}: {replication_status(r, a.replication)}." for _, r in primary.iterrows()]
+
+
+def measures_view(a: Analysis) -> TableView:
+    rows = []
+    for _, r in a.measures.iterrows():
+        m = BY_KEY.get(r["measure"])
+        vunit = {"%": " %", "pp": " pp"}.get(m.unit, "") if m is not None else ""
+        share = fmt(float(r["item_share"]) * 100.0, ".0f") + " %" if _finite(r["item_share"]) else DASH
+        rows.append([
+            r["target"],
+            r["intermediate"],
+            measure_name(r["measure"], r["unit"]),
+            f"{fmt(r['baseline_value'])}{vunit} → {fmt(r['value'])}{vunit}",
+            with_ci(r["delta"], r["ci_lo"], r["ci_hi"]),
+            fmt_p(r["p"]),
+            fmt(r["mde80"]),
+            seeds_text(r["seeds_needed"]),
+            share,
+            f"{r['n_seeds']} / {r['n_seeds_baseline']}",
+        ])
+    return TableView(
+        "Effect of each intermediate setting on each measure, per target",
+        ["Target", "Intermediate", "Measure, unit of Δ", "Baseline → intermediate", "Δ [95 % CI]", "p",
+         "MDE80", "Seeds needed", "Item share", "Seeds (int. / base)"],
+        rows,
+        "MDE80 and seeds needed (per arm) as in the comparison table. Item share: the part of the variance that "
+        "comes from the common test items (more test data, not more seeds, shrinks it). p is not corrected for "
+        "the number of measures.",
     )
 
 
 def effect_summary_view(a: Analysis) -> TableView:
     rows = []
     for _, r in a.effect_summary.iterrows():
-        rows.append(
-            [
-                r["target"],
-                r["intermediate"],
-                f"{r['n_seeds']} / {r['n_seeds_baseline']}",
-                with_ci(r["mean_delta"], r["mean_delta_lo"], r["mean_delta_hi"]),
-                with_ci(r["mean_rel"], r["mean_rel_lo"], r["mean_rel_hi"], 100.0, unit=" %"),
-                f"{r['improved']} / {r['hurt']} / {r['not_significant']}"
-                + (f" (+{r['untested']} n/a)" if r["untested"] else ""),
-                f"{r['worst_language']} ({fmt(r['worst_delta'], signed=True)})"
-                if isinstance(r["worst_language"], str)
-                else DASH,
-                with_ci(r["gap_change"], r["gap_change_lo"], r["gap_change_hi"]),
-                r["ci_method"],
-            ]
-        )
+        rows.append([
+            r["target"],
+            r["intermediate"],
+            f"{r['n_seeds']} / {r['n_seeds_baseline']}",
+            f"{r['improved']} / {r['hurt']} / {r['not_significant']}"
+            + (f" (+{r['untested']} n/a)" if r["untested"] else ""),
+            f"{r['worst_language']} ({fmt(r['worst_delta'], signed=True)})"
+            if isinstance(r["worst_language"], str)
+            else DASH,
+            f"{fmt(r['seed_std'], '.2f')} / {fmt(r['seed_std_baseline'], '.2f')}",
+            str(r["method"]),
+        ])
     return TableView(
-        "Effect of each intermediate task, over zero-shot languages",
-        [
-            "Target",
-            "Intermediate",
-            "Seeds (int. / base)",
-            "Mean Δ [95 % CI]",
-            "Mean relative Δ [95 % CI]",
-            "Improved / hurt / n.s.",
-            "Worst language (Δ)",
-            "Transfer-gap change [95 % CI]",
-            "CI from",
-        ],
+        "Per-language verdicts over the zero-shot languages",
+        ["Target", "Intermediate", "Seeds (int. / base)", "Improved / hurt / n.s.", "Worst language (Δ, points)",
+         "Seed std of zero-shot mean (int. / base)", "Interval from"],
         rows,
-        "Significance after Holm's correction across zero-shot languages, "
-        f"alpha = {a.info.get('alpha', 0.05):g}.",
+        "Verdicts after Holm's correction across the zero-shot languages of each pair, "
+        f"α = {a.info.get('alpha', 0.05):g}. Interval from: seeds+items (both counted), seeds (no per-example "
+        "statistics), items (one seed: no verdict).",
     )
 
 
 def effects_pivot_view(a: Analysis, target: str) -> TableView:
     e = a.effects[a.effects["target"] == target]
     settings = list(dict.fromkeys(e["intermediate"]))
+    source = a.info.get("source", "en")
     rows = []
     for lang, sub in e.groupby("language", sort=False):
         cells = {
             r["intermediate"]: with_ci(r["delta"], r["ci_lo"], r["ci_hi"])
-            + (" *" if r["significant"] else "")
+            + (" *" if r["verdict"] in ("improved", "hurt") else "")
             for _, r in sub.iterrows()
         }
-        rows.append([lang, fmt(sub["baseline_score"].iloc[0])] + [cells.get(s, DASH) for s in settings])
+        name = f"{lang} (in-language)" if lang == source else str(lang)
+        rows.append([name, fmt(sub["baseline_score"].iloc[0])] + [cells.get(s, DASH) for s in settings])
     return TableView(
-        f"{target}: per-language change vs baseline",
+        f"{target}: per-language change vs baseline (points)",
         ["Language", "Baseline"] + [f"{s}: Δ [95 % CI]" for s in settings],
         rows,
-        "* significant after Holm's correction (the source language is tested on its own).",
+        "* significant after Holm's correction across the zero-shot languages (the source language is "
+        "tested on its own, on the report half of its dev set).",
     )
 
 
@@ -159,7 +241,7 @@ def robustness_view(a: Analysis) -> TableView:
             if isinstance(r["worst_language"], str)
             else DASH
         )
-        rho = fmt(r["spearman_rho"], ".2f") + (
+        rho = fmt(r["spearman_rho"], ".2f", signed=True) + (
             f" (p={fmt(r['spearman_p'], '.2f')})" if _finite(r["spearman_p"]) else ""
         )
         rows.append(
@@ -203,7 +285,6 @@ def selection_summary_view(a: Analysis) -> TableView:
         [
             r["target"],
             r["intermediate"],
-            str(r["n_languages"]),
             fmt(r["mean_loss"], ".2f"),
             f"{fmt(r['max_loss'], '.2f')} ({r['max_loss_language']})"
             if isinstance(r["max_loss_language"], str)
@@ -214,7 +295,7 @@ def selection_summary_view(a: Analysis) -> TableView:
     ]
     return TableView(
         "Checkpoint selection: English dev vs per-language oracle",
-        ["Target", "Setting", "Languages", "Mean loss", "Max loss (language)", "Languages with a loss"],
+        ["Target", "Setting", "Mean loss", "Max loss (language)", "Languages with a loss"],
         rows,
         "Loss = best score on the language's own curve "
         "minus its score at the step with the best English score.",
