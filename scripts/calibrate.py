@@ -36,18 +36,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="simulated experiments per scenario")
     ap.add_argument("--n-boot", type=int, default=200, help="item resamples per analysis")
     ap.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
+    ap.add_argument("--skip", nargs="*", default=[], help="scenario names not to run")
     ap.add_argument("--out", type=Path, default=Path("docs/calibration"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     frames, started = [], time.perf_counter()
     for sc in scenarios():
-        if args.only and sc.name not in args.only:
+        if (args.only and sc.name not in args.only) or sc.name in args.skip:
             continue
         t = time.perf_counter()
         frames.append(run_scenario(sc, args.n, n_boot=args.n_boot))
         print(f"{sc.name} ({sc.size}): {time.perf_counter() - t:.0f} s", flush=True)
-    runs = pd.concat(frames, ignore_index=True)
-    runs.to_csv(args.out / "calibration-runs.csv", index=False)
+        runs = pd.concat(frames, ignore_index=True)
+        runs.to_csv(args.out / "calibration-runs.csv", index=False)  # after every scenario: a kill loses one
     table = summarise(runs)
     head = (f"{args.n} simulated experiments per scenario, {args.n_boot} item resamples each; "
             f"{date.today()}, {platform.machine()} {platform.python_version()}, "

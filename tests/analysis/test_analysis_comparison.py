@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis import analyze
-from xstilts.analysis.compare import compare_targets, replication_status
+from xstilts.analysis.compare import compare_targets
 from xstilts.analysis.measures import MEASURES
+from xstilts.analysis.summary import replication_status
 
 
 def _primary(a) -> pd.Series:

@@ -123,22 +123,3 @@ def replicate_halves(scores: dict[str, TargetScores], settings: list[str], ner: 
         frame.insert(0, "half", name)
         parts.append(frame)
     return pd.concat(parts, ignore_index=True)
-
-
-def replication_status(full: pd.Series, halves: pd.DataFrame) -> str:
-    """Plain words: does the primary answer hold on both halves of the test sets?"""
-    rows = halves[halves["intermediate"] == full["intermediate"]]
-    if len(rows) != 2 or not np.isfinite(full["diff"]):
-        return "not available (needs per-example statistics for every run)"
-    signs = {float(np.sign(v)) for v in rows["diff"]}
-    decided = [bool(d) for d in rows["decided"]]
-    same = ", ".join(f"{h}: {v:+.1f} pp" for h, v in zip(rows["half"], rows["diff"], strict=True))
-    if full["favours"] in ("NER", "NLI"):
-        if signs == {float(np.sign(full["diff"]))} and all(decided):
-            return f"replicated: the interval excludes zero on both halves ({same})"
-        if signs == {float(np.sign(full["diff"]))}:
-            return f"same direction on both halves, but not decided on each alone ({same})"
-        return f"NOT replicated: the halves disagree in direction ({same})"
-    if len(signs) == 1:
-        return f"no verdict; both halves point the same way ({same})"
-    return f"no verdict; the halves point in opposite directions ({same})"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
-from xstilts.analysis.compare import replication_status
 from xstilts.analysis.measures import PRIMARY
 
 METRIC_NAMES = {
@@ -61,6 +61,25 @@ def _row(frame: pd.DataFrame, **eq: object) -> pd.Series | None:
     for k, v in eq.items():
         sel = sel[sel[k] == v]
     return sel.iloc[0] if len(sel) else None
+
+
+def replication_status(full: pd.Series, halves: pd.DataFrame) -> str:
+    """Plain words: does the primary answer hold on both halves of the test sets?"""
+    rows = halves[halves["intermediate"] == full["intermediate"]]
+    if len(rows) != 2 or not np.isfinite(full["diff"]):
+        return "not available (needs per-example statistics for every run)"
+    signs = {float(np.sign(v)) for v in rows["diff"]}
+    decided = [bool(d) for d in rows["decided"]]
+    same = ", ".join(f"{h}: {fmt(v, signed=True)} pp" for h, v in zip(rows["half"], rows["diff"], strict=True))
+    if full["favours"] in ("NER", "NLI"):
+        if signs == {float(np.sign(full["diff"]))} and all(decided):
+            return f"replicated: the interval excludes zero on both halves ({same})"
+        if signs == {float(np.sign(full["diff"]))}:
+            return f"same direction on both halves, but not decided on each alone ({same})"
+        return f"NOT replicated: the halves disagree in direction ({same})"
+    if len(signs) == 1:
+        return f"no verdict; both halves point the same way ({same})"
+    return f"no verdict; the halves point in opposite directions ({same})"
 
 
 def verdict_sentence(inter: str, row: pd.Series) -> str:

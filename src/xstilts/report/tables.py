@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from xstilts.analysis import Analysis
-from xstilts.analysis.compare import replication_status
 from xstilts.analysis.measures import BY_KEY
-from xstilts.analysis.summary import fmt
+from xstilts.analysis.summary import fmt, replication_status
 
 DASH = "–"
 
