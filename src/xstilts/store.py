@@ -12,6 +12,14 @@ Tables
                    at every evaluation step) and ``final`` for the selected checkpoint.
 ``example_stats``  per-example ``(hits, n_pred, n_gold)`` rows of a final evaluation
                    (see :mod:`xstilts.metrics.stats`), stored as a float64 ``.npy`` blob.
+``curve_stats``    per-example rows of the primary metric at *every* evaluation step of a phase-3
+                   run, every language (the analysis cross-fits the per-language oracle on them);
+                   a zlib-compressed float64 ``.npy`` blob, lossless and small (0/1 and count
+                   columns compress well). Added later: ``CREATE TABLE IF NOT EXISTS`` lets older
+                   stores open, and readers treat a store without it as having no curve stats.
+
+Phase-3 English rows (scores, example and curve stats of split ``eval``) are the report half of
+English dev; the selection half's curve is split ``select`` (see :mod:`xstilts.phases.evaluate`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import io
 import json
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +80,16 @@ CREATE TABLE IF NOT EXISTS example_stats (
     stats    BLOB NOT NULL,
     PRIMARY KEY (run_id, task, language, split, metric)
 );
+CREATE TABLE IF NOT EXISTS curve_stats (
+    run_id   TEXT NOT NULL REFERENCES runs(run_id),
+    task     TEXT NOT NULL,
+    language TEXT NOT NULL,
+    split    TEXT NOT NULL,
+    metric   TEXT NOT NULL,
+    step     INTEGER NOT NULL,
+    stats    BLOB NOT NULL,               -- zlib-compressed float64 .npy
+    PRIMARY KEY (run_id, task, language, split, metric, step)
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -95,6 +114,8 @@ class RunResult:
     scores: list[Score] = field(default_factory=list)
     # (task, language, split, metric) -> (n, 3) per-example stats
     example_stats: dict[tuple[str, str, str, str], np.ndarray] = field(default_factory=dict)
+    # (task, language, split, metric, step) -> (n, 3) per-example stats of one evaluation step
+    curve_stats: dict[tuple[str, str, str, str, int], np.ndarray] = field(default_factory=dict)
     checkpoint: str | None = None
     train_tokens: int = 0
     train_steps: int = 0
@@ -102,14 +123,22 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _to_blob(arr: np.ndarray) -> bytes:
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _to_blob(arr: np.ndarray, compress: bool = False) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(arr, dtype=np.float64), allow_pickle=False)
-    return buf.getvalue()
+    raw = buf.getvalue()
+    return zlib.compress(raw, 6) if compress else raw
 
 
 def _from_blob(blob: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(blob), allow_pickle=False)
+    """A blob of :func:`_to_blob`, compressed or not (a plain ``.npy`` starts with its magic)."""
+    raw = bytes(blob)
+    if not raw.startswith(_NPY_MAGIC):
+        raw = zlib.decompress(raw)
+    return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
 class Store:
@@ -227,6 +256,7 @@ class Store:
                 return
             c.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM example_stats WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM curve_stats WHERE run_id=?", (run_id,))
             c.executemany(
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -239,6 +269,13 @@ class Store:
                 [
                     (run_id, task, lang, split, metric, _to_blob(arr))
                     for (task, lang, split, metric), arr in result.example_stats.items()
+                ],
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO curve_stats VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, task, lang, split, metric, int(step), _to_blob(arr, compress=True))
+                    for (task, lang, split, metric, step), arr in result.curve_stats.items()
                 ],
             )
             c.execute(
@@ -302,6 +339,29 @@ class Store:
         )
         plan = self.current_plan()
         for r in self.conn.execute(sql):
+            if plan is not None and r["run_id"] not in plan:
+                continue
+            d = dict(r)
+            d["stats"] = _from_blob(d["stats"])
+            yield d
+
+    def iter_curve_stats(self) -> Iterable[dict[str, Any]]:
+        """Every stored per-step per-example table (see ``curve_stats``) with its run's design columns.
+
+        A store written before the table existed, opened read-only, has none: nothing is yielded.
+        """
+        sql = (
+            "SELECT c.*, r.intermediate, r.target, r.seed, r.phase FROM curve_stats c"
+            " JOIN runs r USING (run_id) WHERE r.status='done'"
+        )
+        try:
+            rows = self.conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return
+            raise
+        plan = self.current_plan()
+        for r in rows:
             if plan is not None and r["run_id"] not in plan:
                 continue
             d = dict(r)

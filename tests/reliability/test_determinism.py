@@ -14,9 +14,12 @@ from _reliability import cli_command, cli_env, store_snapshot, write_experiment
 
 
 def _by_design(snapshot: dict) -> dict[tuple, float]:
-    """Scores keyed by what they measure (setting, target, language, ...), not by run id."""
+    """Scores keyed by what they measure (setting, target, language, ...), not by run id.
+
+    A final score's step is left out: the selected step is itself a result and may change with the seed.
+    """
     design = {r[0]: (r[1], r[2], r[3]) for r in snapshot["runs"]}
-    return {(*design[run_id], task, lang, split, metric, step, kind): value
+    return {(*design[run_id], task, lang, split, metric, step if kind == "curve" else None, kind): value
             for run_id, task, lang, split, metric, value, step, kind in snapshot["scores"]}
 
 

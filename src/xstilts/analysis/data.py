@@ -180,3 +180,60 @@ def common_length(arrays: list[np.ndarray]) -> int | None:
     if not arrays:
         return None
     return Counter(len(a) for a in arrays).most_common(1)[0][0]
+
+
+SELECT_SPLIT = "select"
+SELECT_CURVE_COLUMNS = ["run_id", "step", "value"]
+HALF_CURVE_COLUMNS = ["run_id", "language", "step", "half_a", "half_b"]
+
+
+@dataclass
+class SelectionCurves:
+    """What the cross-fitted checkpoint-selection analysis needs beyond :class:`ExperimentData`.
+
+    ``select``: the source language's selection-half curve (primary metric), one row per
+    (run, step); the step a run selected is its argmax. ``halves``: every language's curve score
+    on replication half A and on half B (:func:`~xstilts.evaluation.halves.replication_mask`),
+    from the per-step per-example rows; the source language's rows are its report half. Both are
+    empty for stores written before they existed.
+    """
+
+    select: pd.DataFrame
+    halves: pd.DataFrame
+
+
+def load_selection_curves(expdir: str | Path, data: ExperimentData) -> SelectionCurves:
+    """Read the selection-half curves and the per-step half scores of ``data``'s runs (read-only).
+
+    Per-step rows are reduced to two half scores as they are read, so a large store is never
+    held in memory as per-example arrays.
+    """
+    from xstilts.evaluation.halves import keep_rows, replication_mask
+    from xstilts.metrics.stats import score_from_stats
+
+    runs = set(data.finals["run_id"])
+    target_of = dict(zip(data.finals["run_id"], data.finals["target"], strict=True))
+    masks: dict[int, np.ndarray] = {}
+    halves = []
+    with Store(expdir, readonly=True) as store:
+        frame = store.scores_frame(kind="curve")
+        for r in store.iter_curve_stats():
+            target = target_of.get(r["run_id"])
+            if target is None or r["split"] != "eval" or r["metric"] != data.metrics.get(target):
+                continue
+            arr = np.asarray(r["stats"], dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1] != 3:
+                continue
+            if len(arr) not in masks:
+                masks[len(arr)] = replication_mask(len(arr))
+            mask = masks[len(arr)]
+            halves.append((r["run_id"], r["language"], int(r["step"]),
+                           score_from_stats(r["metric"], keep_rows(arr, mask)),
+                           score_from_stats(r["metric"], keep_rows(arr, ~mask)), r["task"], target))
+    frame = frame[(frame["split"] == SELECT_SPLIT) & frame["run_id"].isin(runs)
+                  & (frame["language"] == data.source)]
+    frame = frame[frame["metric"] == frame["target"].map(data.metrics)]
+    frame = _own_task_rows(frame)
+    select = frame[SELECT_CURVE_COLUMNS].drop_duplicates(["run_id", "step"], keep="last").reset_index(drop=True)
+    half_frame = _own_task_rows(pd.DataFrame(halves, columns=[*HALF_CURVE_COLUMNS, "task", "target"]))
+    return SelectionCurves(select, half_frame[HALF_CURVE_COLUMNS].reset_index(drop=True))

@@ -1,5 +1,18 @@
 """Evaluation sets of a run, evaluated at every evaluation step, and the history kept for
-selection: curve scores for every step, per-example rows for the selected step."""
+selection: curve scores for every step, per-example rows for the selected step.
+
+Cross-fitted selection (phase 3, ``hold_out=True``): the checkpoint is chosen on the English
+items of the *selection half* (:func:`~xstilts.evaluation.halves.selection_mask`) and English is
+stored and reported on the other half only, so the reported English score, and the transfer gap
+built from it, are not the optimistic score that picked the checkpoint. Stored English rows are
+per-example rows with the selection half zeroed, and every stored English score is computed from
+exactly those rows. The selection-half curve is kept as split ``"select"`` so the analysis can
+reproduce the choice. Other languages are stored in full. Phase 2 (English only, nothing
+transferred) selects and reports on the whole English dev set.
+
+Phase 3 also keeps every language's per-example rows of the primary metric at *every* evaluation
+step (``keep_curve_stats``): the analysis needs them to cross-fit the per-language oracle.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +22,16 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from xstilts.context import RunContext
+from xstilts.evaluation.halves import keep_rows, report_mask, selection_mask
 from xstilts.evaluation.predict import evaluate
 from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
+from xstilts.metrics.stats import score_from_stats
 from xstilts.store import RunResult, Score
 from xstilts.tasks.base import Example, Task
 
 SPLIT = "eval"
+SELECT_SPLIT = "select"  # the English selection-half curve (phase 3)
 
 
 @dataclass
@@ -50,39 +66,65 @@ class EvalClock:
 
 @dataclass
 class EvalHistory:
-    """Evaluations by step; ``select`` names the (task, language) pairs whose mean picks the model."""
+    """Evaluations by step; ``select`` names the (task, language) pairs whose mean picks the model.
+
+    ``primary`` maps each task to its primary metric, the one selection uses. With ``hold_out``
+    the ``select`` pairs are split: their selection half picks the model, their report half is
+    stored (see the module docstring). With ``keep_curve_stats`` the primary metric's
+    per-example rows of every step and language are stored too.
+    """
 
     select: list[tuple[str, str]]
+    primary: dict[str, str]
+    hold_out: bool = False
+    keep_curve_stats: bool = False
     by_step: dict[int, dict[tuple[str, str], Evaluation]] = field(default_factory=dict)
     clock: EvalClock = field(default_factory=EvalClock)
 
     def record(self, step: int, results: dict[tuple[str, str], Evaluation]) -> float:
         self.by_step[step] = results
-        chosen = [results[key].scores[_primary(key, results)] for key in self.select]
+        chosen = [self.selection_score(key, results[key]) for key in self.select]
         return sum(chosen) / len(chosen)
+
+    def selection_score(self, key: tuple[str, str], ev: Evaluation) -> float:
+        """The primary metric of ``key`` on the rows that choose the checkpoint."""
+        metric = self.primary[key[0]]
+        rows = ev.stats[metric]
+        if self.hold_out:
+            rows = keep_rows(rows, selection_mask(len(rows)))
+        return score_from_stats(metric, rows)
+
+    def stored(self, key: tuple[str, str], ev: Evaluation) -> Evaluation:
+        """What is stored (and reported) for ``key``: the report half of a held-out pair, else all of it."""
+        if not (self.hold_out and key in self.select):
+            return ev
+        return Evaluation({m: keep_rows(rows, report_mask(len(rows))) for m, rows in ev.stats.items()})
 
     def to_result(self, best_step: int) -> RunResult:
         result = RunResult(selected_step=best_step)
         result.extra = {"eval_s": self.clock.seconds, "eval_tokens": self.clock.tokens,
                         "eval_tokens_per_s": self.clock.tokens_per_second}
         for step, results in sorted(self.by_step.items()):
-            for (task, lang), ev in results.items():
+            for key, full in results.items():
+                task, lang = key
+                ev = self.stored(key, full)
                 for metric, value in ev.scores.items():
                     result.scores.append(Score(task, lang, SPLIT, metric, value, step, "curve"))
                     if step == best_step:
                         result.scores.append(Score(task, lang, SPLIT, metric, value, step, "final"))
                         result.example_stats[(task, lang, SPLIT, metric)] = ev.stats[metric]
+                metric = self.primary[task]
+                if self.hold_out and key in self.select:
+                    result.scores.append(Score(task, lang, SELECT_SPLIT, metric, self.selection_score(key, full),
+                                               step, "curve"))
+                if self.keep_curve_stats and metric in ev.stats:
+                    result.curve_stats[(task, lang, SPLIT, metric, step)] = ev.stats[metric]
         return result
-
-
-def _primary(key: tuple[str, str], results: dict[tuple[str, str], Evaluation]) -> str:
-    scores = results[key].scores
-    return next(iter(scores))
 
 
 def evaluate_sets(encoder: nn.Module, heads: dict[str, nn.Module], sets: list[EvalSet], ctx: RunContext,
                   clock: EvalClock | None = None) -> dict[tuple[str, str], Evaluation]:
-    """Evaluate every set with its task's head; primary metric first in each Evaluation."""
+    """Evaluate every set with its task's head."""
     from xstilts.progress import progress_bar
 
     rt = ctx.cfg.runtime

@@ -55,7 +55,8 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     speed = prepare_encoder(encoder, runtime,
                             [*[j.features for j in jobs], *[s.features for s in eval_sets]],
                             ctx.tokenizer.pad_token_id)
-    history = EvalHistory(select=[(s.task.name, s.language) for s in eval_sets])
+    history = EvalHistory(select=[(s.task.name, s.language) for s in eval_sets],
+                          primary={s.task.name: s.task.metric for s in eval_sets})
     started = time.perf_counter()
     outcome = train(encoder, jobs, hp, runtime, run.seed, ctx.tokenizer.pad_token_id,
                     lambda step: history.record(

@@ -1,8 +1,10 @@
 """Phase 3: fine-tune on the English training set of a target task, evaluate zero-shot.
 
 Starts from the phase-2 checkpoint (or the pretrained model for the baseline) with a fresh head.
-At every evaluation step every language's eval set is scored (the curves later analysis uses
-for oracle selection); the checkpoint is selected on English dev.
+At every evaluation step every language's eval set is scored (the curves, and per-example rows
+of every step, that later analysis uses for oracle selection). The checkpoint is selected on the
+selection half of English dev and English is reported on the other half, so the English score
+that is reported is not the one that chose the checkpoint (:mod:`xstilts.phases.evaluate`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     speed = prepare_encoder(encoder, ctx.cfg.runtime, [feats, *[s.features for s in eval_sets]],
                             ctx.tokenizer.pad_token_id)
 
-    history = EvalHistory(select=[(task.name, "en")])
+    history = EvalHistory(select=[(task.name, "en")], primary={task.name: task.metric}, hold_out=True,
+                          keep_curve_stats=True)
     started = time.perf_counter()
     outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
                     ctx.tokenizer.pad_token_id,
