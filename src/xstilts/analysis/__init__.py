@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from xstilts.analysis.compare import compare_targets, replicate_halves
-from xstilts.analysis.data import BASELINE, SOURCE_LANGUAGE, load
+from xstilts.analysis.data import BASELINE, SOURCE_LANGUAGE, load, load_selection_curves
 from xstilts.analysis.effects import compute_effects
 from xstilts.analysis.robustness import language_table, robustness_table
 from xstilts.analysis.selection import selection_summary, selection_table
@@ -80,7 +80,7 @@ def analyze(
     replication = replicate_halves(effects.scores, settings, ner_target, nli_target, baseline, alpha, n_boot, seed)
     languages = language_table(data)
     robust = robustness_table(data, languages, k=k)
-    sel = selection_table(data) if with_selection else pd.DataFrame()
+    sel = selection_table(data, load_selection_curves(expdir, data)) if with_selection else pd.DataFrame()
     sel_sum = selection_summary(sel) if with_selection else pd.DataFrame()
     info = {
         "expdir": str(expdir),

@@ -79,8 +79,11 @@ METHOD_NOTES = [
     "score (as in XTREME); worst-k mean = mean of the k lowest zero-shot scores; seed std = sample standard "
     "deviation over seeds; Spearman ρ = rank correlation of a language's Δ with its baseline score (negative: "
     "helps weak languages more).",
-    "Checkpoint selection (Keung et al., 2020): the step with the best source-language dev curve versus the "
-    "best step of each language's own curve; the loss is what selection by English costs that language.",
+    "Checkpoint selection (Keung et al., 2020): the step with the best score on the selection half of English dev "
+    "versus a per-language oracle. The oracle is cross-fitted, so that the maximum over a noisy curve does not "
+    "count as a loss: the step best on one replication half of the language's items is scored on the other half, "
+    "and the other way round. The loss is what selection by English costs that language; it can be negative "
+    "where the curve is flat. The in-sample oracle's loss (biased upwards) is in selection.csv as loss_naive.",
 ]
 
 

@@ -296,8 +296,9 @@ def selection_summary_view(a: Analysis) -> TableView:
         "Checkpoint selection: English dev vs per-language oracle",
         ["Target", "Setting", "Mean loss", "Max loss (language)", "Languages with a loss"],
         rows,
-        "Loss = best score on the language's own curve "
-        "minus its score at the step with the best English score.",
+        "Loss = the language's cross-fitted oracle score (step chosen on one half of its items, scored on the "
+        "other) minus its score at the step chosen on English's selection half; negative values are noise "
+        "around no loss.",
     )
 
 
