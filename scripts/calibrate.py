@@ -37,12 +37,15 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=200, help="item resamples per analysis")
     ap.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
     ap.add_argument("--skip", nargs="*", default=[], help="scenario names not to run")
+    ap.add_argument("--sizes", nargs="*", help="design sizes to run (default: all)")
     ap.add_argument("--out", type=Path, default=Path("docs/calibration"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     frames, started = [], time.perf_counter()
     for sc in scenarios():
         if (args.only and sc.name not in args.only) or sc.name in args.skip:
+            continue
+        if args.sizes and sc.size not in args.sizes:
             continue
         t = time.perf_counter()
         frames.append(run_scenario(sc, args.n, n_boot=args.n_boot))
