@@ -35,7 +35,7 @@ def test_good_config(tmp_path: Path) -> None:
     [
         (GOOD.replace("lr = 2e-5", "lr = -1"), "target.train.lr", 8),
         (GOOD.replace("lr = 2e-5", "learning_rate = 1"), "target.train.learning_rate", 8),
-        (GOOD.replace("seeds = [1, 2]", "seeds = [1, 1]"), "", None),
+        (GOOD.replace("seeds = [1, 2]", "seeds = [1, 1]"), "key 'seeds': Value error, seeds must be distinct", 2),
         (GOOD.replace('tasks = ["panx"]', "tasks = []"), "target.tasks", 6),
         (GOOD.replace("[target.train]", "[target.train]\nbatch_size = 0"), "target.train.batch_size", 8),
     ],

@@ -29,11 +29,12 @@ def _prepare(config: Path, output_dir: Path | None):
     from xstilts.config import load_config
     from xstilts.context import RunContext
     from xstilts.plan import make_plan
-    from xstilts.validate import check_data
+    from xstilts.validate import check_data, check_max_length
 
     cfg = load_config(config)
     plan = make_plan(cfg)
     ctx = RunContext.create(cfg, output_dir)
+    check_max_length(cfg, plan, ctx.model_path, config)
     check_data(cfg, plan, ctx.data_dir)
     return cfg, plan, ctx
 
@@ -44,11 +45,14 @@ def run(
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Experiment dir (default runs/<name>)."),
 ) -> None:
     """Run (or resume) the whole study: phase 2, phase 3, zero-shot evaluation."""
+    expdir: Path | None = None
     try:
         cfg, plan, ctx = _prepare(config, output_dir)
+        expdir = ctx.out_dir
         import torch
 
         from xstilts.executors import get_executor, is_main_process
+        from xstilts.faults import sweep_checkpoints
         from xstilts.store import Store
         from xstilts.tasks import get_task
 
@@ -67,6 +71,7 @@ def run(
                 store.set_meta("primary_metric", {n: t.metric for n, t in tasks.items()})
                 store.set_meta("chance", {n: t.chance for n, t in tasks.items()})
                 store.set_meta("parallel", sorted(n for n, t in tasks.items() if t.parallel))
+                sweep_checkpoints(ctx.out_dir / "checkpoints")  # what writers killed last time left
             err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor)")
             counts = get_executor(cfg)(plan, ctx, store, err)
         if main:
@@ -75,7 +80,7 @@ def run(
     except XstiltsError as exc:
         fail(exc.one_line())
     except (OSError, sqlite3.Error) as exc:  # full disk, unwritable output dir: one line, not a traceback
-        fail(one_line(exc))
+        fail(_store_failure(exc, expdir) if expdir else one_line(exc))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished runs are kept)", 130)
 
@@ -93,6 +98,21 @@ def plan(config: Path = typer.Argument(..., help="Experiment TOML.")) -> None:
             out.print(f"{r.run_id}{langs}{deps}", highlight=False, markup=False)
     except XstiltsError as exc:
         fail(exc.one_line())
+
+
+def _store_failure(exc: OSError | sqlite3.Error, expdir: Path) -> str:
+    """One line for a failed read or write: an SQLite error names the store file, which SQLite's
+    own message ('file is not a database', 'database disk image is malformed') does not."""
+    from xstilts.store import DAMAGED, Store
+
+    store = expdir / Store.FILENAME
+    if isinstance(exc, sqlite3.OperationalError):  # locked, disk I/O error, cannot open
+        return f"{store}: results store: {exc}"
+    if isinstance(exc, sqlite3.DatabaseError):  # not a database, malformed
+        return f"{store}: {DAMAGED.format(detail=exc)}"
+    if isinstance(exc, sqlite3.Error):
+        return f"{store}: results store: {exc}"
+    return one_line(exc)
 
 
 def _print_results(expdir: Path, csv_path: Path | None = None) -> None:
@@ -120,7 +140,7 @@ def results(
     except XstiltsError as exc:
         fail(exc.one_line())
     except (OSError, sqlite3.Error) as exc:
-        fail(one_line(exc))
+        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -169,6 +189,8 @@ def analyze(
         err.print(f"tables written to {out_dir}")
     except XstiltsError as exc:
         fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:  # a damaged store, an unwritable analysis dir
+        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -186,6 +208,8 @@ def report(
         out.print(f"HTML report: {paths['html']}\nMarkdown report: {paths['markdown']}", highlight=False)
     except XstiltsError as exc:
         fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:  # a damaged store; a report dir that cannot be written
+        fail(_store_failure(exc, expdir))
 
 
 def main() -> None:

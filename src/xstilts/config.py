@@ -6,6 +6,7 @@ of the TOML file where that key is written).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -189,11 +190,13 @@ class ExperimentConfig(Strict):
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = RayConfig()
 
-    @model_validator(mode="after")
-    def _unique_seeds(self) -> ExperimentConfig:
-        if len(set(self.seeds)) != len(self.seeds):
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        # a field validator, not a model one: the error then names the key 'seeds' and its line
+        if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
-        return self
+        return v
 
     def out_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
@@ -205,7 +208,7 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     """Best-effort line of the key a validation error is about."""
     keys = [str(k) for k in loc if isinstance(k, str)]
     if not keys:
@@ -248,8 +251,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        raise ConfigError(f"key '{key}': {msg}", path, _line_of(text, loc)) from None
+        raise ConfigError(f"key '{key}': {msg}", path, line_of(text, loc)) from None
     _check_task_names(cfg, path, text)
+    _check_languages(cfg, path, text)
+    _check_task_tables(cfg, path, text)
     return cfg
 
 
@@ -266,4 +271,100 @@ def _check_task_names(cfg: ExperimentConfig, path: Path, text: str) -> None:
         try:
             get_task(task)
         except ConfigError as exc:
-            raise ConfigError(f"key '{'.'.join(loc)}': {exc.message}", path, _line_of(text, loc)) from None
+            raise ConfigError(f"key '{'.'.join(loc)}': {exc.message}", path, line_of(text, loc)) from None
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest known name, case-insensitive first; '' if none is close."""
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:
+        return f" (did you mean {by_lower[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _table_line(text: str, loc: tuple[str, ...]) -> int | None:
+    """Line of a table ``[a.b.c]`` (or of its key ``c = ...`` inside ``[a.b]``)."""
+    header = ".".join(loc)
+    for i, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#")[0].strip()
+        if stripped.startswith("[") and stripped.strip("[]").replace(" ", "").replace('"', "") == header:
+            return i
+    return line_of(text, loc) or line_of(text, loc[:-1])
+
+
+def _check_languages(cfg: ExperimentConfig, path: Path, text: str) -> None:
+    """A language no target evaluates on would be dropped without a word: name it instead."""
+    from xstilts.tasks import get_task, task_names
+
+    langs = cfg.target.languages
+    loc = ("target", "languages")
+    if isinstance(langs, dict):  # lists for tasks not (yet) in `tasks` may stay; misspelt names may not
+        for task in langs:
+            try:
+                get_task(task)
+            except ConfigError:
+                raise ConfigError(f"key 'target.languages.{task}': unknown task {task!r}"
+                                  f"{_did_you_mean(task, task_names())}", path,
+                                  line_of(text, (*loc, task)) or _table_line(text, loc)) from None
+        return
+    if langs is None:
+        return
+    tasks = [get_task(t) for t in cfg.target.tasks]
+    if any(not t.languages for t in tasks):  # a task without a fixed list takes any language
+        return
+    known = sorted({lang for t in tasks for lang in t.languages})
+    for lang in langs:
+        if lang not in known:
+            names = ", ".join(cfg.target.tasks)
+            raise ConfigError(f"key 'target.languages': no target evaluates on {lang!r}{_did_you_mean(lang, known)}; "
+                              f"languages of {names}: {', '.join(known)}", path, line_of(text, loc))
+
+
+def _check_task_tables(cfg: ExperimentConfig, path: Path, text: str) -> None:
+    """Tables keyed by task name (overrides, task_options, task_caps) and the options inside them.
+
+    A misspelt task name or option would otherwise be ignored in silence, and the run would use
+    the defaults it was meant to change.
+    """
+    from xstilts.tasks import get_task, task_names
+
+    known = task_names()
+    tables: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("target", "overrides"), cfg.target.overrides),
+        (("target", "task_options"), cfg.target.task_options),
+        (("intermediate", "task_options"), cfg.intermediate.task_options),
+        (("intermediate", "task_caps"), cfg.intermediate.task_caps),
+    ]
+    for loc, table in tables:
+        for name in table:
+            try:
+                get_task(name)
+            except ConfigError:
+                raise ConfigError(f"key '{'.'.join((*loc, name))}': unknown task {name!r}"
+                                  f"{_did_you_mean(name, known)}", path, _table_line(text, (*loc, name))) from None
+    for name, options in cfg.target.task_options.items():
+        _check_options(name, options, ("target", "task_options", name), (), path, text)
+    for name, options in cfg.intermediate.task_options.items():
+        # translations.py reads these two before the task sees its options
+        _check_options(name, options, ("intermediate", "task_options", name), ("translations", "translations_only"),
+                       path, text)
+
+
+def _check_options(name: str, options: dict[str, Any], loc: tuple[str, ...], extra: tuple[str, ...], path: Path,
+                   text: str) -> None:
+    """Every option must be one the task reads (Task.known_options); nested task tables recursively."""
+    from xstilts.tasks import get_task
+
+    task = get_task(name)
+    known = [*task.known_options(), *extra]
+    for key, value in options.items():
+        if key not in known:
+            raise ConfigError(f"key '{'.'.join((*loc, key))}': {task.name} has no option {key!r}"
+                              f"{_did_you_mean(key, known)}; its options: {', '.join(known) or 'none'}",
+                              path, line_of(text, (*loc, key)) or _table_line(text, loc))
+        if key in task.nested_options:
+            if not isinstance(value, dict):
+                raise ConfigError(f"key '{'.'.join((*loc, key))}': expected a table of {task.nested_options[key]} "
+                                  "options", path, line_of(text, (*loc, key)))
+            _check_options(task.nested_options[key], value, (*loc, key), (), path, text)

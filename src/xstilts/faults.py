@@ -37,6 +37,7 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import re
 import signal
 import socket
 from collections.abc import Iterator
@@ -169,6 +170,44 @@ def sweep_stale(target: Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+FOREIGN_TMP = re.compile(r"\.tmp[A-Za-z0-9_]{6}")  # Python's/Rust's tempfile names (safetensors' save_file)
+
+
+def sweep_directory(directory: str | Path) -> list[Path]:
+    """Remove temp files that dead writers left in a directory only one run writes (a checkpoint dir).
+
+    xstilts' own temp files go when their process is gone, as in :func:`sweep_stale`; ``.tmpXXXXXX``
+    files of other writers always go, since nothing writes those any more while the run's owner is
+    the caller (they are what a killed ``safetensors`` write left before checkpoints were written here).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    host = socket.gethostname()
+    removed = []
+    for tmp in directory.iterdir():
+        name = tmp.name
+        if FOREIGN_TMP.fullmatch(name):
+            stale = True
+        elif name.startswith(".") and name.endswith(".tmp"):
+            pid = name[:-len(".tmp")].rpartition(".")[2]
+            stale = pid.isdigit() and name.endswith(f".{host}.{pid}.tmp") and not _alive(int(pid))
+        else:
+            stale = False
+        if stale and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def sweep_checkpoints(root: str | Path) -> list[Path]:
+    """:func:`sweep_directory` on every run's checkpoint directory under ``root`` (on resume)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [p for d in sorted(root.iterdir()) if d.is_dir() for p in sweep_directory(d)]
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -32,12 +32,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from xstilts.errors import ConfigError
-from xstilts.tasks.base import Task
+from xstilts.tasks.base import HEAD_OPTIONS, Task
 
 #: XTREME's choice per encoder depth (hidden_states index; 0 = embeddings).
 XTREME_LAYERS = {12: 8, 24: 14}
 #: The options every retrieval task understands (``[target.task_options.<task>]``).
-EMBEDDING_OPTIONS = ("layer", "pool", "prefix", "batch_size", "backend")
+EMBEDDING_OPTIONS = HEAD_OPTIONS["retrieval"]
 
 # (texts, language) -> float32 array (n, dim), one row per text
 Embedder = Callable[[Sequence[str], str], np.ndarray]
@@ -284,18 +284,18 @@ class RetrievalTask(Task):
     sentence, e.g. ``"query: "`` for e5 models; default none: on XNLI premises it did not help
     the default model and hurt at the XTREME layer, see benchmarks/RESULTS.md, and phase-2
     checkpoints are fine-tuned without it), ``batch_size``, ``backend`` (``auto``/``faiss``/
-    ``numpy``), plus the task's own :attr:`extra_options`.
+    ``numpy``), plus the task's own :attr:`options_read`.
     """
 
     head: ClassVar[str] = "retrieval"  # type: ignore[assignment]
-    extra_options: ClassVar[tuple[str, ...]] = ("dir",)
+    options_read: ClassVar[tuple[str, ...]] = ("dir",)
 
     def embedding_options(self) -> dict[str, Any]:
         """The options that control embedding and search, with their defaults; unknown keys are errors."""
-        unknown = sorted(set(self.options) - set(EMBEDDING_OPTIONS) - set(self.extra_options))
+        unknown = sorted(set(self.options) - set(self.known_options()))
         if unknown:
             raise ConfigError(f"unknown {self.name} option(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(EMBEDDING_OPTIONS + self.extra_options)}")
+                              f"{', '.join(self.known_options())}")
         opts = {"layer": "xtreme", "pool": "mean", "prefix": "", "batch_size": 64, "backend": "auto"}
         opts.update({k: v for k, v in self.options.items() if k in EMBEDDING_OPTIONS})
         if not isinstance(opts["prefix"], str):

@@ -37,7 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from xstilts.errors import XstiltsError
 from xstilts.faults import fault_point
+
+DAMAGED = ("damaged results store ({detail}); restore it from a backup, or move it away and run the config "
+           "again to recompute every run")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -151,18 +155,26 @@ class Store:
         if path.is_dir() or path.suffix != ".sqlite":
             path = path / self.FILENAME
         self.path = path
-        if readonly:
-            if not path.exists():
-                from xstilts.errors import XstiltsError
-
-                raise XstiltsError("no results store here (run `xstilts run` first)", path)
-            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(path, timeout=60)
-            self._set_wal()
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.executescript(SCHEMA)
+        if readonly and not path.exists():
+            raise XstiltsError("no results store here (run `xstilts run` first)", path)
+        if path.is_file() and path.stat().st_size == 0:
+            # SQLite would take an empty file for a new database: a store cut to 0 bytes would
+            # silently become an empty one, and every finished run would be recomputed
+            raise XstiltsError(DAMAGED.format(detail="the file is empty (0 bytes)"), path)
+        try:
+            if readonly:
+                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+                self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(path, timeout=60)
+                self._set_wal()
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:  # cannot open (permissions, a directory), locked too long
+            raise XstiltsError(f"cannot open the results store: {exc}", path) from exc
+        except sqlite3.DatabaseError as exc:  # not a database, malformed
+            raise XstiltsError(DAMAGED.format(detail=str(exc)), path) from exc
         self.conn.row_factory = sqlite3.Row
 
     def _set_wal(self, attempts: int = 100) -> None:

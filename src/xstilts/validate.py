@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xstilts.config import ExperimentConfig
-from xstilts.errors import DataError
+from xstilts.config import ExperimentConfig, line_of
+from xstilts.errors import ConfigError, DataError
 from xstilts.plan import Run
 from xstilts.tasks import get_task
 
@@ -39,3 +39,24 @@ def check_data(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> None:
                 if not path.is_file():
                     raise DataError(f"{name} {split} file for language '{lang}' not found", path)
             task.load(split, lang, data_dir)
+
+
+def check_max_length(cfg: ExperimentConfig, plan: list[Run], model_path: str, config_path: Path) -> None:
+    """A ``max_length`` beyond the model's position embeddings fails at the first batch, after the
+    store and caches exist; here it is one line naming the key, before anything is written."""
+    from xstilts.models.loading import max_positions
+
+    limit = max_positions(model_path)
+    if limit is None:
+        return
+    used: list[tuple[tuple[str, ...], int]] = []
+    if any(run.phase == "intermediate" for run in plan):
+        used.append((("intermediate", "train", "max_length"), cfg.intermediate.train.max_length))
+    for task in cfg.target.tasks:
+        loc = ("target", "overrides", task) if task in cfg.target.overrides else ("target", "train")
+        used.append(((*loc, "max_length"), cfg.target.train_for(task).max_length))
+    for loc, value in used:
+        if value > limit:
+            text = config_path.read_text(encoding="utf-8-sig", errors="replace")
+            raise ConfigError(f"key '{'.'.join(loc)}': {value} is more than the model's {limit} positions "
+                              f"(model {cfg.model})", config_path, line_of(text, loc))

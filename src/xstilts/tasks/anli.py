@@ -36,6 +36,7 @@ def read_anli_jsonl(path: Path) -> list[ClassificationExample]:
 class ANLI(Task):
     name = "anli"
     head = "classification"
+    options_read = ("rounds", "dir", "eval_file")
     metric = "accuracy"
     labels = NLI_LABELS
     chance = 100 / 3

@@ -31,6 +31,8 @@ COMPONENTS: dict[str, type[Task]] = {"anli": ANLI, "mnli": MNLI, "snli": SNLI}
 class ANLIPlus(Task):
     name = "anli_plus"
     head = "classification"
+    options_read = ("components",)
+    nested_options = {"anli": "anli", "mnli": "mnli", "snli": "snli"}
     metric = "accuracy"
     labels = NLI_LABELS
     chance = 100 / 3

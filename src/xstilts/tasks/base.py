@@ -18,6 +18,13 @@ from xstilts.errors import DataError
 
 HeadKind = Literal["tagging", "classification", "span_qa", "multiple_choice", "retrieval"]
 
+#: Task options a head reads for every task of its kind (``xstilts.heads.*``, ``xstilts.retrieval``).
+HEAD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "tagging": ("stride", "windows"),
+    "span_qa": ("doc_stride", "max_query_length", "n_best", "max_answer_length"),
+    "retrieval": ("layer", "pool", "prefix", "batch_size", "backend"),
+}
+
 
 @dataclass(frozen=True)
 class TaggingExample:
@@ -87,8 +94,19 @@ class Task:
     # the analysis then resamples one set of items for all languages.
     parallel: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    # The ``task_options`` keys this task reads; the config rejects any other key, so a typo
+    # (``train_fractoin``) is an error instead of a silently ignored setting. Its head's options
+    # (HEAD_OPTIONS) come on top.
+    options_read: ClassVar[tuple[str, ...]] = ()
+    # Options that hold another task's options (``mnli = {dir = ...}``): option -> that task's name.
+    nested_options: ClassVar[dict[str, str]] = {}
 
     options: dict[str, Any] = field(default_factory=dict)  # per-task config (e.g. file overrides)
+
+    @classmethod
+    def known_options(cls) -> tuple[str, ...]:
+        """Every ``task_options`` key this task understands: its own, nested tasks' and its head's."""
+        return (*cls.options_read, *cls.nested_options, *HEAD_OPTIONS.get(cls.head, ()))
 
     def all_metrics(self) -> tuple[str, ...]:
         return self.metrics or (self.metric,)

@@ -112,7 +112,7 @@ class BUCC(RetrievalTask):
     name = "bucc"
     metric = "f1"
     languages = LANGUAGES
-    extra_options = ("dir", "k")
+    options_read = ("dir", "k")
     description = "BUCC 2018 bitext mining (F1; margin scoring, threshold tuned on dev; no training)"
 
     def _folder(self, data_dir: Path) -> Path:

@@ -58,6 +58,7 @@ def read_ccg(path: Path, tags: tuple[str, ...]) -> list[TaggingExample]:
 class CCG(Task):
     name = "ccg"
     head = "tagging"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "token_accuracy"
     description = "CCG supertagging (jiant format; token accuracy)"
 

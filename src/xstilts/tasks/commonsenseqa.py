@@ -42,6 +42,7 @@ def read_commonsenseqa(path: Path) -> list[MultipleChoiceExample]:
 class CommonsenseQA(Task):
     name = "commonsenseqa"
     head = "multiple_choice"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "accuracy"
     chance = 20.0
     description = "CommonsenseQA (5-way; accuracy on dev)"

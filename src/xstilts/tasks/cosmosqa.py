@@ -48,6 +48,7 @@ def read_cosmosqa(path: Path) -> list[MultipleChoiceExample]:
 class CosmosQA(Task):
     name = "cosmosqa"
     head = "multiple_choice"
+    options_read = ("dir", "train_file", "eval_fraction")
     metric = "accuracy"
     chance = 25.0
     description = "Cosmos QA (accuracy); offline: valid split by context"

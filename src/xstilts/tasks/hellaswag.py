@@ -50,6 +50,7 @@ def read_hellaswag(path: Path) -> list[tuple[str, MultipleChoiceExample]]:
 class HellaSwag(Task):
     name = "hellaswag"
     head = "multiple_choice"
+    options_read = ("dir", "train_file", "eval_file", "eval_fraction")
     metric = "accuracy"
     chance = 25.0
     description = "HellaSwag (accuracy); offline: partial train split by source"

@@ -42,6 +42,7 @@ def context_question(language: str) -> tuple[str, str]:
 class MLQA(Task):
     name = "mlqa"
     head = "span_qa"
+    options_read = ("dir", "split", "normalization", "train_file", "squad_dir", "xquad_dir")
     metric = "squad_f1"
     metrics = ("squad_f1", "exact_match")
     languages = LANGUAGES

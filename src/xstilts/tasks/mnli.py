@@ -61,6 +61,7 @@ def read_mnli(path: Path) -> list[ClassificationExample]:
 class MNLI(Task):
     name = "mnli"
     head = "classification"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "accuracy"
     labels = NLI_LABELS
     chance = 100 / 3

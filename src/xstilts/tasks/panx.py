@@ -28,6 +28,7 @@ XTREME_R_EXTRA = tuple("az gu lt pa pl qu ro uk".split())
 class PanX(Task):
     name = "panx"
     head = "tagging"
+    options_read = ("dir",)
     metric = "f1"
     labels = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
     languages = XTREME_LANGUAGES

@@ -78,6 +78,7 @@ def split_rows(english: list[ClassificationExample], train_fraction: float) -> t
 class PAWSX(Task):
     name = "pawsx"
     head = "classification"
+    options_read = ("dir", "train_file", "train_fraction")
     metric = "accuracy"
     labels = ("0", "1")
     languages = LANGUAGES

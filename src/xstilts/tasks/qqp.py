@@ -50,6 +50,7 @@ def read_qqp(path: Path) -> tuple[list[ClassificationExample], int]:
 class QQP(Task):
     name = "qqp"
     head = "classification"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "accuracy"
     labels = LABELS
     chance = 50.0

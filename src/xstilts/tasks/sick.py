@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xstilts.errors import DataError
 from xstilts.tasks.base import ClassificationExample, Task
 from xstilts.tasks.formats import read_tsv_header
 from xstilts.tasks.nli import NLI_LABELS, nli_label
@@ -18,6 +19,7 @@ from xstilts.tasks.registry import register
 class SICK(Task):
     name = "sick"
     head = "classification"
+    options_read = ("file", "eval_set")
     metric = "accuracy"
     labels = NLI_LABELS
     chance = 100 / 3
@@ -28,11 +30,16 @@ class SICK(Task):
 
     def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
         (path,) = self.files(split, language, data_dir)
-        wanted = "TRAIN" if split == "train" else self.options.get("eval_set", "TRIAL")
+        wanted = "TRAIN" if split == "train" else str(self.options.get("eval_set", "TRIAL"))
         need = ("sentence_A", "sentence_B", "entailment_label", "SemEval_set")
-        return [
-            ClassificationExample(row["sentence_A"], row["sentence_B"],
-                                  nli_label(row["entailment_label"], path, lineno))
-            for lineno, row in read_tsv_header(path, need)
-            if row["SemEval_set"] == wanted
+        rows = list(read_tsv_header(path, need))
+        # set names compare case-insensitively: a re-exported file may spell them 'train' / 'trial'
+        examples = [
+            ClassificationExample(row["sentence_A"], row["sentence_B"], nli_label(row["entailment_label"], path, lineno))
+            for lineno, row in rows
+            if row["SemEval_set"].strip().upper() == wanted.upper()
         ]
+        if rows and not examples:  # rows there, none of this set: say so, not "empty file?"
+            found = sorted({row["SemEval_set"] for _, row in rows})
+            raise DataError(f"no rows with SemEval_set {wanted!r} (the file has {', '.join(map(repr, found))})", path)
+        return examples

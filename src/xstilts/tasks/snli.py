@@ -20,6 +20,7 @@ from xstilts.tasks.registry import register
 class SNLI(Task):
     name = "snli"
     head = "classification"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "accuracy"
     labels = NLI_LABELS
     chance = 100 / 3

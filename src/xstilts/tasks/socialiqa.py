@@ -40,6 +40,7 @@ def read_socialiqa(path: Path) -> list[MultipleChoiceExample]:
 class SocialIQA(Task):
     name = "socialiqa"
     head = "multiple_choice"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "accuracy"
     chance = 100 / 3
     description = "Social IQa (accuracy on dev); offline: trained on the labelled tst file"

@@ -105,6 +105,7 @@ class SQuADBase(Task):
     """Shared by SQuAD v1.1 and v2.0: file lookup and the held-out-articles stand-in."""
 
     head = "span_qa"
+    options_read = ("dir", "train_file", "eval_file", "train_source", "eval_fraction")
     metric = "squad_f1"
     metrics = ("squad_f1", "exact_match")
     unanswerable: ClassVar[bool] = False

@@ -32,6 +32,7 @@ def read_sst2(path: Path) -> list[ClassificationExample]:
 class SST2(Task):
     name = "sst2"
     head = "classification"
+    options_read = ("dir", "train_file", "eval_file")
     metric = "accuracy"
     labels = LABELS
     chance = 50.0

@@ -78,7 +78,7 @@ class Tatoeba(RetrievalTask):
     metrics = ("accuracy", "accuracy_en_xx")
     languages = XTREME_LANGUAGES
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
-    extra_options = ("dir", "labels_dir", "gold")
+    options_read = ("dir", "labels_dir", "gold")
     description = "Tatoeba retrieval xx->en by cosine of mean-pooled embeddings (accuracy; no training)"
 
     def _folder(self, data_dir: Path) -> Path:

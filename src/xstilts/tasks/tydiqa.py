@@ -24,6 +24,7 @@ LANGUAGES = ("ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te")
 class TyDiQA(Task):
     name = "tydiqa"
     head = "span_qa"
+    options_read = ("dir", "train_file")
     metric = "squad_f1"
     metrics = ("squad_f1", "exact_match")
     languages = LANGUAGES

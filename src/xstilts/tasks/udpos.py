@@ -38,6 +38,7 @@ XTREME_R_EXTRA = tuple("lt pl ro uk wo".split())
 class UDPOS(Task):
     name = "udpos"
     head = "tagging"
+    options_read = ("dir",)
     metric = "token_accuracy"
     labels = UPOS_TAGS
     languages = XTREME_LANGUAGES

@@ -62,6 +62,8 @@ def split_rows(english: list[ClassificationExample], train_fraction: float) -> t
 class XNLI(Task):
     name = "xnli"
     head = "classification"
+    options_read = ("dir", "train_source", "xnli_file", "train_fraction")
+    nested_options = {"mnli": "mnli"}
     metric = "accuracy"
     labels = NLI_LABELS
     languages = LANGUAGES

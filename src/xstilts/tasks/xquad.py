@@ -58,6 +58,7 @@ def pick(folder: Path, names: tuple[str, ...]) -> Path | None:
 class XQuAD(Task):
     name = "xquad"
     head = "span_qa"
+    options_read = ("dir", "squad_dir", "train_file")
     metric = "squad_f1"
     parallel = True
     metrics = ("squad_f1", "exact_match")
