@@ -21,6 +21,11 @@ from xstilts.models.vocab import full_state_dict
 ENCODER_FILE = "encoder.safetensors"
 
 
+def write_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    """The safetensors file of ``state``, written to ``path`` itself and nowhere else."""
+    path.write_bytes(save(state))
+
+
 def save_encoder(encoder: nn.Module, directory: Path) -> Path:
     """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure.
 
@@ -41,7 +46,7 @@ def save_encoder(encoder: nn.Module, directory: Path) -> Path:
         sweep_directory(directory)  # temp files of a killed earlier attempt at this run
         # temp + fsync + rename; costs a second copy of the weights in memory while it writes
         with atomic_path(target, fault="checkpoint_write") as tmp:
-            tmp.write_bytes(save(state))
+            write_safetensors(state, tmp)
     finally:
         procs.wait_for_everyone()
     return target

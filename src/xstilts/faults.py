@@ -176,11 +176,11 @@ FOREIGN_TMP = re.compile(r"\.tmp[A-Za-z0-9_]{6}")  # Python's/Rust's tempfile na
 
 
 def sweep_directory(directory: str | Path) -> list[Path]:
-    """Remove temp files that dead writers left in a directory only one run writes (a checkpoint dir).
+    """Remove temp files that killed writers left in a directory only one run writes (a checkpoint dir).
 
-    xstilts' own temp files go when their process is gone, as in :func:`sweep_stale`; ``.tmpXXXXXX``
-    files of other writers always go, since nothing writes those any more while the run's owner is
-    the caller (they are what a killed ``safetensors`` write left before checkpoints were written here).
+    xstilts' own temp files go when their process is gone, as in :func:`sweep_stale`. Tempfile-style
+    ``.tmpXXXXXX`` names always go: xstilts no longer writes any (they are what a killed
+    ``safetensors.save_file`` left), and the caller is the one process writing this directory now.
     """
     directory = Path(directory)
     if not directory.is_dir():

@@ -17,6 +17,8 @@ from typing import Any
 
 from _experiment import experiment_toml as _experiment_toml
 
+from xstilts.faults import FOREIGN_TMP
+
 # one thread: concurrent runs stay off each other's cores, and a loaded machine does not make
 # torch's threads spin against each other (in-process runs restore the count: conftest.py)
 RUNTIME = "progress = false\nthreads = 1\n"
@@ -101,7 +103,8 @@ def store_invariants(out_dir: Path) -> None:
 
 
 def stale_temp_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.tmp") if p.is_file())
+    """xstilts' temp files, and tempfile-style ``.tmpXXXXXX`` ones (what safetensors' own writer leaves)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and (p.name.endswith(".tmp") or FOREIGN_TMP.fullmatch(p.name)))
 
 
 def done_rows(out_dir: Path) -> int:

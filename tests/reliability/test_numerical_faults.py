@@ -19,7 +19,7 @@ from _reliability import checkpoint_files, stale_temp_files, write_experiment
 from torch import nn
 from typer.testing import CliRunner
 
-from xstilts import faults
+from xstilts import checkpoint, faults
 from xstilts.checkpoint import ENCODER_FILE, save_encoder
 from xstilts.cli import app
 
@@ -96,15 +96,15 @@ def test_disk_full_mid_checkpoint_keeps_the_previous_one(tmp_path: Path,
     encoder = nn.Linear(64, 64)
     target = save_encoder(encoder, tmp_path)
     before = target.read_bytes()
-    real_save = safetensors.torch.save_file
+    real_write = checkpoint.write_safetensors
 
-    def half_then_full_disk(state: dict, filename: str) -> None:
-        real_save(state, filename)
-        data = Path(filename).read_bytes()
-        Path(filename).write_bytes(data[: len(data) // 2])  # the bytes that made it to disk
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+    def half_then_full_disk(state: dict, path: Path) -> None:
+        real_write(state, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])  # the bytes that made it to disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr("xstilts.checkpoint.save_file", half_then_full_disk)
+    monkeypatch.setattr(checkpoint, "write_safetensors", half_then_full_disk)
     nn.init.normal_(encoder.weight)  # new weights whose save runs out of disk
     with pytest.raises(OSError) as info:
         save_encoder(encoder, tmp_path)
