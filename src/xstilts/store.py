@@ -145,6 +145,21 @@ def _from_blob(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
+def _stays_empty(path: Path, wait_s: float = 3.0) -> bool:
+    """True for a store file that is 0 bytes and stays so for ``wait_s``.
+
+    Another process that is creating the store (the main rank of ``accelerate launch``, a second
+    ``xstilts run``) leaves it empty for a few milliseconds between creating the file and writing
+    its header; only a file that stays empty was cut short.
+    """
+    deadline = time.monotonic() + wait_s
+    while path.is_file() and path.stat().st_size == 0:
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 class Store:
     """Reads and writes one experiment's ``results.sqlite``."""
 
@@ -157,7 +172,7 @@ class Store:
         self.path = path
         if readonly and not path.exists():
             raise XstiltsError("no results store here (run `xstilts run` first)", path)
-        if path.is_file() and path.stat().st_size == 0:
+        if _stays_empty(path):
             # SQLite would take an empty file for a new database: a store cut to 0 bytes would
             # silently become an empty one, and every finished run would be recomputed
             raise XstiltsError(DAMAGED.format(detail="the file is empty (0 bytes)"), path)

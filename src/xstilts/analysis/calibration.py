@@ -175,11 +175,13 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         true_diff = float(g["true_diff"].iloc[0])
         claims = g["favours"].isin(["NER", "NLI"])
         right = (g["favours"] == ("NER" if true_diff > 0 else "NLI")) if abs(true_diff) > 1e-9 else claims & False
+        defined = g["diff_lo"].notna()  # undefined: English not above chance in some run (no verdict)
         out.append({
             "scenario": name, "size": size, "experiments": len(g), "true NER − NLI (pp)": round(true_diff, 2),
             "verdicts claimed": float(claims.mean()),
             "right direction": float(right.mean()),
-            "coverage NER − NLI": float(g["diff_covered"].mean()),
+            "ratio undefined": float(1 - defined.mean()),
+            "coverage NER − NLI": float(g.loc[defined, "diff_covered"].astype(bool).mean()),
             "coverage per-language Δ": float(g["lang_covered"].sum() / g["lang_total"].sum()),
             "coverage mean Δ": float(g["mean_covered"].sum() / g["mean_total"].sum()),
         })

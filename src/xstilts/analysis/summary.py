@@ -134,8 +134,9 @@ def _target_lines(label: str, target: str, metric: str, inter: str, measures: pd
         if int(s["untested"]) == n:
             per = "no per-language test was possible"
         else:
-            per = (f"{int(s['improved'])} of {n} zero-shot languages improved, {int(s['hurt'])} were hurt, "
-                   f"{int(s['not_significant'])} not significantly changed (Holm, each language's own interval)")
+            hurt, same = int(s["hurt"]), int(s["not_significant"])
+            per = (f"{int(s['improved'])} of {n} zero-shot languages improved, {hurt} {'was' if hurt == 1 else 'were'} "
+                   f"hurt, {same} {'was' if same == 1 else 'were'} not significantly changed (Holm)")
         worst = f"; the worst-affected is {s['worst_language']} ({fmt(s['worst_delta'], signed=True)} points)" \
             if isinstance(s["worst_language"], str) else ""
         lines.append(f"{label} per language: {per}{worst}.")
@@ -198,8 +199,10 @@ def _certainty(measures: pd.DataFrame, targets: list[str], info: dict) -> str:
             f"every language of a parallel test set); seeds per arm: {_join(str(int(s)) for s in seeds)}")
     notes = []
     if any(1 < s < 4 for s in seeds):
-        notes.append("with so few seeds the seed variance rests on 2–4 degrees of freedom, which is why the "
-                     "intervals are wide; simulated coverage at these sizes is in docs/statistics.md")
+        dfs = sorted({2 * int(s) - 2 for s in seeds if s > 1})
+        notes.append(f"with so few seeds the seed variance rests on {_join(str(d) for d in dfs)} degrees of freedom "
+                     "(Student t), which is why the intervals are wide; their coverage at these sizes, measured in "
+                     "simulation, is in docs/statistics.md")
     if "items" in methods or "none" in methods:
         notes.append("with a single seed per arm training variance is unknown: intervals then cover test items only "
                      "and no verdict is given")
