@@ -23,7 +23,7 @@ import pandas as pd
 
 from xstilts.analysis.effects import measure_arrays, measure_effect
 from xstilts.analysis.inference import Estimate, arm_difference, combine
-from xstilts.analysis.measures import BY_KEY, MEASURES, PRIMARY, Measure, effect_unit
+from xstilts.analysis.measures import MEASURES, PRIMARY, Measure, effect_unit
 from xstilts.analysis.power import power_row
 from xstilts.analysis.scores import TargetScores
 
@@ -119,7 +119,7 @@ def replicate_halves(scores: dict[str, TargetScores], settings: list[str], ner: 
     parts = []
     for which, name in ((0, "A"), (1, "B")):
         halves = {t: scores[t].half(which, n_boot, seed) for t in (ner, nli)}
-        frame = compare_targets(halves, settings, ner, nli, baseline, alpha, (BY_KEY[PRIMARY.key],))
+        frame = compare_targets(halves, settings, ner, nli, baseline, alpha, (PRIMARY,))
         frame.insert(0, "half", name)
         parts.append(frame)
     return pd.concat(parts, ignore_index=True)

@@ -182,7 +182,6 @@ def common_length(arrays: list[np.ndarray]) -> int | None:
     return Counter(len(a) for a in arrays).most_common(1)[0][0]
 
 
-SELECT_SPLIT = "select"
 SELECT_CURVE_COLUMNS = ["run_id", "step", "value"]
 HALF_CURVE_COLUMNS = ["run_id", "language", "step", "half_a", "half_b"]
 
@@ -208,12 +207,11 @@ def load_selection_curves(expdir: str | Path, data: ExperimentData) -> Selection
     Per-step rows are reduced to two half scores as they are read, so a large store is never
     held in memory as per-example arrays.
     """
-    from xstilts.evaluation.halves import keep_rows, replication_mask
+    from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, replication_mask
     from xstilts.metrics.stats import score_from_stats
 
     runs = set(data.finals["run_id"])
     target_of = dict(zip(data.finals["run_id"], data.finals["target"], strict=True))
-    masks: dict[int, np.ndarray] = {}
     halves = []
     with Store(expdir, readonly=True) as store:
         frame = store.scores_frame(kind="curve")
@@ -224,9 +222,7 @@ def load_selection_curves(expdir: str | Path, data: ExperimentData) -> Selection
             arr = np.asarray(r["stats"], dtype=np.float64)
             if arr.ndim != 2 or arr.shape[1] != 3:
                 continue
-            if len(arr) not in masks:
-                masks[len(arr)] = replication_mask(len(arr))
-            mask = masks[len(arr)]
+            mask = replication_mask(len(arr))
             halves.append((r["run_id"], r["language"], int(r["step"]),
                            score_from_stats(r["metric"], keep_rows(arr, mask)),
                            score_from_stats(r["metric"], keep_rows(arr, ~mask)), r["task"], target))

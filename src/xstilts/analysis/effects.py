@@ -127,9 +127,9 @@ def compute_effects(data: ExperimentData, n_boot: int = 1000, seed: int = 0, alp
             frame["verdict"] = [_verdict(d, q, alpha) for d, q in zip(frame["delta"], frame["p_holm"], strict=True)]
             lang_rows.extend(frame.to_dict("records"))
             for m in MEASURES:
-                e = measure_effect(ts, m, inter, data.baseline, level)
-                vi, _ = measure_arrays(ts, m, ts.arm(inter))
-                vb, _ = measure_arrays(ts, m, ts.arm(data.baseline))
+                vi, ri = measure_arrays(ts, m, ts.arm(inter))
+                vb, rb = measure_arrays(ts, m, ts.arm(data.baseline))
+                e = arm_difference(vi, vb, ri, rb, level=level)
                 measure_rows.append({
                     "target": target, "intermediate": inter, "measure": m.key, "label": m.label,
                     "unit": effect_unit(m), "primary": m.primary, "robustness": m.robustness,

@@ -41,12 +41,16 @@ def fmt(x: object, spec: str = ".1f", signed: bool = False) -> str:
     return text.replace("-", "−") if signed else text
 
 
+def level_percent(level: float) -> str:
+    """A confidence level as prose: 0.95 -> "95", 0.975 -> "97.5"."""
+    return f"{level * 100:.1f}".rstrip("0").rstrip(".")
+
+
 def ci_text(lo: object, hi: object, unit: str = "", level: float = 0.95) -> str:
     lo_v, hi_v = float(lo), float(hi)  # type: ignore[arg-type]
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
         return "no interval"
-    pct = f"{level * 100:.1f}".rstrip("0").rstrip(".")
-    return f"{pct} % CI {fmt(lo_v, signed=True)} to {fmt(hi_v, signed=True)}{unit}"
+    return f"{level_percent(level)} % CI {fmt(lo_v, signed=True)} to {fmt(hi_v, signed=True)}{unit}"
 
 
 def _join(items: Iterable[str]) -> str:

@@ -25,6 +25,10 @@ from functools import lru_cache
 
 import numpy as np
 
+#: Split name of the English selection-half curve a phase-3 run stores (the reported English is
+#: under the ordinary evaluation split): written by phases.evaluate, read by analysis.data.
+SELECT_SPLIT = "select"
+
 _SELECTION_BIT = 0
 _REPLICATION_BIT = 1
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from xstilts.context import RunContext
-from xstilts.evaluation.halves import keep_rows, report_mask, selection_mask
+from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, report_mask, selection_mask
 from xstilts.evaluation.predict import evaluate
 from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
@@ -31,7 +31,6 @@ from xstilts.store import RunResult, Score
 from xstilts.tasks.base import Example, Task
 
 SPLIT = "eval"
-SELECT_SPLIT = "select"  # the English selection-half curve (phase 3)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pandas as pd
 
 from xstilts.analysis import Analysis
 from xstilts.analysis.measures import BY_KEY
-from xstilts.analysis.summary import fmt, replication_status
+from xstilts.analysis.summary import fmt, level_percent, replication_status
 
 DASH = "–"
 
@@ -85,14 +85,13 @@ def seeds_text(n: object) -> str:
 
 
 def level_text(level: object) -> str:
-    return f"{float(level) * 100:.1f}".rstrip("0").rstrip(".") + " %" if _finite(level) else ""  # type: ignore[arg-type]
+    return level_percent(float(level)) + " %" if _finite(level) else ""  # type: ignore[arg-type]
 
 
 def _favours(r: pd.Series) -> str:
     if not r["robustness"]:
         return "– (descriptive)"
-    fav = str(r["favours"])
-    return {"neither": "neither", "NER": "NER", "NLI": "NLI"}.get(fav, fav)
+    return str(r["favours"])
 
 
 def comparison_view(a: Analysis) -> TableView:
