@@ -6,12 +6,17 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from xstilts.errors import XstiltsError, one_line
+
+if TYPE_CHECKING:  # imported where used: the CLI starts fast
+    from xstilts.context import RunContext
+    from xstilts.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="English intermediate-task training and zero-shot cross-lingual transfer.")
@@ -43,6 +48,9 @@ def _prepare(config: Path, output_dir: Path | None):
 def run(
     config: Path = typer.Argument(..., help="Experiment TOML (see configs/)."),
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Experiment dir (default runs/<name>)."),
+    rerun_stale: bool = typer.Option(False, "--rerun-stale", help="Recompute finished runs whose data files or "
+                                     "starting weights changed since they ran, and the target runs that start "
+                                     "from them (without it they are reported and kept)."),
 ) -> None:
     """Run (or resume) the whole study: phase 2, phase 3, zero-shot evaluation."""
     expdir: Path | None = None
@@ -60,6 +68,7 @@ def run(
             torch.set_num_threads(cfg.runtime.threads)
         main = is_main_process()  # False in the other ranks of `accelerate launch`: they never write
         err.quiet = not main
+        stale = 0
         with Store(ctx.out_dir) as store:
             tasks = {t: get_task(t) for t in cfg.target.tasks}
             if main:
@@ -72,17 +81,36 @@ def run(
                 store.set_meta("chance", {n: t.chance for n, t in tasks.items()})
                 store.set_meta("parallel", sorted(n for n, t in tasks.items() if t.parallel))
                 sweep_checkpoints(ctx.out_dir / "checkpoints")  # what writers killed last time left
+                stale = _check_stale(store, ctx, rerun_stale)
             err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor)")
             counts = get_executor(cfg)(plan, ctx, store, err)
         if main:
-            err.print(f"finished: {counts['done']} run(s) done now, {counts['skipped']} already done")
-            _print_results(ctx.out_dir)
+            kept = f" ({stale} of them stale: run again with --rerun-stale to recompute them)" if stale else ""
+            err.print(f"finished: {counts['done']} run(s) done now, {counts['skipped']} already done{kept}")
+            _print_results(ctx.out_dir, list_stale=False)
     except XstiltsError as exc:
         fail(exc.one_line())
     except (OSError, sqlite3.Error) as exc:  # full disk, unwritable output dir: one line, not a traceback
         fail(_store_failure(exc, expdir) if expdir else one_line(exc))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished runs are kept)", 130)
+
+
+def _check_stale(store: Store, ctx: RunContext, rerun: bool) -> int:
+    """Report finished runs whose data or starting weights changed (one line each); reopen them when
+    ``rerun``. Returns how many stale runs are kept."""
+    from xstilts.identity import check_store
+
+    check = check_store(store, ctx.data_dir, ctx.model_path)
+    if check.unrecorded:
+        err.print(f"{len(check.unrecorded)} finished run(s) were stored without their data identity (identity not "
+                  "recorded: an older xstilts); they are not checked for changed data", highlight=False)
+    action = "recomputing it" if rerun else "kept, skipped"
+    for run_id, why in check.stale.items():
+        err.print(f"stale: {run_id}: {why} ({action})", highlight=False, markup=False)
+    if rerun and check.stale:
+        store.reopen_runs(check.stale)
+    return 0 if rerun else len(check.stale)
 
 
 @app.command()
@@ -115,12 +143,18 @@ def _store_failure(exc: OSError | sqlite3.Error, expdir: Path) -> str:
     return one_line(exc)
 
 
-def _print_results(expdir: Path, csv_path: Path | None = None) -> None:
-    from xstilts.results import results_table, write_results_csv
+def _print_results(expdir: Path, csv_path: Path | None = None, list_stale: bool = True) -> None:
+    from xstilts.results import results_table, stale_runs, write_results_csv
 
+    stale = stale_runs(expdir)
     tables = results_table(expdir)
     for table in tables:
         out.print(table)
+    if stale:
+        err.print(f"warning: {len(stale)} stale run(s) (marked 'stale'): their data or starting weights changed "
+                  "since they ran; `xstilts run CONFIG --rerun-stale` recomputes them", highlight=False, markup=False)
+        for run_id, why in stale.items() if list_stale else ():
+            err.print(f"stale: {run_id}: {why}", highlight=False, markup=False)
     from xstilts.xtreme import xtreme_from_store
 
     for xtreme in xtreme_from_store(expdir).values():

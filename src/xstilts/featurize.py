@@ -5,35 +5,27 @@ example cap (a number of examples, e.g. sentences, however many features each be
 length, the head's resolved encoding settings (e.g. tagging windows), the tokenizer (its
 serialized vocabulary) and the bytes of the data files. Writes are atomic (temp file + rename),
 so an interrupted run never leaves a bad entry.
+
+An entry also keeps the digest of every file the reader opened, which can be more than
+``Task.files`` names (XNLI's dev-split reads English to split another language): an entry whose
+files changed is rebuilt, and a hit reports those files to :mod:`xstilts.identity` as read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import pickle
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from xstilts.faults import atomic_path
 from xstilts.heads import Feature, get_head_kind
+from xstilts.identity import digests, file_digest, note_read, recording, unchanged
 from xstilts.tasks.base import Example, Task
 
-CACHE_VERSION = 3  # 2: SpanQAExample.answer_language; 3: tagging windows (several features per long sentence)
-
-
-@lru_cache(maxsize=256)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    st = path.stat()
-    return _file_digest(str(path), st.st_size, st.st_mtime_ns)
+# 2: SpanQAExample.answer_language; 3: tagging windows (several features per long sentence);
+# 4: entries are (examples, features, {file read: digest})
+CACHE_VERSION = 4
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -71,13 +63,19 @@ def load_features(task: Task, split: str, language: str, data_dir: Path, tokeniz
         if path.is_file():
             try:
                 with open(path, "rb") as fh:
-                    return pickle.load(fh)
-            except (pickle.UnpicklingError, EOFError, OSError):
+                    examples, features, read = pickle.load(fh)
+            except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError):
                 path.unlink(missing_ok=True)  # corrupt entry: rebuild it
-    examples = task.load(split, language, data_dir, limit)
+            else:
+                if unchanged(read):  # else a file the key does not cover changed: rebuild
+                    for file in read:
+                        note_read(file)
+                    return examples, features
+    with recording() as read:
+        examples = task.load(split, language, data_dir, limit)
     features = get_head_kind(task.head).encode(task, examples, tokenizer, max_length)
     if path is not None:
         # no fsync: an entry a power cut truncates fails to unpickle above and is rebuilt
         with atomic_path(path, fault="cache_write", fsync=False) as tmp, open(tmp, "wb") as fh:
-            pickle.dump((examples, features), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((examples, features, digests(read)), fh, protocol=pickle.HIGHEST_PROTOCOL)
     return examples, features

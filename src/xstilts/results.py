@@ -8,23 +8,35 @@ import pandas as pd
 from rich.table import Table
 
 from xstilts.faults import atomic_path
+from xstilts.identity import check_store
 from xstilts.store import Store
+
+STALE = "stale"  # the mark of a value computed by a stale run (see xstilts.identity)
+
+
+def stale_runs(expdir: Path) -> dict[str, str]:
+    """Run id -> why, for finished runs whose data or starting weights changed since they ran."""
+    with Store(expdir, readonly=True) as store:
+        return check_store(store).stale
 
 
 def final_scores(expdir: Path) -> pd.DataFrame:
-    """Final (selected-checkpoint) scores of target runs, one row per seed × language × metric."""
+    """Final (selected-checkpoint) scores of target runs, one row per seed × language × metric;
+    column ``stale`` is True for scores of stale runs."""
     with Store(expdir, readonly=True) as store:
         df = store.scores_frame(kind="final")
         primary = store.get_meta("primary_metric", {}) or {}
+        stale = check_store(store).stale
     df = df[df["phase"] == "target"].copy()
     df["primary"] = [primary.get(t, m) == m for t, m in zip(df["target"], df["metric"], strict=True)]
+    df["stale"] = df["run_id"].isin(list(stale))
     return df
 
 
 def write_results_csv(expdir: Path, path: Path | None = None) -> Path:
     df = final_scores(expdir)
     path = Path(path) if path else Path(expdir) / "results.csv"
-    cols = ["intermediate", "target", "language", "metric", "seed", "value", "step", "run_id"]
+    cols = ["intermediate", "target", "language", "metric", "seed", "value", "step", "run_id", "stale"]
     with atomic_path(path) as tmp:  # a failed write (full disk) removes its temp file
         df.sort_values(cols[:5])[cols].to_csv(tmp, index=False, float_format="%.4f")
     return path
@@ -39,8 +51,12 @@ def results_table(expdir: Path) -> list[Table]:
         metric = sub["metric"].iloc[0]
         settings = sorted(sub["intermediate"].unique(), key=lambda s: (s != "none", s))
         agg = sub.groupby(["language", "intermediate"])["value"].agg(["mean", "std", "count"])
+        stale = sub.groupby(["language", "intermediate"])["stale"].any()
         n_seeds = int(sub.groupby("intermediate")["seed"].nunique().max())
         table = Table(title=f"{target} — {metric} (mean ± std over {n_seeds} seed(s), zero-shot)")
+        if stale.any():
+            table.caption = (f"'{STALE}' marks values from runs whose data or starting weights changed since "
+                             "they ran (`xstilts run CONFIG --rerun-stale` recomputes them)")
         table.add_column("language")
         for s in settings:
             table.add_column(s, justify="right")
@@ -51,12 +67,16 @@ def results_table(expdir: Path) -> list[Table]:
                 if (lang, s) in agg.index:
                     row = agg.loc[(lang, s)]
                     std = "" if pd.isna(row["std"]) else f" ± {row['std']:.1f}"
-                    cells.append(f"{row['mean']:.1f}{std}")
+                    mark = f" {STALE}" if stale.loc[(lang, s)] else ""
+                    cells.append(f"{row['mean']:.1f}{std}{mark}")
                 else:
                     cells.append("–")
             table.add_row(lang, *cells)
         non_en = sub[sub["language"] != "en"].groupby(["intermediate", "seed"])["value"].mean()
         means = non_en.groupby("intermediate").mean()
-        table.add_row("[b]avg (non-en)[/b]", *[f"{means.get(s, float('nan')):.1f}" for s in settings])
+        stale_setting = sub[sub["language"] != "en"].groupby("intermediate")["stale"].any()
+        table.add_row("[b]avg (non-en)[/b]", *[f"{means.get(s, float('nan')):.1f}"
+                                               f"{f' {STALE}' if stale_setting.get(s, False) else ''}"
+                                               for s in settings])
         tables.append(table)
     return tables

@@ -273,6 +273,15 @@ class Store:
                 (time.time(), error, run_id),
             )
 
+    def reopen_runs(self, run_ids: Iterable[str]) -> None:
+        """Make finished runs pending again, without their results, so the next pass recomputes them
+        (stale runs under ``xstilts run --rerun-stale``); one transaction for all of them."""
+        ids = [(run_id,) for run_id in run_ids]
+        with self.transaction() as c:
+            for table in ("scores", "example_stats", "curve_stats"):
+                c.executemany(f"DELETE FROM {table} WHERE run_id=?", ids)
+            c.executemany("UPDATE runs SET status='pending', error=NULL WHERE run_id=? AND status='done'", ids)
+
     def complete_run(self, run_id: str, result: RunResult, wall_s: float) -> None:
         """Write a run's scores and mark it done, atomically. A run already done is never touched."""
         with self.transaction() as c:

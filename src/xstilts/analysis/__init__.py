@@ -96,6 +96,7 @@ def analyze(
         "chance": dict(data.chance),
         "targets": data.targets,
         "n_runs": int(data.finals["run_id"].nunique()),
+        "stale": dict(data.stale),
     }
     warnings = list(dict.fromkeys(data.warnings))
     text = write_summary(comparison, replication, effects.measures, effects.summary, info, warnings)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xstilts.identity import check_store
 from xstilts.store import Store
 
 BASELINE = "none"
@@ -53,6 +54,7 @@ class ExperimentData:
     baseline: str = BASELINE
     warnings: list[str] = field(default_factory=list)
     parallel: list[str] | None = None  # targets whose test sets are row-parallel (None: not recorded)
+    stale: dict[str, str] = field(default_factory=dict)  # run id -> why its data or weights are outdated
 
     @property
     def targets(self) -> list[str]:
@@ -114,7 +116,8 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
         configured_chance = store.get_meta("chance", {}) or {}
         parallel = store.get_meta("parallel", None)
         stats_rows = [r for r in store.iter_example_stats() if r["phase"] == "target"]
-    warnings: list[str] = []
+        stale = check_store(store).stale
+    warnings: list[str] = [stale_warning(stale)] if stale else []
     frame = frame[(frame["phase"] == "target") & frame["target"].notna()]
     named_own = set(frame.loc[frame["task"] == frame["target"], "target"])
     frame = _own_task_rows(frame)
@@ -172,7 +175,15 @@ def load(expdir: str | Path, source: str = SOURCE_LANGUAGE, baseline: str = BASE
     curves = curves[CURVE_COLUMNS].reset_index(drop=True)
     finals["seed"] = finals["seed"].astype(int)
     curves["seed"] = curves["seed"].astype(int)
-    return ExperimentData(finals, curves, stats, metrics, chance, source, baseline, warnings, parallel)
+    return ExperimentData(finals, curves, stats, metrics, chance, source, baseline, warnings, parallel, stale)
+
+
+def stale_warning(stale: dict[str, str], shown: int = 3) -> str:
+    """One caveat for the summary and the report's warnings, naming the first stale runs."""
+    named = "; ".join(f"{run_id}: {why}" for run_id, why in list(stale.items())[:shown])
+    more = f"; and {len(stale) - shown} more" if len(stale) > shown else ""
+    return (f"{len(stale)} stale run(s), whose data or starting weights changed since they ran, are included "
+            f"(`xstilts run CONFIG --rerun-stale` recomputes them): {named}{more}")
 
 
 def common_length(arrays: list[np.ndarray]) -> int | None:

@@ -12,17 +12,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 
 from xstilts.context import RunContext
 from xstilts.errors import XstiltsError, one_line
+from xstilts.identity import KEY, link_parent, recording, run_identity
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
 
 def execute_run(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> RunResult:
-    """Execute one run of either phase (import here: phases pull in torch and transformers)."""
+    """Execute one run of either phase and record its data and model identity (see :mod:`xstilts.identity`)."""
+    from xstilts.checkpoint import ENCODER_FILE  # imports torch
+
+    with recording() as read:
+        result = _execute_phase(run, ctx, parent_checkpoint)
+    written = Path(result.checkpoint) / ENCODER_FILE if run.phase == "intermediate" and result.checkpoint else None
+    result.extra[KEY] = run_identity(read, ctx.data_dir, ctx.model_path, written)
+    return result
+
+
+def _execute_phase(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> RunResult:
+    """The phase's own function (imported here: phases pull in torch and transformers)."""
     if run.phase == "intermediate":
         from xstilts.phases.intermediate import run_intermediate
 
@@ -65,6 +78,7 @@ def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console |
         try:
             result = runner(run, ctx, parent_checkpoint(run, store))
             if main:  # inside the try: a commit that fails (disk full) leaves a failed run, not 'running'
+                link_parent(result.extra, store.run(run.parent) if run.parent else None)
                 store.complete_run(run.run_id, result, time.perf_counter() - started)
         except Exception as exc:  # any failure (bad data, NaN loss, full disk) is recorded, then raised
             if main:

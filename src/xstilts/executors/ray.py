@@ -30,6 +30,7 @@ from xstilts.context import RunContext
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.executors import unfinished_runs
 from xstilts.executors.local import execute_run, parent_checkpoint
+from xstilts.identity import link_parent
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
@@ -197,6 +198,7 @@ def run_ray(plan: list[Run], ctx: RunContext, store: Store, console: Console | N
                         store.mark_failed(run.run_id, message)
                         console.print(f"{label}: failed: {message}", highlight=False)
                         continue
+                    link_parent(result.extra, store.run(run.parent) if run.parent else None)
                     store.complete_run(run.run_id, result, seconds)
                     counts["done"] += 1
                     console.print(f"{label}: done in {seconds:.0f}s ({time.perf_counter() - submitted:.0f}s "

@@ -117,6 +117,11 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
     """The report's blocks; ``figures`` names the figures that could be drawn."""
     info = a.info
     blocks = [Block("h1", title)]
+    stale = info.get("stale") or {}
+    if stale:  # on the first screen: these numbers may not be the data's as it is now
+        blocks.append(Block("p", f"Warning: {len(stale)} stale run(s) are included; their data or starting "
+                                 "weights changed since they ran (see 'Stale runs'; `xstilts run CONFIG "
+                                 "--rerun-stale` recomputes them)."))
     question, answer, rest = split_summary(a.summary)
     if figure_key("answer") in figures:
         blocks.append(Block("image", _answer_caption(question), image=figure_key("answer")))
@@ -136,6 +141,10 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
             f"baseline '{info.get('baseline')}', source language '{info.get('source')}'.",
         )
     )
+
+    if stale:
+        blocks.append(Block("h2", "Stale runs"))
+        blocks.append(Block("list", items=[f"{run_id} (stale): {why}" for run_id, why in stale.items()]))
 
     blocks.append(Block("h2", "NER vs NLI, measure by measure"))
     if len(a.comparison):

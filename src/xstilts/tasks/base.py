@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from xstilts.errors import DataError
+from xstilts.identity import note_read
 
 HeadKind = Literal["tagging", "classification", "span_qa", "multiple_choice", "retrieval"]
 
@@ -135,7 +136,12 @@ class Task:
 
 
 def require_file(path: Path) -> Path:
-    """A missing data file is a user error with the path in the message, not an OSError."""
+    """A missing data file is a user error with the path in the message, not an OSError.
+
+    Every reader opens its files through here, so this is also where a run's data identity is
+    recorded (:func:`xstilts.identity.note_read`).
+    """
     if not path.is_file():
         raise DataError("data file not found", path)
+    note_read(path)
     return path

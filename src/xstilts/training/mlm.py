@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from transformers import DataCollatorForLanguageModeling
 from transformers.activations import ACT2FN
 
 from xstilts.errors import ConfigError, DataError
+from xstilts.identity import not_recording, note_read
 from xstilts.tasks.formats import iter_lines
 
 TATOEBA = "xtreme:tatoeba"
@@ -124,8 +126,9 @@ def extract_tatoeba_sentences(data_dir: Path, out_dir: Path, languages: Sequence
         if not source.is_file():
             raise DataError(f"no Tatoeba text for language {lang!r} (have: {', '.join(available)})", source)
         target = out_dir / f"{lang}.txt"
-        if target.is_file():
-            continue
+        note_read(source)  # the run's data identity names the source, not this derived copy
+        if target.is_file() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
+            continue  # rebuilt when the source changed since
         lines = [line for _, line in iter_lines(source) if line.strip()]
         fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -207,7 +210,8 @@ def setup_mlm(icfg: Any, encoder: nn.Module, tokenizer: Any, data_dir: Path, cac
     if icfg.mlm_rate <= 0:
         return None
     folder = resolve_mlm_folder(icfg.mlm_data, data_dir, cache_dir, icfg.mlm_languages)
-    texts = read_sentences(folder, icfg.mlm_languages, icfg.mlm_max_sentences)
+    with not_recording() if icfg.mlm_data == TATOEBA else nullcontext():  # derived files: not data identity
+        texts = read_sentences(folder, icfg.mlm_languages, icfg.mlm_max_sentences)
     sentences = [s for lang in sorted(texts) for s in texts[lang]]
     return MLMObjective(encoder, tokenizer, sentences, icfg.mlm_rate, seed, batch_size, max_length,
                         icfg.mlm_weight)
