@@ -69,7 +69,10 @@ def test_no_verdict_and_no_claim_without_both_targets(tmp_path: Path) -> None:
     assert compare_targets({}, ["none", "mnli"]).empty
     frame = pd.DataFrame(columns=["half", "intermediate", "diff", "decided"])
     row = pd.Series({"intermediate": "mnli", "diff": 1.0, "favours": "neither"})
-    assert replication_status(row, frame).startswith("not available")
+    assert replication_status(row, frame) == "not available (needs per-example statistics for every run)"
+    # an undefined primary measure is named as the reason, not missing statistics
+    row = pd.Series({"intermediate": "mnli", "diff": float("nan"), "favours": "n/a"})
+    assert replication_status(row, frame) == "not available (the primary measure is undefined on the full test sets)"
 
 
 def test_a_worse_task_is_not_called_worse_transfer(tmp_path: Path) -> None:
