@@ -70,7 +70,8 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     pad = emb.kept[emb.padding_idx].item()  # the model's padding row is always kept
     ids = {i for f in [*feats, *dev_feats] for i in f["input_ids"]} | {tok.pad_token_id, pad}
     assert set(emb.kept.tolist()) == ids
-    assert info.as_dict() == {"threads": 1, "vocab_rows": len(ids), "frozen_parameters": emb.weight.numel(),
+    assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
+                              "frozen_parameters": emb.weight.numel(),
                               "compiled": False}
     plain = copy.deepcopy(base)
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
@@ -142,16 +143,78 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
     assert speed.choose_threads(RuntimeConfig()) == 3
 
 
+def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list, niceness: int = 0,
+                   autogroup: bool = False) -> None:
+    """Feed :func:`other_busy_cores` scripted /proc readings (100 jiffies/s, no real sleep)."""
+    from xstilts.training import speed
+
+    it = iter(readings)
+    monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(it))
+    monkeypatch.setattr(speed.os, "sysconf", lambda name: 100)
+    monkeypatch.setattr(speed.os, "nice", lambda inc: niceness)
+    monkeypatch.setattr(speed.time, "sleep", lambda s: None)
+    monkeypatch.setattr(speed, "niced_load_competes", lambda: autogroup or niceness > 0)
+
+
 def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bug this replaces: a process's own busy threads made the next run think the machine busy.
     The arithmetic on scripted /proc readings, so the test does not depend on what else runs."""
     from xstilts.training import speed
 
-    readings = iter([(10_000, 500), (10_000 + 150, 500 + 100)])  # machine +150 jiffies, of which ours 100
-    monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(readings))
-    monkeypatch.setattr(speed.os, "sysconf", lambda name: 100)
-    monkeypatch.setattr(speed.time, "sleep", lambda s: None)
+    # (normal busy, niced busy, own utime, own stime): the machine +150 normal jiffies, ours 90 + 10
+    _scripted_proc(monkeypatch, [(10_000, 0, 400, 100), (10_150, 0, 490, 110)])
     assert speed.other_busy_cores(0.5) == pytest.approx((150 - 100) / 100 / 0.5)  # one other core
+
+
+@pytest.mark.parametrize(("autogroup", "niceness", "expected"), [
+    (False, 0, 0.0),  # a nice -19 job yields its core to us: the core is ours
+    (True, 0, 1.0),   # autogroup: the job's session gets an equal share whatever its nice value
+    (False, 5, 1.0),  # we are niced ourselves: niced jobs compete with us
+])
+def test_niced_load_counts_only_where_it_competes(monkeypatch: pytest.MonkeyPatch, autogroup: bool,
+                                                  niceness: int, expected: float) -> None:
+    """Issue 14: a `nice -19` busy loop made auto threads pick 1 thread and leave a core idle."""
+    from xstilts.training import speed
+
+    own_user_niced = niceness > 0  # a niced process's own user time is in the "nice" column
+    # one niced core busy by others for 0.5 s (50 jiffies), plus our own 40 user jiffies
+    readings = [(1000, 2000, 300, 10), (1000 + (0 if own_user_niced else 40), 2000 + 50 + (40 if own_user_niced else 0),
+                                        340, 10)]
+    _scripted_proc(monkeypatch, readings, niceness, autogroup)
+    assert speed.other_busy_cores(0.5) == pytest.approx(expected)
+
+
+def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decision taken at the start must not outlive the load it saw; explicit counts are kept."""
+    import os
+
+    from xstilts.training import speed
+
+    monkeypatch.setattr(speed, "_initial_threads", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    loads = iter([1.4, 0.1])  # another job runs at the first check and has ended by the second
+    monkeypatch.setattr(speed, "other_busy_cores", lambda: next(loads))
+    set_to: list[int] = []
+    monkeypatch.setattr(speed.torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(speed.torch, "get_num_threads", lambda: set_to[-1] if set_to else 2)
+    log: list = []
+    speed.recheck_threads(RuntimeConfig(), 20, log)
+    speed.recheck_threads(RuntimeConfig(), 40, log)
+    assert log == [[20, 1, 1.4], [40, 2, 0.1]] and set_to == [1, 2]
+    speed.recheck_threads(RuntimeConfig(threads=1), 60, log)
+    assert len(log) == 2  # an explicit count is never re-decided
+
+
+def test_thread_decisions_are_kept_in_the_run_record(setup) -> None:
+    """The loop re-checks at every evaluation (auto threads only) and the outcome carries the log."""
+    from xstilts.training.loop import Job, train
+
+    tok, task, kind, feats, _, _, base = setup
+    hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=4, eval_every=2)
+    for runtime, checks in [(RuntimeConfig(progress=False), [2, 4]), (RuntimeConfig(progress=False, threads=1), [])]:
+        out = train(copy.deepcopy(base), [Job(task.name, kind, kind.build(task, 32), feats)], hp, runtime, 7,
+                    tok.pad_token_id, lambda s: 0.0)
+        assert [e[0] for e in out.thread_log] == checks and all(e[1] >= 1 for e in out.thread_log)
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
@@ -162,12 +225,12 @@ def test_own_jiffies_are_this_process_cpu_time() -> None:
     from xstilts.training.speed import _cpu_jiffies
 
     hz = os.sysconf("SC_CLK_TCK")
-    _, own0 = _cpu_jiffies()
+    *_, user0, sys0 = _cpu_jiffies()
     cpu0 = time.process_time()
     while time.process_time() - cpu0 < 0.3:
         sum(range(1000))
-    _, own1 = _cpu_jiffies()
-    assert (own1 - own0) / hz == pytest.approx(time.process_time() - cpu0, abs=0.05)
+    *_, user1, sys1 = _cpu_jiffies()
+    assert (user1 + sys1 - user0 - sys0) / hz == pytest.approx(time.process_time() - cpu0, abs=0.05)
 
 
 def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup) -> None:

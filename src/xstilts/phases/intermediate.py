@@ -66,6 +66,7 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
                     describe=f"phase 2 {run.setting} seed {run.seed}")
     ckpt = save_encoder(encoder, ctx.checkpoint_dir(run.run_id))
     result = history.to_result(outcome.best_step)
+    speed.thread_log += outcome.thread_log
     result.checkpoint = str(ckpt.parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,

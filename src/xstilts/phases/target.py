@@ -53,6 +53,7 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
                         step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
                     describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
     result = history.to_result(outcome.best_step)
+    speed.thread_log += outcome.thread_log
     if ctx.cfg.runtime.save_target_checkpoints:
         result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps

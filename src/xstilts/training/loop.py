@@ -28,7 +28,7 @@ from xstilts.errors import TrainingError
 from xstilts.faults import fault_point, poison
 from xstilts.heads.base import Feature, HeadKind
 from xstilts.training.batching import train_batches
-from xstilts.training.speed import adamw_options
+from xstilts.training.speed import adamw_options, recheck_threads
 
 
 @dataclass
@@ -44,12 +44,14 @@ class Job:
 @dataclass
 class Outcome:
     steps: int = 0
-    train_tokens: int = 0
+    train_tokens: int = 0  # real (non-padding) tokens
+    train_positions: int = 0  # positions the model computed, padding included
     train_seconds: float = 0.0
     best_step: int = 0
     best_score: float = -math.inf
     evaluations: int = 0
     losses: list[float] = field(default_factory=list)
+    thread_log: list[list[float | int | None]] = field(default_factory=list)  # auto-thread re-checks
 
     @property
     def tokens_per_second(self) -> float:
@@ -171,6 +173,7 @@ def train(
                 with accelerator.split_between_processes(idx, apply_padding=True) as mine:
                     batch = {k: v.to(device)
                              for k, v in job.kind.collate([job.features[i] for i in mine], pad_id).items()}
+                out.train_positions += int(batch["input_ids"].numel())
                 with accelerator.accumulate(*modules):
                     with accelerator.autocast():
                         loss = job.kind.loss(heads[j](encoder, batch), batch)
@@ -202,6 +205,7 @@ def train(
             fault_point("train_step")
 
             if step % eval_every == 0 or step == total:
+                recheck_threads(runtime, step, out.thread_log)  # before evaluating: it uses them too
                 score = evaluate(step)
                 out.evaluations += 1
                 if score > out.best_score:

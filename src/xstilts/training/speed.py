@@ -3,7 +3,8 @@
 Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 
 - ``threads``: intra-op threads of this process (None = auto: the cores other processes leave
-  free, at most PyTorch's default of one per core; see :func:`choose_threads`);
+  free, at most PyTorch's default of one per core; see :func:`decide_threads`,
+  re-decided between evaluation intervals by :func:`recheck_threads`);
 - ``trim_vocab``: train only the word-embedding rows the run's data uses
   (:mod:`xstilts.models.vocab`; exact, and checkpoints are saved full-vocabulary);
 - ``freeze_embeddings``: no gradient for the word-embedding matrix (changes results);
@@ -21,7 +22,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +38,7 @@ class SpeedSetup:
     """What :func:`prepare_encoder` did, for a run's ``extra`` record."""
 
     threads: int
+    thread_log: list[list[float | int | None]] = field(default_factory=list)  # [step, threads, others]
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
     compiled: bool = False
@@ -47,33 +50,71 @@ class SpeedSetup:
 _initial_threads: int | None = None  # the process's thread count before xstilts first changed it
 
 
-def _cpu_jiffies() -> tuple[int, int]:
-    """(busy jiffies of the whole machine, jiffies of this process) from /proc (Linux)."""
+def _cpu_jiffies() -> tuple[int, int, int, int]:
+    """(normal-priority busy jiffies of the machine, niced busy jiffies, this process's utime, stime).
+
+    /proc/stat's columns are user nice system idle iowait irq softirq steal; "nice" is user time
+    of processes with a positive nice value, which xstilts may or may not compete with.
+    """
     with open("/proc/stat", encoding="ascii") as fh:
-        cpu = [int(v) for v in fh.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
     with open("/proc/self/stat", encoding="ascii") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return sum(cpu) - cpu[3] - cpu[4], int(fields[11]) + int(fields[12])  # utime + stime, all threads
+    return user + system + irq + softirq + steal, nice, int(fields[11]), int(fields[12])
+
+
+def niced_load_competes() -> bool:
+    """Whether other processes' niced CPU time takes cores from this process.
+
+    Why: a ``nice -19`` job yields its core to a nice-0 process, so counting it as busy left a core
+    idle (a quickstart XNLI run at 1 thread for 552 s instead of 253 s at 2; issue 14). It yields only
+    within one scheduling group, though: with the kernel's autogroup on (the default on desktops),
+    each terminal session's group gets an equal share whatever its processes' nice values; and a
+    process that is niced itself competes with other niced ones.
+    """
+    if os.nice(0) > 0:
+        return True
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 def other_busy_cores(window_s: float = 0.25) -> float | None:
     """Cores kept busy by *other* processes over a short window (None where /proc is missing).
 
+    Niced processes count only where they compete with this one (:func:`niced_load_competes`).
     Why not the load average: it counts this process too, so after one training run at two
     threads on two cores the next run saw a load of 2, took the machine for oversubscribed and
     trained at half speed (the quickstart, 2026-11-25). The load average also lags by a minute.
     """
     try:
-        busy0, own0 = _cpu_jiffies()
+        normal0, niced0, utime0, stime0 = _cpu_jiffies()
         time.sleep(window_s)
-        busy1, own1 = _cpu_jiffies()
+        normal1, niced1, utime1, stime1 = _cpu_jiffies()
     except (OSError, ValueError, IndexError):
         return None
-    hz = os.sysconf("SC_CLK_TCK")
-    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / window_s)
+    own_user, own_system = utime1 - utime0, stime1 - stime0
+    normal, niced = normal1 - normal0, niced1 - niced0
+    if os.nice(0) > 0:  # our own user time is in the "nice" column
+        niced -= own_user
+        normal -= own_system
+    else:
+        normal -= own_user + own_system
+    busy = normal + (niced if niced_load_competes() else 0)
+    return max(0.0, busy / os.sysconf("SC_CLK_TCK") / window_s)
 
 
-def choose_threads(runtime: RuntimeConfig) -> int:
+@dataclass
+class ThreadChoice:
+    """One decision of :func:`decide_threads`, kept in the run's record (``speed.thread_log``)."""
+
+    threads: int
+    other_cores: float | None  # what other processes used; None where not measured
+    how: str  # "set" (runtime.threads), "auto", "loadavg" (no /proc) or "initial" (nothing to go on)
+
+
+def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     """``runtime.threads``, or (None) the cores other processes leave free, within the initial count.
 
     Why: PyTorch's CPU kernels synchronise their threads at every operation; when the cores are
@@ -87,23 +128,41 @@ def choose_threads(runtime: RuntimeConfig) -> int:
     if _initial_threads is None:
         _initial_threads = torch.get_num_threads()
     if runtime.threads:
-        return runtime.threads
+        return ThreadChoice(runtime.threads, None, "set")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    others = other_busy_cores()
+    others, how = other_busy_cores(), "auto"
     if others is None:
         try:
-            others = os.getloadavg()[0]
+            others, how = os.getloadavg()[0], "loadavg"
         except OSError:  # not available on this platform
-            return _initial_threads
-    return max(1, min(_initial_threads, round(cores - others)))
+            return ThreadChoice(_initial_threads, None, "initial")
+    return ThreadChoice(max(1, min(_initial_threads, round(cores - others))), round(others, 2), how)
 
 
-def apply_threads(runtime: RuntimeConfig) -> int:
-    """Set this process's intra-op thread count (see :func:`choose_threads`); return it."""
-    threads = choose_threads(runtime)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
+def choose_threads(runtime: RuntimeConfig) -> int:
+    """The thread count :func:`decide_threads` picks."""
+    return decide_threads(runtime).threads
+
+
+def apply_threads(runtime: RuntimeConfig) -> ThreadChoice:
+    """Set this process's intra-op thread count (see :func:`decide_threads`); return the decision."""
+    choice = decide_threads(runtime)
+    if torch.get_num_threads() != choice.threads:
+        torch.set_num_threads(choice.threads)
+    return choice
+
+
+def recheck_threads(runtime: RuntimeConfig, step: int, log: list[list[float | int | None]]) -> None:
+    """Re-decide auto threads mid-run and log ``[step, threads, other_cores]``; explicit counts stay.
+
+    Why: a decision taken once at the start of a run outlives the load it saw; a job that starts or
+    ends mid-run would otherwise leave this run oversubscribed, or a core idle, for the rest of it.
+    The loop calls this between evaluation intervals (it costs a 0.25 s measurement).
+    """
+    if runtime.threads:
+        return
+    choice = apply_threads(runtime)
+    log.append([step, choice.threads, choice.other_cores])
 
 
 def freeze_input_embeddings(encoder: nn.Module) -> int:
@@ -148,7 +207,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     ``feature_sets`` must cover every feature the encoder will see (training *and* evaluation):
     trimming keeps exactly their token ids, and a later id outside them is an error.
     """
-    setup = SpeedSetup(threads=apply_threads(runtime))
+    choice = apply_threads(runtime)
+    setup = SpeedSetup(threads=choice.threads, thread_log=[[0, choice.threads, choice.other_cores]])
     if runtime.trim_vocab:
         extra = [pad_id] if pad_id is not None and pad_id >= 0 else []
         trimmed = trim_vocabulary(encoder, used_token_ids(feature_sets, extra))
