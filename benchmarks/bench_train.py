@@ -174,6 +174,24 @@ def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: CountingCollat
     return Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator)
 
 
+def _predict_in_order(trainer: Any, rows: list[dict[str, Any]]) -> Any:
+    """``Trainer.predict`` on length-sorted rows (the batching xstilts uses), returned in ``rows`` order.
+
+    Why not plain ``predict``: in transformers 5, ``train_sampling_strategy="group_by_length"`` also
+    makes the *evaluation* sampler a shuffled length-grouped one, so ``predict`` returns its rows in
+    another order than it was given them; scored as given, the Trainer's PAN-X dev F1 was 3-5 instead
+    of ~60 (2026-11-30). Sequential order over rows sorted here keeps the short-batch speed.
+    """
+    import numpy as np
+
+    trainer.args.train_sampling_strategy = "sequential"
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    sorted_out = trainer.predict([rows[i] for i in order]).predictions
+    out = np.empty_like(sorted_out)
+    out[order] = sorted_out
+    return out
+
+
 def _score(task: Any, kind: Any, examples: list, features: list, outputs: list) -> float:
     ev = kind.evaluate(task, examples, features, outputs)
     return ev.scores[task.metric]
@@ -197,7 +215,7 @@ def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
         trainer.train()
         train_positions = collator.positions
         mark("dev")
-        logits = trainer.predict(dev_rows).predictions
+        logits = _predict_in_order(trainer, dev_rows)
     mark("score")
     kind = get_head_kind(task.head)
     feats = kind.encode(task, dev_ex, tok, HP["max_length"])  # same ids; for positions of first sub-tokens
@@ -287,7 +305,7 @@ def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = _hf_trainer(model, 0, tmp, _collator(task, tok, padded=False), padded=False)
         mark("predict")
-        preds = {lang: trainer.predict(rows).predictions.argmax(-1).tolist() for lang, rows in sets}
+        preds = {lang: _predict_in_order(trainer, rows).argmax(-1).tolist() for lang, rows in sets}
     mark("score")
     return {"eval_tokens": int(sum(sum(r["attention_mask"]) for _, rows in sets for r in rows)),
             "examples": sum(len(rows) for _, rows in sets), "languages": len(sets),
