@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import sys
@@ -31,17 +32,14 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def _prepare(config: Path, output_dir: Path | None):
-    from xstilts.config import load_config
-    from xstilts.context import RunContext
-    from xstilts.plan import make_plan
-    from xstilts.validate import check_data, check_max_length
+    """The checks ``plan --check`` prints, made before anything exists; the first problem stops ``run``."""
+    from xstilts.validate import preflight
 
-    cfg = load_config(config)
-    plan = make_plan(cfg)
-    ctx = RunContext.create(cfg, output_dir)
-    check_max_length(cfg, plan, ctx.model_path, config)
-    check_data(cfg, plan, ctx.data_dir)
-    return cfg, plan, ctx
+    prepared, problems = preflight(config, output_dir)
+    if problems:
+        raise problems[0]
+    assert prepared is not None
+    return prepared.cfg, prepared.plan, prepared.ctx
 
 
 @app.command()
@@ -114,18 +112,89 @@ def _check_stale(store: Store, ctx: RunContext, rerun: bool) -> int:
 
 
 @app.command()
-def plan(config: Path = typer.Argument(..., help="Experiment TOML.")) -> None:
+def plan(
+    config: Path = typer.Argument(..., help="Experiment TOML."),
+    check: bool = typer.Option(False, "--check", help="Make every check `run` makes before it starts (config, "
+                               "model, output directory, data files) and print OK or one line per problem."),
+    output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Experiment dir `run` would use "
+                                    "(default runs/<name>)."),
+) -> None:
     """Show the grid of runs a config expands to, without running anything."""
     try:
         from xstilts.config import load_config
         from xstilts.plan import make_plan
 
+        if check:
+            _check(config, output_dir)
+            return
         for r in make_plan(load_config(config)):
             deps = f" <- {r.parent}" if r.parent else ""
             langs = f" [{','.join(r.languages)}]" if r.phase == "target" else ""
             out.print(f"{r.run_id}{langs}{deps}", highlight=False, markup=False)
     except XstiltsError as exc:
         fail(exc.one_line())
+    except OSError as exc:  # a data file that cannot be read: one line, as in `run`
+        fail(one_line(exc))
+
+
+def _check(config: Path, output_dir: Path | None) -> None:
+    """``plan --check``: every problem ``run`` would stop at, one line each (exit 2), or OK; creates nothing."""
+    from xstilts.validate import preflight
+
+    prepared, problems = preflight(config, output_dir)
+    if problems:
+        for problem in problems[:-1]:
+            err.print(f"[bold red]error:[/] {escape(problem.one_line())}", highlight=False, soft_wrap=True)
+        fail(problems[-1].one_line())
+    assert prepared is not None
+    out.print(f"OK: {config}: {len(prepared.plan)} runs, output {prepared.ctx.out_dir}", highlight=False,
+              markup=False)
+
+
+@app.command()
+def forget(
+    expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
+    run_ids: list[str] = typer.Argument(..., metavar="RUN_ID...", help="Run ids, or shell patterns such as "
+                                        "'tgt-sick-*' (quote them)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete runs from the store, with the target runs built on them and their checkpoints, so the
+    next `xstilts run` recomputes them (a failed or damaged run, without SQL)."""
+    try:
+        from xstilts.store import Store
+
+        if not (expdir / Store.FILENAME).is_file():
+            raise XstiltsError("no results store here (run `xstilts run` first)", expdir / Store.FILENAME)
+        with Store(expdir) as store:
+            named = store.match_runs(run_ids)
+            dependants = [r for r in store.dependants(named) if r not in named]
+            rows = {r["run_id"]: r for r in store.runs()}
+            out.print(f"{store.path}: forgetting {len(named)} run(s)"
+                      + (f" and {len(dependants)} target run(s) built on them" if dependants else "") + ":",
+                      highlight=False, markup=False)
+            for run_id in [*named, *dependants]:
+                row = rows[run_id]
+                why = f", starts from {row['parent_run']}" if run_id in dependants else ""
+                out.print(f"  {run_id} ({row['phase']}, {row['status']}{why})", highlight=False, markup=False)
+            if not yes and not _confirm(f"Forget these {len(named) + len(dependants)} run(s)?"):
+                fail("nothing forgotten", 1)
+            kept = store.forget([*named, *dependants])
+        for path in kept:
+            err.print(f"checkpoint outside the experiment directory kept: {path}", highlight=False, markup=False)
+        err.print(f"forgot {len(named) + len(dependants)} run(s); `xstilts run CONFIG` recomputes them",
+                  highlight=False, markup=False)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:
+        fail(_store_failure(exc, expdir))
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr; no answer (end of input, Ctrl-C) is no."""
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        return False
 
 
 def _store_failure(exc: OSError | sqlite3.Error, expdir: Path) -> str:
@@ -134,6 +203,8 @@ def _store_failure(exc: OSError | sqlite3.Error, expdir: Path) -> str:
     from xstilts.store import DAMAGED, Store
 
     store = expdir / Store.FILENAME
+    if getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":  # SQLite's words for ENOSPC
+        return f"{store}: {os.strerror(errno.ENOSPC)} (results store: {exc}; its last committed state is intact)"
     if isinstance(exc, sqlite3.OperationalError):  # locked, disk I/O error, cannot open
         return f"{store}: results store: {exc}"
     if isinstance(exc, sqlite3.DatabaseError):  # not a database, malformed

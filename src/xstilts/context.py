@@ -20,13 +20,16 @@ class RunContext:
     _tokenizer: Any = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, cfg: ExperimentConfig, out_dir: Path | None = None) -> RunContext:
-        from xstilts.models.loading import resolve_model_path
-
+    def create(cls, cfg: ExperimentConfig, out_dir: Path | None = None, model_path: str | None = None) -> RunContext:
+        """Paths of a run; ``model_path`` already resolved (preflight checks it), else resolved here."""
         out = Path(out_dir) if out_dir else cfg.out_dir()
         data = Path(os.environ.get("XSTILTS_DATA", cfg.data_dir))
         cache = Path(cfg.runtime.cache_dir) if cfg.runtime.cache_dir else out / "cache"
-        return cls(cfg, out, data, resolve_model_path(cfg.model), cache)
+        if model_path is None:
+            from xstilts.models.loading import resolve_model_path
+
+            model_path = resolve_model_path(cfg.model)
+        return cls(cfg, out, data, model_path, cache)
 
     @property
     def tokenizer(self) -> Any:

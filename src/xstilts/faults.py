@@ -236,15 +236,29 @@ def atomic_path(target: str | Path, fault: str | None = None, fsync: bool = True
     sweep_stale(target)
     tmp = target.parent / _tmp_name(target)
     try:
-        yield tmp
-        if fsync:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-        if fault is not None:
-            fault_point(fault, tmp)
-        os.replace(tmp, target)
-        if fsync:
-            _fsync_dir(target.parent)
+        with naming(target):
+            yield tmp
+            if fsync:
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            if fault is not None:
+                fault_point(fault, tmp)
+            os.replace(tmp, target)
+            if fsync:
+                _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """An OSError without a file name (a ``write`` on a full disk: ``[Errno 28] No space left on
+    device``, nothing more) is raised again naming ``path``, so its one line says which file failed.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise

@@ -18,18 +18,30 @@ Tables
                    columns compress well). Added later: ``CREATE TABLE IF NOT EXISTS`` lets older
                    stores open, and readers treat a store without it as having no curve stats.
 
+Checkpoint paths (``runs.checkpoint``) are stored relative to the experiment directory (the
+store's own directory), so a moved (``mv A B``) or copied (``cp -r A B``) experiment resumes from
+its own checkpoints; only a checkpoint in an explicit external ``ray.shared_dir`` (a path outside
+the experiment, or a URL) is stored as it was given. Stores written before that recorded absolute
+(or working-directory-relative) paths; opening one for writing rewrites them once
+(:func:`migrated_path`), and reading resolves them the same way.
+
 Phase-3 English rows (scores, example and curve stats of split ``eval``) are the report half of
 English dev; the selection half's curve is split ``select`` (see :mod:`xstilts.phases.evaluate`).
 """
 
 from __future__ import annotations
 
+import difflib
+import errno
+import fnmatch
 import io
 import json
+import os
+import shutil
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +157,46 @@ def _from_blob(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
+PATHS_META = "checkpoint_paths"  # meta key: "relative" once every checkpoint path is experiment-relative
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value
+
+
+def relative_path(value: str | None, root: Path) -> str | None:
+    """What the store records for a checkpoint written now: relative (POSIX) when it lies inside the
+    experiment directory ``root``, else as given (an external shared directory or URL)."""
+    if value is None or _is_url(value):
+        return value
+    path, base = Path(value).resolve(), root.resolve()
+    if path.is_relative_to(base):
+        return path.relative_to(base).as_posix()
+    return str(path)
+
+
+def migrated_path(value: str | None, root: Path) -> str | None:
+    """A checkpoint path as an older store recorded it (absolute, or relative to the working directory
+    of the run that wrote it), in today's form.
+
+    Inside ``root``: relative. ``<X>/checkpoints/<run>`` where ``X`` is another experiment (it holds a
+    results store) or ``root`` has that checkpoint itself: ``checkpoints/<run>`` of *this* experiment.
+    That is what an experiment moved away from ``X`` needs, and a copy of ``X`` must never read
+    ``X``'s weights (if the copy lacks the file, the run says its checkpoint is missing). Anything
+    else was an explicit shared directory and stays as it is.
+    """
+    if value is None or _is_url(value):
+        return value
+    path, base = Path(value).resolve(), root.resolve()  # a relative legacy path is taken from here
+    if path.is_relative_to(base):
+        return path.relative_to(base).as_posix()
+    if path.parent.name == "checkpoints":
+        own = base / "checkpoints" / path.name
+        if own.exists() or (path.parent.parent / Store.FILENAME).exists():
+            return f"checkpoints/{path.name}"
+    return str(path)
+
+
 def _stays_empty(path: Path, wait_s: float = 3.0) -> bool:
     """True for a store file that is 0 bytes and stays so for ``wait_s``.
 
@@ -170,6 +222,7 @@ class Store:
         if path.is_dir() or path.suffix != ".sqlite":
             path = path / self.FILENAME
         self.path = path
+        self._migrated: bool | None = None  # checkpoint paths relative? (read from meta when needed)
         if readonly and not path.exists():
             raise XstiltsError("no results store here (run `xstilts run` first)", path)
         if _stays_empty(path):
@@ -186,7 +239,11 @@ class Store:
                 self._set_wal()
                 self.conn.execute("PRAGMA synchronous=FULL")
                 self.conn.executescript(SCHEMA)
+                self.conn.row_factory = sqlite3.Row
+                self._migrate_paths()
         except sqlite3.OperationalError as exc:  # cannot open (permissions, a directory), locked too long
+            if exc.sqlite_errorname == "SQLITE_FULL":
+                raise XstiltsError(f"{os.strerror(errno.ENOSPC)} (results store: {exc})", path) from exc
             raise XstiltsError(f"cannot open the results store: {exc}", path) from exc
         except sqlite3.DatabaseError as exc:  # not a database, malformed
             raise XstiltsError(DAMAGED.format(detail=str(exc)), path) from exc
@@ -203,6 +260,40 @@ class Store:
                 if "locked" not in str(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(0.1)
+
+    @property
+    def root(self) -> Path:
+        """The experiment directory: what stored checkpoint paths are relative to."""
+        return self.path.parent
+
+    def _migrate_paths(self) -> None:
+        """Rewrite a pre-relative store's checkpoint paths once (see :func:`migrated_path`)."""
+        if self.get_meta(PATHS_META) == "relative":
+            return
+        with self.transaction() as c:
+            rows = c.execute("SELECT run_id, checkpoint FROM runs WHERE checkpoint IS NOT NULL").fetchall()
+            for run_id, old in rows:
+                new = migrated_path(old, self.root)
+                if new != old:
+                    c.execute("UPDATE runs SET checkpoint=? WHERE run_id=?", (new, run_id))
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (PATHS_META, json.dumps("relative")))
+        self._migrated = True
+
+    def checkpoint_path(self, stored: str | None) -> str | None:
+        """Where a stored checkpoint path points now: an absolute path (or the URL as stored)."""
+        if stored is None or _is_url(stored):
+            return stored
+        if self._migrated is None:
+            self._migrated = self.get_meta(PATHS_META) == "relative"
+        if not self._migrated:  # an old store opened read-only is not rewritten: resolve as on migration
+            stored = migrated_path(stored, self.root) or stored
+        path = Path(stored)
+        return str(path if path.is_absolute() else self.root.resolve() / path)
+
+    def _resolved(self, row: sqlite3.Row) -> dict[str, Any]:
+        d = dict(row)
+        d["checkpoint"] = self.checkpoint_path(d["checkpoint"])
+        return d
 
     def close(self) -> None:
         self.conn.close()
@@ -248,15 +339,73 @@ class Store:
             )
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        """A run's row; ``checkpoint`` resolved against this experiment directory."""
         row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return dict(row) if row else None
+        return self._resolved(row) if row else None
 
     def runs(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY rowid")]
+        """Every run's row in plan order; ``checkpoint`` resolved against this experiment directory."""
+        return [self._resolved(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY rowid")]
 
     def is_done(self, run_id: str) -> bool:
         row = self.run(run_id)
         return bool(row and row["status"] == "done")
+
+    def match_runs(self, patterns: Sequence[str]) -> list[str]:
+        """Run ids named by exact ids or shell patterns (``tgt-sick-*``), in plan order; a name that
+        matches nothing is an XstiltsError (a typo must not forget nothing in silence)."""
+        ids = [r["run_id"] for r in self.conn.execute("SELECT run_id FROM runs ORDER BY rowid")]
+        chosen: set[str] = set()
+        for pattern in patterns:
+            found = fnmatch.filter(ids, pattern) if any(c in pattern for c in "*?[") else \
+                [pattern] if pattern in ids else []
+            if not found:
+                close = difflib.get_close_matches(pattern, ids, n=1)
+                hint = f"; did you mean {close[0]}?" if close else f" (it has {len(ids)} runs)"
+                raise XstiltsError(f"no run {pattern!r} in this store{hint}", self.path)
+            chosen.update(found)
+        return [i for i in ids if i in chosen]
+
+    def dependants(self, run_ids: Iterable[str]) -> list[str]:
+        """``run_ids`` and every run that starts from one of them (target runs of a phase-2 run)."""
+        parents = dict(self.conn.execute("SELECT run_id, parent_run FROM runs ORDER BY rowid").fetchall())
+        out = set(run_ids)
+        grew = True
+        while grew:
+            more = {r for r, p in parents.items() if p in out} - out
+            out |= more
+            grew = bool(more)
+        return [r for r in parents if r in out]
+
+    def forget(self, run_ids: Sequence[str]) -> list[str]:
+        """Delete runs from every table (one transaction), then their checkpoint directories.
+
+        Every table with a ``run_id`` column is cleared, so tables added later are covered too.
+        Checkpoints in this experiment directory are deleted; one in an external shared directory
+        (another experiment may use the same run) is kept, and returned. Rows go first: a kill
+        between the two leaves a checkpoint no run refers to, which the rerun overwrites.
+        """
+        rows = {r["run_id"]: r for r in self.runs() if r["run_id"] in set(run_ids)}
+        tables = [name for (name,) in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                  if any(col[1] == "run_id" for col in self.conn.execute(f'PRAGMA table_info("{name}")'))]
+        with self.transaction() as c:
+            for table in sorted(tables, key=lambda t: t == "runs"):  # the runs table last
+                c.executemany(f'DELETE FROM "{table}" WHERE run_id=?', [(r,) for r in run_ids])
+        base = self.root.resolve()
+        kept: list[str] = []
+        for run_id in run_ids:
+            places = {base / "checkpoints" / run_id}
+            stored = rows[run_id]["checkpoint"] if run_id in rows else None
+            if stored is not None and not _is_url(stored) and Path(stored).resolve().is_relative_to(base):
+                places.add(Path(stored).resolve())
+            elif stored is not None:
+                kept.append(stored)
+            for place in places:
+                if place.is_dir():
+                    shutil.rmtree(place)
+                elif place.exists():
+                    place.unlink()
+        return kept
 
     def mark_running(self, run_id: str) -> None:
         with self.transaction() as c:
@@ -323,7 +472,7 @@ class Store:
                     result.train_tokens,
                     result.train_steps,
                     result.selected_step,
-                    result.checkpoint,
+                    relative_path(result.checkpoint, self.root),
                     json.dumps(result.extra, sort_keys=True),
                     run_id,
                 ),

@@ -1,23 +1,106 @@
-"""Check every data file a plan needs before anything runs.
+"""Everything ``xstilts run`` checks before it creates anything, and ``xstilts plan --check`` prints.
 
-A missing language file or a malformed line found after hours of training is a lost afternoon;
-found here, it is a one-line error and nothing has been written.
+A missing language file, a malformed line, a model that cannot be loaded or an output directory
+that cannot be written, found after hours of training, is a lost afternoon; found here, it is a
+one-line error and nothing has been written. :func:`preflight` is the one list of checks: ``run``
+stops at its first problem, ``plan --check`` reports them all.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from xstilts.config import ExperimentConfig, line_of
-from xstilts.errors import ConfigError, DataError
-from xstilts.plan import Run
+from xstilts.config import ExperimentConfig, line_of, load_config
+from xstilts.context import RunContext
+from xstilts.errors import ConfigError, DataError, XstiltsError
+from xstilts.plan import Run, make_plan
 from xstilts.tasks import get_task
+
+
+@dataclass
+class Prepared:
+    """A config that passed :func:`preflight`: what ``run`` executes."""
+
+    cfg: ExperimentConfig
+    plan: list[Run]
+    ctx: RunContext
+
+
+def preflight(config_path: Path, output_dir: Path | None = None) -> tuple[Prepared | None, list[XstiltsError]]:
+    """Every check ``run`` makes before it creates anything; returns the prepared run and the problems.
+
+    A config that does not load is the only problem reported (nothing else can be checked without it);
+    otherwise the model, the output and cache directories and every data file are each checked, so
+    ``plan --check`` lists all that is wrong at once. Creates nothing in the output directory.
+    """
+    try:
+        cfg = load_config(config_path)
+        plan = make_plan(cfg)
+    except XstiltsError as exc:
+        return None, [exc]
+    problems: list[XstiltsError] = []
+    model_path = cfg.model
+    try:
+        from xstilts.models.loading import resolve_model_path
+
+        model_path = resolve_model_path(cfg.model)
+        check_max_length(cfg, plan, model_path, config_path)
+    except XstiltsError as exc:
+        problems.append(exc)
+    ctx = RunContext.create(cfg, output_dir, model_path=model_path)
+    out_problem = writable_problem(ctx.out_dir, "output")
+    if out_problem is not None:
+        problems.append(out_problem)
+    if out_problem is None or not ctx.cache_dir.absolute().is_relative_to(ctx.out_dir.absolute()):
+        cache_problem = writable_problem(ctx.cache_dir, "cache")  # under a bad output dir: said once
+        if cache_problem is not None:
+            problems.append(cache_problem)
+    problems.extend(data_problems(cfg, plan, ctx.data_dir))
+    return Prepared(cfg, plan, ctx), problems
+
+
+def writable_problem(directory: Path, what: str) -> XstiltsError | None:
+    """Why ``directory`` cannot be used (or created) for writing, or None.
+
+    ``os.access`` answers for the effective user and for read-only mounts (``EROFS`` even for root),
+    without writing a probe file: the check must create nothing.
+    """
+    directory = Path(directory)
+    if directory.exists():
+        if not directory.is_dir():
+            return XstiltsError(f"{what} directory is not a directory (a file is in the way)", directory)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return XstiltsError(f"{what} directory is not writable", directory)
+        from xstilts.store import Store
+
+        store = directory / Store.FILENAME
+        if what == "output" and store.exists() and not (store.is_file() and os.access(store, os.R_OK | os.W_OK)):
+            return XstiltsError("results store is not a writable file", store)
+        return None
+    parent = directory.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return XstiltsError(f"cannot create the {what} directory: {parent} is a file, not a directory", directory)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return XstiltsError(f"cannot create the {what} directory: {parent} is not writable", directory)
+    return None
 
 
 def check_data(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> None:
     """Read every split the plan will use; raise the first DataError (file:line) found."""
+    for problem in data_problems(cfg, plan, data_dir):
+        raise problem
+
+
+def data_problems(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> Iterator[XstiltsError]:
+    """Read every split the plan will use; one DataError (file:line) per split that is missing or bad."""
     if not data_dir.is_dir():
-        raise DataError("data directory not found (set data_dir in the config or XSTILTS_DATA)", data_dir)
+        yield DataError("data directory not found (set data_dir in the config or XSTILTS_DATA)", data_dir)
+        return
     needed: dict[tuple[str, str], set[str]] = {}
     for run in plan:
         if run.phase == "intermediate":
@@ -35,10 +118,14 @@ def check_data(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> None:
             if key in checked:
                 continue
             checked.add(key)
-            for path in task.files(split, lang, data_dir):
-                if not path.is_file():
-                    raise DataError(f"{name} {split} file for language '{lang}' not found", path)
-            task.load(split, lang, data_dir)
+            missing = [path for path in task.files(split, lang, data_dir) if not path.is_file()]
+            if missing:
+                yield DataError(f"{name} {split} file for language '{lang}' not found", missing[0])
+                continue
+            try:
+                task.load(split, lang, data_dir)
+            except XstiltsError as exc:  # a DataError (file:line), or a task option that does not fit the file
+                yield exc
 
 
 def check_max_length(cfg: ExperimentConfig, plan: list[Run], model_path: str, config_path: Path) -> None:

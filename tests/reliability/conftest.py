@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+from _reliability import write_experiment
+from typer.testing import CliRunner
 
 from xstilts import faults
+from xstilts.cli import app
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +26,18 @@ def _restore_threads() -> Iterator[None]:
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, mini_data: Path) -> Path:
+    """A finished small study (phase 2 on SICK, XNLI on top): tests copy it, never change it."""
+    root = tmp_path_factory.mktemp("finished")
+    out = root / "exp"
+    config = write_experiment(
+        root / "exp.toml", tiny_model, mini_data, out, settings='["sick"]', tasks='["xnli"]', languages='["en"]'
+    )
+    n = torch.get_num_threads()
+    result = CliRunner().invoke(app, ["run", str(config)])
+    torch.set_num_threads(n)
+    assert result.exit_code == 0, result.output
+    return out

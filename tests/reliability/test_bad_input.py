@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
+from _mounts import unwritable_dir
 from _reliability import checkpoint_files, done_rows, experiment_toml
 from typer.testing import CliRunner
 
@@ -36,10 +39,12 @@ class Expect:
 
 
 class Bench:
-    """A working experiment in a temp dir; cases break one thing in it."""
+    """A working experiment in a temp dir; cases break one thing in it (``undo``: mounts, patches)."""
 
-    def __init__(self, tmp: Path, mini_data: Path, model: Path):
+    def __init__(self, tmp: Path, mini_data: Path, model: Path, undo: ExitStack | None = None,
+                 monkeypatch: pytest.MonkeyPatch | None = None):
         self.tmp, self.model = tmp, model
+        self.undo, self.monkeypatch = undo or ExitStack(), monkeypatch or pytest.MonkeyPatch()
         self.data = tmp / "data"
         shutil.copytree(mini_data, self.data)
         self.out = tmp / "exp"
@@ -302,7 +307,49 @@ def config_file_missing(b: Bench) -> Expect:
 @case
 def config_output_dir_is_a_file(b: Bench) -> Expect:
     b.out.write_text("not a directory")
-    return Expect("File exists", b.out)
+    return Expect("output directory is not a directory (a file is in the way)", b.out)
+
+
+@case
+def config_output_dir_under_a_file(b: Bench) -> Expect:
+    plain = b.tmp / "plain-file"
+    plain.write_text("not a directory")
+    b.edit(f'output_dir = "{b.out}"', f'output_dir = "{plain / "exp"}"')
+    return Expect(f"cannot create the output directory: {plain} is a file, not a directory", plain / "exp")
+
+
+@case
+def config_output_dir_read_only(b: Bench) -> Expect:
+    locked = b.undo.enter_context(unwritable_dir(b.tmp / "read-only"))
+    b.edit(f'output_dir = "{b.out}"', f'output_dir = "{locked / "exp"}"')
+    return Expect(f"cannot create the output directory: {locked} is not writable", locked / "exp")
+
+
+@case
+def config_cache_dir_under_a_file(b: Bench) -> Expect:
+    plain = b.tmp / "plain-file"
+    plain.write_text("not a directory")
+    b.write(runtime=f'progress = false\nthreads = 1\ncache_dir = "{plain / "cache"}"\n')
+    return Expect(f"cannot create the cache directory: {plain} is a file, not a directory", plain / "cache")
+
+
+@case
+def config_model_hub_id_unavailable(b: Bench) -> Expect:
+    b.monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network: fail at once
+    b.edit(f'model = "{b.model}"', 'model = "xstilts-test/no-such-model"')
+    return Expect("model 'xstilts-test/no-such-model' is not a local directory, and its config is neither in "
+                  "the Hugging Face cache nor downloadable from here")
+
+
+@case
+def config_no_seeds(b: Bench) -> Expect:
+    return Expect("key 'seeds': List should have at least 1 item", b.config, b.edit("seeds = [1]", "seeds = []"))
+
+
+@case
+def output_store_is_a_directory(b: Bench) -> Expect:
+    (b.out / "results.sqlite").mkdir(parents=True)
+    return Expect("results store is not a writable file", b.out / "results.sqlite")
 
 
 def _config_line(b: Bench, text: str) -> int:
@@ -600,8 +647,9 @@ def ccg_tag_not_in_tag_set(b: Bench) -> Expect:
 
 
 @pytest.fixture()
-def bench(tmp_path: Path, mini_data: Path, tiny_model: Path) -> Bench:
-    return Bench(tmp_path, mini_data, tiny_model)
+def bench(tmp_path: Path, mini_data: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    with ExitStack() as undo:
+        yield Bench(tmp_path, mini_data, tiny_model, undo, monkeypatch)
 
 
 def test_the_catalogue_is_large() -> None:
@@ -611,6 +659,10 @@ def test_the_catalogue_is_large() -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_is_one_line_exit_2_and_nothing_written(name: str, bench: Bench) -> None:
     expect = CASES[name](bench)
+    before = sorted(bench.tmp.rglob("*"))
+    check = CliRunner().invoke(app, ["plan", "--check", str(bench.config)])  # the same checks, nothing created
+    assert check.exit_code == 2 and "Traceback" not in check.output, check.output
+    assert sorted(bench.tmp.rglob("*")) == before
     result = CliRunner().invoke(app, ["run", str(bench.config)])
     output = result.output
     assert result.exit_code == 2, output
@@ -618,6 +670,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(name: str, bench: Benc
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, output
     error = errors[0]
+    checked = [line for line in check.output.splitlines() if line.startswith("error:")]
+    assert checked[0] == error, check.output  # run stops at the first problem plan --check lists
     assert expect.fragment in error, error
     if expect.path is not None:
         where = f"{expect.path}:{expect.line}: " if expect.line is not None else f"{expect.path}: "
@@ -675,3 +729,34 @@ def test_bom_and_crlf_are_accepted(tmp_path: Path, mini_data: Path, tiny_model: 
     with sqlite3.connect(dirty.out / "results.sqlite") as con:
         statuses = [s for (s,) in con.execute("SELECT status FROM runs")]
     assert statuses == ["done"] * 3
+
+
+# ---- plan --check: the same checks as run, every problem at once, nothing created ------------------
+
+def test_plan_check_says_ok_and_creates_nothing(bench: Bench) -> None:
+    result = CliRunner().invoke(app, ["plan", "--check", str(bench.config)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"OK: {bench.config}: 5 runs, output {bench.out}"), result.output
+    assert not bench.out.exists()
+
+
+def test_plan_check_lists_every_problem_run_stops_at_the_first(bench: Bench) -> None:
+    plain = bench.tmp / "plain-file"
+    plain.write_text("not a directory")
+    bench.edit(f'output_dir = "{bench.out}"', f'output_dir = "{plain / "exp"}"')
+    text = bench.config.read_text()
+    start = text.index("[target.train]")
+    bench.config.write_text(text[:start] + text[start:].replace("max_length = 32", "max_length = 1000", 1))
+    bench.file("xtreme/panx/dev-de.tsv").unlink()
+    bench.file("xtreme/xnli/dev-sw.tsv").write_text("premise\thypothesis\n")
+    result = CliRunner().invoke(app, ["plan", "--check", str(bench.config)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4, result.output
+    assert "key 'target.train.max_length': 1000 is more than the model's 512 positions" in errors[0]
+    assert f"{plain / 'exp'}: cannot create the output directory: {plain} is a file" in errors[1]
+    assert f"{bench.file('xtreme/panx/dev-de.tsv')}: panx eval file for language 'de' not found" in errors[2]
+    assert f"{bench.file('xtreme/xnli/dev-sw.tsv')}:1: " in errors[3]
+    run = CliRunner().invoke(app, ["run", str(bench.config)])
+    assert run.exit_code == 2
+    assert [line for line in run.output.splitlines() if line.startswith("error:")] == errors[:1], run.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import signal
 import socket
@@ -118,3 +119,32 @@ def test_sweep_treats_brackets_in_names_literally(tmp_path: Path) -> None:
     with faults.atomic_path(target) as tmp:
         tmp.write_text("a,b\n")
     assert not stale.exists() and target.read_text() == "a,b\n"
+
+
+def test_a_write_error_without_a_file_name_is_given_the_target(tmp_path: Path) -> None:
+    """``write(2)`` on a full disk raises ``[Errno 28]`` with no file name; the one line must name one."""
+    from xstilts.report.files import write_bytes_atomic
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: bytes) -> int:  # noqa: ARG002 - what a full disk does with any data
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    target = tmp_path / "encoder.safetensors"
+    with pytest.raises(OSError) as info, faults.atomic_path(target) as tmp:
+        FullDisk().write(tmp.name.encode())
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target))
+    assert list(tmp_path.iterdir()) == []
+
+    report = tmp_path / "report" / "report.html"
+    real_fdopen = os.fdopen
+
+    def full_fdopen(fd: int, *args: object, **kwargs: object) -> io.BytesIO:
+        real_fdopen(fd, *args, **kwargs).close()
+        return FullDisk()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fdopen", full_fdopen)
+        with pytest.raises(OSError) as info:
+            write_bytes_atomic(report, b"<html>")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(report))
+    assert list(report.parent.iterdir()) == []

@@ -10,6 +10,7 @@ next run's skip check and parent lookup read the same store everywhere.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +83,10 @@ def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console |
                 store.complete_run(run.run_id, result, time.perf_counter() - started)
         except Exception as exc:  # any failure (bad data, NaN loss, full disk) is recorded, then raised
             if main:
-                store.mark_failed(run.run_id, one_line(exc))
+                try:
+                    store.mark_failed(run.run_id, one_line(exc))
+                except sqlite3.Error:  # the disk is still full: the run stays 'running', the cause is said
+                    pass
             raise
         procs.wait_for_everyone()
         counts["done"] += 1

@@ -42,11 +42,12 @@ OFFSET_POSITION_TYPES = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "
 
 
 def max_positions(path: str) -> int | None:
-    """How many tokens the model can embed (None for a Hub model whose config cannot be fetched here).
+    """How many tokens the model can embed (None when its config does not say).
 
     XLM-R and RoBERTa number positions from ``pad_token_id + 1``, so of their
-    ``max_position_embeddings`` (514) only 512 are usable. A local model whose ``config.json``
-    does not load is an error now, before the run creates its store.
+    ``max_position_embeddings`` (514) only 512 are usable. A model whose config does not load (a
+    local ``config.json`` cut short, a Hub id that is neither in the cache nor reachable) is an
+    error now, before the run creates its store, not when the first run loads the model.
     """
     from transformers import AutoConfig
 
@@ -55,7 +56,10 @@ def max_positions(path: str) -> int | None:
     except (OSError, ValueError) as exc:
         if Path(path).is_dir():
             raise _load_error("model config", path, path, exc) from exc
-        return None  # a Hub id offline: loading the model reports it
+        raise XstiltsError(
+            f"model {path!r} is not a local directory, and its config is neither in the Hugging "
+            f"Face cache nor downloadable from here: {_first_line(exc)}"
+        ) from exc
     n = getattr(config, "max_position_embeddings", None)
     if not isinstance(n, int):
         return None

@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from xstilts.faults import naming
+
 
 def _umask() -> int:
     mask = os.umask(0o022)
@@ -24,7 +26,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with naming(path), os.fdopen(fd, "wb") as fh:  # a full disk names the file, not just the errno
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
