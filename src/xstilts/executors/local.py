@@ -16,6 +16,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from xstilts.context import RunContext
+from xstilts.distributed import process_state
 from xstilts.errors import XstiltsError, one_line
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
@@ -50,7 +51,7 @@ def parent_checkpoint(run: Run, store: Store) -> str | None:
 def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
               runner: Callable[[Run, RunContext, str | None], RunResult] = execute_run) -> dict[str, int]:
     """Execute every unfinished run; returns counts of runs done now and skipped."""
-    from xstilts.executors import process_state, unfinished_runs
+    from xstilts.executors import unfinished_runs
 
     procs = process_state()
     main = procs.is_main_process

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from xstilts.context import RunContext
+from xstilts.distributed import process_device
 from xstilts.metrics.stats import score_from_stats
 from xstilts.plan import Run
 from xstilts.retrieval import RetrievalTask, embed_sentences
@@ -21,14 +22,6 @@ from xstilts.store import RunResult, Score
 from xstilts.tasks import get_task
 
 SPLIT = "eval"
-
-
-def retrieval_device():  # -> torch.device
-    """This process's device (its GPU under ``accelerate launch``, the GPU or CPU otherwise)."""
-    from accelerate.state import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device
 
 
 def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) -> RunResult:
@@ -46,7 +39,7 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
     encoder = load_encoder(ctx.model_path)
     if parent_checkpoint is not None:
         load_encoder_weights(encoder, Path(parent_checkpoint))
-    encoder.to(retrieval_device())
+    encoder.to(process_device())
     n_sentences = 0
 
     def embed(texts, language: str):
