@@ -288,6 +288,7 @@ class RetrievalTask(Task):
     """
 
     head: ClassVar[str] = "retrieval"  # type: ignore[assignment]
+    trainable: ClassVar[bool] = False
     options_read: ClassVar[tuple[str, ...]] = ("dir",)
 
     def embedding_options(self) -> dict[str, Any]:

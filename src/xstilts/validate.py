@@ -29,7 +29,7 @@ def check_data(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> None:
     for (phase, name), langs in needed.items():
         section = cfg.intermediate if phase == "intermediate" else cfg.target
         task = get_task(name, section.task_options.get(name))
-        train = [] if task.head == "retrieval" else [("train", "en")]  # retrieval tasks are not trained
+        train = [("train", "en")] if task.trainable else []
         for split, lang in [*train, *[("eval", lang) for lang in sorted(langs)]]:
             key = (phase, name, split, lang)
             if key in checked:

@@ -147,7 +147,7 @@ def task_overview(data_dir: Path, check: bool = False):  # -> rich.table.Table
         extra = tuple(lang for lang in task.languages_r if lang not in task.languages)
         langs = task.languages + extra
         problems: list[str] = []
-        if task.head == "retrieval":
+        if not task.trainable:
             train = "none: not trained"
         else:
             try:

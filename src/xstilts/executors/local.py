@@ -30,7 +30,7 @@ def execute_run(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> Run
         return run_intermediate(run, ctx)
     from xstilts.tasks import get_task
 
-    if get_task(run.target or "").head == "retrieval":  # scored on the encoder as it is: no training
+    if not get_task(run.target or "").trainable:  # scored on the encoder as it is: no training
         from xstilts.phases.retrieval import run_retrieval
 
         return run_retrieval(run, ctx, parent_checkpoint)

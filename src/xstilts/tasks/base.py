@@ -90,6 +90,9 @@ class Task:
     languages: ClassVar[tuple[str, ...]] = ("en",)  # evaluation languages (XTREME list)
     languages_r: ClassVar[tuple[str, ...]] = ()  # XTREME-R list, where it differs
     chance: ClassVar[float] = 0.0  # chance score on the 0-100 scale of ``metric``
+    # False for tasks scored on the encoder as it is (retrieval): no training split, no head, no
+    # model selection, and no English evaluation set (they are xx against English).
+    trainable: ClassVar[bool] = True
     # True when row i of every language's eval file is the same item (a translated test set):
     # the analysis then resamples one set of items for all languages.
     parallel: ClassVar[bool] = False
