@@ -7,8 +7,6 @@ of the TOML file where that key is written).
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 import tomllib
 from pathlib import Path
@@ -20,11 +18,26 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
 from xstilts.errors import ConfigError
+
+#: The intermediate setting with no phase-2 run: its targets start from the pretrained model.
+BASELINE = "none"
+#: Setting names that stand for several tasks trained together.
+MULTI_TASK_ALIASES = {
+    "all-nine": ("anli_plus", "mnli", "qqp", "sst2", "squad", "hellaswag", "commonsenseqa", "cosmosqa", "ccg"),
+}
+
+
+def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
+    """The intermediate tasks a setting trains on together (one for single-task settings)."""
+    names = [setting] if isinstance(setting, str) else list(setting)
+    out: list[str] = []
+    for name in names:
+        out.extend(MULTI_TASK_ALIASES.get(name, (name,)))
+    return tuple(dict.fromkeys(out))
 
 
 class Strict(BaseModel):
@@ -49,15 +62,6 @@ class TrainConfig(Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
     # micro-batches of ``batch_size`` per optimizer update (effective batch = batch_size × this)
     grad_accum_steps: int = Field(1, ge=1, le=1024)
-
-    @model_serializer(mode="wrap")
-    def _omit_default_accum(self, handler: Any) -> dict[str, Any]:
-        # Run ids hash model_dump(); leaving out the default keeps stores made before this option
-        # existed resumable (their runs keep their ids).
-        data = handler(self)
-        if data.get("grad_accum_steps") == 1:
-            data.pop("grad_accum_steps")
-        return data
 
 
 class RuntimeConfig(Strict):
@@ -108,7 +112,7 @@ class RayConfig(Strict):
 class IntermediateConfig(Strict):
     """Phase 2: which English intermediate settings to compare ('none' = baseline)."""
 
-    settings: list[str | list[str]] = Field(default_factory=lambda: ["none"])
+    settings: list[str | list[str]] = Field(default_factory=lambda: [BASELINE])
     train: TrainConfig = TrainConfig(lr=2e-5, epochs=1)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # multi-task settings: how the next batch's task is drawn (training/loop.py sampling_probs)
@@ -137,22 +141,6 @@ class IntermediateConfig(Strict):
 
     def setting_names(self) -> list[str]:
         return [s if isinstance(s, str) else "+".join(s) for s in self.settings]
-
-    def run_key(self, tasks: tuple[str, ...]) -> dict[str, Any]:
-        """What else (besides ``train`` and ``task_options``) changes a phase-2 run of ``tasks``.
-
-        Defaults are left out, so run ids made before these options existed stay valid.
-        """
-        key: dict[str, Any] = {}
-        if len(tasks) > 1 and self.sampler != "proportional":
-            key["sampler"] = [self.sampler, self.temperature if self.sampler == "temperature" else None]
-        caps = {t: self.task_caps[t] for t in tasks if t in self.task_caps}
-        if caps:
-            key["task_caps"] = caps
-        if self.mlm_rate > 0:
-            key["mlm"] = [self.mlm_rate, self.mlm_weight, self.mlm_data, sorted(self.mlm_languages),
-                          self.mlm_max_sentences]
-        return key
 
 
 class TargetConfig(Strict):
@@ -200,12 +188,6 @@ class ExperimentConfig(Strict):
 
     def out_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
-
-
-def fingerprint(*parts: Any) -> str:
-    """Stable short hash of JSON-able values: what makes a run's result what it is."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]
 
 
 def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -260,7 +242,6 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 def _check_task_names(cfg: ExperimentConfig, path: Path, text: str) -> None:
     """A misspelt task name is an error at its line of the config (the registry alone knows no file)."""
-    from xstilts.plan import BASELINE, setting_tasks
     from xstilts.tasks import get_task
 
     settings = zip(cfg.intermediate.settings, cfg.intermediate.setting_names(), strict=True)

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from xstilts.config import ExperimentConfig, RuntimeConfig, TrainConfig
+from xstilts.config import MULTI_TASK_ALIASES, ExperimentConfig, RuntimeConfig, TrainConfig
 from xstilts.context import RunContext
 from xstilts.heads.base import Evaluation, Feature, HeadKind
-from xstilts.plan import MULTI_TASK_ALIASES, make_plan
+from xstilts.plan import make_plan
 from xstilts.store import RunResult
 from xstilts.training.loop import Job, sampling_probs, train
 
