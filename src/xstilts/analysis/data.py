@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xstilts.config import BASELINE
 from xstilts.store import Store
 
-BASELINE = "none"
 SOURCE_LANGUAGE = "en"
 CEILING = 100.0
 
