@@ -17,6 +17,7 @@ import pandas as pd
 
 from xstilts.config import BASELINE
 from xstilts.store import Store
+from xstilts.tasks.base import EVAL_SPLIT
 
 SOURCE_LANGUAGE = "en"
 CEILING = 100.0
@@ -90,7 +91,7 @@ def _choose_metric(
     return None
 
 
-def _choose_split(splits: pd.Series, preferred: str = "eval") -> str | None:
+def _choose_split(splits: pd.Series, preferred: str = EVAL_SPLIT) -> str | None:
     values = sorted(set(splits))
     if not values:
         return None
@@ -217,7 +218,7 @@ def load_selection_curves(expdir: str | Path, data: ExperimentData) -> Selection
         frame = store.scores_frame(kind="curve")
         for r in store.iter_curve_stats():
             target = target_of.get(r["run_id"])
-            if target is None or r["split"] != "eval" or r["metric"] != data.metrics.get(target):
+            if target is None or r["split"] != EVAL_SPLIT or r["metric"] != data.metrics.get(target):
                 continue
             arr = np.asarray(r["stats"], dtype=np.float64)
             if arr.ndim != 2 or arr.shape[1] != 3:

@@ -23,6 +23,7 @@ from xstilts.config import BASELINE
 from xstilts.evaluation.halves import keep_rows, report_mask
 from xstilts.metrics.stats import score_from_stats
 from xstilts.store import RunResult, Score, Store
+from xstilts.tasks.base import EVAL_SPLIT
 
 
 @dataclass
@@ -51,7 +52,7 @@ def add_target_run(
     finals: Mapping[str, float],
     curves: Mapping[int, Mapping[str, float]] | None = None,
     stats: Mapping[str, np.ndarray] | None = None,
-    split: str = "eval",
+    split: str = EVAL_SPLIT,
     run_id: str | None = None,
 ) -> str:
     """Register, start and complete one phase-3 run with the given scores; returns its id."""

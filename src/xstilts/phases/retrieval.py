@@ -20,8 +20,7 @@ from xstilts.plan import Run
 from xstilts.retrieval import RetrievalTask, embed_sentences
 from xstilts.store import RunResult, Score
 from xstilts.tasks import get_task
-
-SPLIT = "eval"
+from xstilts.tasks.base import EVAL_SPLIT
 
 
 def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) -> RunResult:
@@ -57,9 +56,9 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
         for metric in task.all_metrics():
             rows = res.stats[metric]
             value = score_from_stats(metric, rows)
-            result.scores.append(Score(task.name, lang, SPLIT, metric, value, 0, "curve"))
-            result.scores.append(Score(task.name, lang, SPLIT, metric, value, 0, "final"))
-            result.example_stats[(task.name, lang, SPLIT, metric)] = rows
+            result.scores.append(Score(task.name, lang, EVAL_SPLIT, metric, value, 0, "curve"))
+            result.scores.append(Score(task.name, lang, EVAL_SPLIT, metric, value, 0, "final"))
+            result.example_stats[(task.name, lang, EVAL_SPLIT, metric)] = rows
         per_language[lang] = res.extra
     result.extra = {"phase_s": time.perf_counter() - started, "sentences_embedded": n_sentences,
                     "retrieval": {"layer": opts["layer"], "pool": opts["pool"], "prefix": opts["prefix"],

@@ -16,6 +16,9 @@ from typing import Any, ClassVar, Literal
 
 from xstilts.errors import DataError
 
+#: The split that holds a language's evaluation set; its name in the store's ``scores.split``.
+EVAL_SPLIT = "eval"
+
 HeadKind = Literal["tagging", "classification", "span_qa", "multiple_choice", "retrieval"]
 
 #: Task options a head reads for every task of its kind (``xstilts.heads.*``, ``xstilts.retrieval``).
