@@ -30,6 +30,9 @@ MULTI_TASK_ALIASES = {
     "all-nine": ("anli_plus", "mnli", "qqp", "sst2", "squad", "hellaswag", "commonsenseqa", "cosmosqa", "ccg"),
 }
 
+#: ``mlm_data`` value: MLM on the non-English sides of the Tatoeba task's files (training/mlm.py).
+MLM_TATOEBA = "xtreme:tatoeba"
+
 
 def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
     """The intermediate tasks a setting trains on together (one for single-task settings)."""
@@ -122,7 +125,9 @@ class IntermediateConfig(Strict):
     # masked-LM on unlabelled target-language text, mixed into phase 2 (training/mlm.py)
     mlm_rate: float = Field(0.0, ge=0, le=1)  # fraction of steps that also take an MLM batch
     mlm_weight: float = Field(1.0, gt=0)
-    mlm_data: str | None = None  # folder of <lang>.txt (one sentence a line), or "xtreme:tatoeba"
+    # folder of <lang>.txt (one sentence a line), or "xtreme:tatoeba" (the Tatoeba task's files; its
+    # options, e.g. dir, from [intermediate.task_options.tatoeba])
+    mlm_data: str | None = None
     mlm_languages: list[str] = Field(default_factory=list)  # [] = every file of mlm_data
     mlm_max_sentences: int | None = Field(None, ge=1)  # per language
 
@@ -136,7 +141,7 @@ class IntermediateConfig(Strict):
     @model_validator(mode="after")
     def _mlm_needs_text(self) -> IntermediateConfig:
         if self.mlm_rate > 0 and not self.mlm_data:
-            raise ValueError("mlm_rate > 0 needs mlm_data (a folder of <lang>.txt files or 'xtreme:tatoeba')")
+            raise ValueError(f"mlm_rate > 0 needs mlm_data (a folder of <lang>.txt files or {MLM_TATOEBA!r})")
         return self
 
     def setting_names(self) -> list[str]:

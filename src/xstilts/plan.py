@@ -18,7 +18,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from xstilts.config import BASELINE, ExperimentConfig, IntermediateConfig, RuntimeConfig, TrainConfig, setting_tasks
+from xstilts.config import (
+    BASELINE,
+    MLM_TATOEBA,
+    ExperimentConfig,
+    IntermediateConfig,
+    RuntimeConfig,
+    TrainConfig,
+    setting_tasks,
+)
 from xstilts.errors import ConfigError
 from xstilts.tasks import get_task
 
@@ -71,6 +79,8 @@ def intermediate_key(icfg: IntermediateConfig, tasks: tuple[str, ...]) -> dict[s
     if icfg.mlm_rate > 0:
         key["mlm"] = [icfg.mlm_rate, icfg.mlm_weight, icfg.mlm_data, sorted(icfg.mlm_languages),
                       icfg.mlm_max_sentences]
+        if icfg.mlm_data == MLM_TATOEBA and icfg.task_options.get("tatoeba"):  # where the text is read
+            key["mlm_tatoeba"] = icfg.task_options["tatoeba"]
     return key
 
 

@@ -133,6 +133,17 @@ def test_extract_tatoeba(tmp_path: Path) -> None:
         extract_tatoeba_sentences(SHARED, tmp_path / "mlm", ["xx"])
 
 
+def test_extract_tatoeba_reads_through_the_task_and_its_dir_option(tmp_path: Path) -> None:
+    folder = REPO / "tests" / "fixtures" / "xtreme" / "tatoeba"  # XTREME's fr files, LASER's German ones
+    out = extract_tatoeba_sentences(tmp_path / "no-data-here", tmp_path / "mlm", (), {"dir": str(folder)})
+    texts = read_sentences(out)
+    assert set(texts) == {"de", "fr"}
+    assert texts["de"] == [s.strip() for s in (folder / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()
+                           if s.strip()]
+    with pytest.raises(DataError, match="no Tatoeba files"):
+        extract_tatoeba_sentences(tmp_path, tmp_path / "mlm2")
+
+
 def test_config_requires_text(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('name = "x"\n[intermediate]\nsettings = ["sst2"]\nmlm_rate = 0.5\n'

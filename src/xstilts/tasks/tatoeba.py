@@ -81,7 +81,7 @@ class Tatoeba(RetrievalTask):
     options_read = ("dir", "labels_dir", "gold")
     description = "Tatoeba retrieval xx->en by cosine of mean-pooled embeddings (accuracy; no training)"
 
-    def _folder(self, data_dir: Path) -> Path:
+    def folder(self, data_dir: Path) -> Path:
         return Path(self.options.get("dir", data_dir / "xtreme" / "tatoeba"))
 
     def _gold_mode(self) -> str:
@@ -92,7 +92,7 @@ class Tatoeba(RetrievalTask):
 
     def _layout(self, language: str, data_dir: Path) -> tuple[str, list[Path]]:
         """('laser' | 'labels' | 'xtreme', files) for one language."""
-        folder = self._folder(data_dir)
+        folder = self.folder(data_dir)
         code = ISO3.get(language, language)
         laser = [folder / f"tatoeba.{code}-eng.{code}", folder / f"tatoeba.{code}-eng.eng"]
         xtreme = [folder / f"{language}-en.{language}", folder / f"{language}-en.en"]
@@ -103,6 +103,18 @@ class Tatoeba(RetrievalTask):
         if mode == "auto" and all(p.is_file() for p in laser):
             return "laser", laser
         return "xtreme", xtreme
+
+    def sentence_languages(self, data_dir: Path) -> list[str]:
+        """Every language with a sentence file in the task's folder (either layout), sorted."""
+        folder = self.folder(data_dir)
+        code_of = {code: lang for lang, code in ISO3.items()}
+        langs = {p.suffix[1:] for p in folder.glob("*-en.*") if p.suffix != ".en"}
+        langs |= {code_of.get(p.suffix[1:], p.suffix[1:]) for p in folder.glob("tatoeba.*-eng.*") if p.suffix != ".eng"}
+        return sorted(langs)
+
+    def sentences(self, language: str, data_dir: Path) -> list[str]:
+        """Every line of one language's non-English side, in file order (alignment plays no part)."""
+        return read_lines(self._layout(language, data_dir)[1][0])
 
     def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
         if split != "eval":
