@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from xstilts.errors import DataError
-from xstilts.retrieval import embed_sentences_layers, nearest_accuracy_stats
+from xstilts.evaluation.embed import embed_sentences_layers
 from xstilts.tasks import get_task
+from xstilts.tasks._retrieval import nearest_accuracy_stats
 
 LAYERS = ("xtreme", "last")  # hidden_states[8] and [12] of the 12-layer default model
 

@@ -3,7 +3,7 @@
 XTREME and Phang et al. score retrieval on the encoder as phase 2 left it (or on the pretrained
 model for the ``none`` baseline): a target run whose task has head kind ``retrieval`` loads that
 encoder, embeds every language's sentences with the task's options (layer, pooling, prefix; see
-:mod:`xstilts.retrieval`) and writes the scores as a finished run would, at step 0 (curve and
+:mod:`xstilts.evaluation.embed`) and writes the scores as a finished run would, at step 0 (curve and
 final alike, so curve-based analyses see one point). Sentences are cut at the target's
 ``max_length`` and capped at ``max_eval_examples`` per language, like every evaluation set.
 """
@@ -15,11 +15,12 @@ from pathlib import Path
 
 from xstilts.context import RunContext
 from xstilts.distributed import process_device
+from xstilts.evaluation.embed import embed_sentences
 from xstilts.metrics.stats import score_from_stats
 from xstilts.plan import Run
-from xstilts.retrieval import RetrievalTask, embed_sentences
 from xstilts.store import RunResult, Score
 from xstilts.tasks import get_task
+from xstilts.tasks._retrieval import RetrievalTask
 from xstilts.tasks.base import EVAL_SPLIT
 
 

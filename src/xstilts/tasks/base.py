@@ -21,7 +21,7 @@ EVAL_SPLIT = "eval"
 
 HeadKind = Literal["tagging", "classification", "span_qa", "multiple_choice", "retrieval"]
 
-#: Task options a head reads for every task of its kind (``xstilts.heads.*``, ``xstilts.retrieval``).
+#: Task options a head reads for every task of its kind (``xstilts.heads.*``, ``xstilts.tasks._retrieval``).
 HEAD_OPTIONS: dict[str, tuple[str, ...]] = {
     "tagging": ("stride", "windows"),
     "span_qa": ("doc_stride", "max_query_length", "n_best", "max_answer_length"),

@@ -9,7 +9,7 @@ exactly this format.
 
 Scoring (no training; XTREME's ``run_retrieval.py`` / ``utils_retrieve.py``): candidates are mined
 with the ratio margin of Artetxe & Schwenk (2019) over k=4 nearest neighbours in both directions
-(:func:`xstilts.retrieval.mine_pairs`), the score threshold that maximises F1 is chosen on the
+(:func:`xstilts.tasks._retrieval.mine_pairs`), the score threshold that maximises F1 is chosen on the
 dev gold pairs, and F1 of the candidates at or above it is computed against the gold pairs of
 the scored split: ``test`` when its gold file exists, otherwise ``dev`` itself (then the
 threshold is tuned on the very pairs it is scored on, as XTREME's dev numbers are; the run's
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.retrieval import (
+from xstilts.tasks._retrieval import (
     Embedder,
     RetrievalResult,
     RetrievalTask,

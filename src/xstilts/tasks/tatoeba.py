@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.retrieval import Embedder, RetrievalResult, RetrievalTask, nearest_accuracy_stats
+from xstilts.tasks._retrieval import Embedder, RetrievalResult, RetrievalTask, nearest_accuracy_stats
 from xstilts.tasks.base import SentencePair
 from xstilts.tasks.formats import iter_lines
 from xstilts.tasks.registry import register
