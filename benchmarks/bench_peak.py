@@ -107,7 +107,7 @@ def main() -> None:
     set_seed(1)
     encoder = load_encoder("default")
     cfg = encoder.config
-    head = RecordingHead(kind.build(task, cfg.hidden_size))
+    head = RecordingHead(kind.build(task, cfg.hidden_size, 0.1))
     p_mm = matmul_params(encoder, head)
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
     runtimes = {p: RuntimeConfig(progress=False, bf16=p == "bf16") for p in precisions}

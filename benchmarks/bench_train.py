@@ -198,7 +198,7 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
     data, cache = Path(spec["data_dir"]), Path(spec["cache_dir"])
     _, feats = load_features(task, "train", "en", data, tok, HP["max_length"], spec["train_examples"], cache)
@@ -214,7 +214,7 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     if spec.get("warmup_steps"):  # ablations: compile / first-call costs kept out of the timed steps
         mark("warmup")
         warm_hp = hp.model_copy(update={"max_steps": spec["warmup_steps"]})
-        w = train(encoder, [Job(task.name, kind, kind.build(task, encoder.config.hidden_size), feats)],
+        w = train(encoder, [Job(task.name, kind, kind.build(task, encoder.config.hidden_size, 0.1), feats)],
                   warm_hp, runtime, SEED + 1, tok.pad_token_id, lambda s: 0.0)
         warm = {"warmup_steps": w.steps}
         torch.manual_seed(SEED)
@@ -275,7 +275,7 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
     sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _xnli_languages(spec)]
     mark("predict")

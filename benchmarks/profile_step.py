@@ -91,7 +91,7 @@ def main() -> None:
                              Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
     set_seed(1)
     encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
     setup = prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.warmup, eval_every=10**9)
     train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id, lambda s: 0.0)

@@ -62,13 +62,19 @@ class TrainConfig(Strict):
     patience: int | None = Field(None, ge=1)  # early stopping, in evaluations
     max_train_examples: int | None = Field(None, ge=1)
     max_eval_examples: int | None = Field(None, ge=1)  # per language
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)  # encoder hidden + attention dropout and the head's
     # micro-batches of ``batch_size`` per optimizer update (effective batch = batch_size × this)
     grad_accum_steps: int = Field(1, ge=1, le=1024)
 
 
 class RuntimeConfig(Strict):
-    """How to run (never changes results, only speed), plus where caches live."""
+    """How to run, plus where caches live.
+
+    Most of these change only speed. Those that change results (``bucket_by_length``,
+    ``bf16``/``mixed_precision``, ``freeze_embeddings``) are part of every run id
+    (:func:`xstilts.plan.runtime_key`), so changing them starts new runs instead of mixing
+    results made both ways.
+    """
 
     # intra-op threads; None = auto: 1 while the machine is oversubscribed (load ≥ cores), else all cores
     threads: int | None = Field(None, ge=1, le=1024)

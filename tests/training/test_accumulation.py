@@ -39,9 +39,8 @@ def _one_update(model: Path, data: Path, batch_size: int, accum: int, n_examples
     _, feats = load_features(task, "train", "en", data, tok, 32, n_examples)
     assert len(feats) == n_examples
     set_seed(0)
-    encoder = load_encoder(str(model), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    head = kind.build(task, encoder.config.hidden_size)
-    head.dropout.p = 0.0  # dropout masks differ between one batch of 8 and two of 4
+    encoder = load_encoder(str(model), dropout=0.0)  # dropout masks differ between one batch of 8 and two of 4
+    head = kind.build(task, encoder.config.hidden_size, 0.0)
     hp = TrainConfig(lr=1e-2, batch_size=batch_size, grad_accum_steps=accum, max_steps=1, warmup_ratio=0.0,
                      weight_decay=0.0, max_grad_norm=1e6)
     runtime = RuntimeConfig(bucket_by_length=False, progress=False, mixed_precision=mixed_precision)
@@ -87,7 +86,7 @@ def test_epochs_count_optimizer_updates(tiny_model: Path, mini_data: Path) -> No
         encoder = load_encoder(str(tiny_model))
         hp = TrainConfig(lr=1e-3, batch_size=4, grad_accum_steps=accum, epochs=1, warmup_ratio=0.0)
         evals: list[int] = []
-        out = train(encoder, [Job("sick", kind, kind.build(task, encoder.config.hidden_size), feats)], hp,
+        out = train(encoder, [Job("sick", kind, kind.build(task, encoder.config.hidden_size, 0.1), feats)], hp,
                     RuntimeConfig(progress=False), seed=0, pad_id=tok.pad_token_id,
                     evaluate=lambda step, evals=evals: evals.append(step) or 0.0)
         steps[accum] = (out.steps, evals, out.train_tokens)

@@ -85,7 +85,7 @@ def test_bucketed_and_unbucketed_evaluation_give_identical_predictions(panx, tin
 
     tok, task, kind, examples, features = panx
     torch.manual_seed(0)
-    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32)
+    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32, 0.1)
     bucketed = predict(encoder, head, kind, features, tok.pad_token_id, batch_size=8, bucket=True)
     plain = predict(encoder, head, kind, features, tok.pad_token_id, batch_size=8, bucket=False)
     assert [o.shape for o in bucketed] == [(f["length"], len(task.labels)) for f in features]
@@ -106,7 +106,7 @@ def _train_and_score(panx, tiny_model: Path, bucket: bool, seed: int) -> float:
 
     tok, task, kind, examples, features = panx
     set_seed(seed)
-    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32)
+    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32, 0.1)
     runtime = RuntimeConfig(bucket_by_length=bucket, progress=False, trim_vocab=True)
     hp = TrainConfig(lr=5e-3, batch_size=8, max_steps=60, eval_every=1000, warmup_ratio=0.0)
     from xstilts.training.speed import prepare_encoder

@@ -53,7 +53,7 @@ def _train(setup, runtime: RuntimeConfig, steps: int = 4):
     tok, task, kind, feats, _, dev_feats, base = setup
     set_seed(7)
     encoder = copy.deepcopy(base)
-    head = kind.build(task, 32)
+    head = kind.build(task, 32, 0.1)
     info = prepare_encoder(encoder, runtime, [feats, dev_feats], tok.pad_token_id)
     hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=steps, eval_every=1000, weight_decay=0.1)
     train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 7, tok.pad_token_id, lambda s: 0.0)
@@ -189,7 +189,7 @@ def test_evaluation_batch_size_defaults_by_device(setup) -> None:
     assert RuntimeConfig().eval_batch_size is None
     assert auto_eval_batch_size("cpu") == 32 and auto_eval_batch_size("cuda") == 128
     tok, task, kind, _, _, dev_feats, base = setup
-    head = kind.build(task, 32)
+    head = kind.build(task, 32, 0.1)
     auto = predict(base, head, kind, dev_feats, tok.pad_token_id)
     explicit = predict(base, head, kind, dev_feats, tok.pad_token_id, batch_size=32)
     assert all((a == b).all() for a, b in zip(auto, explicit, strict=True))

@@ -30,7 +30,7 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     icfg = ctx.cfg.intermediate
     hp = icfg.train
     set_seed(run.seed)
-    encoder = load_encoder(ctx.model_path)
+    encoder = load_encoder(ctx.model_path, dropout=hp.dropout)
     hidden = encoder.config.hidden_size
     jobs, heads, eval_sets = [], {}, []
     for name in run.tasks:
@@ -41,7 +41,7 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
                  for f in load_features(variant, "train", "en", ctx.data_dir, ctx.tokenizer, hp.max_length,
                                         limit, ctx.cache_dir)[1]]
         eval_sets += load_eval_sets(ctx, task, ["en"], hp.max_length, hp.max_eval_examples)
-        head = kind.build(task, hidden)  # after reading: some label sets come from data (CCG)
+        head = kind.build(task, hidden, hp.dropout)  # after reading: some label sets come from data (CCG)
         heads[task.name] = head
         jobs.append(Job(task.name, kind, head, feats))
 

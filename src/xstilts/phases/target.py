@@ -34,12 +34,12 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     eval_sets = load_eval_sets(ctx, task, run.languages, hp.max_length, hp.max_eval_examples)
 
     set_seed(run.seed)
-    encoder = load_encoder(ctx.model_path)
+    encoder = load_encoder(ctx.model_path, dropout=hp.dropout)
     if parent_checkpoint is not None:
         from pathlib import Path
 
         load_encoder_weights(encoder, Path(parent_checkpoint))
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, hp.dropout)
     heads = {task.name: head}
     speed = prepare_encoder(encoder, ctx.cfg.runtime, [feats, *[s.features for s in eval_sets]],
                             ctx.tokenizer.pad_token_id)
