@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -22,9 +22,9 @@ def test_fixture() -> None:
     assert ex.choices[ex.label] == "grocery cart"  # answerKey B
 
 
-def test_real_files() -> None:
+def test_real_files(shared_data: Path) -> None:
     task = get_task("commonsenseqa")
-    train, dev = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+    train, dev = task.read("train", "en", shared_data), task.read("eval", "en", shared_data)
     assert (len(train), len(dev)) == (9741, 1221)
     assert all(len(ex.choices) == 5 for ex in dev)
     assert {ex.label for ex in dev} == {0, 1, 2, 3, 4}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, FIXTURES, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, FIXTURES, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -29,9 +29,9 @@ def test_jsonl_with_a_real_train_file() -> None:
     assert train == read_cosmosqa(FIXTURE_DATA / "english" / "cosmosqa" / "valid.csv")[:6]
 
 
-def test_real_valid_split() -> None:
+def test_real_valid_split(shared_data: Path) -> None:
     task = get_task("cosmosqa")
-    train, held = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+    train, held = task.read("train", "en", shared_data), task.read("eval", "en", shared_data)
     assert len(train) + len(held) == 2985
     assert not {ex.context for ex in train} & {ex.context for ex in held}
     assert all(len(ex.choices) == 4 and ex.question for ex in held)

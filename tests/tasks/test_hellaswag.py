@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -31,12 +31,12 @@ def test_fixture_split_by_source() -> None:
     assert empty_b[0].question is None
 
 
-def test_real_partial_train_split() -> None:
+def test_real_partial_train_split(shared_data: Path) -> None:
     task = get_task("hellaswag")
-    train, held = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+    train, held = task.read("train", "en", shared_data), task.read("eval", "en", shared_data)
     assert len(train) + len(held) == 3368
     assert 0.1 < len(held) / 3368 < 0.3
-    src = _sources(SHARED / "english" / "hellaswag" / "hellaswag_train.jsonl")
+    src = _sources(shared_data / "english" / "hellaswag" / "hellaswag_train.jsonl")
     assert not {src[repr(ex)] for ex in train} & {src[repr(ex)] for ex in held}
 
 

@@ -11,7 +11,6 @@ from xstilts.tasks import get_task
 from xstilts.tasks.mlqa import CROSS_PAIRS, context_question
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def _task(**options: object):
@@ -44,10 +43,10 @@ def test_training_data_is_xquads() -> None:
     assert [ex.id for ex in train] == ["q-curie-1", "q-eiffel-1", "q-eiffel-2"]
 
 
-def test_real_dev_files_have_answers() -> None:
+def test_real_dev_files_have_answers(shared_data: Path) -> None:
     task = get_task("mlqa")
     for lang in task.languages:
-        examples = task.read("eval", lang, SHARED)
+        examples = task.read("eval", lang, shared_data)
         assert len(examples) >= 500 and all(ex.answers and ex.answers[0][0] for ex in examples)
 
 

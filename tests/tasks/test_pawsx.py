@@ -12,7 +12,6 @@ from xstilts.tasks.base import ClassificationExample
 from xstilts.tasks.pawsx import read_pawsx_tsv, sentence_groups, split_rows
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
 
 
 def test_metadata() -> None:
@@ -29,18 +28,18 @@ def test_groups_link_rows_sharing_any_sentence() -> None:
     assert len({groups[0], groups[1], groups[4]}) == 3
 
 
-def test_offline_split_is_sentence_disjoint_and_parallel() -> None:
+def test_offline_split_is_sentence_disjoint_and_parallel(shared_data: Path) -> None:
     task = get_task("pawsx")
-    english = read_pawsx_tsv(DATA / "xtreme/pawsx/dev-en.tsv")
+    english = read_pawsx_tsv(shared_data / "xtreme/pawsx/dev-en.tsv")
     train_rows, eval_rows = split_rows(english, 0.5)
     assert len(train_rows) + len(eval_rows) == 2000 and not set(train_rows) & set(eval_rows)
     seen = {s for i in train_rows for s in (english[i].text_a, english[i].text_b)}
     assert not any(english[i].text_a in seen or english[i].text_b in seen for i in eval_rows)
-    train = task.read("train", "en", DATA)
+    train = task.read("train", "en", shared_data)
     assert train == [english[i] for i in train_rows]
-    german = read_pawsx_tsv(DATA / "xtreme/pawsx/dev-de.tsv")
-    assert task.read("eval", "de", DATA) == [german[i] for i in eval_rows]
-    assert task.files("train", "en", DATA)[0].name == "dev-en.tsv"
+    german = read_pawsx_tsv(shared_data / "xtreme/pawsx/dev-de.tsv")
+    assert task.read("eval", "de", shared_data) == [german[i] for i in eval_rows]
+    assert task.files("train", "en", shared_data)[0].name == "dev-en.tsv"
 
 
 def _write(path: Path, text: str) -> Path:

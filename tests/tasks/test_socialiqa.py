@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -20,9 +20,9 @@ def test_fixture_trains_on_tst_and_evaluates_on_dev() -> None:
     assert dev[0].choices[dev[0].label] == "Find somewhere to go"  # correct = C
 
 
-def test_real_files() -> None:
+def test_real_files(shared_data: Path) -> None:
     task = get_task("socialiqa")
-    train, dev = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+    train, dev = task.read("train", "en", shared_data), task.read("eval", "en", shared_data)
     assert (len(train), len(dev)) == (2224, 1954)
     assert not {(ex.context, ex.question) for ex in train} & {(ex.context, ex.question) for ex in dev}
 

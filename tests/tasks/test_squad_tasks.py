@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -29,13 +29,13 @@ def test_fixture_v11_is_split_by_article() -> None:
     assert len(first.answers) == 3  # duplicates kept: they are separate gold answers
 
 
-def test_real_dev_split_has_unseen_articles() -> None:
+def test_real_dev_split_has_unseen_articles(shared_data: Path) -> None:
     task = get_task("squad")
-    train, held = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+    train, held = task.read("train", "en", shared_data), task.read("eval", "en", shared_data)
     assert len(train) + len(held) == 10565  # every question of the real dev file
     assert not {ex.context for ex in train} & {ex.context for ex in held}
     assert all(ex.context[s: s + len(t)] == t for ex in held for t, s in ex.answers)
-    articles = read_squad_articles(SHARED / "english" / "squad" / "squaddev_v1.1.json")
+    articles = read_squad_articles(shared_data / "english" / "squad" / "squaddev_v1.1.json")
     assert len(articles) == 48
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -21,9 +21,9 @@ def test_fixture() -> None:
     assert train[1].label == "negative"
 
 
-def test_real_files() -> None:
+def test_real_files(shared_data: Path) -> None:
     task = get_task("sst2")
-    train, dev = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+    train, dev = task.read("train", "en", shared_data), task.read("eval", "en", shared_data)
     assert (len(train), len(dev)) == (67349, 872)
     assert {ex.label for ex in dev} == {"negative", "positive"}
 

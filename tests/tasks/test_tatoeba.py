@@ -11,20 +11,19 @@ from xstilts.errors import ConfigError, DataError
 from xstilts.tasks import get_task
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def _task(**options: object):
     return get_task("tatoeba", {"dir": str(FIXTURES / "tatoeba"), **options})
 
 
-def test_metadata() -> None:
+def test_metadata(shared_data: Path) -> None:
     task = get_task("tatoeba")
     assert task.head == "retrieval" and task.all_metrics() == ("accuracy", "accuracy_en_xx")
     assert len(task.languages) == 36 and len(task.languages_r) == 41 and "en" not in task.languages
-    assert task.files("train", "en", SHARED) == []
+    assert task.files("train", "en", shared_data) == []
     with pytest.raises(DataError, match="no 'train' split"):
-        task.read("train", "en", SHARED)
+        task.read("train", "en", shared_data)
 
 
 def test_laser_layout_is_line_aligned() -> None:
@@ -56,15 +55,15 @@ def test_sorted_english_without_labels_is_refused(tmp_path: Path) -> None:
     assert task.read("eval", "fr", tmp_path)[0].target == "B"
 
 
-def test_the_shared_copy_reads_lasers_gold_alignment(tmp_path: Path) -> None:
+def test_the_shared_copy_reads_lasers_gold_alignment(tmp_path: Path, shared_data: Path) -> None:
     """Since 2026-11-29 the shared folder has LASER's line-aligned files beside XTREME's sorted ones:
     the default reads the aligned pair; XTREME's sorted pair alone is still refused."""
     task = get_task("tatoeba")
-    pairs = task.read("eval", "de", SHARED)
+    pairs = task.read("eval", "de", shared_data)
     assert len(pairs) == 1000
     assert pairs[0].source == "Maria sagte, sie wisse nicht, wo Tom sei."
     assert pairs[0].target == "Mary said she didn't know where Tom was."
-    shared = SHARED / "xtreme" / "tatoeba"
+    shared = shared_data / "xtreme" / "tatoeba"
     xtreme_en = (shared / "de-en.en").read_text(encoding="utf-8").splitlines()
     xtreme_de = (shared / "de-en.de").read_text(encoding="utf-8").splitlines()
     assert sorted(p.target for p in pairs) == sorted(xtreme_en)  # the same sentences; XTREME sorted them
@@ -72,7 +71,7 @@ def test_the_shared_copy_reads_lasers_gold_alignment(tmp_path: Path) -> None:
     for name in ("de-en.de", "de-en.en"):  # XTREME's files without LASER's beside them
         (tmp_path / name).write_bytes((shared / name).read_bytes())
     with pytest.raises(DataError, match="sorted"):
-        get_task("tatoeba", {"dir": str(tmp_path)}).read("eval", "de", SHARED)
+        get_task("tatoeba", {"dir": str(tmp_path)}).read("eval", "de", shared_data)
 
 
 def test_bad_files_name_file_and_line(tmp_path: Path) -> None:

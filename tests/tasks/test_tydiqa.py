@@ -11,7 +11,6 @@ from xstilts.errors import DataError
 from xstilts.tasks import get_task
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def test_metadata() -> None:
@@ -28,14 +27,14 @@ def test_fixture_layout() -> None:
     assert sw.id == "swahili-1" and sw.answers[0][0] == "Nairobi"
 
 
-def test_real_train_and_gold_dev() -> None:
+def test_real_train_and_gold_dev(shared_data: Path) -> None:
     """The shared dev files carry gold answers since 2026-11-29 (the counts of its README)."""
     task = get_task("tydiqa")
-    train = task.read("train", "en", SHARED)
+    train = task.read("train", "en", shared_data)
     assert len(train) == 3696 and all(ex.answers[0][0] for ex in train)
     counts = {"ar": 921, "bn": 113, "en": 440, "fi": 782, "id": 565, "ko": 276, "ru": 812, "sw": 499, "te": 669}
     for language, n in counts.items():
-        dev = task.read("eval", language, SHARED)
+        dev = task.read("eval", language, shared_data)
         assert len(dev) == n
         assert all(text and ex.context[start:start + len(text)] == text for ex in dev for text, start in ex.answers)
 

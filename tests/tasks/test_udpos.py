@@ -14,7 +14,6 @@ from xstilts.tasks import get_task
 from xstilts.tasks.udpos import UPOS_TAGS
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
 
 
 def test_language_lists_and_labels() -> None:
@@ -26,13 +25,13 @@ def test_language_lists_and_labels() -> None:
     assert len(UPOS_TAGS) == 17 and task.labels == UPOS_TAGS
 
 
-def test_reads_real_train_and_dev() -> None:
+def test_reads_real_train_and_dev(shared_data: Path) -> None:
     task = get_task("udpos")
-    dev = task.read("eval", "de", DATA)
+    dev = task.read("eval", "de", shared_data)
     assert len(dev) > 1000
     assert all(len(ex.tokens) == len(ex.tags) for ex in dev)
     assert {t for ex in dev for t in ex.tags} <= set(UPOS_TAGS)
-    first = task.load("train", "en", DATA, limit=3)
+    first = task.load("train", "en", shared_data, limit=3)
     assert first[0].tokens[:3] == ("Al", "-", "Zaman") and first[0].tags[:3] == ("PROPN", "PUNCT", "PROPN")
 
 
@@ -62,15 +61,15 @@ def test_crlf_bom_and_lang_prefix(tmp_path: Path) -> None:
             "xml:base", 'xml:base="http://www.heise.de/', 'xml:base="/ix/events/">'}),
     ("fi", {"tv:stä", "sdp:n"}),
 ])
-def test_real_tokens_with_colons_survive(tmp_path: Path, lang: str, kept: set[str]) -> None:
+def test_real_tokens_with_colons_survive(tmp_path: Path, lang: str, kept: set[str], shared_data: Path) -> None:
     """The 9 real UD-POS tokens the old per-token prefix guess cut are read unchanged, and a copy of
     the file with XTREME's ``{lang}:`` prefix on every token reads exactly the same tokens."""
-    path = DATA / "xtreme" / "udpos" / f"dev-{lang}.tsv"
+    path = shared_data / "xtreme" / "udpos" / f"dev-{lang}.tsv"
     lines = path.read_text(encoding="utf-8").splitlines()
     raw = [line.split("\t")[0] for line in lines if line.strip()]
     assert kept <= set(raw)
     task = get_task("udpos")
-    assert [t for ex in task.read("eval", lang, DATA) for t in ex.tokens] == raw
+    assert [t for ex in task.read("eval", lang, shared_data) for t in ex.tokens] == raw
     folder = tmp_path / "udpos"
     folder.mkdir()
     (folder / f"dev-{lang}.tsv").write_text("".join(f"{lang}:{line}\n" if line.strip() else "\n" for line in lines),

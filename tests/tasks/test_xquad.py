@@ -12,7 +12,6 @@ from xstilts.tasks import get_task
 from xstilts.tasks.xquad import standin_train
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def _task(**options: object):
@@ -37,11 +36,11 @@ def test_standin_drops_xquad_paragraphs_on_fixture() -> None:
     assert de[0].answers == (("zur Nordsee", de[0].context.index("zur Nordsee")),)
 
 
-def test_standin_on_the_real_files() -> None:
+def test_standin_on_the_real_files(shared_data: Path) -> None:
     """SQuAD v1.1 dev has 2,067 paragraphs; XQuAD's 240 are all found and dropped."""
-    train = standin_train(SHARED / "english/squad/squaddev_v1.1.json", SHARED / "xtreme/xquad/xquad.en.json")
+    train = standin_train(shared_data / "english/squad/squaddev_v1.1.json", shared_data / "xtreme/xquad/xquad.en.json")
     assert len({ex.context for ex in train}) == 2067 - 240
-    xquad = json.loads((SHARED / "xtreme/xquad/xquad.en.json").read_text(encoding="utf-8"))
+    xquad = json.loads((shared_data / "xtreme/xquad/xquad.en.json").read_text(encoding="utf-8"))
     contexts = {p["context"].strip() for a in xquad["data"] for p in a["paragraphs"]}
     assert not contexts & {ex.context.strip() for ex in train}
 
@@ -63,14 +62,14 @@ def test_removed_answers_are_refused() -> None:
         _task().read("eval", "es", Path("/x"))
 
 
-def test_the_shared_copy_has_gold_answers() -> None:
+def test_the_shared_copy_has_gold_answers(shared_data: Path) -> None:
     """Since 2026-11-29 the shared XQuAD files carry gold answers: every question of every language
     reads, with a non-empty answer found at its offset, and ids identical across languages."""
     task = get_task("xquad")
-    en = task.read("eval", "en", SHARED)
+    en = task.read("eval", "en", shared_data)
     assert len(en) == 1190
     for language in ("de", "zh", "th"):
-        examples = task.read("eval", language, SHARED)
+        examples = task.read("eval", language, shared_data)
         assert [ex.id for ex in examples] == [ex.id for ex in en]
         for ex in examples:
             text, start = ex.answers[0]

@@ -9,22 +9,11 @@ import pytest
 
 from xstilts.training.batching import eval_batches, train_batches
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def panx(tiny_model: Path):
+def panx(tiny_model: Path, shared_data: Path):
     """Tokenizer, task, 48 real PAN-X English sentences and their features."""
     from transformers import AutoTokenizer
 
@@ -34,7 +23,7 @@ def panx(tiny_model: Path):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     task = get_task("panx")
     kind = get_head_kind(task.head)
-    examples = task.load("train", "en", DATA, 48)
+    examples = task.load("train", "en", shared_data, 48)
     return tok, task, kind, examples, kind.encode(task, examples, tok, 32)
 
 
@@ -54,9 +43,9 @@ def test_train_batches_cover_every_example_once_per_epoch(bucket: bool) -> None:
     assert batches != train_batches(lengths, 16, np.random.default_rng(6), bucket, pool=4)
 
 
-def test_bucketing_cuts_padding_on_real_sentence_lengths(panx) -> None:
+def test_bucketing_cuts_padding_on_real_sentence_lengths(panx, shared_data: Path) -> None:
     tok, task, kind, _, _ = panx
-    examples = task.load("train", "en", DATA, 2000)
+    examples = task.load("train", "en", shared_data, 2000)
     lengths = [f["length"] for f in kind.encode(task, examples, tok, 128)]
     rng = np.random.default_rng(0)
     plain = _padding(lengths, train_batches(lengths, 32, rng, bucket=False))

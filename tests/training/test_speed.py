@@ -13,24 +13,14 @@ from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
 from xstilts.training.speed import prepare_encoder
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 WORD = "embeddings.word_embeddings.weight"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
-    from xstilts.training import speed
-
-    before, initial = torch.get_num_threads(), speed._initial_threads
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    speed._initial_threads = initial  # auto threads of later tests start from the real default
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_model: Path):
+def setup(tiny_model: Path, shared_data: Path):
     """Tokenizer, PAN-X task and head kind, 32 real training sentences, 12 dev sentences, a model."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -40,8 +30,8 @@ def setup(tiny_model: Path):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     task = get_task("panx")
     kind = get_head_kind(task.head)
-    train_ex = task.load("train", "en", DATA, 32)
-    dev_ex = task.load("eval", "en", DATA, 12)
+    train_ex = task.load("train", "en", shared_data, 32)
+    dev_ex = task.load("eval", "en", shared_data, 12)
     torch.manual_seed(0)
     return (tok, task, kind, kind.encode(task, train_ex, tok, 32), dev_ex, kind.encode(task, dev_ex, tok, 32),
             AutoModel.from_pretrained(tiny_model))
