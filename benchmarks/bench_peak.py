@@ -98,11 +98,11 @@ def main() -> None:
     from xstilts.training.speed import prepare_encoder
 
     tok = load_tokenizer("default")
-    task = get_task("panx")
+    task = get_task("panx", data_dir=args.data_dir)
     kind = get_head_kind(task.head)
     # a pool as large as the loop's bucketing pool (50 batches), so batches are as well bucketed as in a run
     n_examples = max(50 * args.batch_size, args.rounds * args.steps * args.batch_size)
-    _, feats = load_features(task, "train", "en", args.data_dir, tok, 128, n_examples,
+    _, feats = load_features(task, "train", "en", tok, 128, n_examples,
                              Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
     set_seed(1)
     encoder = load_encoder("default")

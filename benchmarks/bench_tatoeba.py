@@ -66,14 +66,14 @@ def main() -> None:
     def embed(texts: list[str]) -> list[np.ndarray]:
         return embed_sentences_layers(encoder, tokenizer, texts, layers=LAYERS, max_length=args.max_length)
 
-    task = get_task("tatoeba")
+    task = get_task("tatoeba", data_dir=args.data_dir)
     print("\n## Tatoeba (xx→en / en→xx accuracy, %)")
     print("| language | layer 8 (xtreme) | layer 12 (last) | pairs |")
     print("|---|---|---|---|")
     missing_gold = []
     for lang in task.languages_r:
         try:
-            pairs = task.load("eval", lang, args.data_dir, args.limit)
+            pairs = task.load("eval", lang, args.limit)
         except DataError as exc:
             missing_gold.append(lang)
             reason = exc.one_line()

@@ -28,17 +28,17 @@ def check_data(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> None:
     checked: set[tuple[str, str, str, str]] = set()
     for (phase, name), langs in needed.items():
         section = cfg.intermediate if phase == "intermediate" else cfg.target
-        task = get_task(name, section.task_options.get(name))
+        task = get_task(name, section.task_options.get(name), data_dir)
         train = [("train", "en")] if task.trainable else []
         for split, lang in [*train, *[("eval", lang) for lang in sorted(langs)]]:
             key = (phase, name, split, lang)
             if key in checked:
                 continue
             checked.add(key)
-            for path in task.files(split, lang, data_dir):
+            for path in task.files(split, lang):
                 if not path.is_file():
                     raise DataError(f"{name} {split} file for language '{lang}' not found", path)
-            task.load(split, lang, data_dir)
+            task.load(split, lang)
 
 
 def check_max_length(cfg: ExperimentConfig, plan: list[Run], model_path: str, config_path: Path) -> None:

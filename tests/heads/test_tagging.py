@@ -164,9 +164,9 @@ def read_words(path: Path) -> int:
 
 
 def test_every_word_of_real_panx_zh_is_scored_at_128(tok, shared_data: Path) -> None:
-    task = get_task("panx")
+    task = get_task("panx", data_dir=shared_data)
     kind = get_head_kind("tagging")
-    examples = task.load("eval", "zh", shared_data)
+    examples = task.load("eval", "zh")
     features = kind.encode(task, examples, tok, max_length=128)
     assert max(f["length"] for f in features) == 128 and len(features) > len(examples)
     n_words = read_words(shared_data / "xtreme" / "panx" / "dev-zh.tsv")
@@ -178,14 +178,14 @@ def test_every_word_of_real_panx_zh_is_scored_at_128(tok, shared_data: Path) -> 
 
 
 def test_eval_cap_counts_sentences_and_cache_key_covers_windows(tok, tmp_path: Path, shared_data: Path) -> None:
-    task = get_task("panx")
-    examples, features = load_features(task, "eval", "zh", shared_data, tok, 64, limit=300, cache_dir=tmp_path)
+    task = get_task("panx", data_dir=shared_data)
+    examples, features = load_features(task, "eval", "zh", tok, 64, limit=300, cache_dir=tmp_path)
     assert len(examples) == 300 and len(features) > 300
     assert sorted({f["example_index"] for f in features}) == list(range(300))
-    assert load_features(task, "eval", "zh", shared_data, tok, 64, limit=300, cache_dir=tmp_path) == (examples, features)
-    keys = {cache_key(get_task("panx", options), "eval", "zh", shared_data, tok, 64, 300)
+    assert load_features(task, "eval", "zh", tok, 64, limit=300, cache_dir=tmp_path) == (examples, features)
+    keys = {cache_key(get_task("panx", options).at(shared_data), "eval", "zh", tok, 64, 300)
             for options in ({}, {"stride": 8}, {"windows": False})}
-    keys.add(cache_key(task, "eval", "zh", shared_data, tok, 32, 300))
+    keys.add(cache_key(task, "eval", "zh", tok, 32, 300))
     assert len(keys) == 4
 
 

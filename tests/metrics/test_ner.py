@@ -27,7 +27,7 @@ def _perturb(gold: list[list[str]], rate: float, rng: np.random.Generator) -> li
 @pytest.mark.parametrize("lang", ["de", "zh", "sw"])
 @pytest.mark.parametrize("rate", [0.0, 0.05, 0.3])
 def test_matches_seqeval_on_real_panx(lang: str, rate: float) -> None:
-    gold = [list(ex.tags) for ex in get_task("panx", {"dir": str(PANX)}).load("eval", lang, PANX)]
+    gold = [list(ex.tags) for ex in get_task("panx", {"dir": str(PANX)}).at(PANX).load("eval", lang)]
     pred = _perturb(gold, rate, np.random.default_rng(7))
     stats = entity_stats(gold, pred)
     hits, n_pred, n_gold = stats.sum(axis=0)

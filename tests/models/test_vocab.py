@@ -32,7 +32,7 @@ def encoder_and_batch(tiny_model: Path, shared_data: Path) -> tuple[torch.nn.Mod
     from xstilts.tasks import get_task
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    examples = get_task("panx").load("train", "en", shared_data, limit=12)
+    examples = get_task("panx").at(shared_data).load("train", "en", limit=12)
     enc = tok([list(e.tokens) for e in examples], is_split_into_words=True, padding=True, return_tensors="pt")
     torch.manual_seed(0)
     model = AutoModel.from_pretrained(tiny_model)

@@ -33,10 +33,10 @@ def _one_update(model: Path, data: Path, batch_size: int, accum: int, n_examples
                 mixed_precision: str | None = None,
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor], int, int]:
     """Gradients seen by the optimizer at its first step, weights after it, optimizer steps, loop steps."""
-    task = get_task("sick")
+    task = get_task("sick", data_dir=data)
     kind = get_head_kind(task.head)
     tok = _tokenizer(model)
-    _, feats = load_features(task, "train", "en", data, tok, 32, n_examples)
+    _, feats = load_features(task, "train", "en", tok, 32, n_examples)
     assert len(feats) == n_examples
     set_seed(0)
     encoder = load_encoder(str(model), dropout=0.0)  # dropout masks differ between one batch of 8 and two of 4
@@ -77,10 +77,10 @@ def test_accumulating_two_batches_of_4_equals_one_batch_of_8(tiny_model: Path, m
 
 def test_epochs_count_optimizer_updates(tiny_model: Path, mini_data: Path) -> None:
     """One epoch of 8 examples is 2 updates at batch 4, but 1 update at batch 4 × accumulation 2."""
-    task = get_task("sick")
+    task = get_task("sick", data_dir=mini_data)
     kind = get_head_kind(task.head)
     tok = _tokenizer(tiny_model)
-    _, feats = load_features(task, "train", "en", mini_data, tok, 32, 8)
+    _, feats = load_features(task, "train", "en", tok, 32, 8)
     steps = {}
     for accum in (1, 2):
         encoder = load_encoder(str(tiny_model))

@@ -21,9 +21,9 @@ def panx(tiny_model: Path, shared_data: Path):
     from xstilts.tasks import get_task
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    task = get_task("panx")
+    task = get_task("panx", data_dir=shared_data)
     kind = get_head_kind(task.head)
-    examples = task.load("train", "en", shared_data, 48)
+    examples = task.load("train", "en", 48)
     return tok, task, kind, examples, kind.encode(task, examples, tok, 32)
 
 
@@ -45,7 +45,7 @@ def test_train_batches_cover_every_example_once_per_epoch(bucket: bool) -> None:
 
 def test_bucketing_cuts_padding_on_real_sentence_lengths(panx, shared_data: Path) -> None:
     tok, task, kind, _, _ = panx
-    examples = task.load("train", "en", shared_data, 2000)
+    examples = task.at(shared_data).load("train", "en", 2000)
     lengths = [f["length"] for f in kind.encode(task, examples, tok, 128)]
     rng = np.random.default_rng(0)
     plain = _padding(lengths, train_batches(lengths, 32, rng, bucket=False))

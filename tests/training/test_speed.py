@@ -28,10 +28,10 @@ def setup(tiny_model: Path, shared_data: Path):
     from xstilts.tasks import get_task
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    task = get_task("panx")
+    task = get_task("panx", data_dir=shared_data)
     kind = get_head_kind(task.head)
-    train_ex = task.load("train", "en", shared_data, 32)
-    dev_ex = task.load("eval", "en", shared_data, 12)
+    train_ex = task.load("train", "en", 32)
+    dev_ex = task.load("eval", "en", 12)
     torch.manual_seed(0)
     return (tok, task, kind, kind.encode(task, train_ex, tok, 32), dev_ex, kind.encode(task, dev_ex, tok, 32),
             AutoModel.from_pretrained(tiny_model))

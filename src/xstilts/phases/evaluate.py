@@ -43,8 +43,7 @@ def load_eval_sets(ctx: RunContext, task: Task, languages: tuple[str, ...] | lis
                    limit: int | None) -> list[EvalSet]:
     sets = []
     for lang in languages:
-        ex, feats = load_features(task, EVAL_SPLIT, lang, ctx.data_dir, ctx.tokenizer, max_length, limit,
-                                  ctx.cache_dir)
+        ex, feats = load_features(task, EVAL_SPLIT, lang, ctx.tokenizer, max_length, limit, ctx.cache_dir)
         sets.append(EvalSet(task, lang, ex, feats))
     return sets
 

@@ -19,7 +19,6 @@ from xstilts.evaluation.embed import embed_sentences
 from xstilts.metrics.stats import score_from_stats
 from xstilts.plan import Run
 from xstilts.store import RunResult, Score
-from xstilts.tasks import get_task
 from xstilts.tasks._retrieval import RetrievalTask
 from xstilts.tasks.base import EVAL_SPLIT
 
@@ -30,7 +29,7 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
     from xstilts.models.loading import load_encoder
 
     assert run.target is not None
-    task = get_task(run.target, ctx.cfg.target.task_options.get(run.target))
+    task = ctx.target_task(run.target)
     if not isinstance(task, RetrievalTask):
         raise TypeError(f"{run.target} is not a retrieval task")
     hp = ctx.cfg.target.train_for(run.target)
@@ -53,7 +52,7 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
     for lang in run.languages:
         if lang == "en":
             continue  # retrieval is always xx against English
-        res = task.evaluate_embeddings(embed, lang, ctx.data_dir, hp.max_eval_examples)
+        res = task.evaluate_embeddings(embed, lang, hp.max_eval_examples)
         for metric in task.all_metrics():
             rows = res.stats[metric]
             value = score_from_stats(metric, rows)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -227,7 +226,7 @@ class RetrievalTask(Task):
         opts["batch_size"] = int(opts["batch_size"])
         return opts
 
-    def evaluate_embeddings(self, embed: Embedder, language: str, data_dir: Path, limit: int | None = None,
+    def evaluate_embeddings(self, embed: Embedder, language: str, limit: int | None = None,
                             ) -> RetrievalResult:
         """Embed one language's evaluation data with ``embed`` and score it."""
         raise NotImplementedError

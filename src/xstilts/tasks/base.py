@@ -1,7 +1,9 @@
 """What a task is: examples, a head kind, a metric, languages, and readers for its files.
 
 A task module defines one :class:`Task` subclass and registers an instance with
-:func:`xstilts.tasks.registry.register`. Adding a task is adding one file.
+:func:`xstilts.tasks.registry.register`. Adding a task is adding one file. An instance is bound to
+its options and its data directory when it is made (``get_task(name, options, data_dir)``), so
+its readers take only a split and a language.
 
 Splits: ``train`` is the English training set; ``eval`` is the evaluation set of a language
 (XTREME test files ship without labels, so XTREME's dev splits serve as evaluation sets). The
@@ -10,7 +12,7 @@ English ``eval`` split is what model selection uses ("English dev").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -108,6 +110,30 @@ class Task:
     nested_options: ClassVar[dict[str, str]] = {}
 
     options: dict[str, Any] = field(default_factory=dict)  # per-task config (e.g. file overrides)
+    # Where the data lives (a config's data_dir), bound when the task is made (get_task), so no
+    # reader takes it as an argument. None for a task used only for what it is (plan, config).
+    data_dir: Path | None = None
+
+    @property
+    def data(self) -> Path:
+        """The data directory; an error for a task made without one."""
+        if self.data_dir is None:
+            raise DataError(f"task {self.name} was made without a data directory")
+        return Path(self.data_dir)
+
+    def at(self, data_dir: str | Path) -> Task:
+        """The same task (same options) reading from another data directory."""
+        return replace(self, options=dict(self.options), data_dir=Path(data_dir))
+
+    def part(self, cls: type[Task], options: dict[str, Any] | None = None) -> Task:
+        """Another task that this one reads through (a component, its training set), on the same data."""
+        return cls(options=dict(options or {}), data_dir=self.data_dir)
+
+    def option_path(self, option: str, default: str) -> Path:
+        """The path option ``option`` names, else ``default`` under the data directory."""
+        if option in self.options:
+            return Path(self.options[option])
+        return self.data / default
 
     @classmethod
     def known_options(cls) -> tuple[str, ...]:
@@ -117,20 +143,20 @@ class Task:
     def all_metrics(self) -> tuple[str, ...]:
         return self.metrics or (self.metric,)
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         """The files :meth:`read` would read; used for 'which data was found' listings."""
         raise NotImplementedError
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[Example]:
+    def read(self, split: str, language: str) -> list[Example]:
         """Read and validate every example of a split; raise DataError naming file and line."""
         raise NotImplementedError
 
-    def load(self, split: str, language: str, data_dir: Path, limit: int | None = None) -> list[Example]:
+    def load(self, split: str, language: str, limit: int | None = None) -> list[Example]:
         """Read a split, checking it is not empty, and keep the first ``limit`` examples."""
-        examples = self.read(split, language, data_dir)
+        examples = self.read(split, language)
         if not examples:
-            files = self.files(split, language, data_dir)
-            raise DataError("no examples found (empty file?)", files[0] if files else data_dir)
+            files = self.files(split, language)
+            raise DataError("no examples found (empty file?)", files[0] if files else self.data_dir)
         return examples[:limit] if limit else examples
 
     def check_labels(self, label: str, path: Path, line: int) -> str:

@@ -118,20 +118,20 @@ def extract_tatoeba_sentences(data_dir: Path, out_dir: Path, languages: Sequence
     """
     from xstilts.tasks import get_task
 
-    task = get_task("tatoeba", tatoeba_options)
-    available = task.sentence_languages(data_dir)
+    task = get_task("tatoeba", tatoeba_options, data_dir)
+    available = task.sentence_languages()
     if not available:
-        raise DataError("no Tatoeba files (<lang>-en.<lang>) found", task.folder(data_dir))
+        raise DataError("no Tatoeba files (<lang>-en.<lang>) found", task.folder())
     wanted = list(languages) or available
     for lang in wanted:
         if lang not in available:
             raise DataError(f"no Tatoeba text for language {lang!r} (have: {', '.join(available)})",
-                            task.files("eval", lang, data_dir)[0])
+                            task.files("eval", lang)[0])
     for lang in wanted:
         target = out_dir / f"{lang}.txt"
         if target.is_file():
             continue
-        lines = [line for line in task.sentences(lang, data_dir) if line.strip()]
+        lines = [line for line in task.sentences(lang) if line.strip()]
         with atomic_path(target) as tmp:
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out_dir
