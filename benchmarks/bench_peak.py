@@ -115,16 +115,16 @@ def main() -> None:
     from xstilts.training.speed import prepare_encoder
 
     tok = load_tokenizer("default")
-    task = get_task("panx")
+    task = get_task("panx", data_dir=args.data_dir)
     kind = get_head_kind(task.head)
     # a pool as large as the loop's bucketing pool (50 batches), so batches are as well bucketed as in a run
     n_examples = max(50 * args.batch_size, args.rounds * args.steps * args.batch_size)
-    _, feats = load_features(task, "train", "en", args.data_dir, tok, 128, n_examples,
+    _, feats = load_features(task, "train", "en", tok, 128, n_examples,
                              Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
     set_seed(1)
     encoder = load_encoder("default")
     cfg = encoder.config
-    head = RecordingHead(kind.build(task, cfg.hidden_size))
+    head = RecordingHead(kind.build(task, cfg.hidden_size, 0.1))
     p_mm = matmul_params(encoder, head)
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
     runtimes = {p: RuntimeConfig(progress=False, bf16=p == "bf16") for p in precisions}

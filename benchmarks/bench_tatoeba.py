@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from xstilts.errors import DataError
-from xstilts.retrieval import embed_sentences_layers, nearest_accuracy_stats
+from xstilts.evaluation.embed import embed_sentences_layers
 from xstilts.tasks import get_task
+from xstilts.tasks._retrieval import nearest_accuracy_stats
 
 LAYERS = ("xtreme", "last")  # hidden_states[8] and [12] of the 12-layer default model
 
@@ -65,14 +66,14 @@ def main() -> None:
     def embed(texts: list[str]) -> list[np.ndarray]:
         return embed_sentences_layers(encoder, tokenizer, texts, layers=LAYERS, max_length=args.max_length)
 
-    task = get_task("tatoeba")
+    task = get_task("tatoeba", data_dir=args.data_dir)
     print("\n## Tatoeba (xx→en / en→xx accuracy, %)")
     print("| language | layer 8 (xtreme) | layer 12 (last) | pairs |")
     print("|---|---|---|---|")
     missing_gold = []
     for lang in task.languages_r:
         try:
-            pairs = task.load("eval", lang, args.data_dir, args.limit)
+            pairs = task.load("eval", lang, args.limit)
         except DataError as exc:
             missing_gold.append(lang)
             reason = exc.one_line()

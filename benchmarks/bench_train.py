@@ -11,7 +11,7 @@ Usage::
 What is compared (one pair of worker processes per job):
 
 - **train** (PAN-X en: ``xtreme/panx/train-en.tsv``; XNLI en as the pipeline reads it,
-  ``get_task("xnli").load("train", "en", data_dir)``): the first ``--train-examples`` examples,
+  ``get_task("xnli", data_dir=...).load("train", "en")``): the first ``--train-examples`` examples,
   one epoch, batch 32, lr 1e-4, linear schedule with 10 % warm-up, weight decay 0.01, gradient
   clipping at 1.0, max length 128, on the default model. (lr 1e-4 rather than 5e-5: in the
   ~38 steps that fit the time budget, 5e-5 left PAN-X dev F1 at 0, 1e-4 reached about 50.)
@@ -83,10 +83,9 @@ def _peak_rss_mb() -> float:
 def _examples(spec: dict[str, Any]) -> tuple[Any, list, list]:
     from xstilts.tasks import get_task
 
-    task = get_task(spec["task"])
-    data = Path(spec["data_dir"])
-    return (task, task.load("train", "en", data, spec["train_examples"]),
-            task.load("eval", "en", data, spec["dev_examples"]))
+    task = get_task(spec["task"], data_dir=spec["data_dir"])
+    return (task, task.load("train", "en", spec["train_examples"]),
+            task.load("eval", "en", spec["dev_examples"]))
 
 
 def _int_list(text: str) -> list[int]:
@@ -247,15 +246,15 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     runtime = RuntimeConfig(progress=False, **spec.get("runtime", {}))
     mark("load")
     tok = load_tokenizer("default")
-    task = get_task(spec["task"])
+    task = get_task(spec["task"], data_dir=spec["data_dir"])
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
-    data, cache = Path(spec["data_dir"]), Path(spec["cache_dir"])
-    _, feats = load_features(task, "train", "en", data, tok, HP["max_length"], spec["train_examples"], cache)
-    dev_ex, dev_feats = load_features(task, "eval", "en", data, tok, HP["max_length"], spec["dev_examples"],
+    cache = Path(spec["cache_dir"])
+    _, feats = load_features(task, "train", "en", tok, HP["max_length"], spec["train_examples"], cache)
+    dev_ex, dev_feats = load_features(task, "eval", "en", tok, HP["max_length"], spec["dev_examples"],
                                       cache)
     mark("prepare")
     speed = prepare_encoder(encoder, runtime, [feats, dev_feats], tok.pad_token_id)
@@ -267,7 +266,7 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     if spec.get("warmup_steps"):  # ablations: compile / first-call costs kept out of the timed steps
         mark("warmup")
         warm_hp = hp.model_copy(update={"max_steps": spec["warmup_steps"]})
-        w = train(encoder, [Job(task.name, kind, kind.build(task, encoder.config.hidden_size), feats)],
+        w = train(encoder, [Job(task.name, kind, kind.build(task, encoder.config.hidden_size, 0.1), feats)],
                   warm_hp, runtime, SEED + 1, tok.pad_token_id, lambda s: 0.0)
         warm = {"warmup_steps": w.steps}
         torch.manual_seed(SEED)
@@ -287,8 +286,8 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
 def _xnli_languages(spec: dict[str, Any]) -> list[tuple[str, list]]:
     from xstilts.tasks import get_task
 
-    task = get_task("xnli")
-    return [(lang, task.load("eval", lang, Path(spec["data_dir"]), spec["eval_examples"]))
+    task = get_task("xnli", data_dir=spec["data_dir"])
+    return [(lang, task.load("eval", lang, spec["eval_examples"]))
             for lang in task.languages]
 
 
@@ -329,7 +328,7 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
     sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _xnli_languages(spec)]
     mark("predict")

@@ -84,14 +84,14 @@ def main() -> None:
         overrides["threads"] = args.threads
     runtime = RuntimeConfig(progress=False, **overrides)
     tok = load_tokenizer("default")
-    task = get_task(args.task)
+    task = get_task(args.task, data_dir=args.data_dir)
     kind = get_head_kind(task.head)
     n = (args.steps + args.warmup) * args.batch_size
-    _, feats = load_features(task, "train", "en", args.data_dir, tok, 128, 20 * n,
+    _, feats = load_features(task, "train", "en", tok, 128, 20 * n,
                              Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
     set_seed(1)
     encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
     setup = prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.warmup, eval_every=10**9)
     train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id, lambda s: 0.0)

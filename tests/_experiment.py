@@ -7,9 +7,13 @@ languages, the tiny training block) is written once; each test changes only what
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+#: The tiny training block of every test experiment: a few steps on a few dozen examples. Tests
+#: that build a config in Python take TINY_TRAIN_OPTIONS (the same block as a dict).
 TINY_TRAIN = """lr = 1e-3
 batch_size = 8
 max_steps = 4
@@ -18,6 +22,7 @@ max_length = 32
 max_train_examples = 24
 max_eval_examples = 12
 """
+TINY_TRAIN_OPTIONS: dict[str, Any] = tomllib.loads(TINY_TRAIN)
 
 
 def _array(value: str | Sequence[object]) -> str:

@@ -51,6 +51,23 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls.
+
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    from xstilts.training import speed
+
+    before, initial = torch.get_num_threads(), speed._initial_threads
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    speed._initial_threads = initial  # auto threads of later tests start from the real default
+
+
 @pytest.fixture(scope="session")
 def mini_data(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few dozen real sentences per file, in the shared data layout."""

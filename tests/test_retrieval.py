@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from xstilts.errors import ConfigError
+from xstilts.evaluation.embed import resolve_layer
 from xstilts.metrics.stats import score_from_stats
-from xstilts.retrieval import (
+from xstilts.tasks._retrieval import (
     _knn_numpy,
     best_threshold,
     knn,
@@ -21,7 +22,6 @@ from xstilts.retrieval import (
     mining_stats,
     nearest_accuracy_stats,
     normalize,
-    resolve_layer,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "xtreme"
@@ -141,7 +141,7 @@ def test_embeddings_mean_pool_the_chosen_layer(tiny_model: Path) -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from xstilts.retrieval import embed_sentences
+    from xstilts.evaluation.embed import embed_sentences
 
     enc = AutoModel.from_pretrained(tiny_model)
     tok = AutoTokenizer.from_pretrained(tiny_model)

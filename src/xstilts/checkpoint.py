@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
+from xstilts.distributed import process_state
 from xstilts.errors import XstiltsError
 from xstilts.faults import atomic_path, sweep_directory
 from xstilts.models.vocab import full_state_dict
@@ -32,8 +33,6 @@ def save_encoder(encoder: nn.Module, directory: Path) -> Path:
     Under ``accelerate launch`` every process holds the same weights: only the main one writes,
     and the others wait until the file is there.
     """
-    from xstilts.executors import process_state
-
     target = directory / ENCODER_FILE
     procs = process_state()
     if not procs.is_main_process:

@@ -57,7 +57,8 @@ def run(
         expdir = ctx.out_dir
         import torch
 
-        from xstilts.executors import get_executor, is_main_process
+        from xstilts.distributed import is_main_process
+        from xstilts.executors import get_executor
         from xstilts.faults import sweep_checkpoints
         from xstilts.store import Store
         from xstilts.tasks import get_task

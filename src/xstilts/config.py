@@ -7,8 +7,6 @@ of the TOML file where that key is written).
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 import tomllib
 from pathlib import Path
@@ -20,11 +18,29 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
 from xstilts.errors import ConfigError
+
+#: The intermediate setting with no phase-2 run: its targets start from the pretrained model.
+BASELINE = "none"
+#: Setting names that stand for several tasks trained together.
+MULTI_TASK_ALIASES = {
+    "all-nine": ("anli_plus", "mnli", "qqp", "sst2", "squad", "hellaswag", "commonsenseqa", "cosmosqa", "ccg"),
+}
+
+#: ``mlm_data`` value: MLM on the non-English sides of the Tatoeba task's files (training/mlm.py).
+MLM_TATOEBA = "xtreme:tatoeba"
+
+
+def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
+    """The intermediate tasks a setting trains on together (one for single-task settings)."""
+    names = [setting] if isinstance(setting, str) else list(setting)
+    out: list[str] = []
+    for name in names:
+        out.extend(MULTI_TASK_ALIASES.get(name, (name,)))
+    return tuple(dict.fromkeys(out))
 
 
 class Strict(BaseModel):
@@ -46,22 +62,19 @@ class TrainConfig(Strict):
     patience: int | None = Field(None, ge=1)  # early stopping, in evaluations
     max_train_examples: int | None = Field(None, ge=1)
     max_eval_examples: int | None = Field(None, ge=1)  # per language
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)  # encoder hidden + attention dropout and the head's
     # micro-batches of ``batch_size`` per optimizer update (effective batch = batch_size × this)
     grad_accum_steps: int = Field(1, ge=1, le=1024)
 
-    @model_serializer(mode="wrap")
-    def _omit_default_accum(self, handler: Any) -> dict[str, Any]:
-        # Run ids hash model_dump(); leaving out the default keeps stores made before this option
-        # existed resumable (their runs keep their ids).
-        data = handler(self)
-        if data.get("grad_accum_steps") == 1:
-            data.pop("grad_accum_steps")
-        return data
-
 
 class RuntimeConfig(Strict):
-    """How to run (never changes results, only speed), plus where caches live."""
+    """How to run, plus where caches live.
+
+    Most of these change only speed. Those that change results (``bucket_by_length``,
+    ``bf16``/``mixed_precision``, ``freeze_embeddings``) are part of every run id
+    (:func:`xstilts.plan.runtime_key`), so changing them starts new runs instead of mixing
+    results made both ways.
+    """
 
     # intra-op threads; None = auto: 1 while the machine is oversubscribed (load ≥ cores), else all cores
     threads: int | None = Field(None, ge=1, le=1024)
@@ -108,7 +121,7 @@ class RayConfig(Strict):
 class IntermediateConfig(Strict):
     """Phase 2: which English intermediate settings to compare ('none' = baseline)."""
 
-    settings: list[str | list[str]] = Field(default_factory=lambda: ["none"])
+    settings: list[str | list[str]] = Field(default_factory=lambda: [BASELINE])
     train: TrainConfig = TrainConfig(lr=2e-5, epochs=1)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # multi-task settings: how the next batch's task is drawn (training/loop.py sampling_probs)
@@ -118,7 +131,9 @@ class IntermediateConfig(Strict):
     # masked-LM on unlabelled target-language text, mixed into phase 2 (training/mlm.py)
     mlm_rate: float = Field(0.0, ge=0, le=1)  # fraction of steps that also take an MLM batch
     mlm_weight: float = Field(1.0, gt=0)
-    mlm_data: str | None = None  # folder of <lang>.txt (one sentence a line), or "xtreme:tatoeba"
+    # folder of <lang>.txt (one sentence a line), or "xtreme:tatoeba" (the Tatoeba task's files; its
+    # options, e.g. dir, from [intermediate.task_options.tatoeba])
+    mlm_data: str | None = None
     mlm_languages: list[str] = Field(default_factory=list)  # [] = every file of mlm_data
     mlm_max_sentences: int | None = Field(None, ge=1)  # per language
 
@@ -132,27 +147,11 @@ class IntermediateConfig(Strict):
     @model_validator(mode="after")
     def _mlm_needs_text(self) -> IntermediateConfig:
         if self.mlm_rate > 0 and not self.mlm_data:
-            raise ValueError("mlm_rate > 0 needs mlm_data (a folder of <lang>.txt files or 'xtreme:tatoeba')")
+            raise ValueError(f"mlm_rate > 0 needs mlm_data (a folder of <lang>.txt files or {MLM_TATOEBA!r})")
         return self
 
     def setting_names(self) -> list[str]:
         return [s if isinstance(s, str) else "+".join(s) for s in self.settings]
-
-    def run_key(self, tasks: tuple[str, ...]) -> dict[str, Any]:
-        """What else (besides ``train`` and ``task_options``) changes a phase-2 run of ``tasks``.
-
-        Defaults are left out, so run ids made before these options existed stay valid.
-        """
-        key: dict[str, Any] = {}
-        if len(tasks) > 1 and self.sampler != "proportional":
-            key["sampler"] = [self.sampler, self.temperature if self.sampler == "temperature" else None]
-        caps = {t: self.task_caps[t] for t in tasks if t in self.task_caps}
-        if caps:
-            key["task_caps"] = caps
-        if self.mlm_rate > 0:
-            key["mlm"] = [self.mlm_rate, self.mlm_weight, self.mlm_data, sorted(self.mlm_languages),
-                          self.mlm_max_sentences]
-        return key
 
 
 class TargetConfig(Strict):
@@ -200,12 +199,6 @@ class ExperimentConfig(Strict):
 
     def out_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
-
-
-def fingerprint(*parts: Any) -> str:
-    """Stable short hash of JSON-able values: what makes a run's result what it is."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]
 
 
 def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -260,7 +253,6 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 def _check_task_names(cfg: ExperimentConfig, path: Path, text: str) -> None:
     """A misspelt task name is an error at its line of the config (the registry alone knows no file)."""
-    from xstilts.plan import BASELINE, setting_tasks
     from xstilts.tasks import get_task
 
     settings = zip(cfg.intermediate.settings, cfg.intermediate.setting_names(), strict=True)

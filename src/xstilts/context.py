@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.config import ExperimentConfig
+from xstilts.tasks import Task, get_task
 
 
 @dataclass
@@ -38,6 +39,14 @@ class RunContext:
 
             self._tokenizer = load_tokenizer(self.model_path)
         return self._tokenizer
+
+    def target_task(self, name: str) -> Task:
+        """Target task ``name`` with its ``[target.task_options]``, reading from the data directory."""
+        return get_task(name, self.cfg.target.task_options.get(name), self.data_dir)
+
+    def intermediate_task(self, name: str) -> Task:
+        """Intermediate task ``name`` with its ``[intermediate.task_options]``, reading from the data directory."""
+        return get_task(name, self.cfg.intermediate.task_options.get(name), self.data_dir)
 
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.out_dir / "checkpoints" / run_id

@@ -43,22 +43,21 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest
 
 
-def cache_key(task: Task, split: str, language: str, data_dir: Path, tokenizer: Any, max_length: int,
-              limit: int | None) -> str:
-    files = [(str(p.name), file_digest(p)) for p in task.files(split, language, data_dir) if p.is_file()]
+def cache_key(task: Task, split: str, language: str, tokenizer: Any, max_length: int, limit: int | None) -> str:
+    files = [(str(p.name), file_digest(p)) for p in task.files(split, language) if p.is_file()]
     settings = get_head_kind(task.head).encode_settings(task, tokenizer, max_length)  # e.g. tagging windows
     parts = (CACHE_VERSION, task.name, sorted(task.options.items(), key=str), split, language, limit,
              max_length, settings, tokenizer_fingerprint(tokenizer), files)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
-def load_features(task: Task, split: str, language: str, data_dir: Path, tokenizer: Any, max_length: int,
+def load_features(task: Task, split: str, language: str, tokenizer: Any, max_length: int,
                   limit: int | None = None, cache_dir: Path | None = None,
                   ) -> tuple[list[Example], list[Feature]]:
     """Examples and their features for one split of one language (cached when ``cache_dir``)."""
     path = None
     if cache_dir is not None:
-        key = cache_key(task, split, language, data_dir, tokenizer, max_length, limit)
+        key = cache_key(task, split, language, tokenizer, max_length, limit)
         path = cache_dir / f"{task.name}-{split}-{language}-{key}.pkl"
         if path.is_file():
             try:
@@ -72,7 +71,7 @@ def load_features(task: Task, split: str, language: str, data_dir: Path, tokeniz
                         note_read(file)
                     return examples, features
     with recording() as read:
-        examples = task.load(split, language, data_dir, limit)
+        examples = task.load(split, language, limit)
     features = get_head_kind(task.head).encode(task, examples, tokenizer, max_length)
     if path is not None:
         # no fsync: an entry a power cut truncates fails to unpickle above and is rebuilt

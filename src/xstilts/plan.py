@@ -1,23 +1,34 @@
-"""The plan: expand a config into the grid of runs, in dependency order.
+"""The plan: expand a config into the grid of runs, in dependency order, and name each run.
 
 A phase-2 run exists once per (intermediate setting, seed) and is reused by every target;
 the ``none`` setting has no phase-2 run (its targets start from the pretrained model).
 Run ids carry a hash of everything that determines the run's result, so a changed config never
-reuses a stale result, and an unchanged one never recomputes a finished one.
+reuses a stale result, and an unchanged one never recomputes a finished one. Every rule of what
+enters that hash lives in this module.
+
+Options added after the first stores existed enter the hash only when they differ from their
+default (``grad_accum_steps``, the sampler, task caps, MLM, fp16, frozen embeddings), so the runs
+of older stores keep their ids; tests/fixtures/run_ids.json pins the ids of the shipped configs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from xstilts.config import ExperimentConfig, fingerprint
+from xstilts.config import (
+    BASELINE,
+    MLM_TATOEBA,
+    ExperimentConfig,
+    IntermediateConfig,
+    RuntimeConfig,
+    TrainConfig,
+    setting_tasks,
+)
 from xstilts.errors import ConfigError
 from xstilts.tasks import get_task
-
-BASELINE = "none"
-MULTI_TASK_ALIASES = {
-    "all-nine": ("anli_plus", "mnli", "qqp", "sst2", "squad", "hellaswag", "commonsenseqa", "cosmosqa", "ccg"),
-}
 
 
 @dataclass(frozen=True)
@@ -33,27 +44,54 @@ class Run:
     languages: tuple[str, ...] = ()
 
 
-def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
-    """The intermediate tasks a setting trains on together (one for single-task settings)."""
-    names = [setting] if isinstance(setting, str) else list(setting)
-    out: list[str] = []
-    for name in names:
-        out.extend(MULTI_TASK_ALIASES.get(name, (name,)))
-    return tuple(dict.fromkeys(out))
+def fingerprint(*parts: Any) -> str:
+    """Stable short hash of JSON-able values: what makes a run's result what it is."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def train_key(hp: TrainConfig) -> dict[str, Any]:
+    """A phase's hyperparameters as hashed: ``grad_accum_steps`` only when it is not 1."""
+    data = hp.model_dump()
+    if data.get("grad_accum_steps") == 1:
+        data.pop("grad_accum_steps")
+    return data
+
+
+def runtime_key(rt: RuntimeConfig) -> tuple:
+    """The runtime settings that change results (the rest only change speed)."""
+    key: tuple = (rt.bucket_by_length, rt.bf16)
+    if rt.precision == "fp16":  # changes results; appended so other runs keep their ids
+        key += ("fp16",)
+    if rt.freeze_embeddings:  # a different training procedure, same rule
+        key += ("freeze_embeddings",)
+    return key
+
+
+def intermediate_key(icfg: IntermediateConfig, tasks: tuple[str, ...]) -> dict[str, Any]:
+    """What else (besides ``train`` and ``task_options``) changes a phase-2 run of ``tasks``; {} by default."""
+    key: dict[str, Any] = {}
+    if len(tasks) > 1 and icfg.sampler != "proportional":
+        key["sampler"] = [icfg.sampler, icfg.temperature if icfg.sampler == "temperature" else None]
+    caps = {t: icfg.task_caps[t] for t in tasks if t in icfg.task_caps}
+    if caps:
+        key["task_caps"] = caps
+    if icfg.mlm_rate > 0:
+        key["mlm"] = [icfg.mlm_rate, icfg.mlm_weight, icfg.mlm_data, sorted(icfg.mlm_languages),
+                      icfg.mlm_max_sentences]
+        if icfg.mlm_data == MLM_TATOEBA and icfg.task_options.get("tatoeba"):  # where the text is read
+            key["mlm_tatoeba"] = icfg.task_options["tatoeba"]
+    return key
 
 
 def make_plan(cfg: ExperimentConfig) -> list[Run]:
     """All runs of the study; phase-2 runs come before the targets that need them."""
-    runtime_key: tuple = (cfg.runtime.bucket_by_length, cfg.runtime.bf16)
-    if cfg.runtime.precision == "fp16":  # changes results; appended so other runs keep their ids
-        runtime_key += ("fp16",)
-    if cfg.runtime.freeze_embeddings:  # a different training procedure, same rule
-        runtime_key += ("freeze_embeddings",)
+    rt_key = runtime_key(cfg.runtime)
     runs: list[Run] = []
     for setting, name in zip(cfg.intermediate.settings, cfg.intermediate.setting_names(), strict=True):
         tasks = () if name == BASELINE else setting_tasks(setting)
         for task in tasks:
-            if get_task(task).head == "retrieval":  # unknown names fail here, before anything runs
+            if not get_task(task).trainable:  # unknown names fail here, before anything runs
                 raise ConfigError(f"intermediate setting {name!r}: {task} is a retrieval task, it has no "
                                   "training data (use it as a target)")
         for seed in cfg.seeds:
@@ -61,19 +99,19 @@ def make_plan(cfg: ExperimentConfig) -> list[Run]:
             parent_hash = fingerprint(cfg.model)
             if tasks:
                 opts = {t: cfg.intermediate.task_options.get(t, {}) for t in tasks}
-                extra = cfg.intermediate.run_key(tasks)  # sampler, caps, MLM; {} when default (ids kept)
-                h = fingerprint(cfg.model, tasks, cfg.intermediate.train.model_dump(), opts, seed,
-                                runtime_key, *([extra] if extra else []))
+                extra = intermediate_key(cfg.intermediate, tasks)
+                h = fingerprint(cfg.model, tasks, train_key(cfg.intermediate.train), opts, seed,
+                                rt_key, *([extra] if extra else []))
                 parent_id = f"int-{name}-s{seed}-{h}"
                 parent_hash = h
                 runs.append(Run(parent_id, "intermediate", name, tasks, None, seed, h, None, ("en",)))
             for target in cfg.target.tasks:
                 task = get_task(target)
                 langs = tuple(cfg.target.languages_for(target, task.languages))
-                if task.head == "retrieval":  # xx against English: no English set, no model selection
+                if not task.trainable:  # xx against English: no English set, no model selection
                     langs = tuple(lang for lang in langs if lang != "en")
-                h = fingerprint(parent_hash, target, cfg.target.train_for(target).model_dump(), langs,
-                                cfg.target.task_options.get(target, {}), seed, runtime_key)
+                h = fingerprint(parent_hash, target, train_key(cfg.target.train_for(target)), langs,
+                                cfg.target.task_options.get(target, {}), seed, rt_key)
                 runs.append(Run(f"tgt-{name}-{target}-s{seed}-{h}", "target", name, tasks, target, seed, h,
                                 parent_id, langs))
     return runs

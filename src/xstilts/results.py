@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from xstilts.config import BASELINE
 from xstilts.faults import atomic_path
 from xstilts.identity import check_store
 from xstilts.store import Store
@@ -49,7 +50,7 @@ def results_table(expdir: Path) -> list[Table]:
     tables = []
     for target, sub in df.groupby("target", sort=True):
         metric = sub["metric"].iloc[0]
-        settings = sorted(sub["intermediate"].unique(), key=lambda s: (s != "none", s))
+        settings = sorted(sub["intermediate"].unique(), key=lambda s: (s != BASELINE, s))
         agg = sub.groupby(["language", "intermediate"])["value"].agg(["mean", "std", "count"])
         stale = sub.groupby(["language", "intermediate"])["stale"].any()
         n_seeds = int(sub.groupby("intermediate")["seed"].nunique().max())

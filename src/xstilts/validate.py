@@ -111,19 +111,19 @@ def data_problems(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> Ite
     checked: set[tuple[str, str, str, str]] = set()
     for (phase, name), langs in needed.items():
         section = cfg.intermediate if phase == "intermediate" else cfg.target
-        task = get_task(name, section.task_options.get(name))
-        train = [] if task.head == "retrieval" else [("train", "en")]  # retrieval tasks are not trained
+        task = get_task(name, section.task_options.get(name), data_dir)
+        train = [("train", "en")] if task.trainable else []
         for split, lang in [*train, *[("eval", lang) for lang in sorted(langs)]]:
             key = (phase, name, split, lang)
             if key in checked:
                 continue
             checked.add(key)
-            missing = [path for path in task.files(split, lang, data_dir) if not path.is_file()]
+            missing = [path for path in task.files(split, lang) if not path.is_file()]
             if missing:
                 yield DataError(f"{name} {split} file for language '{lang}' not found", missing[0])
                 continue
             try:
-                task.load(split, lang, data_dir)
+                task.load(split, lang)
             except XstiltsError as exc:  # a DataError (file:line), or a task option that does not fit the file
                 yield exc
 

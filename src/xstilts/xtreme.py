@@ -143,25 +143,25 @@ def task_overview(data_dir: Path, check: bool = False):  # -> rich.table.Table
     for col in ("task", "head", "metrics", "languages (XTREME)", "train (en)", "eval files found"):
         table.add_column(col)
     for name in task_names():
-        task = get_task(name)
+        task = get_task(name, data_dir=data_dir)
         extra = tuple(lang for lang in task.languages_r if lang not in task.languages)
         langs = task.languages + extra
         problems: list[str] = []
-        if task.head == "retrieval":
+        if not task.trainable:
             train = "none: not trained"
         else:
             try:
-                paths = task.files("train", "en", data_dir)
+                paths = task.files("train", "en")
                 train = "found" if paths and all(p.is_file() for p in paths) else "missing"
                 if check and train == "found":
-                    task.load("train", "en", data_dir)
+                    task.load("train", "en")
             except XstiltsError as exc:
                 train = "error"
                 problems.append(f"train: {exc.one_line()}")
         found, missing = [], []
         for lang in langs:
             try:
-                paths = task.files("eval", lang, data_dir)
+                paths = task.files("eval", lang)
             except XstiltsError as exc:
                 problems.append(f"{lang}: {exc.one_line()}")
                 continue
@@ -169,7 +169,7 @@ def task_overview(data_dir: Path, check: bool = False):  # -> rich.table.Table
                 found.append(lang)
                 if check:
                     try:
-                        task.load("eval", lang, data_dir)
+                        task.load("eval", lang)
                     except XstiltsError as exc:
                         problems.append(f"{lang}: {exc.one_line()}")
             else:
@@ -180,7 +180,7 @@ def task_overview(data_dir: Path, check: bool = False):  # -> rich.table.Table
         extra_langs = getattr(task, "extra_eval_languages", ())
         if extra_langs:
             more = [lang for lang in extra_langs
-                    if all(p.is_file() for p in task.files("eval", lang, data_dir))]
+                    if all(p.is_file() for p in task.files("eval", lang))]
             cell += f"\nalso {len(more)}/{len(extra_langs)} of {extra_langs[0]}, ...: {' '.join(more)}"
         if check and not problems and (found or train == "found"):
             cell += "\nall read without error"

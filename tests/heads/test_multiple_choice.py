@@ -74,7 +74,7 @@ def test_module_flattens_choices_and_scores_each(tokenizer: Any) -> None:
     feats = kind.encode(get_task("hellaswag"), EXAMPLES, tokenizer, max_length=12)
     batch = kind.collate(feats, tokenizer.pad_token_id)
     encoder = RecordingEncoder()
-    module = kind.build(get_task("hellaswag"), 8)
+    module = kind.build(get_task("hellaswag"), 8, 0.1)
     module.eval()
     scores = module(encoder, batch)
     assert encoder.shapes == [(11, batch["input_ids"].shape[2])]  # 4 + 3 + 4 real choices, flattened
@@ -107,7 +107,7 @@ def test_trains_with_a_real_encoder(tokenizer: Any, tiny_model: Path) -> None:
     kind = get_head_kind("multiple_choice")
     feats = kind.encode(get_task("cosmosqa"), EXAMPLES, tokenizer, max_length=24)
     batch = kind.collate(feats, tokenizer.pad_token_id)
-    module = kind.build(get_task("cosmosqa"), encoder.config.hidden_size)
+    module = kind.build(get_task("cosmosqa"), encoder.config.hidden_size, 0.1)
     loss = kind.loss(module(encoder, batch), batch)
     loss.backward()
     assert torch.isfinite(loss)

@@ -147,7 +147,7 @@ def test_module_and_loss(tokenizer: Any, tiny_model: Path) -> None:
     task = get_task("squad")
     feats = kind.encode(task, EXAMPLES, tokenizer, max_length=32)[:6]
     batch = kind.collate(feats, tokenizer.pad_token_id)
-    logits = kind.build(task, encoder.config.hidden_size)(encoder, batch)
+    logits = kind.build(task, encoder.config.hidden_size, 0.1)(encoder, batch)
     assert logits.shape == (*batch["input_ids"].shape, 2)
     loss = kind.loss(logits, batch)
     assert torch.isfinite(loss) and loss.item() > 0

@@ -15,7 +15,6 @@ from xstilts.models.loading import load_tokenizer
 from xstilts.tasks import get_task
 from xstilts.tasks.base import TaggingExample
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 LONG_WORD = "Donaudampfschifffahrtsgesellschaftskapitänsmützenabzeichenhalterung"  # 16 sub-tokens
 
 
@@ -164,13 +163,13 @@ def read_words(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def test_every_word_of_real_panx_zh_is_scored_at_128(tok) -> None:
-    task = get_task("panx")
+def test_every_word_of_real_panx_zh_is_scored_at_128(tok, shared_data: Path) -> None:
+    task = get_task("panx", data_dir=shared_data)
     kind = get_head_kind("tagging")
-    examples = task.load("eval", "zh", DATA)
+    examples = task.load("eval", "zh")
     features = kind.encode(task, examples, tok, max_length=128)
     assert max(f["length"] for f in features) == 128 and len(features) > len(examples)
-    n_words = read_words(DATA / "xtreme" / "panx" / "dev-zh.tsv")
+    n_words = read_words(shared_data / "xtreme" / "panx" / "dev-zh.tsv")
     assert sum(p >= 0 for f in features for p in f["first_pos"]) == n_words
     preds = kind.predict_tags(task, features, oracle_logits(task, examples, features), len(examples))
     assert sum(len(p) for p in preds) == n_words and not any(MISSING in p for p in preds)
@@ -178,15 +177,15 @@ def test_every_word_of_real_panx_zh_is_scored_at_128(tok) -> None:
     assert ev.scores["f1"] == 100.0  # every entity is reachable (without windows: 98.7)
 
 
-def test_eval_cap_counts_sentences_and_cache_key_covers_windows(tok, tmp_path: Path) -> None:
-    task = get_task("panx")
-    examples, features = load_features(task, "eval", "zh", DATA, tok, 64, limit=300, cache_dir=tmp_path)
+def test_eval_cap_counts_sentences_and_cache_key_covers_windows(tok, tmp_path: Path, shared_data: Path) -> None:
+    task = get_task("panx", data_dir=shared_data)
+    examples, features = load_features(task, "eval", "zh", tok, 64, limit=300, cache_dir=tmp_path)
     assert len(examples) == 300 and len(features) > 300
     assert sorted({f["example_index"] for f in features}) == list(range(300))
-    assert load_features(task, "eval", "zh", DATA, tok, 64, limit=300, cache_dir=tmp_path) == (examples, features)
-    keys = {cache_key(get_task("panx", options), "eval", "zh", DATA, tok, 64, 300)
+    assert load_features(task, "eval", "zh", tok, 64, limit=300, cache_dir=tmp_path) == (examples, features)
+    keys = {cache_key(get_task("panx", options).at(shared_data), "eval", "zh", tok, 64, 300)
             for options in ({}, {"stride": 8}, {"windows": False})}
-    keys.add(cache_key(task, "eval", "zh", DATA, tok, 32, 300))
+    keys.add(cache_key(task, "eval", "zh", tok, 32, 300))
     assert len(keys) == 4
 
 

@@ -21,27 +21,18 @@ from xstilts.models.vocab import (
 KEY = "embeddings.word_embeddings.weight"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def encoder_and_batch(tiny_model: Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+def encoder_and_batch(tiny_model: Path, shared_data: Path) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     """The tiny model and a padded batch of real PAN-X English sentences."""
     from transformers import AutoModel, AutoTokenizer
 
     from xstilts.tasks import get_task
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    data = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    examples = get_task("panx").load("train", "en", data, limit=12)
+    examples = get_task("panx").at(shared_data).load("train", "en", limit=12)
     enc = tok([list(e.tokens) for e in examples], is_split_into_words=True, padding=True, return_tensors="pt")
     torch.manual_seed(0)
     model = AutoModel.from_pretrained(tiny_model)

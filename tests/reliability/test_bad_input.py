@@ -715,12 +715,12 @@ def test_bom_and_crlf_are_accepted(tmp_path: Path, mini_data: Path, tiny_model: 
     for task, splits, langs in readers:
         for split in splits:
             for lang in langs:
-                want = task.read(split, lang, clean.data)
-                assert want and task.read(split, lang, dirty.data) == want, (task.name, split, lang)
+                want = task.at(clean.data).read(split, lang)
+                assert want and task.at(dirty.data).read(split, lang) == want, (task.name, split, lang)
     for lang in ("en", "de", "sw"):
         opts = lambda b: {"xnli_file": str(b.tmp / "XNLI-1.0" / "xnli.dev.tsv")}  # noqa: E731
-        want = get_task("xnli", opts(clean)).read("eval", lang, clean.data)
-        assert want and get_task("xnli", opts(dirty)).read("eval", lang, dirty.data) == want
+        want = get_task("xnli", opts(clean)).at(clean.data).read("eval", lang)
+        assert want and get_task("xnli", opts(dirty)).at(dirty.data).read("eval", lang) == want
 
     dirty.write(settings='["sick"]', tasks='["panx", "xnli"]', languages='["en", "de"]')
     result = CliRunner().invoke(app, ["run", str(dirty.config)])

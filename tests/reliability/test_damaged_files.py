@@ -159,5 +159,5 @@ def test_sick_set_names_in_lower_case_are_read(tmp_path: Path, mini_data: Path) 
     lower.write_text("\n".join([lines[0], *("\t".join([*line.split("\t")[:-1], line.split("\t")[-1].lower()])
                                             for line in lines[1:])]) + "\n", encoding="utf-8")
     for split in ("train", "eval"):
-        want = get_task("sick").read(split, "en", mini_data)
-        assert want and get_task("sick", {"file": str(lower)}).read(split, "en", mini_data) == want
+        want = get_task("sick").at(mini_data).read(split, "en")
+        assert want and get_task("sick", {"file": str(lower)}).at(mini_data).read(split, "en") == want

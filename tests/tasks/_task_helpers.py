@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from _experiment import TINY_TRAIN_OPTIONS
+
 from xstilts.store import RunResult
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURE_DATA = FIXTURES / "data"
-SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 
-PHASE2_TRAIN = {"lr": 1e-3, "batch_size": 4, "max_steps": 3, "eval_every": 3, "max_length": 48,
-                "max_train_examples": 16, "max_eval_examples": 8}
+PHASE2_TRAIN = {**TINY_TRAIN_OPTIONS, "max_length": 48}  # room for a question and a window of its context
 
 
 def final_scores(result: RunResult) -> dict[tuple[str, str], float]:
     return {(s.task, s.metric): s.value for s in result.scores if s.kind == "final"}
 
 
-def assert_phase2_ran(result: RunResult, task: str, metrics: tuple[str, ...], steps: int = 3) -> None:
+def assert_phase2_ran(result: RunResult, task: str, metrics: tuple[str, ...],
+                      steps: int = PHASE2_TRAIN["max_steps"]) -> None:
     """Phase 2 trained ``steps`` steps, saved a checkpoint, and scored every metric on English dev."""
     assert result.train_steps == steps
     assert result.train_tokens > 0

@@ -13,18 +13,18 @@ from xstilts.tasks.anli import read_anli_jsonl
 
 
 def test_reads_all_rounds_from_fixtures() -> None:
-    task = get_task("anli")
-    train = task.read("train", "en", FIXTURE_DATA)
-    dev = task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("anli", data_dir=FIXTURE_DATA)
+    train = task.read("train", "en")
+    dev = task.read("eval", "en")
     assert len(train) == 24 and len(dev) == 9
     assert {ex.label for ex in train} == {"entailment", "neutral", "contradiction"}
     assert train[0].text_a == "A man is playing a guitar on stage."
     assert train[0].label == "entailment"  # 'e'
-    assert [p.parent.name for p in task.files("train", "en", FIXTURE_DATA)] == ["R1", "R2", "R3"]
-    assert len(get_task("anli", {"rounds": ["R2"]}).read("train", "en", FIXTURE_DATA)) == 8
-    assert len(get_task("anli", {"eval_file": "test.jsonl"}).read("eval", "en", FIXTURE_DATA)) == 9
+    assert [p.parent.name for p in task.files("train", "en")] == ["R1", "R2", "R3"]
+    assert len(get_task("anli", {"rounds": ["R2"]}).at(FIXTURE_DATA).read("train", "en")) == 8
+    assert len(get_task("anli", {"eval_file": "test.jsonl"}).at(FIXTURE_DATA).read("eval", "en")) == 9
     with pytest.raises(DataError, match="rounds"):
-        get_task("anli", {"rounds": ["R4"]}).files("train", "en", FIXTURE_DATA)
+        get_task("anli", {"rounds": ["R4"]}).at(FIXTURE_DATA).files("train", "en")
 
 
 @pytest.mark.parametrize(("line", "message"), [

@@ -14,17 +14,17 @@ from xstilts.tasks.ccg import read_ccg, read_tags_to_id
 
 
 def test_fixture_and_label_set() -> None:
-    task = get_task("ccg")
+    task = get_task("ccg", data_dir=FIXTURE_DATA)
     assert task.labels == ()  # the label set is data: unknown until the task sees its folder
-    files = task.files("eval", "en", FIXTURE_DATA)  # what a feature-cache hit calls
+    files = task.files("eval", "en")  # what a feature-cache hit calls
     assert [p.name for p in files] == ["ccg.dev", "tags_to_id.json"]
     mapping = json.loads((FIXTURE_DATA / "english" / "ccg" / "tags_to_id.json").read_text())
     assert task.labels == tuple(sorted(mapping, key=mapping.get)) and len(task.labels) == 14
-    train = get_task("ccg").read("train", "en", FIXTURE_DATA)
+    train = get_task("ccg").at(FIXTURE_DATA).read("train", "en")
     assert len(train) == 6
     assert train[0].tokens[:3] == ("Pierre", "Vinken", ",")
     assert train[0].tags[5] == "(S[adj]\\NP)\\NP"
-    assert len(task.read("eval", "en", FIXTURE_DATA)) == 3
+    assert len(task.read("eval", "en")) == 3
 
 
 def test_malformed(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -14,17 +14,17 @@ from xstilts.tasks.commonsenseqa import read_commonsenseqa
 
 
 def test_fixture() -> None:
-    task = get_task("commonsenseqa")
-    train = task.read("train", "en", FIXTURE_DATA)
-    assert len(train) == 6 and len(task.read("eval", "en", FIXTURE_DATA)) == 4
+    task = get_task("commonsenseqa", data_dir=FIXTURE_DATA)
+    train = task.read("train", "en")
+    assert len(train) == 6 and len(task.read("eval", "en")) == 4
     ex = train[3]
     assert ex.context.startswith("Where do you put your grapes") and ex.question is None
     assert ex.choices[ex.label] == "grocery cart"  # answerKey B
 
 
-def test_real_files() -> None:
-    task = get_task("commonsenseqa")
-    train, dev = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+def test_real_files(shared_data: Path) -> None:
+    task = get_task("commonsenseqa", data_dir=shared_data)
+    train, dev = task.read("train", "en"), task.read("eval", "en")
     assert (len(train), len(dev)) == (9741, 1221)
     assert all(len(ex.choices) == 5 for ex in dev)
     assert {ex.label for ex in dev} == {0, 1, 2, 3, 4}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, FIXTURES, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, FIXTURES, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -13,8 +13,8 @@ from xstilts.tasks.cosmosqa import read_cosmosqa
 
 
 def test_csv_fixture_split_by_context() -> None:
-    task = get_task("cosmosqa")
-    train, held = task.read("train", "en", FIXTURE_DATA), task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("cosmosqa", data_dir=FIXTURE_DATA)
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert len(train) + len(held) == 8 and held and train
     assert not {ex.context for ex in train} & {ex.context for ex in held}
     everything = read_cosmosqa(FIXTURE_DATA / "english" / "cosmosqa" / "valid.csv")
@@ -23,15 +23,15 @@ def test_csv_fixture_split_by_context() -> None:
 
 
 def test_jsonl_with_a_real_train_file() -> None:
-    task = get_task("cosmosqa", {"dir": str(FIXTURES / "cosmosqa_jsonl")})
-    train, valid = task.read("train", "en", FIXTURE_DATA), task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("cosmosqa", {"dir": str(FIXTURES / "cosmosqa_jsonl")}, FIXTURE_DATA)
+    train, valid = task.read("train", "en"), task.read("eval", "en")
     assert (len(train), len(valid)) == (6, 2)
     assert train == read_cosmosqa(FIXTURE_DATA / "english" / "cosmosqa" / "valid.csv")[:6]
 
 
-def test_real_valid_split() -> None:
-    task = get_task("cosmosqa")
-    train, held = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+def test_real_valid_split(shared_data: Path) -> None:
+    task = get_task("cosmosqa", data_dir=shared_data)
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert len(train) + len(held) == 2985
     assert not {ex.context for ex in train} & {ex.context for ex in held}
     assert all(len(ex.choices) == 4 and ex.question for ex in held)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -19,8 +19,8 @@ def _sources(path: Path) -> dict[str, str]:
 
 
 def test_fixture_split_by_source() -> None:
-    task = get_task("hellaswag")
-    train, held = task.read("train", "en", FIXTURE_DATA), task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("hellaswag", data_dir=FIXTURE_DATA)
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert len(train) + len(held) == 10 and held
     src = _sources(FIXTURE_DATA / "english" / "hellaswag" / "hellaswag_train.jsonl")
     assert not {src[repr(ex)] for ex in train} & {src[repr(ex)] for ex in held}
@@ -31,12 +31,12 @@ def test_fixture_split_by_source() -> None:
     assert empty_b[0].question is None
 
 
-def test_real_partial_train_split() -> None:
-    task = get_task("hellaswag")
-    train, held = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+def test_real_partial_train_split(shared_data: Path) -> None:
+    task = get_task("hellaswag", data_dir=shared_data)
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert len(train) + len(held) == 3368
     assert 0.1 < len(held) / 3368 < 0.3
-    src = _sources(SHARED / "english" / "hellaswag" / "hellaswag_train.jsonl")
+    src = _sources(shared_data / "english" / "hellaswag" / "hellaswag_train.jsonl")
     assert not {src[repr(ex)] for ex in train} & {src[repr(ex)] for ex in held}
 
 
@@ -44,9 +44,9 @@ def test_real_validation_file_is_used_when_present(tmp_path: Path) -> None:
     text = (FIXTURE_DATA / "english" / "hellaswag" / "hellaswag_train.jsonl").read_text()
     write(tmp_path / "english" / "hellaswag" / "hellaswag_train.jsonl", text)
     write(tmp_path / "english" / "hellaswag" / "hellaswag_val.jsonl", "\n".join(text.splitlines()[:3]) + "\n")
-    task = get_task("hellaswag")
-    assert len(task.read("train", "en", tmp_path)) == 10
-    assert len(task.read("eval", "en", tmp_path)) == 3
+    task = get_task("hellaswag", data_dir=tmp_path)
+    assert len(task.read("train", "en")) == 10
+    assert len(task.read("eval", "en")) == 3
 
 
 @pytest.mark.parametrize(("row", "message"), [

@@ -8,9 +8,9 @@ from xstilts.tasks import get_task
 
 
 def test_reads_glue_tsv_fixture() -> None:
-    task = get_task("mnli")
-    assert len(task.read("train", "en", FIXTURE_DATA)) == 12
-    dev = task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("mnli", data_dir=FIXTURE_DATA)
+    assert len(task.read("train", "en")) == 12
+    dev = task.read("eval", "en")
     assert len(dev) == 5  # one of six rows has gold label '-'
 
 

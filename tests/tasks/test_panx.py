@@ -9,12 +9,12 @@ from xstilts.tasks import get_task
 
 
 def test_reads_real_train_and_dev(shared_data: Path) -> None:
-    task = get_task("panx")
-    train = task.load("train", "en", shared_data)
+    task = get_task("panx", data_dir=shared_data)
+    train = task.load("train", "en")
     assert len(train) == 20000
     assert train[0].tokens[:2] == ("R.H.", "Saunders")
     assert train[0].tags[:2] == ("B-ORG", "I-ORG")
-    de = task.load("eval", "de", shared_data, limit=50)
+    de = task.load("eval", "de", limit=50)
     assert len(de) == 50 and all(len(ex.tokens) == len(ex.tags) for ex in de)
 
 
@@ -22,7 +22,7 @@ def test_raw_lang_prefixed_form_is_accepted(tmp_path: Path) -> None:
     folder = tmp_path / "xtreme" / "panx"
     folder.mkdir(parents=True)
     (folder / "dev-de.tsv").write_text("de:Berlin\tB-LOC\nde:ist\tO\n\nde:a:b\tO\n", encoding="utf-8")
-    examples = get_task("panx").load("eval", "de", tmp_path)
+    examples = get_task("panx").at(tmp_path).load("eval", "de")
     assert examples[0].tokens == ("Berlin", "ist")
     assert examples[1].tokens == ("a:b",)
 
@@ -49,7 +49,7 @@ def test_lang_prefix_stripped_only_when_every_token_has_it(tmp_path: Path, lines
     folder = tmp_path / "xtreme" / "panx"
     folder.mkdir(parents=True)
     (folder / "dev-de.tsv").write_text("".join(f"{t}\tO\n" if t else "\n" for t in lines), encoding="utf-8")
-    assert [t for ex in get_task("panx").load("eval", "de", tmp_path) for t in ex.tokens] == tokens
+    assert [t for ex in get_task("panx").at(tmp_path).load("eval", "de") for t in ex.tokens] == tokens
 
 
 def test_prefix_alone_is_an_empty_token(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_prefix_alone_is_an_empty_token(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "dev-de.tsv").write_text("de:Berlin\tB-LOC\n\nde:\tO\n", encoding="utf-8")
     with pytest.raises(DataError) as info:
-        get_task("panx").load("eval", "de", tmp_path)
+        get_task("panx").at(tmp_path).load("eval", "de")
     assert info.value.line == 3 and "empty token" in info.value.one_line()
 
 
@@ -69,13 +69,13 @@ def test_real_tokens_with_colons_survive(shared_data: Path, tmp_path: Path, spli
     path = shared_data / "xtreme" / "panx" / name
     raw = _tokens(path)
     assert kept <= set(raw)
-    read = [t for ex in get_task("panx").load(split, lang, shared_data) for t in ex.tokens]
+    read = [t for ex in get_task("panx").at(shared_data).load(split, lang) for t in ex.tokens]
     assert read == raw
     folder = tmp_path / "xtreme" / "panx"
     folder.mkdir(parents=True)
     lines = path.read_text(encoding="utf-8").splitlines()
     (folder / name).write_text("".join(f"{lang}:{line}\n" if line.strip() else "\n" for line in lines), encoding="utf-8")
-    assert [t for ex in get_task("panx").load(split, lang, tmp_path) for t in ex.tokens] == raw
+    assert [t for ex in get_task("panx").at(tmp_path).load(split, lang) for t in ex.tokens] == raw
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_malformed_lines_name_file_and_line(tmp_path: Path, content: str, messag
     folder.mkdir(parents=True)
     (folder / "dev-xx.tsv").write_text(content, encoding="utf-8")
     with pytest.raises(DataError) as info:
-        get_task("panx").load("eval", "xx", tmp_path)
+        get_task("panx").at(tmp_path).load("eval", "xx")
     assert info.value.line == line
     assert message in info.value.one_line()
     assert info.value.one_line().startswith(str(folder / "dev-xx.tsv") + f":{line}:")
@@ -101,7 +101,7 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     folder = tmp_path / "xtreme" / "panx"
     folder.mkdir(parents=True)
     with pytest.raises(DataError, match="not found"):
-        get_task("panx").load("eval", "qq", tmp_path)
+        get_task("panx").at(tmp_path).load("eval", "qq")
     (folder / "dev-qq.tsv").write_text("\n\n", encoding="utf-8")
     with pytest.raises(DataError, match="no examples"):
-        get_task("panx").load("eval", "qq", tmp_path)
+        get_task("panx").at(tmp_path).load("eval", "qq")

@@ -15,9 +15,9 @@ HEADER = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
 
 
 def test_fixture_skips_the_split_row_with_a_warning() -> None:
-    task = get_task("qqp")
+    task = get_task("qqp", data_dir=FIXTURE_DATA)
     with pytest.warns(UserWarning, match="skipped 2 malformed row"):
-        train = task.read("train", "en", FIXTURE_DATA)
+        train = task.read("train", "en")
     assert len(train) == 8
     assert train[0].text_a == "How do I learn Python quickly?" and train[0].label == "duplicate"
     assert {ex.label for ex in train} == {"duplicate", "not_duplicate"}

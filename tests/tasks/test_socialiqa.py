@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -13,16 +13,16 @@ from xstilts.tasks.socialiqa import read_socialiqa
 
 
 def test_fixture_trains_on_tst_and_evaluates_on_dev() -> None:
-    task = get_task("socialiqa")
-    assert task.files("train", "en", FIXTURE_DATA)[0].name == "socialIQa_v1.4_tst.jsonl"
-    train, dev = task.read("train", "en", FIXTURE_DATA), task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("socialiqa", data_dir=FIXTURE_DATA)
+    assert task.files("train", "en")[0].name == "socialIQa_v1.4_tst.jsonl"
+    train, dev = task.read("train", "en"), task.read("eval", "en")
     assert (len(train), len(dev)) == (6, 4)
     assert dev[0].choices[dev[0].label] == "Find somewhere to go"  # correct = C
 
 
-def test_real_files() -> None:
-    task = get_task("socialiqa")
-    train, dev = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+def test_real_files(shared_data: Path) -> None:
+    task = get_task("socialiqa", data_dir=shared_data)
+    train, dev = task.read("train", "en"), task.read("eval", "en")
     assert (len(train), len(dev)) == (2224, 1954)
     assert not {(ex.context, ex.question) for ex in train} & {(ex.context, ex.question) for ex in dev}
 

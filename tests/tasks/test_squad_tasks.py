@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -17,9 +17,9 @@ from xstilts.tasks.squad import read_squad, read_squad_articles
 
 
 def test_fixture_v11_is_split_by_article() -> None:
-    task = get_task("squad")
-    assert task.train_source(FIXTURE_DATA) == "dev-split"
-    train, held = task.read("train", "en", FIXTURE_DATA), task.read("eval", "en", FIXTURE_DATA)
+    task = get_task("squad", data_dir=FIXTURE_DATA)
+    assert task.train_source() == "dev-split"
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert (len(train), len(held)) == (9, 3)  # 4 articles x 3 questions; 1 article held out
     assert not {ex.context for ex in train} & {ex.context for ex in held}
     everything = read_squad(FIXTURE_DATA / "english" / "squad" / "squaddev_v1.1.json")
@@ -29,13 +29,13 @@ def test_fixture_v11_is_split_by_article() -> None:
     assert len(first.answers) == 3  # duplicates kept: they are separate gold answers
 
 
-def test_real_dev_split_has_unseen_articles() -> None:
-    task = get_task("squad")
-    train, held = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+def test_real_dev_split_has_unseen_articles(shared_data: Path) -> None:
+    task = get_task("squad", data_dir=shared_data)
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert len(train) + len(held) == 10565  # every question of the real dev file
     assert not {ex.context for ex in train} & {ex.context for ex in held}
     assert all(ex.context[s: s + len(t)] == t for ex in held for t, s in ex.answers)
-    articles = read_squad_articles(SHARED / "english" / "squad" / "squaddev_v1.1.json")
+    articles = read_squad_articles(shared_data / "english" / "squad" / "squaddev_v1.1.json")
     assert len(articles) == 48
 
 
@@ -44,20 +44,20 @@ def test_train_file_when_present(tmp_path: Path) -> None:
     folder = tmp_path / "english" / "squad"
     write(folder / "train-v1.1.json", src.read_text(encoding="utf-8"))
     write(folder / "dev-v1.1.json", src.read_text(encoding="utf-8"))
-    task = get_task("squad")
-    assert task.train_source(tmp_path) == "train-file"
-    assert len(task.read("train", "en", tmp_path)) == len(task.read("eval", "en", tmp_path)) == 12
+    task = get_task("squad", data_dir=tmp_path)
+    assert task.train_source() == "train-file"
+    assert len(task.read("train", "en")) == len(task.read("eval", "en")) == 12
     with pytest.raises(DataError, match="train_source"):
-        get_task("squad", {"train_source": "nope"}).read("train", "en", tmp_path)
+        get_task("squad", {"train_source": "nope"}).at(tmp_path).read("train", "en")
 
 
 def test_v2_unanswerable_questions() -> None:
-    task = get_task("squad_v2")
+    task = get_task("squad_v2", data_dir=FIXTURE_DATA)
     assert task.unanswerable and task.metrics == ("squad_f1", "exact_match")
     examples = read_squad(FIXTURE_DATA / "english" / "squad" / "dev-v2.0.json")
     impossible = [ex for ex in examples if not ex.answers]
     assert len(examples) == 16 and len(impossible) == 4  # plausible_answers are not answers
-    train, held = task.read("train", "en", FIXTURE_DATA), task.read("eval", "en", FIXTURE_DATA)
+    train, held = task.read("train", "en"), task.read("eval", "en")
     assert len(train) + len(held) == 16
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_helpers import FIXTURE_DATA, SHARED, assert_phase2_ran, write
+from _task_helpers import FIXTURE_DATA, assert_phase2_ran, write
 
 from xstilts.errors import DataError
 from xstilts.tasks import get_task
@@ -13,17 +13,17 @@ from xstilts.tasks.sst2 import read_sst2
 
 
 def test_fixture() -> None:
-    task = get_task("sst2")
-    train = task.read("train", "en", FIXTURE_DATA)
-    assert len(train) == 10 and len(task.read("eval", "en", FIXTURE_DATA)) == 6
+    task = get_task("sst2", data_dir=FIXTURE_DATA)
+    train = task.read("train", "en")
+    assert len(train) == 10 and len(task.read("eval", "en")) == 6
     assert train[0].text_a == "it 's a charming and often affecting journey ."
     assert train[0].text_b is None and train[0].label == "positive"
     assert train[1].label == "negative"
 
 
-def test_real_files() -> None:
-    task = get_task("sst2")
-    train, dev = task.read("train", "en", SHARED), task.read("eval", "en", SHARED)
+def test_real_files(shared_data: Path) -> None:
+    task = get_task("sst2", data_dir=shared_data)
+    train, dev = task.read("train", "en"), task.read("eval", "en")
     assert (len(train), len(dev)) == (67349, 872)
     assert {ex.label for ex in dev} == {"negative", "positive"}
 

@@ -18,14 +18,14 @@ def test_variants_read_each_language_with_the_tasks_reader(tmp_path: Path) -> No
     de = write(tmp_path / "sst2-de.tsv", GERMAN_SST2)
     variants = translation_variants("sst2", {"translations": {"de": str(de)}}, FIXTURE_DATA)
     assert [lang for lang, _ in variants] == ["en", "de"]
-    english, german = (task.read("train", lang, FIXTURE_DATA) for lang, task in variants)
+    english, german = (task.at(FIXTURE_DATA).read("train", lang) for lang, task in variants)
     assert len(english) == 10 and [ex.text_a for ex in german][0] == "ein wunderbarer Film ."
     options = {"translations": {"de": str(de)}, "translations_only": True}
     only = translation_variants("sst2", options, FIXTURE_DATA)
     assert [lang for lang, _ in only] == ["de"]
     # relative paths are looked up under the data directory
     rel = translation_variants("sst2", {"translations": {"xx": "english/sst2/dev.tsv"}}, FIXTURE_DATA)
-    assert len(rel[1][1].read("train", "xx", FIXTURE_DATA)) == 6
+    assert len(rel[1][1].at(FIXTURE_DATA).read("train", "xx")) == 6
 
 
 def test_tasks_without_a_train_file_option_refuse(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from xstilts.tasks import get_task
 from xstilts.tasks.udpos import UPOS_TAGS
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
 
 
 def test_language_lists_and_labels() -> None:
@@ -26,13 +25,13 @@ def test_language_lists_and_labels() -> None:
     assert len(UPOS_TAGS) == 17 and task.labels == UPOS_TAGS
 
 
-def test_reads_real_train_and_dev() -> None:
-    task = get_task("udpos")
-    dev = task.read("eval", "de", DATA)
+def test_reads_real_train_and_dev(shared_data: Path) -> None:
+    task = get_task("udpos", data_dir=shared_data)
+    dev = task.read("eval", "de")
     assert len(dev) > 1000
     assert all(len(ex.tokens) == len(ex.tags) for ex in dev)
     assert {t for ex in dev for t in ex.tags} <= set(UPOS_TAGS)
-    first = task.load("train", "en", DATA, limit=3)
+    first = task.load("train", "en", limit=3)
     assert first[0].tokens[:3] == ("Al", "-", "Zaman") and first[0].tags[:3] == ("PROPN", "PUNCT", "PROPN")
 
 
@@ -40,9 +39,9 @@ def test_bad_tag_names_file_and_line(tmp_path: Path) -> None:
     folder = tmp_path / "udpos"
     folder.mkdir()
     (folder / "dev-xx.tsv").write_text("Ein\tDET\nHaus\tNOUN\n\nBad\tNN\n", encoding="utf-8")
-    task = get_task("udpos", {"dir": str(folder)})
+    task = get_task("udpos", {"dir": str(folder)}, tmp_path)
     with pytest.raises(DataError) as err:
-        task.read("eval", "xx", tmp_path)
+        task.read("eval", "xx")
     assert "dev-xx.tsv:4" in err.value.one_line() and "NN" in err.value.one_line()
 
 
@@ -50,7 +49,7 @@ def test_crlf_bom_and_lang_prefix(tmp_path: Path) -> None:
     folder = tmp_path / "udpos"
     folder.mkdir()
     (folder / "train-en.tsv").write_bytes(b"\xef\xbb\xbfen:The\tDET\r\nen:cat\tNOUN\r\n\r\nen:Hi\tINTJ\r\n")
-    examples = get_task("udpos", {"dir": str(folder)}).read("train", "en", tmp_path)
+    examples = get_task("udpos", {"dir": str(folder)}).at(tmp_path).read("train", "en")
     assert [ex.tokens for ex in examples] == [("The", "cat"), ("Hi",)]
     assert [ex.tags for ex in examples] == [("DET", "NOUN"), ("INTJ",)]
 
@@ -62,20 +61,20 @@ def test_crlf_bom_and_lang_prefix(tmp_path: Path) -> None:
             "xml:base", 'xml:base="http://www.heise.de/', 'xml:base="/ix/events/">'}),
     ("fi", {"tv:stä", "sdp:n"}),
 ])
-def test_real_tokens_with_colons_survive(tmp_path: Path, lang: str, kept: set[str]) -> None:
+def test_real_tokens_with_colons_survive(tmp_path: Path, lang: str, kept: set[str], shared_data: Path) -> None:
     """The 9 real UD-POS tokens the old per-token prefix guess cut are read unchanged, and a copy of
     the file with XTREME's ``{lang}:`` prefix on every token reads exactly the same tokens."""
-    path = DATA / "xtreme" / "udpos" / f"dev-{lang}.tsv"
+    path = shared_data / "xtreme" / "udpos" / f"dev-{lang}.tsv"
     lines = path.read_text(encoding="utf-8").splitlines()
     raw = [line.split("\t")[0] for line in lines if line.strip()]
     assert kept <= set(raw)
-    task = get_task("udpos")
-    assert [t for ex in task.read("eval", lang, DATA) for t in ex.tokens] == raw
+    task = get_task("udpos", data_dir=shared_data)
+    assert [t for ex in task.read("eval", lang) for t in ex.tokens] == raw
     folder = tmp_path / "udpos"
     folder.mkdir()
     (folder / f"dev-{lang}.tsv").write_text("".join(f"{lang}:{line}\n" if line.strip() else "\n" for line in lines),
                                            encoding="utf-8")
-    prefixed = get_task("udpos", {"dir": str(folder)}).read("eval", lang, tmp_path)
+    prefixed = get_task("udpos", {"dir": str(folder)}).at(tmp_path).read("eval", lang)
     assert [t for ex in prefixed for t in ex.tokens] == raw
 
 

@@ -11,20 +11,20 @@ from xstilts.tasks.xnli import premise_groups, read_xtreme_tsv, split_rows
 
 
 def test_premise_disjoint_split_on_real_data(shared_data: Path) -> None:
-    task = get_task("xnli")
-    assert task.train_source(shared_data) == "xnli-dev-split"
+    task = get_task("xnli", data_dir=shared_data)
+    assert task.train_source() == "xnli-dev-split"
     english = read_xtreme_tsv(shared_data / "xtreme/xnli/dev-en.tsv")
     train_rows, eval_rows = split_rows(english, 0.5)
     groups = premise_groups(english)
     assert set(groups[train_rows]).isdisjoint(groups[eval_rows])
     assert len(train_rows) + len(eval_rows) == len(english) == 2490
-    train = task.load("train", "en", shared_data)
+    train = task.load("train", "en")
     train_premises = {ex.text_a for ex in train}
-    en_eval = task.load("eval", "en", shared_data)
+    en_eval = task.load("eval", "en")
     assert train_premises.isdisjoint({ex.text_a for ex in en_eval})
     # other languages are evaluated on the translations of exactly the English eval rows
     de_all = read_xtreme_tsv(shared_data / "xtreme/xnli/dev-de.tsv")
-    de_eval = task.load("eval", "de", shared_data)
+    de_eval = task.load("eval", "de")
     assert de_eval == [de_all[i] for i in eval_rows]
     assert [ex.label for ex in de_eval] == [ex.label for ex in en_eval]
 
@@ -70,15 +70,15 @@ def test_original_xnli_19_column_file(tmp_path: Path) -> None:
         _original_row("de", "entailment", "Ein Hund.", "Ein Tier."),
     ]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    task = get_task("xnli", {"xnli_file": str(path), "train_source": "mnli"})
-    de = task.load("eval", "de", tmp_path)
+    task = get_task("xnli", {"xnli_file": str(path), "train_source": "mnli"}, tmp_path)
+    de = task.load("eval", "de")
     assert [(ex.text_a, ex.label) for ex in de] == [
         ("Ein Mann.", "contradiction"),
         ("Ein Hund.", "entailment"),
     ]
     path.write_text("\n".join([*rows, _original_row("de", "maybe", "x", "y")]) + "\n", encoding="utf-8")
     with pytest.raises(DataError) as info:
-        task.load("eval", "de", tmp_path)
+        task.load("eval", "de")
     assert info.value.line == 5 and "unknown NLI label 'maybe'" in info.value.message
 
 
@@ -121,7 +121,7 @@ def test_xnli_trains_on_mnli_when_present(tmp_path: Path, shared_data: Path) -> 
     (mnli / "train.tsv").write_text(
         GLUE_HEADER + "\n0\t1\t1e\tfiction\t-\t-\t-\t-\tP.\tH.\tneutral\tneutral\n", encoding="utf-8"
     )
-    task = get_task("xnli", {"dir": str(shared_data / "xtreme/xnli")})
-    assert task.train_source(tmp_path) == "mnli"
-    assert len(task.load("train", "en", tmp_path)) == 1
-    assert len(task.load("eval", "de", tmp_path)) == 2490  # whole dev set when training on MNLI
+    task = get_task("xnli", {"dir": str(shared_data / "xtreme/xnli")}, tmp_path)
+    assert task.train_source() == "mnli"
+    assert len(task.load("train", "en")) == 1
+    assert len(task.load("eval", "de")) == 2490  # whole dev set when training on MNLI

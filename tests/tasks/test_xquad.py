@@ -12,7 +12,6 @@ from xstilts.tasks import get_task
 from xstilts.tasks.xquad import standin_train
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def _task(**options: object):
@@ -30,18 +29,18 @@ def test_metadata() -> None:
 def test_standin_drops_xquad_paragraphs_on_fixture() -> None:
     """The Rhine paragraph is XQuAD's (its xquad.en copy differs by a trailing space): dropped."""
     task = _task()
-    assert [p.name for p in task.files("train", "en", Path("/x"))] == ["squaddev_v1.1.json", "xquad.en.json"]
-    train = task.read("train", "en", Path("/x"))
+    assert [p.name for p in task.files("train", "en")] == ["squaddev_v1.1.json", "xquad.en.json"]
+    train = task.read("train", "en")
     assert [ex.id for ex in train] == ["q-curie-1", "q-eiffel-1", "q-eiffel-2"]
-    de = task.read("eval", "de", Path("/x"))
+    de = task.read("eval", "de")
     assert de[0].answers == (("zur Nordsee", de[0].context.index("zur Nordsee")),)
 
 
-def test_standin_on_the_real_files() -> None:
+def test_standin_on_the_real_files(shared_data: Path) -> None:
     """SQuAD v1.1 dev has 2,067 paragraphs; XQuAD's 240 are all found and dropped."""
-    train = standin_train(SHARED / "english/squad/squaddev_v1.1.json", SHARED / "xtreme/xquad/xquad.en.json")
+    train = standin_train(shared_data / "english/squad/squaddev_v1.1.json", shared_data / "xtreme/xquad/xquad.en.json")
     assert len({ex.context for ex in train}) == 2067 - 240
-    xquad = json.loads((SHARED / "xtreme/xquad/xquad.en.json").read_text(encoding="utf-8"))
+    xquad = json.loads((shared_data / "xtreme/xquad/xquad.en.json").read_text(encoding="utf-8"))
     contexts = {p["context"].strip() for a in xquad["data"] for p in a["paragraphs"]}
     assert not contexts & {ex.context.strip() for ex in train}
 
@@ -54,23 +53,23 @@ def test_real_train_file_wins(tmp_path: Path) -> None:
              "answers": [{"text": "Bern", "answer_start": 0}]}]}]}]}),
         encoding="utf-8")
     task = _task(train_file=str(train))
-    assert task.files("train", "en", Path("/x")) == [train]
-    assert [ex.id for ex in task.read("train", "en", Path("/x"))] == ["t1"]
+    assert task.files("train", "en") == [train]
+    assert [ex.id for ex in task.read("train", "en")] == ["t1"]
 
 
 def test_removed_answers_are_refused() -> None:
     with pytest.raises(DataError, match=r"xquad.es.json:1: every answer is empty.*removed"):
-        _task().read("eval", "es", Path("/x"))
+        _task().read("eval", "es")
 
 
-def test_the_shared_copy_has_gold_answers() -> None:
+def test_the_shared_copy_has_gold_answers(shared_data: Path) -> None:
     """Since 2026-11-29 the shared XQuAD files carry gold answers: every question of every language
     reads, with a non-empty answer found at its offset, and ids identical across languages."""
-    task = get_task("xquad")
-    en = task.read("eval", "en", SHARED)
+    task = get_task("xquad", data_dir=shared_data)
+    en = task.read("eval", "en")
     assert len(en) == 1190
     for language in ("de", "zh", "th"):
-        examples = task.read("eval", language, SHARED)
+        examples = task.read("eval", language)
         assert [ex.id for ex in examples] == [ex.id for ex in en]
         for ex in examples:
             text, start = ex.answers[0]

@@ -33,15 +33,14 @@ def _one_update(model: Path, data: Path, batch_size: int, accum: int, n_examples
                 mixed_precision: str | None = None,
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor], int, int]:
     """Gradients seen by the optimizer at its first step, weights after it, optimizer steps, loop steps."""
-    task = get_task("sick")
+    task = get_task("sick", data_dir=data)
     kind = get_head_kind(task.head)
     tok = _tokenizer(model)
-    _, feats = load_features(task, "train", "en", data, tok, 32, n_examples)
+    _, feats = load_features(task, "train", "en", tok, 32, n_examples)
     assert len(feats) == n_examples
     set_seed(0)
-    encoder = load_encoder(str(model), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    head = kind.build(task, encoder.config.hidden_size)
-    head.dropout.p = 0.0  # dropout masks differ between one batch of 8 and two of 4
+    encoder = load_encoder(str(model), dropout=0.0)  # dropout masks differ between one batch of 8 and two of 4
+    head = kind.build(task, encoder.config.hidden_size, 0.0)
     hp = TrainConfig(lr=1e-2, batch_size=batch_size, grad_accum_steps=accum, max_steps=1, warmup_ratio=0.0,
                      weight_decay=0.0, max_grad_norm=1e6)
     runtime = RuntimeConfig(bucket_by_length=False, progress=False, mixed_precision=mixed_precision)
@@ -78,16 +77,16 @@ def test_accumulating_two_batches_of_4_equals_one_batch_of_8(tiny_model: Path, m
 
 def test_epochs_count_optimizer_updates(tiny_model: Path, mini_data: Path) -> None:
     """One epoch of 8 examples is 2 updates at batch 4, but 1 update at batch 4 × accumulation 2."""
-    task = get_task("sick")
+    task = get_task("sick", data_dir=mini_data)
     kind = get_head_kind(task.head)
     tok = _tokenizer(tiny_model)
-    _, feats = load_features(task, "train", "en", mini_data, tok, 32, 8)
+    _, feats = load_features(task, "train", "en", tok, 32, 8)
     steps = {}
     for accum in (1, 2):
         encoder = load_encoder(str(tiny_model))
         hp = TrainConfig(lr=1e-3, batch_size=4, grad_accum_steps=accum, epochs=1, warmup_ratio=0.0)
         evals: list[int] = []
-        out = train(encoder, [Job("sick", kind, kind.build(task, encoder.config.hidden_size), feats)], hp,
+        out = train(encoder, [Job("sick", kind, kind.build(task, encoder.config.hidden_size, 0.1), feats)], hp,
                     RuntimeConfig(progress=False), seed=0, pad_id=tok.pad_token_id,
                     evaluate=lambda step, evals=evals: evals.append(step) or 0.0)
         steps[accum] = (out.steps, evals, out.train_tokens)

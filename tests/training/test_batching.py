@@ -9,22 +9,11 @@ import pytest
 
 from xstilts.training.batching import eval_batches, train_batches
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def panx(tiny_model: Path):
+def panx(tiny_model: Path, shared_data: Path):
     """Tokenizer, task, 48 real PAN-X English sentences and their features."""
     from transformers import AutoTokenizer
 
@@ -32,9 +21,9 @@ def panx(tiny_model: Path):
     from xstilts.tasks import get_task
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    task = get_task("panx")
+    task = get_task("panx", data_dir=shared_data)
     kind = get_head_kind(task.head)
-    examples = task.load("train", "en", DATA, 48)
+    examples = task.load("train", "en", 48)
     return tok, task, kind, examples, kind.encode(task, examples, tok, 32)
 
 
@@ -54,9 +43,9 @@ def test_train_batches_cover_every_example_once_per_epoch(bucket: bool) -> None:
     assert batches != train_batches(lengths, 16, np.random.default_rng(6), bucket, pool=4)
 
 
-def test_bucketing_cuts_padding_on_real_sentence_lengths(panx) -> None:
+def test_bucketing_cuts_padding_on_real_sentence_lengths(panx, shared_data: Path) -> None:
     tok, task, kind, _, _ = panx
-    examples = task.load("train", "en", DATA, 2000)
+    examples = task.at(shared_data).load("train", "en", 2000)
     lengths = [f["length"] for f in kind.encode(task, examples, tok, 128)]
     rng = np.random.default_rng(0)
     plain = _padding(lengths, train_batches(lengths, 32, rng, bucket=False))
@@ -85,7 +74,7 @@ def test_bucketed_and_unbucketed_evaluation_give_identical_predictions(panx, tin
 
     tok, task, kind, examples, features = panx
     torch.manual_seed(0)
-    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32)
+    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32, 0.1)
     bucketed = predict(encoder, head, kind, features, tok.pad_token_id, batch_size=8, bucket=True)
     plain = predict(encoder, head, kind, features, tok.pad_token_id, batch_size=8, bucket=False)
     assert [o.shape for o in bucketed] == [(f["length"], len(task.labels)) for f in features]
@@ -106,7 +95,7 @@ def _train_and_score(panx, tiny_model: Path, bucket: bool, seed: int) -> float:
 
     tok, task, kind, examples, features = panx
     set_seed(seed)
-    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32)
+    encoder, head = AutoModel.from_pretrained(tiny_model), kind.build(task, 32, 0.1)
     runtime = RuntimeConfig(bucket_by_length=bucket, progress=False, trim_vocab=True)
     hp = TrainConfig(lr=5e-3, batch_size=8, max_steps=60, eval_every=1000, warmup_ratio=0.0)
     from xstilts.training.speed import prepare_encoder

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _experiment import TINY_TRAIN_OPTIONS
 
 from xstilts.config import ExperimentConfig, load_config
 from xstilts.context import RunContext
@@ -16,7 +17,6 @@ from xstilts.plan import make_plan
 from xstilts.training.mlm import MLMHead, MLMObjective, extract_tatoeba_sentences, read_sentences
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = (REPO / ".." / "shared" / "data").resolve()
 FIXTURE_DATA = REPO / "tests" / "fixtures" / "data"
 
 
@@ -28,8 +28,8 @@ def tokenizer(tiny_model: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def german() -> list[str]:
-    text = (SHARED / "xtreme" / "tatoeba" / "de-en.de").read_text(encoding="utf-8")
+def german(shared_data: Path) -> list[str]:
+    text = (shared_data / "xtreme" / "tatoeba" / "de-en.de").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]
 
 
@@ -122,15 +122,26 @@ def test_read_sentences(tmp_path: Path) -> None:
         read_sentences(tmp_path / "missing")
 
 
-def test_extract_tatoeba(tmp_path: Path) -> None:
-    out = extract_tatoeba_sentences(SHARED, tmp_path / "mlm", ["de", "sw"])
+def test_extract_tatoeba(tmp_path: Path, shared_data: Path) -> None:
+    out = extract_tatoeba_sentences(shared_data, tmp_path / "mlm", ["de", "sw"])
     texts = read_sentences(out)
     assert set(texts) == {"de", "sw"}
-    source = [s for s in (SHARED / "xtreme" / "tatoeba" / "sw-en.sw").read_text(encoding="utf-8").splitlines()
+    source = [s for s in (shared_data / "xtreme" / "tatoeba" / "sw-en.sw").read_text(encoding="utf-8").splitlines()
               if s.strip()]
     assert texts["sw"] == [s.strip() for s in source]
     with pytest.raises(DataError, match="no Tatoeba text for language 'xx'"):
-        extract_tatoeba_sentences(SHARED, tmp_path / "mlm", ["xx"])
+        extract_tatoeba_sentences(shared_data, tmp_path / "mlm", ["xx"])
+
+
+def test_extract_tatoeba_reads_through_the_task_and_its_dir_option(tmp_path: Path) -> None:
+    folder = REPO / "tests" / "fixtures" / "xtreme" / "tatoeba"  # XTREME's fr files, LASER's German ones
+    out = extract_tatoeba_sentences(tmp_path / "no-data-here", tmp_path / "mlm", (), {"dir": str(folder)})
+    texts = read_sentences(out)
+    assert set(texts) == {"de", "fr"}
+    assert texts["de"] == [s.strip() for s in (folder / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()
+                           if s.strip()]
+    with pytest.raises(DataError, match="no Tatoeba files"):
+        extract_tatoeba_sentences(tmp_path, tmp_path / "mlm2")
 
 
 def test_config_requires_text(tmp_path: Path) -> None:
@@ -167,14 +178,14 @@ def test_phase2_with_mlm(tmp_path: Path, tiny_model: Path, tokenizer: Any, monke
             "output_dir": str(tmp_path / f"exp{rate}"),
             "intermediate": {"settings": ["sst2"], "mlm_rate": rate, "mlm_data": str(text),
                              "mlm_languages": ["de", "sw"],
-                             "train": {"lr": 1e-3, "batch_size": 4, "max_steps": 3, "eval_every": 3,
-                                       "max_length": 32, "max_train_examples": 8, "max_eval_examples": 4}},
+                             "train": TINY_TRAIN_OPTIONS},
             "target": {"tasks": ["xnli"]}, "runtime": {"progress": False}})
         ctx = RunContext.create(cfg, tmp_path / f"exp{rate}")
         ctx._tokenizer = tokenizer
         (run,) = [r for r in make_plan(cfg) if r.phase == "intermediate"]
         results[rate] = run_intermediate(run, ctx)
-    assert results[1.0].extra["mlm_steps"] == 3 and "mlm_steps" not in results[0.0].extra
-    assert results[1.0].train_steps == 3
+    steps = TINY_TRAIN_OPTIONS["max_steps"]
+    assert results[1.0].extra["mlm_steps"] == steps and "mlm_steps" not in results[0.0].extra
+    assert results[1.0].train_steps == steps
     # every step added an MLM loss over a 250k vocabulary (~ln 250k = 12.4) to the task loss (~0.7)
     assert min(losses[1.0]) > 8 > max(losses[0.0])

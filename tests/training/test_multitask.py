@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _experiment import TINY_TRAIN_OPTIONS
 from torch import nn
 
-from xstilts.config import ExperimentConfig, RuntimeConfig, TrainConfig
+from xstilts.config import MULTI_TASK_ALIASES, ExperimentConfig, RuntimeConfig, TrainConfig
 from xstilts.context import RunContext
 from xstilts.heads.base import Evaluation, Feature, HeadKind
-from xstilts.plan import MULTI_TASK_ALIASES, make_plan
+from xstilts.plan import make_plan
 from xstilts.store import RunResult
 from xstilts.training.loop import Job, sampling_probs, train
 
@@ -81,8 +82,7 @@ def test_loop_draws_tasks_at_the_configured_rates(sampler: str, temperature: flo
 
 def _config(tmp_path: Path, model: Path, setting: Any, train: dict | None = None, **intermediate: Any,
             ) -> ExperimentConfig:
-    hp = {"lr": 1e-3, "batch_size": 4, "max_steps": 4, "eval_every": 4, "max_length": 48,
-          "max_train_examples": 16, "max_eval_examples": 6, **(train or {})}
+    hp = {**TINY_TRAIN_OPTIONS, "max_length": 48, **(train or {})}
     return ExperimentConfig.model_validate({
         "name": "mt", "model": str(model), "data_dir": str(FIXTURE_DATA), "output_dir": str(tmp_path / "exp"),
         "seeds": [1], "intermediate": {"settings": [setting], "train": hp, **intermediate},

@@ -13,24 +13,14 @@ from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
 from xstilts.training.speed import prepare_encoder
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 WORD = "embeddings.word_embeddings.weight"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine one intra-op thread avoids OpenMP barrier stalls."""
-    from xstilts.training import speed
-
-    before, initial = torch.get_num_threads(), speed._initial_threads
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    speed._initial_threads = initial  # auto threads of later tests start from the real default
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_model: Path):
+def setup(tiny_model: Path, shared_data: Path):
     """Tokenizer, PAN-X task and head kind, 32 real training sentences, 12 dev sentences, a model."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -38,10 +28,10 @@ def setup(tiny_model: Path):
     from xstilts.tasks import get_task
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    task = get_task("panx")
+    task = get_task("panx", data_dir=shared_data)
     kind = get_head_kind(task.head)
-    train_ex = task.load("train", "en", DATA, 32)
-    dev_ex = task.load("eval", "en", DATA, 12)
+    train_ex = task.load("train", "en", 32)
+    dev_ex = task.load("eval", "en", 12)
     torch.manual_seed(0)
     return (tok, task, kind, kind.encode(task, train_ex, tok, 32), dev_ex, kind.encode(task, dev_ex, tok, 32),
             AutoModel.from_pretrained(tiny_model))
@@ -53,7 +43,7 @@ def _train(setup, runtime: RuntimeConfig, steps: int = 4):
     tok, task, kind, feats, _, dev_feats, base = setup
     set_seed(7)
     encoder = copy.deepcopy(base)
-    head = kind.build(task, 32)
+    head = kind.build(task, 32, 0.1)
     info = prepare_encoder(encoder, runtime, [feats, dev_feats], tok.pad_token_id)
     hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=steps, eval_every=1000, weight_decay=0.1)
     train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 7, tok.pad_token_id, lambda s: 0.0)
@@ -252,7 +242,7 @@ def test_evaluation_batch_size_defaults_by_device(setup) -> None:
     assert RuntimeConfig().eval_batch_size is None
     assert auto_eval_batch_size("cpu") == 32 and auto_eval_batch_size("cuda") == 128
     tok, task, kind, _, _, dev_feats, base = setup
-    head = kind.build(task, 32)
+    head = kind.build(task, 32, 0.1)
     auto = predict(base, head, kind, dev_feats, tok.pad_token_id)
     explicit = predict(base, head, kind, dev_feats, tok.pad_token_id, batch_size=32)
     assert all((a == b).all() for a, b in zip(auto, explicit, strict=True))

@@ -31,6 +31,7 @@ import pandas as pd
 
 from xstilts.analysis.measures import PRIMARY
 from xstilts.analysis.synthetic import SyntheticTarget, expected_scores, write_synthetic_experiment
+from xstilts.config import BASELINE
 
 SETTING = "treat"
 
@@ -120,7 +121,7 @@ def _truth(targets: list[SyntheticTarget]) -> dict:
     """True per-language Δ, mean zero-shot Δ and primary-measure effect of each target."""
     out: dict = {}
     for t in targets:
-        base, treat = expected_scores(t, "none"), expected_scores(t, SETTING)
+        base, treat = expected_scores(t, BASELINE), expected_scores(t, SETTING)
         langs = list(base)
         x = np.array([[base[lang] for lang in langs], [treat[lang] for lang in langs]])
         primary = PRIMARY.fn(x, t.chance)

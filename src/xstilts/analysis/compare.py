@@ -26,6 +26,7 @@ from xstilts.analysis.inference import Estimate, arm_difference, combine
 from xstilts.analysis.measures import MEASURES, PRIMARY, Measure, effect_unit
 from xstilts.analysis.power import power_row
 from xstilts.analysis.scores import TargetScores
+from xstilts.config import BASELINE
 
 COMPARISON_COLUMNS = [
     "intermediate", "measure", "label", "unit", "primary", "robustness", "better", "ner", "ner_lo", "ner_hi",
@@ -79,7 +80,7 @@ def favours(e: Estimate, better: str | None) -> str:
 
 
 def compare_targets(scores: dict[str, TargetScores], settings: list[str], ner: str = "panx", nli: str = "xnli",
-                    baseline: str = "none", alpha: float = 0.05, measures: tuple[Measure, ...] = MEASURES,
+                    baseline: str = BASELINE, alpha: float = 0.05, measures: tuple[Measure, ...] = MEASURES,
                     ) -> pd.DataFrame:
     """Long table: one row per (intermediate setting, measure)."""
     if ner not in scores or nli not in scores:

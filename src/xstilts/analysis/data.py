@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xstilts.config import BASELINE
 from xstilts.identity import check_store
 from xstilts.store import Store
+from xstilts.tasks.base import EVAL_SPLIT
 
-BASELINE = "none"
 SOURCE_LANGUAGE = "en"
 CEILING = 100.0
 
@@ -92,7 +93,7 @@ def _choose_metric(
     return None
 
 
-def _choose_split(splits: pd.Series, preferred: str = "eval") -> str | None:
+def _choose_split(splits: pd.Series, preferred: str = EVAL_SPLIT) -> str | None:
     values = sorted(set(splits))
     if not values:
         return None
@@ -228,7 +229,7 @@ def load_selection_curves(expdir: str | Path, data: ExperimentData) -> Selection
         frame = store.scores_frame(kind="curve")
         for r in store.iter_curve_stats():
             target = target_of.get(r["run_id"])
-            if target is None or r["split"] != "eval" or r["metric"] != data.metrics.get(target):
+            if target is None or r["split"] != EVAL_SPLIT or r["metric"] != data.metrics.get(target):
                 continue
             arr = np.asarray(r["stats"], dtype=np.float64)
             if arr.ndim != 2 or arr.shape[1] != 3:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from xstilts.config import BASELINE
 from xstilts.evaluation.halves import keep_rows, report_mask
 from xstilts.metrics.stats import score_from_stats
 from xstilts.store import RunResult, Score, Store
+from xstilts.tasks.base import EVAL_SPLIT
 
 
 @dataclass
@@ -50,7 +52,7 @@ def add_target_run(
     finals: Mapping[str, float],
     curves: Mapping[int, Mapping[str, float]] | None = None,
     stats: Mapping[str, np.ndarray] | None = None,
-    split: str = "eval",
+    split: str = EVAL_SPLIT,
     run_id: str | None = None,
 ) -> str:
     """Register, start and complete one phase-3 run with the given scores; returns its id."""
@@ -142,11 +144,11 @@ def write_synthetic_experiment(
         for t in targets:
             one = _latent(t.metric, t.n_examples, rng) if t.parallel else None
             latents = {lang: one if one is not None else _latent(t.metric, t.n_examples, rng) for lang in t.baseline}
-            settings = (["none"] if with_baseline else []) + sorted(t.effects)
+            settings = ([BASELINE] if with_baseline else []) + sorted(t.effects)
             sd = seed_sd if t.seed_sd is None else t.seed_sd
             for inter in settings:
                 for seed in seeds:
-                    if inter != "none":  # the phase-2 run a real target run starts from
+                    if inter != BASELINE:  # the phase-2 run a real target run starts from
                         store.register_run(f"{inter}--s{seed}", "intermediate", inter, None, seed, "h", None)
                     if (inter, seed) not in shared:
                         shared[(inter, seed)] = rng.normal(0.0, shared_seed_sd) if shared_seed_sd else 0.0

@@ -50,19 +50,3 @@ def get_executor(cfg: ExperimentConfig) -> Executor:
 
     return run_local
 
-
-def process_state():  # -> accelerate.state.PartialState
-    """This process's place in an ``accelerate launch``/``torchrun`` job (one process otherwise).
-
-    ``ACCELERATE_USE_CPU`` (what ``accelerate launch --cpu`` sets) is honoured here as Accelerator
-    does, or a CPU-only multi-process job would start as several independent single processes.
-    """
-    from accelerate.state import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-
-
-def is_main_process() -> bool:
-    """False only in the non-zero ranks of ``accelerate launch``: they train but never write."""
-    return process_state().is_main_process

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from xstilts.context import RunContext
+from xstilts.distributed import process_state
 from xstilts.errors import XstiltsError, one_line
 from xstilts.identity import KEY, link_parent, recording, run_identity
 from xstilts.plan import Run
@@ -43,7 +44,7 @@ def _execute_phase(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> 
         return run_intermediate(run, ctx)
     from xstilts.tasks import get_task
 
-    if get_task(run.target or "").head == "retrieval":  # scored on the encoder as it is: no training
+    if not get_task(run.target or "").trainable:  # scored on the encoder as it is: no training
         from xstilts.phases.retrieval import run_retrieval
 
         return run_retrieval(run, ctx, parent_checkpoint)
@@ -64,7 +65,7 @@ def parent_checkpoint(run: Run, store: Store) -> str | None:
 def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
               runner: Callable[[Run, RunContext, str | None], RunResult] = execute_run) -> dict[str, int]:
     """Execute every unfinished run; returns counts of runs done now and skipped."""
-    from xstilts.executors import process_state, unfinished_runs
+    from xstilts.executors import unfinished_runs
 
     procs = process_state()
     main = procs.is_main_process

@@ -54,8 +54,12 @@ class HeadKind(ABC):
     kind: str
 
     @abstractmethod
-    def build(self, task: Task, hidden_size: int) -> nn.Module:
-        """A fresh head module for ``task``; ``module(encoder, batch)`` returns logits."""
+    def build(self, task: Task, hidden_size: int, dropout: float) -> nn.Module:
+        """A fresh head module for ``task``; ``module(encoder, batch)`` returns logits.
+
+        ``dropout`` is the phase's ``train.dropout`` (the encoder gets the same, see
+        :func:`xstilts.models.loading.load_encoder`).
+        """
 
     @abstractmethod
     def encode(self, task: Task, examples: Sequence[Example], tokenizer: Any, max_length: int) -> list[Feature]:

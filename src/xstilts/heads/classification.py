@@ -17,7 +17,7 @@ from xstilts.tasks.base import ClassificationExample, Task
 class ClassificationModule(nn.Module):
     """Dense + tanh + linear on ``<s>``, the usual RoBERTa-style classification head."""
 
-    def __init__(self, hidden_size: int, n_labels: int, dropout: float = 0.1):
+    def __init__(self, hidden_size: int, n_labels: int, dropout: float):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
@@ -31,8 +31,8 @@ class ClassificationModule(nn.Module):
 class Classification(HeadKind):
     kind = "classification"
 
-    def build(self, task: Task, hidden_size: int) -> nn.Module:
-        return ClassificationModule(hidden_size, len(task.labels))
+    def build(self, task: Task, hidden_size: int, dropout: float) -> nn.Module:
+        return ClassificationModule(hidden_size, len(task.labels), dropout)
 
     def encode(self, task: Task, examples: Sequence[ClassificationExample], tokenizer: Any,
                max_length: int) -> list[Feature]:

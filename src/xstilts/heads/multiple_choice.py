@@ -25,7 +25,7 @@ from xstilts.tasks.base import MultipleChoiceExample, Task
 class MultipleChoiceModule(nn.Module):
     """Dense + tanh + linear-to-1 on ``<s>`` of every (context, choice) sequence."""
 
-    def __init__(self, hidden_size: int, dropout: float = 0.1):
+    def __init__(self, hidden_size: int, dropout: float):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
@@ -53,8 +53,8 @@ def choice_pairs(ex: MultipleChoiceExample) -> list[tuple[str, str]]:
 class MultipleChoice(HeadKind):
     kind = "multiple_choice"
 
-    def build(self, task: Task, hidden_size: int) -> nn.Module:
-        return MultipleChoiceModule(hidden_size)
+    def build(self, task: Task, hidden_size: int, dropout: float) -> nn.Module:
+        return MultipleChoiceModule(hidden_size, dropout)
 
     def encode(self, task: Task, examples: Sequence[MultipleChoiceExample], tokenizer: Any,
                max_length: int) -> list[Feature]:

@@ -138,8 +138,8 @@ def predict_answers(examples: Sequence[SpanQAExample], features: Sequence[Featur
 class SpanQA(HeadKind):
     kind = "span_qa"
 
-    def build(self, task: Task, hidden_size: int) -> nn.Module:
-        return SpanQAModule(hidden_size)
+    def build(self, task: Task, hidden_size: int, dropout: float) -> nn.Module:
+        return SpanQAModule(hidden_size)  # no dropout layer of its own: the encoder's dropout applies
 
     def encode(self, task: Task, examples: Sequence[SpanQAExample], tokenizer: Any,
                max_length: int) -> list[Feature]:

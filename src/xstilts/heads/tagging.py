@@ -43,7 +43,7 @@ MISSING = "<no prediction>"  # the predicted tag of a word no window owns; equal
 
 
 class TaggingModule(nn.Module):
-    def __init__(self, hidden_size: int, n_labels: int, dropout: float = 0.1):
+    def __init__(self, hidden_size: int, n_labels: int, dropout: float):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, n_labels)
@@ -108,8 +108,8 @@ def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
 class Tagging(HeadKind):
     kind = "tagging"
 
-    def build(self, task: Task, hidden_size: int) -> nn.Module:
-        return TaggingModule(hidden_size, len(task.labels))
+    def build(self, task: Task, hidden_size: int, dropout: float) -> nn.Module:
+        return TaggingModule(hidden_size, len(task.labels), dropout)
 
     def encode_settings(self, task: Task, tokenizer: Any, max_length: int) -> tuple[Any, ...]:
         return window_settings(task, tokenizer, max_length)

@@ -93,10 +93,16 @@ def load_tokenizer(name: str, **kwargs: Any) -> Any:
         raise _load_error("tokenizer", name, path, exc) from exc
 
 
-def load_encoder(name: str, **kwargs: Any) -> Any:
-    """``AutoModel.from_pretrained`` (BERT for the default, XLM-R for Hub ids) as XstiltsError on failure."""
+def load_encoder(name: str, dropout: float | None = None, **kwargs: Any) -> Any:
+    """``AutoModel.from_pretrained`` (BERT for the default, XLM-R for Hub ids) as XstiltsError on failure.
+
+    ``dropout`` (a phase's ``train.dropout``) sets the encoder's hidden and attention dropout
+    (BERT-style config keys); None keeps the model's own (0.1 for the default model and XLM-R).
+    """
     from transformers import AutoModel
 
+    if dropout is not None:
+        kwargs = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout, **kwargs}
     path = resolve_model_path(name)
     try:
         return AutoModel.from_pretrained(path, **kwargs)

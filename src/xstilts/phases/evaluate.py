@@ -28,9 +28,7 @@ from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
 from xstilts.metrics.stats import score_from_stats
 from xstilts.store import RunResult, Score
-from xstilts.tasks.base import Example, Task
-
-SPLIT = "eval"
+from xstilts.tasks.base import EVAL_SPLIT, Example, Task
 
 
 @dataclass
@@ -45,8 +43,7 @@ def load_eval_sets(ctx: RunContext, task: Task, languages: tuple[str, ...] | lis
                    limit: int | None) -> list[EvalSet]:
     sets = []
     for lang in languages:
-        ex, feats = load_features(task, SPLIT, lang, ctx.data_dir, ctx.tokenizer, max_length, limit,
-                                  ctx.cache_dir)
+        ex, feats = load_features(task, EVAL_SPLIT, lang, ctx.tokenizer, max_length, limit, ctx.cache_dir)
         sets.append(EvalSet(task, lang, ex, feats))
     return sets
 
@@ -108,16 +105,16 @@ class EvalHistory:
                 task, lang = key
                 ev = self.stored(key, full)
                 for metric, value in ev.scores.items():
-                    result.scores.append(Score(task, lang, SPLIT, metric, value, step, "curve"))
+                    result.scores.append(Score(task, lang, EVAL_SPLIT, metric, value, step, "curve"))
                     if step == best_step:
-                        result.scores.append(Score(task, lang, SPLIT, metric, value, step, "final"))
-                        result.example_stats[(task, lang, SPLIT, metric)] = ev.stats[metric]
+                        result.scores.append(Score(task, lang, EVAL_SPLIT, metric, value, step, "final"))
+                        result.example_stats[(task, lang, EVAL_SPLIT, metric)] = ev.stats[metric]
                 metric = self.primary[task]
                 if self.hold_out and key in self.select:
                     result.scores.append(Score(task, lang, SELECT_SPLIT, metric, self.selection_score(key, full),
                                                step, "curve"))
                 if self.keep_curve_stats and metric in ev.stats:
-                    result.curve_stats[(task, lang, SPLIT, metric, step)] = ev.stats[metric]
+                    result.curve_stats[(task, lang, EVAL_SPLIT, metric, step)] = ev.stats[metric]
         return result
 
 

@@ -19,7 +19,6 @@ from xstilts.models.loading import load_encoder
 from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets
 from xstilts.plan import Run
 from xstilts.store import RunResult
-from xstilts.tasks import get_task
 from xstilts.tasks.translations import translation_variants
 from xstilts.training.loop import Job, set_seed, train
 from xstilts.training.mlm import setup_mlm
@@ -30,18 +29,18 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     icfg = ctx.cfg.intermediate
     hp = icfg.train
     set_seed(run.seed)
-    encoder = load_encoder(ctx.model_path)
+    encoder = load_encoder(ctx.model_path, dropout=hp.dropout)
     hidden = encoder.config.hidden_size
     jobs, heads, eval_sets = [], {}, []
     for name in run.tasks:
-        task = get_task(name, icfg.task_options.get(name))
+        task = ctx.intermediate_task(name)
         kind = get_head_kind(task.head)
         limit = icfg.task_caps.get(name, hp.max_train_examples)
         feats = [f for _, variant in translation_variants(name, icfg.task_options.get(name), ctx.data_dir)
-                 for f in load_features(variant, "train", "en", ctx.data_dir, ctx.tokenizer, hp.max_length,
+                 for f in load_features(variant, "train", "en", ctx.tokenizer, hp.max_length,
                                         limit, ctx.cache_dir)[1]]
         eval_sets += load_eval_sets(ctx, task, ["en"], hp.max_length, hp.max_eval_examples)
-        head = kind.build(task, hidden)  # after reading: some label sets come from data (CCG)
+        head = kind.build(task, hidden, hp.dropout)  # after reading: some label sets come from data (CCG)
         heads[task.name] = head
         jobs.append(Job(task.name, kind, head, feats))
 

@@ -3,7 +3,7 @@
 XTREME and Phang et al. score retrieval on the encoder as phase 2 left it (or on the pretrained
 model for the ``none`` baseline): a target run whose task has head kind ``retrieval`` loads that
 encoder, embeds every language's sentences with the task's options (layer, pooling, prefix; see
-:mod:`xstilts.retrieval`) and writes the scores as a finished run would, at step 0 (curve and
+:mod:`xstilts.evaluation.embed`) and writes the scores as a finished run would, at step 0 (curve and
 final alike, so curve-based analyses see one point). Sentences are cut at the target's
 ``max_length`` and capped at ``max_eval_examples`` per language, like every evaluation set.
 """
@@ -14,21 +14,13 @@ import time
 from pathlib import Path
 
 from xstilts.context import RunContext
+from xstilts.distributed import process_device
+from xstilts.evaluation.embed import embed_sentences
 from xstilts.metrics.stats import score_from_stats
 from xstilts.plan import Run
-from xstilts.retrieval import RetrievalTask, embed_sentences
 from xstilts.store import RunResult, Score
-from xstilts.tasks import get_task
-
-SPLIT = "eval"
-
-
-def retrieval_device():  # -> torch.device
-    """This process's device (its GPU under ``accelerate launch``, the GPU or CPU otherwise)."""
-    from accelerate.state import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device
+from xstilts.tasks._retrieval import RetrievalTask
+from xstilts.tasks.base import EVAL_SPLIT
 
 
 def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) -> RunResult:
@@ -37,7 +29,7 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
     from xstilts.models.loading import load_encoder
 
     assert run.target is not None
-    task = get_task(run.target, ctx.cfg.target.task_options.get(run.target))
+    task = ctx.target_task(run.target)
     if not isinstance(task, RetrievalTask):
         raise TypeError(f"{run.target} is not a retrieval task")
     hp = ctx.cfg.target.train_for(run.target)
@@ -46,7 +38,7 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
     encoder = load_encoder(ctx.model_path)
     if parent_checkpoint is not None:
         load_encoder_weights(encoder, Path(parent_checkpoint))
-    encoder.to(retrieval_device())
+    encoder.to(process_device())
     n_sentences = 0
 
     def embed(texts, language: str):
@@ -60,13 +52,13 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
     for lang in run.languages:
         if lang == "en":
             continue  # retrieval is always xx against English
-        res = task.evaluate_embeddings(embed, lang, ctx.data_dir, hp.max_eval_examples)
+        res = task.evaluate_embeddings(embed, lang, hp.max_eval_examples)
         for metric in task.all_metrics():
             rows = res.stats[metric]
             value = score_from_stats(metric, rows)
-            result.scores.append(Score(task.name, lang, SPLIT, metric, value, 0, "curve"))
-            result.scores.append(Score(task.name, lang, SPLIT, metric, value, 0, "final"))
-            result.example_stats[(task.name, lang, SPLIT, metric)] = rows
+            result.scores.append(Score(task.name, lang, EVAL_SPLIT, metric, value, 0, "curve"))
+            result.scores.append(Score(task.name, lang, EVAL_SPLIT, metric, value, 0, "final"))
+            result.example_stats[(task.name, lang, EVAL_SPLIT, metric)] = rows
         per_language[lang] = res.extra
     result.extra = {"phase_s": time.perf_counter() - started, "sentences_embedded": n_sentences,
                     "retrieval": {"layer": opts["layer"], "pool": opts["pool"], "prefix": opts["prefix"],

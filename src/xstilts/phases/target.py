@@ -19,7 +19,6 @@ from xstilts.models.loading import load_encoder
 from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets
 from xstilts.plan import Run
 from xstilts.store import RunResult
-from xstilts.tasks import get_task
 from xstilts.training.loop import Job, set_seed, train
 from xstilts.training.speed import prepare_encoder
 
@@ -27,19 +26,19 @@ from xstilts.training.speed import prepare_encoder
 def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) -> RunResult:
     assert run.target is not None
     hp = ctx.cfg.target.train_for(run.target)
-    task = get_task(run.target, ctx.cfg.target.task_options.get(run.target))
+    task = ctx.target_task(run.target)
     kind = get_head_kind(task.head)
-    _, feats = load_features(task, "train", "en", ctx.data_dir, ctx.tokenizer, hp.max_length,
+    _, feats = load_features(task, "train", "en", ctx.tokenizer, hp.max_length,
                              hp.max_train_examples, ctx.cache_dir)
     eval_sets = load_eval_sets(ctx, task, run.languages, hp.max_length, hp.max_eval_examples)
 
     set_seed(run.seed)
-    encoder = load_encoder(ctx.model_path)
+    encoder = load_encoder(ctx.model_path, dropout=hp.dropout)
     if parent_checkpoint is not None:
         from pathlib import Path
 
         load_encoder_weights(encoder, Path(parent_checkpoint))
-    head = kind.build(task, encoder.config.hidden_size)
+    head = kind.build(task, encoder.config.hidden_size, hp.dropout)
     heads = {task.name: head}
     speed = prepare_encoder(encoder, ctx.cfg.runtime, [feats, *[s.features for s in eval_sets]],
                             ctx.tokenizer.pad_token_id)

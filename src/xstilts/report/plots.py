@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from xstilts.analysis import Analysis
 from xstilts.analysis.measures import PRIMARY
 from xstilts.analysis.summary import METRIC_NAMES, fmt
+from xstilts.config import BASELINE
 
 DPI = 100
 _MARKERS = "osD^vP*X"
@@ -40,7 +41,7 @@ def _colours(a: Analysis) -> dict[str, tuple]:
     """One colour per setting, the same in every figure of the report (baseline first)."""
     from matplotlib import colormaps
 
-    baseline = a.info.get("baseline", "none")
+    baseline = a.info.get("baseline", BASELINE)
     names = sorted(
         set(a.robustness["intermediate"]) | set(a.effects["intermediate"]), key=lambda n: (n != baseline, n)
     )

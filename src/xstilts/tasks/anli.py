@@ -50,10 +50,10 @@ class ANLI(Task):
             raise DataError(f"anli rounds must be a non-empty subset of {', '.join(ROUNDS)}, not {rounds}")
         return rounds
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "english" / "anli" / "anli_v1.0"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "english/anli/anli_v1.0")
         name = "train.jsonl" if split == "train" else self.options.get("eval_file", "dev.jsonl")
         return [folder / r / name for r in self.rounds()]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        return [ex for path in self.files(split, language, data_dir) for ex in read_anli_jsonl(path)]
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        return [ex for path in self.files(split, language) for ex in read_anli_jsonl(path)]

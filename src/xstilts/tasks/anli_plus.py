@@ -44,18 +44,18 @@ class ANLIPlus(Task):
         if bad or "anli" not in names:
             raise DataError("anli_plus components must include 'anli' and come from "
                             f"{', '.join(COMPONENTS)}, not {names}")
-        return [COMPONENTS[n](options=dict(self.options.get(n, {}))) for n in names]
+        return [self.part(COMPONENTS[n], self.options.get(n)) for n in names]
 
     def _anli(self) -> Task:
-        return ANLI(options=dict(self.options.get("anli", {})))
+        return self.part(ANLI, self.options.get("anli"))
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         if split != "train":
-            return self._anli().files(split, language, data_dir)
-        return [p for task in self.components() for p in task.files("train", language, data_dir)]
+            return self._anli().files(split, language)
+        return [p for task in self.components() for p in task.files("train", language)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
         if split != "train":
-            return self._anli().read(split, language, data_dir)
-        union = [ex for task in self.components() for ex in task.read("train", language, data_dir)]
+            return self._anli().read(split, language)
+        union = [ex for task in self.components() for ex in task.read("train", language)]
         return [union[i] for i in np.random.default_rng(SHUFFLE_SEED).permutation(len(union))]

@@ -1,7 +1,9 @@
 """What a task is: examples, a head kind, a metric, languages, and readers for its files.
 
 A task module defines one :class:`Task` subclass and registers an instance with
-:func:`xstilts.tasks.registry.register`. Adding a task is adding one file.
+:func:`xstilts.tasks.registry.register`. Adding a task is adding one file. An instance is bound to
+its options and its data directory when it is made (``get_task(name, options, data_dir)``), so
+its readers take only a split and a language.
 
 Splits: ``train`` is the English training set; ``eval`` is the evaluation set of a language
 (XTREME test files ship without labels, so XTREME's dev splits serve as evaluation sets). The
@@ -10,16 +12,19 @@ English ``eval`` split is what model selection uses ("English dev").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from xstilts.errors import DataError
 from xstilts.identity import note_read
 
+#: The split that holds a language's evaluation set; its name in the store's ``scores.split``.
+EVAL_SPLIT = "eval"
+
 HeadKind = Literal["tagging", "classification", "span_qa", "multiple_choice", "retrieval"]
 
-#: Task options a head reads for every task of its kind (``xstilts.heads.*``, ``xstilts.retrieval``).
+#: Task options a head reads for every task of its kind (``xstilts.heads.*``, ``xstilts.tasks._retrieval``).
 HEAD_OPTIONS: dict[str, tuple[str, ...]] = {
     "tagging": ("stride", "windows"),
     "span_qa": ("doc_stride", "max_query_length", "n_best", "max_answer_length"),
@@ -91,6 +96,9 @@ class Task:
     languages: ClassVar[tuple[str, ...]] = ("en",)  # evaluation languages (XTREME list)
     languages_r: ClassVar[tuple[str, ...]] = ()  # XTREME-R list, where it differs
     chance: ClassVar[float] = 0.0  # chance score on the 0-100 scale of ``metric``
+    # False for tasks scored on the encoder as it is (retrieval): no training split, no head, no
+    # model selection, and no English evaluation set (they are xx against English).
+    trainable: ClassVar[bool] = True
     # True when row i of every language's eval file is the same item (a translated test set):
     # the analysis then resamples one set of items for all languages.
     parallel: ClassVar[bool] = False
@@ -103,6 +111,30 @@ class Task:
     nested_options: ClassVar[dict[str, str]] = {}
 
     options: dict[str, Any] = field(default_factory=dict)  # per-task config (e.g. file overrides)
+    # Where the data lives (a config's data_dir), bound when the task is made (get_task), so no
+    # reader takes it as an argument. None for a task used only for what it is (plan, config).
+    data_dir: Path | None = None
+
+    @property
+    def data(self) -> Path:
+        """The data directory; an error for a task made without one."""
+        if self.data_dir is None:
+            raise DataError(f"task {self.name} was made without a data directory")
+        return Path(self.data_dir)
+
+    def at(self, data_dir: str | Path) -> Task:
+        """The same task (same options) reading from another data directory."""
+        return replace(self, options=dict(self.options), data_dir=Path(data_dir))
+
+    def part(self, cls: type[Task], options: dict[str, Any] | None = None) -> Task:
+        """Another task that this one reads through (a component, its training set), on the same data."""
+        return cls(options=dict(options or {}), data_dir=self.data_dir)
+
+    def option_path(self, option: str, default: str) -> Path:
+        """The path option ``option`` names, else ``default`` under the data directory."""
+        if option in self.options:
+            return Path(self.options[option])
+        return self.data / default
 
     @classmethod
     def known_options(cls) -> tuple[str, ...]:
@@ -112,20 +144,20 @@ class Task:
     def all_metrics(self) -> tuple[str, ...]:
         return self.metrics or (self.metric,)
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         """The files :meth:`read` would read; used for 'which data was found' listings."""
         raise NotImplementedError
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[Example]:
+    def read(self, split: str, language: str) -> list[Example]:
         """Read and validate every example of a split; raise DataError naming file and line."""
         raise NotImplementedError
 
-    def load(self, split: str, language: str, data_dir: Path, limit: int | None = None) -> list[Example]:
+    def load(self, split: str, language: str, limit: int | None = None) -> list[Example]:
         """Read a split, checking it is not empty, and keep the first ``limit`` examples."""
-        examples = self.read(split, language, data_dir)
+        examples = self.read(split, language)
         if not examples:
-            files = self.files(split, language, data_dir)
-            raise DataError("no examples found (empty file?)", files[0] if files else data_dir)
+            files = self.files(split, language)
+            raise DataError("no examples found (empty file?)", files[0] if files else self.data_dir)
         return examples[:limit] if limit else examples
 
     def check_labels(self, label: str, path: Path, line: int) -> str:

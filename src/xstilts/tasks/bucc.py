@@ -9,7 +9,7 @@ exactly this format.
 
 Scoring (no training; XTREME's ``run_retrieval.py`` / ``utils_retrieve.py``): candidates are mined
 with the ratio margin of Artetxe & Schwenk (2019) over k=4 nearest neighbours in both directions
-(:func:`xstilts.retrieval.mine_pairs`), the score threshold that maximises F1 is chosen on the
+(:func:`xstilts.tasks._retrieval.mine_pairs`), the score threshold that maximises F1 is chosen on the
 dev gold pairs, and F1 of the candidates at or above it is computed against the gold pairs of
 the scored split: ``test`` when its gold file exists, otherwise ``dev`` itself (then the
 threshold is tuned on the very pairs it is scored on, as XTREME's dev numbers are; the run's
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.retrieval import (
+from xstilts.tasks._retrieval import (
     Embedder,
     RetrievalResult,
     RetrievalTask,
@@ -115,23 +115,23 @@ class BUCC(RetrievalTask):
     options_read = ("dir", "k")
     description = "BUCC 2018 bitext mining (F1; margin scoring, threshold tuned on dev; no training)"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "xtreme" / "bucc2018"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "xtreme/bucc2018")
 
-    def split_files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        stem = self._folder(data_dir) / f"{language}-en.{split}"
+    def split_files(self, split: str, language: str) -> list[Path]:
+        stem = self._folder() / f"{language}-en.{split}"
         return [stem.with_name(f"{stem.name}.{language}"), stem.with_name(f"{stem.name}.en"),
                 stem.with_name(f"{stem.name}.gold")]
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         """Dev files (always needed: they pick the threshold), plus test files that exist."""
         if split != "eval":
             return []  # no training split: scored straight after phase 2
-        test = [p for p in self.split_files("test", language, data_dir) if p.is_file()]
-        return self.split_files("dev", language, data_dir) + test
+        test = [p for p in self.split_files("test", language) if p.is_file()]
+        return self.split_files("dev", language) + test
 
-    def read_split(self, split: str, language: str, data_dir: Path) -> MiningCorpus:
-        src_path, en_path, gold_path = self.split_files(split, language, data_dir)
+    def read_split(self, split: str, language: str) -> MiningCorpus:
+        src_path, en_path, gold_path = self.split_files(split, language)
         source_ids, source = read_sentences(src_path)
         target_ids, target = read_sentences(en_path)
         gold = read_gold(gold_path, set(source_ids), set(target_ids)) if gold_path.is_file() else None
@@ -139,13 +139,13 @@ class BUCC(RetrievalTask):
             raise DataError("BUCC dev gold pairs not found (they choose the mining threshold)", gold_path)
         return MiningCorpus(split, source_ids, source, target_ids, target, gold)
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[MiningCorpus]:  # type: ignore[override]
+    def read(self, split: str, language: str) -> list[MiningCorpus]:  # type: ignore[override]
         """``[dev]``, or ``[dev, test]`` when the test sentences exist."""
         if split != "eval":
             raise DataError(f"bucc has no {split!r} split (retrieval tasks are not trained)")
-        corpora = [self.read_split("dev", language, data_dir)]
-        if self.split_files("test", language, data_dir)[0].is_file():
-            corpora.append(self.read_split("test", language, data_dir))
+        corpora = [self.read_split("dev", language)]
+        if self.split_files("test", language)[0].is_file():
+            corpora.append(self.read_split("test", language))
         return corpora
 
     def _k(self) -> int:
@@ -171,9 +171,9 @@ class BUCC(RetrievalTask):
                 out.append((score, s, t))
         return out
 
-    def evaluate_embeddings(self, embed: Embedder, language: str, data_dir: Path, limit: int | None = None,
+    def evaluate_embeddings(self, embed: Embedder, language: str, limit: int | None = None,
                             ) -> RetrievalResult:
-        corpora = [c.head(limit) for c in self.read("eval", language, data_dir)]
+        corpora = [c.head(limit) for c in self.read("eval", language)]
         dev = corpora[0]
         assert dev.gold is not None
         dev_candidates = self.candidates(embed, dev, language)

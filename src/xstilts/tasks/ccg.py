@@ -62,19 +62,19 @@ class CCG(Task):
     metric = "token_accuracy"
     description = "CCG supertagging (jiant format; token accuracy)"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "english" / "ccg"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "english/ccg")
 
-    def _load_labels(self, data_dir: Path) -> Path:
-        path = self._folder(data_dir) / "tags_to_id.json"
+    def _load_labels(self) -> Path:
+        path = self._folder() / "tags_to_id.json"
         self.labels = read_tags_to_id(path)  # instance attribute: the label set is data
         return path
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        tags = self._load_labels(data_dir)
+    def files(self, split: str, language: str) -> list[Path]:
+        tags = self._load_labels()
         key, default = ("train_file", "ccg.train") if split == "train" else ("eval_file", "ccg.dev")
-        return [self._folder(data_dir) / self.options.get(key, default), tags]
+        return [self._folder() / self.options.get(key, default), tags]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[TaggingExample]:
-        path, _ = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[TaggingExample]:
+        path, _ = self.files(split, language)
         return read_ccg(path, self.labels)

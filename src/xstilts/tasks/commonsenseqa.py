@@ -47,12 +47,12 @@ class CommonsenseQA(Task):
     chance = 20.0
     description = "CommonsenseQA (5-way; accuracy on dev)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "english" / "commonsenseqa"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "english/commonsenseqa")
         key, default = (("train_file", "train_rand_split.jsonl") if split == "train"
                         else ("eval_file", "dev_rand_split.jsonl"))
         return [folder / self.options.get(key, default)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[MultipleChoiceExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[MultipleChoiceExample]:
+        (path,) = self.files(split, language)
         return read_commonsenseqa(path)

@@ -53,25 +53,25 @@ class CosmosQA(Task):
     chance = 25.0
     description = "Cosmos QA (accuracy); offline: valid split by context"
 
-    def _file(self, data_dir: Path, stem: str) -> Path:
-        folder = Path(self.options.get("dir", data_dir / "english" / "cosmosqa"))
+    def _file(self, stem: str) -> Path:
+        folder = self.option_path("dir", "english/cosmosqa")
         csv = folder / f"{stem}.csv"
         return csv if csv.is_file() or not (folder / f"{stem}.jsonl").is_file() else folder / f"{stem}.jsonl"
 
-    def _train(self, data_dir: Path) -> Path:
+    def _train(self) -> Path:
         if "train_file" in self.options:
-            folder = Path(self.options.get("dir", data_dir / "english" / "cosmosqa"))
+            folder = self.option_path("dir", "english/cosmosqa")
             return folder / self.options["train_file"]
-        return self._file(data_dir, "train")
+        return self._file("train")
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        train = self._train(data_dir)
-        return [train if split == "train" and train.is_file() else self._file(data_dir, "valid")]
+    def files(self, split: str, language: str) -> list[Path]:
+        train = self._train()
+        return [train if split == "train" and train.is_file() else self._file("valid")]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[MultipleChoiceExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[MultipleChoiceExample]:
+        (path,) = self.files(split, language)
         examples = read_cosmosqa(path)
-        if self._train(data_dir).is_file() or not examples:
+        if self._train().is_file() or not examples:
             return examples
         fraction = float(self.options.get("eval_fraction", 0.2))
         train, held = group_split([ex.context for ex in examples], fraction)

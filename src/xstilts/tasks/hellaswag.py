@@ -55,25 +55,25 @@ class HellaSwag(Task):
     chance = 25.0
     description = "HellaSwag (accuracy); offline: partial train split by source"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "english" / "hellaswag"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "english/hellaswag")
 
-    def _val(self, data_dir: Path) -> Path:
-        return self._folder(data_dir) / self.options.get("eval_file", "hellaswag_val.jsonl")
+    def _val(self) -> Path:
+        return self._folder() / self.options.get("eval_file", "hellaswag_val.jsonl")
 
-    def _train(self, data_dir: Path) -> Path:
-        return self._folder(data_dir) / self.options.get("train_file", "hellaswag_train.jsonl")
+    def _train(self) -> Path:
+        return self._folder() / self.options.get("train_file", "hellaswag_train.jsonl")
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        if split == "train" or not self._val(data_dir).is_file():
-            return [self._train(data_dir)]
-        return [self._val(data_dir)]
+    def files(self, split: str, language: str) -> list[Path]:
+        if split == "train" or not self._val().is_file():
+            return [self._train()]
+        return [self._val()]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[MultipleChoiceExample]:
-        if self._val(data_dir).is_file():
-            path = self._train(data_dir) if split == "train" else self._val(data_dir)
+    def read(self, split: str, language: str) -> list[MultipleChoiceExample]:
+        if self._val().is_file():
+            path = self._train() if split == "train" else self._val()
             return [ex for _, ex in read_hellaswag(path)]
-        rows = read_hellaswag(self._train(data_dir))
+        rows = read_hellaswag(self._train())
         if not rows:
             return []
         train, held = group_split([src for src, _ in rows], float(self.options.get("eval_fraction", 0.2)))

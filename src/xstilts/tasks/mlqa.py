@@ -49,13 +49,13 @@ class MLQA(Task):
     extra_eval_languages = CROSS_PAIRS  # G-XLT pairs, listed by `xstilts tasks` when their files exist
     description = "MLQA (F1/EM; matching-language pairs, cross pairs as 'ctx-q'); train = SQuAD v1.1"
 
-    def _squad(self, data_dir: Path) -> XQuAD:
+    def _squad(self) -> XQuAD:
         """Training data is XQuAD's (SQuAD v1.1 or its stand-in), with the same options."""
         keys = ("train_file", "squad_dir")
         opts = {k: v for k, v in self.options.items() if k in keys}
         if "xquad_dir" in self.options:
             opts["dir"] = self.options["xquad_dir"]
-        return XQuAD(options=opts)
+        return self.part(XQuAD, opts)  # type: ignore[return-value]
 
     def _split(self) -> str:
         split = self.options.get("split", "dev")
@@ -63,18 +63,18 @@ class MLQA(Task):
             raise ConfigError(f"mlqa option 'split' must be 'dev' or 'test', not {split!r}")
         return split
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         if split == "train":
-            return self._squad(data_dir).files("train", "en", data_dir)
-        folder = Path(self.options.get("dir", data_dir / "xtreme" / "mlqa" / "MLQA_V1"))
+            return self._squad().files("train", "en")
+        folder = self.option_path("dir", "xtreme/mlqa/MLQA_V1")
         context, question = context_question(language)
         name = self._split()
         return [folder / name / f"{name}-context-{context}-question-{question}.json"]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[SpanQAExample]:
+    def read(self, split: str, language: str) -> list[SpanQAExample]:
         if split == "train":
-            return self._squad(data_dir).read("train", "en", data_dir)
-        examples = read_labelled_squad(self.files(split, language, data_dir)[0])
+            return self._squad().read("train", "en")
+        examples = read_labelled_squad(self.files(split, language)[0])
         normalization = self.options.get("normalization", "mlqa")
         if normalization == "squad":
             return examples

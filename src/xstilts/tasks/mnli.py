@@ -67,12 +67,12 @@ class MNLI(Task):
     chance = 100 / 3
     description = "MultiNLI (GLUE tsv or multinli jsonl); eval = dev_matched"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "english" / "mnli"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "english/mnli")
         key = "train_file" if split == "train" else "eval_file"
         default = "train.tsv" if split == "train" else "dev_matched.tsv"
         return [folder / self.options.get(key, default)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        (path,) = self.files(split, language)
         return read_mnli(path)

@@ -35,13 +35,13 @@ class PanX(Task):
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
     description = "PAN-X / WikiANN NER (entity-level F1, seqeval)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "xtreme" / "panx"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "xtreme/panx")
         name = "train-en.tsv" if split == "train" else f"dev-{language}.tsv"
         return [folder / name]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[TaggingExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[TaggingExample]:
+        (path,) = self.files(split, language)
         file_language = "en" if split == "train" else language  # a raw XTREME file's token prefix
         return [TaggingExample(tuple(toks), tuple(tags))
                 for _, toks, tags in read_conll(path, self.labels, file_language)]

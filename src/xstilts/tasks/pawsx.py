@@ -86,34 +86,34 @@ class PAWSX(Task):
     parallel = True
     description = "PAWS-X paraphrase identification (accuracy); offline train = half of dev-en"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "xtreme" / "pawsx"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "xtreme/pawsx")
 
-    def train_file(self, data_dir: Path) -> Path | None:
+    def train_file(self) -> Path | None:
         """The real English training file, if there is one."""
         if "train_file" in self.options:
             return Path(self.options["train_file"])
-        candidate = self._folder(data_dir) / "train-en.tsv"
+        candidate = self._folder() / "train-en.tsv"
         return candidate if candidate.is_file() else None
 
-    def _dev_file(self, language: str, data_dir: Path) -> Path:
-        return self._folder(data_dir) / f"dev-{language}.tsv"
+    def _dev_file(self, language: str) -> Path:
+        return self._folder() / f"dev-{language}.tsv"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        real = self.train_file(data_dir)
+    def files(self, split: str, language: str) -> list[Path]:
+        real = self.train_file()
         if split == "train":
-            return [real] if real else [self._dev_file("en", data_dir)]
-        return [self._dev_file(language, data_dir)]
+            return [real] if real else [self._dev_file("en")]
+        return [self._dev_file(language)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        real = self.train_file(data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        real = self.train_file()
         if real is not None:
-            return read_pawsx_tsv(real if split == "train" else self._dev_file(language, data_dir))
+            return read_pawsx_tsv(real if split == "train" else self._dev_file(language))
         lang = "en" if split == "train" else language
-        rows = read_pawsx_tsv(self._dev_file(lang, data_dir))
-        english = rows if lang == "en" else read_pawsx_tsv(self._dev_file("en", data_dir))
+        rows = read_pawsx_tsv(self._dev_file(lang))
+        english = rows if lang == "en" else read_pawsx_tsv(self._dev_file("en"))
         if len(english) != len(rows):
             raise DataError(f"{len(rows)} rows but dev-en has {len(english)}; PAWS-X dev files must be "
-                            "parallel", self._dev_file(lang, data_dir))
+                            "parallel", self._dev_file(lang))
         train_rows, eval_rows = split_rows(english, float(self.options.get("train_fraction", 0.5)))
         return [rows[i] for i in (train_rows if split == "train" else eval_rows)]

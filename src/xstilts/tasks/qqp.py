@@ -56,13 +56,13 @@ class QQP(Task):
     chance = 50.0
     description = "Quora Question Pairs (GLUE; accuracy)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "english" / "qqp"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "english/qqp")
         key, default = ("train_file", "train.tsv") if split == "train" else ("eval_file", "dev.tsv")
         return [folder / self.options.get(key, default)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        (path,) = self.files(split, language)
         examples, skipped = read_qqp(path)
         if skipped:
             warnings.warn(f"{path}: skipped {skipped} malformed row(s) (wrong column count or empty "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 from xstilts.errors import ConfigError
@@ -36,10 +37,11 @@ def task_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
-    """A fresh task instance by name; unknown names are a config error listing the known ones."""
+def get_task(name: str, options: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Task:
+    """A fresh task instance by name, reading from ``data_dir``; unknown names are a config error
+    listing the known ones. Without a data directory the task tells what it is but reads nothing."""
     _load_all()
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in _REGISTRY:
         raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    return _REGISTRY[key](options=dict(options or {}))
+    return _REGISTRY[key](options=dict(options or {}), data_dir=Path(data_dir) if data_dir is not None else None)

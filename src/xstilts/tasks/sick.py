@@ -25,11 +25,11 @@ class SICK(Task):
     chance = 100 / 3
     description = "SICK entailment (3-way NLI, English)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        return [Path(self.options.get("file", data_dir / "english" / "sick" / "SICK.txt"))]
+    def files(self, split: str, language: str) -> list[Path]:
+        return [self.option_path("file", "english/sick/SICK.txt")]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        (path,) = self.files(split, language)
         wanted = "TRAIN" if split == "train" else str(self.options.get("eval_set", "TRIAL"))
         need = ("sentence_A", "sentence_B", "entailment_label", "SemEval_set")
         rows = list(read_tsv_header(path, need))

@@ -26,15 +26,15 @@ class SNLI(Task):
     chance = 100 / 3
     description = "SNLI 1.0 (jsonl; '-' gold labels dropped)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         name = (self.options.get("train_file", "snli_1.0_train.jsonl") if split == "train"
                 else self.options.get("eval_file", "snli_1.0_dev.jsonl"))
         if "dir" in self.options:
             return [Path(self.options["dir"]) / name]
-        root = data_dir / "english" / "snli"
+        root = self.data / "english" / "snli"
         nested = root / "snli_1.0" / name
         return [nested if nested.is_file() or not (root / name).is_file() else root / name]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        (path,) = self.files(split, language)
         return read_nli_jsonl(path)

@@ -45,8 +45,8 @@ class SocialIQA(Task):
     chance = 100 / 3
     description = "Social IQa (accuracy on dev); offline: trained on the labelled tst file"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "english" / "socialiqa"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "english/socialiqa")
         if split != "train":
             return [folder / self.options.get("eval_file", "socialIQa_v1.4_dev.jsonl")]
         if "train_file" in self.options:
@@ -54,6 +54,6 @@ class SocialIQA(Task):
         trn = folder / "socialIQa_v1.4_trn.jsonl"
         return [trn if trn.is_file() else folder / "socialIQa_v1.4_tst.jsonl"]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[MultipleChoiceExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[MultipleChoiceExample]:
+        (path,) = self.files(split, language)
         return read_socialiqa(path)

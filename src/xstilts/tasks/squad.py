@@ -112,32 +112,32 @@ class SQuADBase(Task):
     train_names: ClassVar[tuple[str, ...]] = ()
     eval_names: ClassVar[tuple[str, ...]] = ()
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "english" / "squad"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "english/squad")
 
-    def _pick(self, data_dir: Path, key: str, names: tuple[str, ...]) -> Path:
-        folder = self._folder(data_dir)
+    def _pick(self, key: str, names: tuple[str, ...]) -> Path:
+        folder = self._folder()
         if key in self.options:
             return folder / self.options[key]
         return next((folder / n for n in names if (folder / n).is_file()), folder / names[0])
 
-    def train_source(self, data_dir: Path) -> str:
+    def train_source(self) -> str:
         source = self.options.get("train_source", "auto")
         if source not in {"auto", "train-file", "dev-split"}:
             raise DataError(f"{self.name} train_source must be auto, train-file or dev-split, not {source!r}")
         if source == "auto":
-            train_file = self._pick(data_dir, "train_file", self.train_names)
+            train_file = self._pick("train_file", self.train_names)
             source = "train-file" if train_file.is_file() else "dev-split"
         return source
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        if split == "train" and self.train_source(data_dir) == "train-file":
-            return [self._pick(data_dir, "train_file", self.train_names)]
-        return [self._pick(data_dir, "eval_file", self.eval_names)]
+    def files(self, split: str, language: str) -> list[Path]:
+        if split == "train" and self.train_source() == "train-file":
+            return [self._pick("train_file", self.train_names)]
+        return [self._pick("eval_file", self.eval_names)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[SpanQAExample]:
-        (path,) = self.files(split, language, data_dir)
-        if self.train_source(data_dir) == "train-file":
+    def read(self, split: str, language: str) -> list[SpanQAExample]:
+        (path,) = self.files(split, language)
+        if self.train_source() == "train-file":
             return read_squad(path)
         articles = read_squad_articles(path)
         if len(articles) < 2:

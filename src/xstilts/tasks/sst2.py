@@ -38,11 +38,11 @@ class SST2(Task):
     chance = 50.0
     description = "SST-2 sentiment (GLUE; accuracy)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "english" / "sst2"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "english/sst2")
         key, default = ("train_file", "train.tsv") if split == "train" else ("eval_file", "dev.tsv")
         return [folder / self.options.get(key, default)]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        (path,) = self.files(split, language)
         return read_sst2(path)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.retrieval import Embedder, RetrievalResult, RetrievalTask, nearest_accuracy_stats
+from xstilts.tasks._retrieval import Embedder, RetrievalResult, RetrievalTask, nearest_accuracy_stats
 from xstilts.tasks.base import SentencePair
 from xstilts.tasks.formats import iter_lines
 from xstilts.tasks.registry import register
@@ -81,8 +81,8 @@ class Tatoeba(RetrievalTask):
     options_read = ("dir", "labels_dir", "gold")
     description = "Tatoeba retrieval xx->en by cosine of mean-pooled embeddings (accuracy; no training)"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "xtreme" / "tatoeba"))
+    def folder(self) -> Path:
+        return self.option_path("dir", "xtreme/tatoeba")
 
     def _gold_mode(self) -> str:
         mode = self.options.get("gold", "auto")
@@ -90,9 +90,9 @@ class Tatoeba(RetrievalTask):
             raise ConfigError(f"tatoeba option 'gold' must be auto, labels or aligned, not {mode!r}")
         return mode
 
-    def _layout(self, language: str, data_dir: Path) -> tuple[str, list[Path]]:
+    def _layout(self, language: str) -> tuple[str, list[Path]]:
         """('laser' | 'labels' | 'xtreme', files) for one language."""
-        folder = self._folder(data_dir)
+        folder = self.folder()
         code = ISO3.get(language, language)
         laser = [folder / f"tatoeba.{code}-eng.{code}", folder / f"tatoeba.{code}-eng.eng"]
         xtreme = [folder / f"{language}-en.{language}", folder / f"{language}-en.en"]
@@ -104,16 +104,28 @@ class Tatoeba(RetrievalTask):
             return "laser", laser
         return "xtreme", xtreme
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def sentence_languages(self) -> list[str]:
+        """Every language with a sentence file in the task's folder (either layout), sorted."""
+        folder = self.folder()
+        code_of = {code: lang for lang, code in ISO3.items()}
+        langs = {p.suffix[1:] for p in folder.glob("*-en.*") if p.suffix != ".en"}
+        langs |= {code_of.get(p.suffix[1:], p.suffix[1:]) for p in folder.glob("tatoeba.*-eng.*") if p.suffix != ".eng"}
+        return sorted(langs)
+
+    def sentences(self, language: str) -> list[str]:
+        """Every line of one language's non-English side, in file order (alignment plays no part)."""
+        return read_lines(self._layout(language)[1][0])
+
+    def files(self, split: str, language: str) -> list[Path]:
         if split != "eval":
             return []  # no training split: scored straight after phase 2
-        return self._layout(language, data_dir)[1]
+        return self._layout(language)[1]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[SentencePair]:
+    def read(self, split: str, language: str) -> list[SentencePair]:
         """Pairs in the order of the xx file: ``source`` the xx sentence, ``target`` its translation."""
         if split != "eval":
             raise DataError(f"tatoeba has no {split!r} split (retrieval tasks are not trained)")
-        layout, paths = self._layout(language, data_dir)
+        layout, paths = self._layout(language)
         src, en = read_lines(paths[0]), read_lines(paths[1])
         if len(src) != len(en):
             shorter = paths[0] if len(src) < len(en) else paths[1]
@@ -133,9 +145,9 @@ class Tatoeba(RetrievalTask):
                 "or gold = \"aligned\" if these files really are line-aligned", paths[1])
         return [SentencePair(s, e) for s, e in zip(src, en, strict=True)]
 
-    def evaluate_embeddings(self, embed: Embedder, language: str, data_dir: Path, limit: int | None = None,
+    def evaluate_embeddings(self, embed: Embedder, language: str, limit: int | None = None,
                             ) -> RetrievalResult:
-        pairs = self.load("eval", language, data_dir, limit)
+        pairs = self.load("eval", language, limit)
         backend = self.embedding_options()["backend"]
         x = embed([p.source for p in pairs], language)
         y = embed([p.target for p in pairs], "en")

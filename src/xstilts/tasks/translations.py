@@ -36,14 +36,14 @@ def translation_variants(name: str, options: dict[str, Any] | None, data_dir: Pa
         raise ConfigError(f"task {name!r}: translations must be a table {{language = \"path\"}}")
     if only and not translations:
         raise ConfigError(f"task {name!r}: translations_only needs at least one translation")
-    variants: list[tuple[str, Task]] = [] if only else [("en", get_task(name, opts))]
+    variants: list[tuple[str, Task]] = [] if only else [("en", get_task(name, opts, data_dir))]
     key = TRAIN_FILE_OPTION.get(name, "train_file")
     for lang, raw in translations.items():
         path = Path(raw).expanduser()
         if not path.is_absolute() and not path.exists() and (data_dir / path).exists():
             path = data_dir / path
-        task = get_task(name, {**opts, key: str(path.resolve())})
-        if path.resolve() not in [p.resolve() for p in task.files("train", lang, data_dir)]:
+        task = get_task(name, {**opts, key: str(path.resolve())}, data_dir)
+        if path.resolve() not in [p.resolve() for p in task.files("train", lang)]:
             raise ConfigError(f"task {name!r} has no training-file option {key!r}, so it cannot read "
                               f"translations")
         variants.append((lang, task))

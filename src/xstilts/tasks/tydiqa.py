@@ -30,12 +30,12 @@ class TyDiQA(Task):
     languages = LANGUAGES
     description = "TyDiQA-GoldP (F1/EM); English train = tydiqa.goldp.en.train.json"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "xtreme" / "tydiqa"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "xtreme/tydiqa")
         if split == "train":
             default = folder / "tydiqa-goldp-v1.1-train" / "tydiqa.goldp.en.train.json"
             return [Path(self.options.get("train_file", default))]
         return [folder / "tydiqa-goldp-v1.1-dev" / f"tydiqa.goldp.{language}.dev.json"]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[SpanQAExample]:
-        return read_labelled_squad(self.files(split, language, data_dir)[0])
+    def read(self, split: str, language: str) -> list[SpanQAExample]:
+        return read_labelled_squad(self.files(split, language)[0])

@@ -46,13 +46,13 @@ class UDPOS(Task):
     chance = 100 / len(UPOS_TAGS)
     description = "UD-POS tagging, 17 UPOS tags (word-level accuracy, first sub-token)"
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        folder = Path(self.options.get("dir", data_dir / "xtreme" / "udpos"))
+    def files(self, split: str, language: str) -> list[Path]:
+        folder = self.option_path("dir", "xtreme/udpos")
         name = "train-en.tsv" if split == "train" else f"dev-{language}.tsv"
         return [folder / name]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[TaggingExample]:
-        (path,) = self.files(split, language, data_dir)
+    def read(self, split: str, language: str) -> list[TaggingExample]:
+        (path,) = self.files(split, language)
         file_language = "en" if split == "train" else language  # a raw XTREME file's token prefix
         return [TaggingExample(tuple(toks), tuple(tags))
                 for _, toks, tags in read_conll(path, self.labels, file_language)]

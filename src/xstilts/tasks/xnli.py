@@ -71,47 +71,47 @@ class XNLI(Task):
     parallel = True
     description = "XNLI (accuracy); English training = MNLI, or offline a premise-disjoint split of dev-en"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "xtreme" / "xnli"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "xtreme/xnli")
 
-    def train_source(self, data_dir: Path) -> str:
+    def train_source(self) -> str:
         source = self.options.get("train_source", "auto")
         if source not in {"auto", "mnli", "xnli-dev-split"}:
             raise DataError(f"xnli train_source must be auto, mnli or xnli-dev-split, not {source!r}")
         if source == "auto":
-            mnli_file = MNLI(options=self.options.get("mnli", {})).files("train", "en", data_dir)[0]
+            mnli_file = self.part(MNLI, self.options.get("mnli")).files("train", "en")[0]
             source = "mnli" if mnli_file.is_file() else "xnli-dev-split"
         return source
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
-        if split == "train" and self.train_source(data_dir) == "mnli":
-            return MNLI(options=self.options.get("mnli", {})).files("train", "en", data_dir)
+    def files(self, split: str, language: str) -> list[Path]:
+        if split == "train" and self.train_source() == "mnli":
+            return self.part(MNLI, self.options.get("mnli")).files("train", "en")
         if "xnli_file" in self.options:
             return [Path(self.options["xnli_file"])]
         lang = "en" if split == "train" else language
-        return [self._folder(data_dir) / f"dev-{lang}.tsv"]
+        return [self._folder() / f"dev-{lang}.tsv"]
 
-    def _read_lang(self, language: str, data_dir: Path) -> list[ClassificationExample]:
+    def _read_lang(self, language: str) -> list[ClassificationExample]:
         if "xnli_file" in self.options:
             path = Path(self.options["xnli_file"])
             rows = read_xnli_original(path, language)
             if not rows:
                 raise DataError(f"no rows for language {language!r}", path)
             return rows
-        return read_xtreme_tsv(self._folder(data_dir) / f"dev-{language}.tsv")
+        return read_xtreme_tsv(self._folder() / f"dev-{language}.tsv")
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[ClassificationExample]:
-        source = self.train_source(data_dir)
+    def read(self, split: str, language: str) -> list[ClassificationExample]:
+        source = self.train_source()
         if split == "train" and source == "mnli":
-            return read_mnli(self.files("train", "en", data_dir)[0])
-        rows = self._read_lang("en" if split == "train" else language, data_dir)
+            return read_mnli(self.files("train", "en")[0])
+        rows = self._read_lang("en" if split == "train" else language)
         if source == "mnli":
             return rows
-        english = rows if (split == "train" or language == "en") else self._read_lang("en", data_dir)
+        english = rows if (split == "train" or language == "en") else self._read_lang("en")
         if len(english) != len(rows):
             raise DataError(
                 f"{len(rows)} rows but dev-en has {len(english)}; XNLI files must be parallel",
-                self.files(split, language, data_dir)[0],
+                self.files(split, language)[0],
             )
         train_rows, eval_rows = split_rows(english, float(self.options.get("train_fraction", 0.5)))
         return [rows[i] for i in (train_rows if split == "train" else eval_rows)]

@@ -66,37 +66,37 @@ class XQuAD(Task):
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
     description = "XQuAD (F1/EM); train = SQuAD v1.1, offline: SQuAD dev minus XQuAD's paragraphs"
 
-    def _folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("dir", data_dir / "xtreme" / "xquad"))
+    def _folder(self) -> Path:
+        return self.option_path("dir", "xtreme/xquad")
 
-    def _squad_folder(self, data_dir: Path) -> Path:
-        return Path(self.options.get("squad_dir", data_dir / "english" / "squad"))
+    def _squad_folder(self) -> Path:
+        return self.option_path("squad_dir", "english/squad")
 
-    def train_file(self, data_dir: Path) -> Path | None:
+    def train_file(self) -> Path | None:
         """SQuAD v1.1 train, when it exists (the real XTREME training set)."""
         if "train_file" in self.options:
             return Path(self.options["train_file"])
-        return pick(self._squad_folder(data_dir), SQUAD_TRAIN_NAMES)
+        return pick(self._squad_folder(), SQUAD_TRAIN_NAMES)
 
-    def _squad_dev(self, data_dir: Path) -> Path:
-        folder = self._squad_folder(data_dir)
+    def _squad_dev(self) -> Path:
+        folder = self._squad_folder()
         return pick(folder, SQUAD_DEV_NAMES) or folder / SQUAD_DEV_NAMES[0]
 
-    def files(self, split: str, language: str, data_dir: Path) -> list[Path]:
+    def files(self, split: str, language: str) -> list[Path]:
         if split == "train":
-            real = self.train_file(data_dir)
+            real = self.train_file()
             if real is not None:
                 return [real]
-            return [self._squad_dev(data_dir), self._folder(data_dir) / "xquad.en.json"]
-        return [self._folder(data_dir) / f"xquad.{language}.json"]
+            return [self._squad_dev(), self._folder() / "xquad.en.json"]
+        return [self._folder() / f"xquad.{language}.json"]
 
-    def read(self, split: str, language: str, data_dir: Path) -> list[SpanQAExample]:
+    def read(self, split: str, language: str) -> list[SpanQAExample]:
         if split != "train":
-            return read_labelled_squad(self.files(split, language, data_dir)[0])
-        real = self.train_file(data_dir)
+            return read_labelled_squad(self.files(split, language)[0])
+        real = self.train_file()
         if real is not None:
             return read_labelled_squad(real)
-        return standin_train(*self.files(split, language, data_dir))
+        return standin_train(*self.files(split, language))
 
 
 def standin_train(squad_dev: Path, xquad_en: Path) -> list[SpanQAExample]:

@@ -19,15 +19,15 @@ untrimmed embedding (``runtime.trim_vocab = false``).
 
 Text: a folder of plain-text files, one sentence per line, named ``<language>.txt``
 (``mlm_languages`` picks some; empty = all). ``mlm_data = "xtreme:tatoeba"`` builds such a folder
-from the non-English sides of XTREME's Tatoeba files (:func:`extract_tatoeba_sentences`); those
+from the non-English sides of the files the Tatoeba task reads (:func:`extract_tatoeba_sentences`;
+its options, e.g. ``dir``, from ``[intermediate.task_options.tatoeba]``); those
 sentences are the inputs of the Tatoeba retrieval task, so do not combine it with Tatoeba as a
 target.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -39,11 +39,11 @@ from torch import nn
 from transformers import DataCollatorForLanguageModeling
 from transformers.activations import ACT2FN
 
+from xstilts.config import MLM_TATOEBA
 from xstilts.errors import ConfigError, DataError
+from xstilts.faults import atomic_path
 from xstilts.identity import not_recording, note_read
 from xstilts.tasks.formats import iter_lines
-
-TATOEBA = "xtreme:tatoeba"
 
 
 class MLMHead(nn.Module):
@@ -110,37 +110,51 @@ def read_sentences(folder: Path, languages: Sequence[str] = (), max_per_language
     return out
 
 
-def extract_tatoeba_sentences(data_dir: Path, out_dir: Path, languages: Sequence[str] = ()) -> Path:
-    """Write ``<out_dir>/<lang>.txt`` from XTREME's ``tatoeba/<lang>-en.<lang>`` files; returns out_dir.
+def extract_tatoeba_sentences(data_dir: Path, out_dir: Path, languages: Sequence[str] = (),
+                              tatoeba_options: dict[str, Any] | None = None) -> Path:
+    """Write ``<out_dir>/<lang>.txt`` from the non-English sides of the Tatoeba task's files; returns out_dir.
 
-    Files are written atomically and only when missing, so concurrent runs can share the folder.
+    The files are the ones the Tatoeba task reads (its folder, option ``dir``, and either of its
+    layouts). They are written atomically and only when missing, so concurrent runs can share the
+    folder.
     """
-    src = data_dir / "xtreme" / "tatoeba"
-    available = sorted(p.suffix[1:] for p in src.glob("*-en.*") if p.suffix != ".en")
+    from xstilts.tasks import get_task
+
+    task = get_task("tatoeba", tatoeba_options, data_dir)
+    available = task.sentence_languages()
     if not available:
-        raise DataError("no Tatoeba files (<lang>-en.<lang>) found", src)
+        raise DataError("no Tatoeba files (<lang>-en.<lang>) found", task.folder())
     wanted = list(languages) or available
-    out_dir.mkdir(parents=True, exist_ok=True)
     for lang in wanted:
-        source = src / f"{lang}-en.{lang}"
-        if not source.is_file():
-            raise DataError(f"no Tatoeba text for language {lang!r} (have: {', '.join(available)})", source)
+        if lang not in available:
+            raise DataError(f"no Tatoeba text for language {lang!r} (have: {', '.join(available)})",
+                            task.files("eval", lang)[0])
+    for lang in wanted:
         target = out_dir / f"{lang}.txt"
-        note_read(source)  # the run's data identity names the source, not this derived copy
-        if target.is_file() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
-            continue  # rebuilt when the source changed since
-        lines = [line for _, line in iter_lines(source) if line.strip()]
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, target)
+        sources = [path for path in task.files("eval", lang) if path.is_file()]
+        for source in sources:
+            note_read(source)  # the run's data identity names the sources, not this derived copy
+        newest = max((path.stat().st_mtime_ns for path in sources), default=0)
+        if target.is_file() and target.stat().st_mtime_ns >= newest:
+            continue  # rebuilt when a source changed since
+        lines = [line for line in task.sentences(lang) if line.strip()]
+        with atomic_path(target) as tmp:
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out_dir
 
 
-def resolve_mlm_folder(mlm_data: str, data_dir: Path, cache_dir: Path, languages: Sequence[str]) -> Path:
-    """The text folder a config's ``mlm_data`` names (relative paths: from the data dir if found there)."""
-    if mlm_data == TATOEBA:
-        return extract_tatoeba_sentences(data_dir, cache_dir / "mlm-tatoeba", languages)
+def resolve_mlm_folder(mlm_data: str, data_dir: Path, cache_dir: Path, languages: Sequence[str],
+                       tatoeba_options: dict[str, Any] | None = None) -> Path:
+    """The text folder a config's ``mlm_data`` names (relative paths: from the data dir if found there).
+
+    ``xtreme:tatoeba`` reads the Tatoeba task with ``tatoeba_options`` (its ``dir``); text from
+    another folder than the default is cached apart.
+    """
+    if mlm_data == MLM_TATOEBA:
+        folder = "mlm-tatoeba"
+        if tatoeba_options and tatoeba_options.get("dir"):
+            folder += "-" + hashlib.sha256(str(tatoeba_options["dir"]).encode()).hexdigest()[:10]
+        return extract_tatoeba_sentences(data_dir, cache_dir / folder, languages, tatoeba_options)
     path = Path(mlm_data).expanduser()
     if not path.is_absolute() and not path.exists() and (data_dir / path).exists():
         path = data_dir / path
@@ -209,8 +223,9 @@ def setup_mlm(icfg: Any, encoder: nn.Module, tokenizer: Any, data_dir: Path, cac
     """The MLM objective an :class:`~xstilts.config.IntermediateConfig` asks for (None when off)."""
     if icfg.mlm_rate <= 0:
         return None
-    folder = resolve_mlm_folder(icfg.mlm_data, data_dir, cache_dir, icfg.mlm_languages)
-    with not_recording() if icfg.mlm_data == TATOEBA else nullcontext():  # derived files: not data identity
+    folder = resolve_mlm_folder(icfg.mlm_data, data_dir, cache_dir, icfg.mlm_languages,
+                                icfg.task_options.get("tatoeba"))
+    with not_recording() if icfg.mlm_data == MLM_TATOEBA else nullcontext():  # derived files: not data identity
         texts = read_sentences(folder, icfg.mlm_languages, icfg.mlm_max_sentences)
     sentences = [s for lang in sorted(texts) for s in texts[lang]]
     return MLMObjective(encoder, tokenizer, sentences, icfg.mlm_rate, seed, batch_size, max_length,

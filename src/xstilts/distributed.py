@@ -1,0 +1,31 @@
+"""This process's place in a data-parallel job: the one home of the ``PartialState`` xstilts uses.
+
+Under ``accelerate launch``/``torchrun`` every process walks the same plan; only the main one
+writes (store, checkpoints) and the others wait for it. Outside such a job there is one process.
+A bottom-layer module: executors, phases and checkpoint writing all ask it, and it imports
+nothing of xstilts.
+"""
+
+from __future__ import annotations
+
+
+def process_state():  # -> accelerate.state.PartialState
+    """This process's place in an ``accelerate launch``/``torchrun`` job (one process otherwise).
+
+    ``ACCELERATE_USE_CPU`` (what ``accelerate launch --cpu`` sets) is honoured here as Accelerator
+    does, or a CPU-only multi-process job would start as several independent single processes.
+    """
+    from accelerate.state import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def is_main_process() -> bool:
+    """False only in the non-zero ranks of ``accelerate launch``: they train but never write."""
+    return process_state().is_main_process
+
+
+def process_device():  # -> torch.device
+    """This process's device (its GPU under ``accelerate launch``, the GPU or CPU otherwise)."""
+    return process_state().device
