@@ -118,3 +118,18 @@ def done_rows(out_dir: Path) -> int:
 def checkpoint_files(out_dir: Path) -> list[Path]:
     return sorted(p for p in (out_dir / "checkpoints").rglob("*") if p.is_file()) \
         if (out_dir / "checkpoints").is_dir() else []
+
+
+def one_error_line(args: list[str]) -> str:
+    """Run the CLI in-process; it must exit 2 with exactly one ``error:`` line and no traceback.
+    Returns that line."""
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]

@@ -13,28 +13,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from _reliability import experiment_toml
+from _reliability import experiment_toml, one_error_line
 from safetensors.torch import load_file, save_file
 from torch import nn
-from typer.testing import CliRunner
 
 from xstilts.analysis.synthetic import SyntheticTarget, write_synthetic_experiment
 from xstilts.checkpoint import ENCODER_FILE, load_encoder_weights, save_encoder
-from xstilts.cli import app
 from xstilts.errors import XstiltsError
 from xstilts.faults import sweep_checkpoints
 from xstilts.store import Store
 from xstilts.tasks import get_task
-
-
-def _one_error_line(args: list[str]) -> str:
-    """Run the CLI; it must exit 2 with exactly one ``error:`` line and no traceback. Returns it."""
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +52,7 @@ def test_damaged_store_is_one_line_naming_it(command: str, how: str, finished_st
     store.write_bytes((finished_store / Store.FILENAME).read_bytes())
     _damage(store, how)
     args = [command, str(expdir)] + (["--n-boot", "10"] if command != "results" else [])
-    error = _one_error_line(args)
+    error = one_error_line(args)
     assert f"{store}: damaged results store" in error, error
 
 
@@ -79,7 +67,7 @@ def test_run_on_a_damaged_store_is_one_line_naming_it(how: str, finished_store: 
     before = store.read_bytes()
     config = tmp_path / "exp.toml"
     config.write_text(experiment_toml(tiny_model, mini_data, out), encoding="utf-8")
-    error = _one_error_line(["run", str(config)])
+    error = one_error_line(["run", str(config)])
     assert f"{store}: damaged results store" in error, error
     assert store.read_bytes() == before  # not "repaired" into an empty store
 
@@ -87,7 +75,7 @@ def test_run_on_a_damaged_store_is_one_line_naming_it(how: str, finished_store: 
 def test_report_into_a_path_that_cannot_be_a_directory(finished_store: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    error = _one_error_line(["report", str(finished_store), "--out", str(blocker / "report"), "--n-boot", "10"])
+    error = one_error_line(["report", str(finished_store), "--out", str(blocker / "report"), "--n-boot", "10"])
     assert str(blocker) in error, error
 
 
