@@ -135,15 +135,15 @@ def test_a_write_error_without_a_file_name_is_given_the_target(tmp_path: Path) -
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target))
     assert list(tmp_path.iterdir()) == []
 
+    # the report's writer goes through atomic_path too: a failing write of its temp file names the report
     report = tmp_path / "report" / "report.html"
-    real_fdopen = os.fdopen
 
-    def full_fdopen(fd: int, *args: object, **kwargs: object) -> io.BytesIO:
-        real_fdopen(fd, *args, **kwargs).close()
-        return FullDisk()
+    def full_write_bytes(self: Path, data: bytes) -> int:  # noqa: ARG001 - a full disk refuses any data
+        self.touch()  # the temp file exists, as after a partial write
+        return FullDisk().write(data)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "fdopen", full_fdopen)
+        mp.setattr(Path, "write_bytes", full_write_bytes)
         with pytest.raises(OSError) as info:
             write_bytes_atomic(report, b"<html>")
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(report))
