@@ -122,14 +122,14 @@ def test_cache_hit_replays_its_reads_and_a_change_outside_the_key_rebuilds(
 
     data = tmp_path / "data"
     shutil.copytree(mini_data, data)
-    task, tok, cache = get_task("xnli"), load_tokenizer(str(default_model)), tmp_path / "cache"
+    task, tok, cache = get_task("xnli", None, data), load_tokenizer(str(default_model)), tmp_path / "cache"
     folder = data / "xtreme" / "xnli"
     both = {str(folder / "dev-de.tsv"), str(folder / "dev-en.tsv")}
     with recording() as read:
-        first, _ = load_features(task, "eval", "de", data, tok, 32, None, cache)
+        first, _ = load_features(task, "eval", "de", tok, 32, None, cache)
     assert read == both
     with recording() as read:  # from the cache: the same files count as read
-        again, _ = load_features(task, "eval", "de", data, tok, 32, None, cache)
+        again, _ = load_features(task, "eval", "de", tok, 32, None, cache)
     assert read == both and again == first and len(list(cache.iterdir())) == 1
 
     en = folder / "dev-en.tsv"  # one premise per row: another premise-disjoint split
@@ -140,5 +140,5 @@ def test_cache_hit_replays_its_reads_and_a_change_outside_the_key_rebuilds(
         ),
         encoding="utf-8",
     )
-    rebuilt, _ = load_features(task, "eval", "de", data, tok, 32, None, cache)
+    rebuilt, _ = load_features(task, "eval", "de", tok, 32, None, cache)
     assert rebuilt != first

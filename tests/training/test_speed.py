@@ -202,7 +202,7 @@ def test_thread_decisions_are_kept_in_the_run_record(setup) -> None:
     tok, task, kind, feats, _, _, base = setup
     hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=4, eval_every=2)
     for runtime, checks in [(RuntimeConfig(progress=False), [2, 4]), (RuntimeConfig(progress=False, threads=1), [])]:
-        out = train(copy.deepcopy(base), [Job(task.name, kind, kind.build(task, 32), feats)], hp, runtime, 7,
+        out = train(copy.deepcopy(base), [Job(task.name, kind, kind.build(task, 32, 0.1), feats)], hp, runtime, 7,
                     tok.pad_token_id, lambda s: 0.0)
         assert [e[0] for e in out.thread_log] == checks and all(e[1] >= 1 for e in out.thread_log)
 
