@@ -285,12 +285,13 @@ def analyze(
     """Robustness statistics: per-language Δ and transfer measures with CIs, power, replication, selection."""
     try:
         from xstilts.analysis import analyze as run_analysis
+        from xstilts.report.files import write_text_atomic
 
         result = run_analysis(expdir, n_boot=n_boot, seed=seed)
         out_dir = expdir / "analysis"
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name, table in result.tables().items():
-            table.to_csv(out_dir / f"{name}.csv", index=False)
+        for name, table in result.tables().items():  # atomic, and a full disk names the file
+            write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
         out.print(result.summary, highlight=False, markup=False)
         err.print(f"tables written to {out_dir}")
     except XstiltsError as exc:

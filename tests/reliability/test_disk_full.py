@@ -65,10 +65,12 @@ def test_a_real_full_disk_is_one_line_and_keeps_what_was_done(tmp_path: Path, mi
         assert result.exit_code == 0, result.output
         assert set(run_status(out).values()) == {"done"}
 
-        # 4. the report does not fit; the store it reads is untouched
+        # 4. the report and the analysis tables do not fit; the store they read is untouched
         fill(fs)
         line = _fails_for_lack_of_space(["report", str(out), "--n-boot", "10"])
         assert f"{out / 'report'}/" in line and f": {NO_SPACE}" in line, line
+        line = _fails_for_lack_of_space(["analyze", str(out), "--n-boot", "10"])
+        assert f"{out / 'analysis'}/" in line and f": {NO_SPACE}" in line, line
         store_invariants(out)
         assert set(run_status(out).values()) == {"done"}
         assert stale_temp_files(fs) == []
