@@ -56,3 +56,18 @@ def test_the_effect_has_mean_zero_when_nothing_changes() -> None:
         d = [fn(base + rng.normal(0, 2.0, (3, 4)), 100 / 3).mean() - fn(base + rng.normal(0, 2.0, (3, 4)), 100 / 3).mean()
              for _ in range(4000)]
         assert abs(np.mean(d)) < 3 * np.std(d) / np.sqrt(len(d)), key
+
+
+def test_english_only_targets_have_no_transfer_measures_and_analyze_still_answers(tmp_path) -> None:
+    """Found by the full-disk test's author: analyze on English-only targets raised in worst_ratio."""
+    from xstilts.analysis import analyze
+    from xstilts.analysis.measures import worst_ratio
+    from xstilts.analysis.synthetic import SyntheticTarget, write_synthetic_experiment
+
+    assert np.isnan(worst_ratio(np.array([[60.0], [62.0]]), 0.0)).all()
+    write_synthetic_experiment(tmp_path, [
+        SyntheticTarget("panx", "f1", {"en": 70.0}, {"sick": 0.0}, n_examples=40),
+        SyntheticTarget("xnli", "accuracy", {"en": 60.0}, {"sick": 0.0}, n_examples=40, chance=100 / 3),
+    ])
+    result = analyze(tmp_path, n_boot=20, with_selection=False)
+    assert result.summary  # an answer (of no verdict), not a traceback

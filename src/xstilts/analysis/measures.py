@@ -90,6 +90,8 @@ def transfer_ratio(x: Array, chance: float) -> Array:
 
 @_quiet
 def worst_ratio(x: Array, chance: float) -> Array:
+    if x.shape[1] < 2:  # English only: no zero-shot language, no worst one (nanmin of nothing raises)
+        return np.full(x.shape[0], np.nan)
     return 100.0 * (np.nanmin(x[:, 1:], axis=1) - chance) / _above(x, chance)
 
 
