@@ -110,8 +110,7 @@ class ThreadChoice:
     """One decision of :func:`decide_threads`, kept in the run's record (``speed.thread_log``)."""
 
     threads: int
-    other_cores: float | None  # what other processes used; None where not measured
-    how: str  # "set" (runtime.threads), "auto", "loadavg" (no /proc) or "initial" (nothing to go on)
+    other_cores: float | None  # what other processes used (or the load average); None: not measured
 
 
 def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
@@ -128,15 +127,15 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     if _initial_threads is None:
         _initial_threads = torch.get_num_threads()
     if runtime.threads:
-        return ThreadChoice(runtime.threads, None, "set")
+        return ThreadChoice(runtime.threads, None)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    others, how = other_busy_cores(), "auto"
+    others = other_busy_cores()
     if others is None:
         try:
-            others, how = os.getloadavg()[0], "loadavg"
+            others = os.getloadavg()[0]
         except OSError:  # not available on this platform
-            return ThreadChoice(_initial_threads, None, "initial")
-    return ThreadChoice(max(1, min(_initial_threads, round(cores - others))), round(others, 2), how)
+            return ThreadChoice(_initial_threads, None)
+    return ThreadChoice(max(1, min(_initial_threads, round(cores - others))), round(others, 2))
 
 
 def choose_threads(runtime: RuntimeConfig) -> int:
