@@ -15,7 +15,8 @@ from xstilts.xtreme import TASKS, xtreme_from_store, xtreme_scores
 ROWS = [
     ("xnli", "en", "accuracy", 80), ("xnli", "de", "accuracy", 68, 1), ("xnli", "de", "accuracy", 72, 2),
     ("pawsx", "en", "accuracy", 90), ("pawsx", "fr", "accuracy", 80),
-    ("udpos", "en", "token_accuracy", 96), ("udpos", "de", "token_accuracy", 88),
+    ("udpos", "en", "f1", 96), ("udpos", "de", "f1", 88),
+    ("udpos", "en", "token_accuracy", 99), ("udpos", "de", "token_accuracy", 91),  # not the leaderboard's
     ("panx", "en", "f1", 84), ("panx", "de", "f1", 76),
     ("xquad", "en", "squad_f1", 80), ("xquad", "en", "exact_match", 70),
     ("xquad", "de", "squad_f1", 60), ("xquad", "de", "exact_match", 50),
@@ -46,9 +47,10 @@ def test_score_by_hand() -> None:
                                           "question answering": 175 / 3, "retrieval": 85})
     assert score.tasks["mlqa"].languages == ("de", "en")
     assert score.tasks["xquad"].measure == "(EM + F1) / 2"
-    assert score.tasks["udpos"].measure == "token_accuracy"
+    assert score.tasks["udpos"].measure == "f1"  # seqeval over the tag sequences, as evaluate.py
+    assert score.group_mean == pytest.approx((80 + 86 + 175 / 3 + 85) / 4)
     assert "panx (2/40 languages)" in score.message() and score.message().startswith(
-        "XTREME score of 'none': 75.2")
+        "XTREME score of 'none': 75.2 (mean of 9 tasks, as evaluate.py; mean of the 4 groups 77.3)")
 
 
 def test_missing_tasks_are_named() -> None:
@@ -103,3 +105,25 @@ def test_tasks_command_lists_heads_languages_and_files(tmp_path: Path) -> None:
     assert "span_qa" in lines["xquad"] and "1/12: es" in lines["xquad"]
     assert "token_accuracy" in lines["udpos"] and "missing" in lines["udpos"]
     assert "es: " in result.output and "answers were removed" in result.output  # --check read it
+
+
+def test_results_prints_the_per_task_table(tmp_path: Path) -> None:
+    """`xstilts results` shows each task's leaderboard measure, the groups and both overall means."""
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+
+    with Store(tmp_path) as store:
+        for i, task in enumerate(TASKS):
+            rid = f"tgt-none-{task}-s1"
+            store.register_run(rid, "target", "none", task, 1, f"h{i}", None)
+            rows = [r for r in ROWS if r[0] == task and (len(r) < 5 or r[4] == 1)]
+            store.complete_run(rid, RunResult(scores=[Score(task, r[1], "eval", r[2], float(r[3]), 0, "final")
+                                                      for r in rows]), 1.0)
+    result = CliRunner().invoke(app, ["results", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") >= 4}
+    assert "f1" in rows["udpos"] and "92.0" in rows["udpos"]  # seqeval F1, not the 95.0 of word accuracy
+    assert "(EM + F1) / 2" in rows["xquad"] and "65.0" in rows["xquad"]
+    assert "mean of 9 tasks" in rows["XTREME score"]
+    assert "XTREME score of 'none'" in result.output

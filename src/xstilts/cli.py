@@ -227,9 +227,12 @@ def _print_results(expdir: Path, csv_path: Path | None = None, list_stale: bool 
                   "since they ran; `xstilts run CONFIG --rerun-stale` recomputes them", highlight=False, markup=False)
         for run_id, why in stale.items() if list_stale else ():
             err.print(f"stale: {run_id}: {why}", highlight=False, markup=False)
-    from xstilts.xtreme import xtreme_from_store
+    from xstilts.xtreme import score_table, xtreme_from_store
 
-    for xtreme in xtreme_from_store(expdir).values():
+    scores = {setting: s for setting, s in xtreme_from_store(expdir).items() if s.tasks}
+    if scores:
+        out.print(score_table(scores))
+    for xtreme in scores.values():
         out.print(xtreme.message(), highlight=False, markup=False, soft_wrap=True)
     path = write_results_csv(expdir, csv_path)
     err.print(f"per-language scores written to {path}")

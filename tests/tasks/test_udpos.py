@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_language_lists_and_labels() -> None:
     task = get_task("udpos")
     assert task.head == "tagging" and task.metric == "token_accuracy"
+    assert task.all_metrics() == ("token_accuracy", "f1") and task.leaderboard_metrics() == ("f1",)
     assert len(task.languages) == 33 and len(task.languages_r) == 38
     assert set(task.languages) < set(task.languages_r)
     assert {"lt", "pl", "ro", "uk", "wo"} == set(task.languages_r) - set(task.languages)
@@ -105,3 +106,9 @@ def test_token_accuracy_uses_first_subtoken(tiny_model: Path) -> None:
     rows = ev.stats["token_accuracy"]
     assert rows.tolist() == [[2, 3, 3], [1, 1, 1]]
     assert score_from_stats("token_accuracy", rows) == pytest.approx(75.0)
+    # XTREME's measure beside it: seqeval F1 over runs of equal tags (ADV|ADJ|PUNCT vs NOUN|ADJ|PUNCT)
+    from seqeval.metrics import f1_score
+
+    assert ev.stats["f1"].tolist() == [[2, 3, 3], [1, 1, 1]]
+    gold, pred = [["ADV", "ADJ", "PUNCT"], ["VERB"]], [["NOUN", "ADJ", "PUNCT"], ["VERB"]]
+    assert score_from_stats("f1", ev.stats["f1"]) == pytest.approx(100 * f1_score(gold, pred))

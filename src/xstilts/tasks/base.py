@@ -92,6 +92,9 @@ class Task:
     head: ClassVar[HeadKind]
     metric: ClassVar[str]  # primary metric, see xstilts.metrics.stats
     metrics: ClassVar[tuple[str, ...]] = ()  # all metrics reported (defaults to (metric,))
+    # The metrics XTREME's evaluate.py averages into this task's leaderboard score (defaults to
+    # (metric,)); QA counts (EM + F1) / 2, UD-POS seqeval's F1 rather than our primary accuracy.
+    xtreme_metrics: ClassVar[tuple[str, ...]] = ()
     labels: ClassVar[tuple[str, ...]] = ()  # label set for tagging/classification
     languages: ClassVar[tuple[str, ...]] = ("en",)  # evaluation languages (XTREME list)
     languages_r: ClassVar[tuple[str, ...]] = ()  # XTREME-R list, where it differs
@@ -143,6 +146,10 @@ class Task:
 
     def all_metrics(self) -> tuple[str, ...]:
         return self.metrics or (self.metric,)
+
+    def leaderboard_metrics(self) -> tuple[str, ...]:
+        """What the XTREME score averages for this task (their mean, per language)."""
+        return self.xtreme_metrics or (self.metric,)
 
     def files(self, split: str, language: str) -> list[Path]:
         """The files :meth:`read` would read; used for 'which data was found' listings."""

@@ -45,6 +45,7 @@ class MLQA(Task):
     options_read = ("dir", "split", "normalization", "train_file", "squad_dir", "xquad_dir")
     metric = "squad_f1"
     metrics = ("squad_f1", "exact_match")
+    xtreme_metrics = ("squad_f1", "exact_match")  # the leaderboard's (EM + F1) / 2
     languages = LANGUAGES
     extra_eval_languages = CROSS_PAIRS  # G-XLT pairs, listed by `xstilts tasks` when their files exist
     description = "MLQA (F1/EM; matching-language pairs, cross pairs as 'ctx-q'); train = SQuAD v1.1"

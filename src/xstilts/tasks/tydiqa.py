@@ -27,6 +27,7 @@ class TyDiQA(Task):
     options_read = ("dir", "train_file")
     metric = "squad_f1"
     metrics = ("squad_f1", "exact_match")
+    xtreme_metrics = ("squad_f1", "exact_match")  # the leaderboard's (EM + F1) / 2
     languages = LANGUAGES
     description = "TyDiQA-GoldP (F1/EM); English train = tydiqa.goldp.en.train.json"
 

@@ -62,6 +62,7 @@ class XQuAD(Task):
     metric = "squad_f1"
     parallel = True
     metrics = ("squad_f1", "exact_match")
+    xtreme_metrics = ("squad_f1", "exact_match")  # the leaderboard's (EM + F1) / 2
     languages = XTREME_LANGUAGES
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
     description = "XQuAD (F1/EM); train = SQuAD v1.1, offline: SQuAD dev minus XQuAD's paragraphs"
