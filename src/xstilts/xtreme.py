@@ -4,7 +4,8 @@ As XTREME's official ``evaluate.py`` computes it: for every task, the score in e
 task's XTREME languages (English included where XTREME lists it) is averaged; each task counts
 the metrics its class names in ``xtreme_metrics`` (QA ``(mean EM + mean F1) / 2``; UD-POS
 seqeval's F1 over the tag sequences, not our primary word accuracy; the others their metric:
-accuracy for XNLI, PAWS-X, Tatoeba, F1 for PAN-X and BUCC). The overall score is evaluate.py's
+accuracy for XNLI, PAWS-X; F1 for PAN-X and BUCC; for Tatoeba the en→xx accuracy, the direction
+XTREME's released retrieval script predicts and its gold files encode). The overall score is evaluate.py's
 ``all_task``: the plain mean of the nine task scores, existing only when all nine are present.
 Group scores (classification, structured prediction, QA, retrieval) are reported for complete
 groups, as ``evaluate.py`` does; the mean of the four group scores is shown beside the overall
