@@ -48,7 +48,7 @@ def run_ids() -> dict[str, list[str]]:
     for path in sorted(CONFIGS.glob("*.toml")):
         out[path.name] = [r.run_id for r in make_plan(load_config(path))]
     for name, base, change in VARIANTS:
-        raw = load_config(CONFIGS / base).model_dump(mode="json", exclude_defaults=True)
+        raw = load_config(CONFIGS / base).model_dump(mode="json")  # every value: overrides merge over train
         cfg = ExperimentConfig.model_validate(_merge(raw, change))
         out[f"{base}+{name}"] = [r.run_id for r in make_plan(cfg)]
     return out

@@ -53,3 +53,74 @@ def test_bad_toml_names_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, 'name = "x"\nseeds = [1,\n[target]\n'))
     assert "invalid TOML" in info.value.message and info.value.line is not None
+
+
+OVERRIDES = GOOD.replace("lr = 2e-5", "lr = 2e-5\nepochs = 2\nmax_train_examples = 800\neval_every = 10") + """
+[target.overrides.panx]
+lr = 1e-4
+max_train_examples = "none"
+"""
+
+
+def test_overrides_merge_over_train(tmp_path: Path) -> None:
+    """The keys an override names win; the others are inherited; "none" undoes an inherited value."""
+    cfg = load_config(_write(tmp_path, OVERRIDES))
+    hp = cfg.target.train_for("panx")
+    assert (hp.lr, hp.epochs, hp.eval_every, hp.max_train_examples) == (1e-4, 2, 10, None)
+    assert cfg.target.train.max_train_examples == 800  # the base itself is untouched
+    # round trip through the dump the store keeps: the same effective values
+    from xstilts.config import ExperimentConfig
+
+    again = ExperimentConfig.model_validate(cfg.model_dump(mode="json"))
+    assert again.target.train_for("panx") == hp
+
+
+def test_overrides_without_a_train_table_inherit_the_target_defaults(tmp_path: Path) -> None:
+    text = 'name = "x"\n[target]\ntasks = ["panx", "xnli"]\n[target.overrides.xnli]\nlr = 1e-4\n'
+    cfg = load_config(_write(tmp_path, text))
+    assert cfg.target.train_for("xnli").epochs == cfg.target.train.epochs == 3
+    assert cfg.target.train_for("panx") == cfg.target.train
+
+
+def test_quickstart_xnli_keeps_its_uncapped_training_set() -> None:
+    """Shipped configs say what they mean: XNLI trains on all its pairs, PAN-X on 800."""
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "quickstart.toml")
+    assert cfg.target.train_for("panx").max_train_examples == 800
+    assert cfg.target.train_for("xnli").max_train_examples is None
+
+
+def test_set_values_are_typed_and_validated(tmp_path: Path) -> None:
+    path = _write(tmp_path, OVERRIDES)
+    cfg = load_config(path, ["target.train.lr=3e-4", "seeds=[1, 2, 3]", "target.overrides.panx.epochs=4",
+                             "runtime.threads=2", "model=intfloat/multilingual-e5-small"])
+    assert cfg.target.train.lr == 3e-4 and cfg.seeds == [1, 2, 3]
+    assert cfg.target.train_for("panx").epochs == 4 and cfg.target.train_for("panx").lr == 1e-4
+    assert cfg.runtime.threads == 2 and cfg.model == "intfloat/multilingual-e5-small"  # a bare string
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("target.train.lr=abc", "--set 'target.train.lr=abc': key 'target.train.lr': Input should be a valid number"),
+    ("target.trian.lr=1", "--set 'target.trian.lr=1': key 'target.trian': unknown key"),
+    ("seeds=[1, 1]", "--set 'seeds=[1, 1]': key 'seeds': Value error, seeds must be distinct"),
+    ("seeds", "--set 'seeds': expected KEY=VALUE"),
+    ("name.x=1", "--set 'name.x=1': 'name' is a value, not a table"),
+])
+def test_bad_set_names_the_assignment(tmp_path: Path, assignment: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, OVERRIDES), [assignment])
+    assert err.value.one_line().startswith(message), err.value.one_line()
+
+
+def test_plan_shows_effective_values(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+
+    result = CliRunner().invoke(app, ["plan", str(_write(tmp_path, OVERRIDES)), "--set", "target.train.epochs=5"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2:-1] for line in result.output.splitlines()
+            if line.count("│") >= 4}
+    assert [c.strip() for c in rows["epochs"]] == ["1", "5"]  # intermediate (its default), panx (--set)
+    assert [c.strip() for c in rows["lr"]][1:] == ["0.0001"]
+    assert [c.strip() for c in rows["max_train_examples"]][1:] == ["-"]

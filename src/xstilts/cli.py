@@ -31,11 +31,15 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _prepare(config: Path, output_dir: Path | None):
+SET_HELP = ("Change one config value for this command, e.g. --set target.train.lr=1e-4 --set 'seeds=[1,2,3]' "
+            "(a TOML value; checked like the file's own). Repeatable.")
+
+
+def _prepare(config: Path, output_dir: Path | None, sets: list[str] | None = None):
     """The checks ``plan --check`` prints, made before anything exists; the first problem stops ``run``."""
     from xstilts.validate import preflight
 
-    prepared, problems = preflight(config, output_dir)
+    prepared, problems = preflight(config, output_dir, sets or ())
     if problems:
         raise problems[0]
     assert prepared is not None
@@ -49,11 +53,12 @@ def run(
     rerun_stale: bool = typer.Option(False, "--rerun-stale", help="Recompute finished runs whose data files or "
                                      "starting weights changed since they ran, and the target runs that start "
                                      "from them (without it they are reported and kept)."),
+    sets: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Run (or resume) the whole study: phase 2, phase 3, zero-shot evaluation."""
     expdir: Path | None = None
     try:
-        cfg, plan, ctx = _prepare(config, output_dir)
+        cfg, plan, ctx = _prepare(config, output_dir, sets)
         expdir = ctx.out_dir
         import torch
 
@@ -119,30 +124,36 @@ def plan(
                                "model, output directory, data files) and print OK or one line per problem."),
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Experiment dir `run` would use "
                                     "(default runs/<name>)."),
+    sets: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
-    """Show the grid of runs a config expands to, without running anything."""
+    """Show the grid of runs a config expands to (stdout) and the hyperparameters each phase will
+    use after overrides and --set (stderr), without running anything."""
     try:
         from xstilts.config import load_config
         from xstilts.plan import make_plan
 
         if check:
-            _check(config, output_dir)
+            _check(config, output_dir, sets)
             return
-        for r in make_plan(load_config(config)):
+        cfg = load_config(config, sets or ())
+        for r in make_plan(cfg):
             deps = f" <- {r.parent}" if r.parent else ""
             langs = f" [{','.join(r.languages)}]" if r.phase == "target" else ""
             out.print(f"{r.run_id}{langs}{deps}", highlight=False, markup=False)
+        from xstilts.config import effective_train_table
+
+        err.print(effective_train_table(cfg))
     except XstiltsError as exc:
         fail(exc.one_line())
     except OSError as exc:  # a data file that cannot be read: one line, as in `run`
         fail(one_line(exc))
 
 
-def _check(config: Path, output_dir: Path | None) -> None:
+def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None) -> None:
     """``plan --check``: every problem ``run`` would stop at, one line each (exit 2), or OK; creates nothing."""
     from xstilts.validate import preflight
 
-    prepared, problems = preflight(config, output_dir)
+    prepared, problems = preflight(config, output_dir, sets or ())
     if problems:
         for problem in problems[:-1]:
             err.print(f"[bold red]error:[/] {escape(problem.one_line())}", highlight=False, soft_wrap=True)

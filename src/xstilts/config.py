@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The TOML spelling of "not set" (TOML has no null): ``max_train_examples = "none"`` means no cap,
+#: ``eval_every = "none"`` once per epoch, ``patience = "none"`` no early stopping. An override
+#: uses it to undo a value it would otherwise inherit from ``[target.train]``.
+UNSET = "none"
+_OPTIONAL_TRAIN_KEYS = ("max_steps", "eval_every", "patience", "max_train_examples", "max_eval_examples")
+
+
 class TrainConfig(Strict):
     """Hyperparameters of one phase."""
 
@@ -65,6 +73,11 @@ class TrainConfig(Strict):
     dropout: float = Field(0.1, ge=0, lt=1)  # encoder hidden + attention dropout and the head's
     # micro-batches of ``batch_size`` per optimizer update (effective batch = batch_size × this)
     grad_accum_steps: int = Field(1, ge=1, le=1024)
+
+    @field_validator(*_OPTIONAL_TRAIN_KEYS, mode="before")
+    @classmethod
+    def _unset(cls, v: Any) -> Any:
+        return None if v == UNSET else v
 
 
 class RuntimeConfig(Strict):
@@ -154,14 +167,34 @@ class IntermediateConfig(Strict):
         return [s if isinstance(s, str) else "+".join(s) for s in self.settings]
 
 
+#: ``[target.train]`` when a config has none.
+TARGET_TRAIN_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "epochs": 3}
+
+
 class TargetConfig(Strict):
     """Phase 3: English target training and zero-shot evaluation in each language."""
 
     tasks: list[str] = Field(min_length=1)
     languages: list[str] | dict[str, list[str]] | None = None  # None = the task's XTREME list
-    train: TrainConfig = TrainConfig(lr=2e-5, epochs=3)
-    overrides: dict[str, TrainConfig] = Field(default_factory=dict)  # per-task hyperparameters
+    train: TrainConfig = TrainConfig(**TARGET_TRAIN_DEFAULTS)
+    # per-task hyperparameters: the keys an override names win, the others come from ``train``
+    overrides: dict[str, TrainConfig] = Field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_overrides(cls, data: Any) -> Any:
+        """``[target.overrides.X]`` over ``[target.train]``: only the keys it names change."""
+        if not isinstance(data, dict) or not isinstance(data.get("overrides"), dict):
+            return data
+        base = data.get("train", TARGET_TRAIN_DEFAULTS)
+        if isinstance(base, TrainConfig):
+            base = base.model_dump()
+        if not isinstance(base, dict):
+            return data  # not a table: the field's own validation names the problem
+        merged = {task: ({**base, **over} if isinstance(over, dict) else over)
+                  for task, over in data["overrides"].items()}
+        return {**data, "overrides": merged}
 
     def train_for(self, task: str) -> TrainConfig:
         return self.overrides.get(task, self.train)
@@ -222,8 +255,40 @@ def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML experiment config; raise ConfigError naming file, line and key."""
+def parse_set(assignment: str) -> tuple[tuple[str, ...], Any]:
+    """``a.b.c=VALUE`` -> (("a", "b", "c"), value); VALUE is read as a TOML value (``1e-4``,
+    ``[1, 2]``, ``true``, ``"x"``), and anything that is not one is taken as a plain string."""
+    key, sep, text = assignment.partition("=")
+    path = tuple(part.strip() for part in key.split("."))
+    if not sep or not all(path):
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE with a dotted key, e.g. target.train.lr=1e-4")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return path, value
+
+
+def apply_sets(raw: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+    """The config's table with each ``--set`` applied (tables on the way are created as needed)."""
+    for assignment in assignments:
+        path, value = parse_set(assignment)
+        table = raw
+        for i, part in enumerate(path[:-1]):
+            nxt = table.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {assignment!r}: '{'.'.join(path[:i + 1])}' is a value, not a table")
+            table = nxt
+        table[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, sets: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and validate a TOML experiment config; raise ConfigError naming file, line and key.
+
+    ``sets`` are command-line assignments (``target.train.lr=1e-4``) applied over the file before
+    validation, so they are checked exactly like the file's own values; an error in one names it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config file not found", path)
@@ -233,6 +298,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"invalid TOML ({exc})", path, int(m.group(1)) if m else None) from None
+    raw = apply_sets(raw, sets)
+    set_keys = {parse_set(a)[0]: a for a in sets}
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
@@ -244,6 +311,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        at = tuple(str(x) for x in loc)
+        named = [a for k, a in set_keys.items() if at[:len(k)] == k or k[:len(at)] == at]
+        if named:
+            raise ConfigError(f"--set {named[-1]!r}: key '{key}': {msg}") from None
         raise ConfigError(f"key '{key}': {msg}", path, line_of(text, loc)) from None
     _check_task_names(cfg, path, text)
     _check_languages(cfg, path, text)
@@ -360,3 +431,31 @@ def _check_options(name: str, options: dict[str, Any], loc: tuple[str, ...], ext
                 raise ConfigError(f"key '{'.'.join((*loc, key))}': expected a table of {task.nested_options[key]} "
                                   "options", path, line_of(text, (*loc, key)))
             _check_options(task.nested_options[key], value, (*loc, key), (), path, text)
+
+
+def effective_train_table(cfg: ExperimentConfig):  # -> rich.table.Table
+    """The hyperparameters each phase trains with, after overrides and ``--set``: one column per
+    phase (intermediate, then each target), a value in bold where a target's override changed it."""
+    from rich.table import Table
+
+    phases: list[tuple[str, TrainConfig]] = []
+    if any(s != BASELINE for s in cfg.intermediate.setting_names()):
+        phases.append(("intermediate", cfg.intermediate.train))
+    phases += [(task, cfg.target.train_for(task)) for task in cfg.target.tasks]
+    table = Table(title="effective hyperparameters (bold: a target's override)")
+    table.add_column("key")
+    for name, _ in phases:
+        table.add_column(name, justify="right")
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    base = cfg.target.train
+    for field in TrainConfig.model_fields:
+        cells = []
+        for name, hp in phases:
+            value = cell(getattr(hp, field))
+            overridden = name != "intermediate" and getattr(hp, field) != getattr(base, field)
+            cells.append(f"[bold]{value}[/]" if overridden else value)
+        table.add_row(field, *cells)
+    return table

@@ -9,7 +9,7 @@ stops at its first problem, ``plan --check`` reports them all.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,8 @@ class Prepared:
     ctx: RunContext
 
 
-def preflight(config_path: Path, output_dir: Path | None = None) -> tuple[Prepared | None, list[XstiltsError]]:
+def preflight(config_path: Path, output_dir: Path | None = None, sets: Sequence[str] = (),
+              ) -> tuple[Prepared | None, list[XstiltsError]]:
     """Every check ``run`` makes before it creates anything; returns the prepared run and the problems.
 
     A config that does not load is the only problem reported (nothing else can be checked without it);
@@ -37,7 +38,7 @@ def preflight(config_path: Path, output_dir: Path | None = None) -> tuple[Prepar
     ``plan --check`` lists all that is wrong at once. Creates nothing in the output directory.
     """
     try:
-        cfg = load_config(config_path)
+        cfg = load_config(config_path, sets)
         plan = make_plan(cfg)
     except XstiltsError as exc:
         return None, [exc]
