@@ -312,15 +312,19 @@ def test_perturbations_reach_every_rule(submissions: dict[str, Path]) -> None:
     assert abs(detailed["udpos"]["f1"]["en"] - word_accuracy) > 1
 
 
-def test_layout_matches_xtreme(submissions: dict[str, Path]) -> None:
+def test_layout_matches_xtreme(submissions: dict[str, Path], shared_data: Path) -> None:
     labels = submissions["labels"]
     assert sorted(p.name for p in labels.iterdir()) == sorted(REF_LANGS)
-    assert (labels / "bucc2018" / "test-zh.tsv").is_file()
-    assert (labels / "xquad" / "test-zh.json").is_file()
-    assert (submissions["gold"] / "udpos" / "test-ja.tsv").is_file()
-    first = (labels / "panx" / "test-en.tsv").read_text(encoding="utf-8").split("\n\n")[0].split("\n")
-    assert all(t == t.strip() and "\t" not in t for t in first)
-    assert json.loads((submissions["gold"] / "tydiqa" / "test-fi.json").read_text(encoding="utf-8"))
+    assert sorted(p.name for p in (labels / "xquad").iterdir()) == [f"test-{x}.json" for x in ("en", "es", "th", "zh")]
+    assert sorted(p.name for p in (labels / "bucc2018").iterdir()) == ["test-zh.tsv"]
+    # tagging: the task's own gold tags, one per line, a blank line after each sentence
+    first = get_task("panx", None, shared_data).load("eval", "en", 2)
+    text = (labels / "panx" / "test-en.tsv").read_text(encoding="utf-8")
+    assert text.startswith("\n".join(first[0].tags) + "\n\n" + "\n".join(first[1].tags) + "\n\n")
+    answers = json.loads((submissions["gold"] / "tydiqa" / "test-fi.json").read_text(encoding="utf-8"))
+    assert len(answers) == 100 and all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items())
+    bucc = (labels / "bucc2018" / "test-zh.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(bucc) == 257 and all(re.fullmatch(r"zh-\d+\ten-\d+", line) for line in bucc)
 
 
 def test_unlisted_languages_are_ignored_as_evaluate_py_does(submissions: dict[str, Path], tmp_path: Path,
