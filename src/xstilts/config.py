@@ -101,6 +101,9 @@ class RuntimeConfig(Strict):
     fused_adamw: bool = True  # AdamW's update as one fused kernel (CPU/CUDA; xstilts.training.speed)
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
+    # write each target run's predictions in XTREME's submission layout (xstilts.evaluation.submission);
+    # output only, so not part of run ids
+    write_predictions: bool = False
     progress: bool = True
 
     @model_validator(mode="after")

@@ -50,3 +50,11 @@ class RunContext:
 
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.out_dir / "checkpoints" / run_id
+
+    def predictions_dir(self, run_id: str) -> Path:
+        """A run's predictions in XTREME's submission layout (``runtime.write_predictions``)."""
+        return self.out_dir / "predictions" / run_id
+
+    def labels_dir(self, run_id: str) -> Path:
+        """The gold labels of exactly the examples ``predictions_dir`` holds predictions for."""
+        return self.out_dir / "labels" / run_id

@@ -25,9 +25,15 @@ Feature = dict[str, Any]
 
 @dataclass
 class Evaluation:
-    """Scores (0–100) per metric and the per-example rows they were computed from."""
+    """Scores (0–100) per metric and the per-example rows they were computed from.
+
+    ``predictions``, where the head fills it, holds one prediction per example in the form
+    :func:`xstilts.evaluation.submission.write_predictions` writes (a tag list, a label, an
+    answer text), so a run can write what it predicted, not only how well it scored.
+    """
 
     stats: dict[str, np.ndarray] = field(default_factory=dict)
+    predictions: list[Any] | None = None
 
     @property
     def scores(self) -> dict[str, float]:

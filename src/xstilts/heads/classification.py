@@ -60,4 +60,4 @@ class Classification(HeadKind):
     def evaluate(self, task: Task, examples: Sequence[ClassificationExample], features: Sequence[Feature],
                  outputs: Sequence[np.ndarray]) -> Evaluation:
         pred = [task.labels[int(np.argmax(o))] for o in outputs]
-        return Evaluation({"accuracy": accuracy_stats([ex.label for ex in examples], pred)})
+        return Evaluation({"accuracy": accuracy_stats([ex.label for ex in examples], pred)}, predictions=pred)

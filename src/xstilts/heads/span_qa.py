@@ -186,7 +186,7 @@ class SpanQA(HeadKind):
                                 bool(getattr(task, "unanswerable", False)))
         stats = squad_stats([[text for text, _ in ex.answers] for ex in examples], preds,
                             [ex.answer_language for ex in examples])
-        ev = Evaluation()
+        ev = Evaluation(predictions=preds)
         for metric in task.all_metrics():
             if metric not in stats:
                 raise ValueError(f"span QA head cannot compute metric {metric!r}")

@@ -12,18 +12,27 @@ transferred) selects and reports on the whole English dev set.
 
 Phase 3 also keeps every language's per-example rows of the primary metric at *every* evaluation
 step (``keep_curve_stats``): the analysis needs them to cross-fit the per-language oracle.
+
+With ``runtime.write_predictions`` a target run also keeps the predictions of its best step so far
+(only those: every step's would cost memory for nothing) and writes those of the selected step in
+XTREME's submission layout (:mod:`xstilts.evaluation.submission`), with the gold labels of the
+same examples beside them. English is written in full: the submission has no held-out half.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from xstilts.context import RunContext
 from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, report_mask, selection_mask
 from xstilts.evaluation.predict import evaluate
+from xstilts.evaluation.submission import XTREME_NAMES, write_gold_examples, write_predictions
 from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
 from xstilts.metrics.stats import score_from_stats
@@ -67,20 +76,48 @@ class EvalHistory:
     ``primary`` maps each task to its primary metric, the one selection uses. With ``hold_out``
     the ``select`` pairs are split: their selection half picks the model, their report half is
     stored (see the module docstring). With ``keep_curve_stats`` the primary metric's
-    per-example rows of every step and language are stored too.
+    per-example rows of every step and language are stored too. With ``keep_predictions`` the
+    predictions of the best step so far are kept (:meth:`write_predictions` writes them).
     """
 
     select: list[tuple[str, str]]
     primary: dict[str, str]
     hold_out: bool = False
     keep_curve_stats: bool = False
+    keep_predictions: bool = False
     by_step: dict[int, dict[tuple[str, str], Evaluation]] = field(default_factory=dict)
     clock: EvalClock = field(default_factory=EvalClock)
+    # (step, score, predictions per (task, language)) of the best step so far, by the training
+    # loop's rule: the first step with a strictly higher score than every earlier one
+    best_predictions: tuple[int, float, dict[tuple[str, str], list[Any] | None]] | None = None
 
     def record(self, step: int, results: dict[tuple[str, str], Evaluation]) -> float:
-        self.by_step[step] = results
+        self.by_step[step] = {key: Evaluation(ev.stats) for key, ev in results.items()}  # rows only
         chosen = [self.selection_score(key, results[key]) for key in self.select]
-        return sum(chosen) / len(chosen)
+        score = sum(chosen) / len(chosen)
+        best = -math.inf if self.best_predictions is None else self.best_predictions[1]
+        if self.keep_predictions and score > best:
+            self.best_predictions = (step, score, {key: ev.predictions for key, ev in results.items()})
+        return score
+
+    def write_predictions(self, sets: list[EvalSet], best_step: int, pred_root: Path, label_root: Path) -> list[Path]:
+        """Write the selected step's predictions of every XTREME set and the gold labels beside them.
+
+        ``pred_root`` gets ``{xtreme task}/test-{lang}.{tsv|json}``, ``label_root`` the same for
+        the gold labels, so :func:`~xstilts.evaluation.submission.score_submission` (or XTREME's
+        ``evaluate.py``) can score the pair. Sets of non-XTREME tasks are skipped.
+        """
+        if self.best_predictions is None or self.best_predictions[0] != best_step:
+            kept = None if self.best_predictions is None else self.best_predictions[0]
+            raise RuntimeError(f"predictions were kept for step {kept} but step {best_step} was selected")
+        written = []
+        for s in sets:
+            preds = self.best_predictions[2].get((s.task.name, s.language))
+            if s.task.name not in XTREME_NAMES or preds is None:
+                continue
+            write_gold_examples(label_root, s.task, s.language, s.examples)
+            written.append(write_predictions(pred_root, s.task, s.language, s.examples, preds))
+        return written
 
     def selection_score(self, key: tuple[str, str], ev: Evaluation) -> float:
         """The primary metric of ``key`` on the rows that choose the checkpoint."""
@@ -141,4 +178,4 @@ def _evaluate_one(encoder: nn.Module, heads: dict[str, nn.Module], s: EvalSet, c
     kind: HeadKind = get_head_kind(s.task.head)
     ev = evaluate(encoder, heads[s.task.name], kind, s.task, s.examples, s.features,
                   ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16)
-    return Evaluation({m: ev.stats[m] for m in s.task.all_metrics() if m in ev.stats})
+    return Evaluation({m: ev.stats[m] for m in s.task.all_metrics() if m in ev.stats}, ev.predictions)

@@ -6,6 +6,8 @@ encoder, embeds every language's sentences with the task's options (layer, pooli
 :mod:`xstilts.evaluation.embed`) and writes the scores as a finished run would, at step 0 (curve and
 final alike, so curve-based analyses see one point). Sentences are cut at the target's
 ``max_length`` and capped at ``max_eval_examples`` per language, like every evaluation set.
+With ``runtime.write_predictions`` a task that returns predictions (Tatoeba; BUCC does not yet)
+has them written in XTREME's submission layout, gold labels beside them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from xstilts.context import RunContext
 from xstilts.distributed import process_device
 from xstilts.evaluation.embed import embed_sentences
+from xstilts.evaluation.submission import XTREME_NAMES, write_gold, write_predictions
 from xstilts.metrics.stats import score_from_stats
 from xstilts.plan import Run
 from xstilts.store import RunResult, Score
@@ -60,6 +63,9 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
             result.scores.append(Score(task.name, lang, EVAL_SPLIT, metric, value, 0, "final"))
             result.example_stats[(task.name, lang, EVAL_SPLIT, metric)] = rows
         per_language[lang] = res.extra
+        if ctx.cfg.runtime.write_predictions and res.predictions is not None and task.name in XTREME_NAMES:
+            write_gold(ctx.labels_dir(run.run_id), task, lang, hp.max_eval_examples)
+            write_predictions(ctx.predictions_dir(run.run_id), task, lang, None, res.predictions)
     result.extra = {"phase_s": time.perf_counter() - started, "sentences_embedded": n_sentences,
                     "retrieval": {"layer": opts["layer"], "pool": opts["pool"], "prefix": opts["prefix"],
                                   "per_language": per_language}}

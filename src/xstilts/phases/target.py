@@ -44,7 +44,7 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
                             ctx.tokenizer.pad_token_id)
 
     history = EvalHistory(select=[(task.name, "en")], primary={task.name: task.metric}, hold_out=True,
-                          keep_curve_stats=True)
+                          keep_curve_stats=True, keep_predictions=ctx.cfg.runtime.write_predictions)
     started = time.perf_counter()
     outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
                     ctx.tokenizer.pad_token_id,
@@ -52,6 +52,9 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
                         step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
                     describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
     result = history.to_result(outcome.best_step)
+    if ctx.cfg.runtime.write_predictions:
+        history.write_predictions(eval_sets, outcome.best_step, ctx.predictions_dir(run.run_id),
+                                  ctx.labels_dir(run.run_id))
     speed.thread_log += outcome.thread_log
     if ctx.cfg.runtime.save_target_checkpoints:
         result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)

@@ -94,14 +94,24 @@ def _knn_numpy(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.nd
     return sims_out, idx_out
 
 
+def nearest_indices(queries: np.ndarray, database: np.ndarray, backend: str = "auto") -> np.ndarray:
+    """The index of every query's nearest database row by cosine."""
+    _, idx = knn(normalize(queries), normalize(database), 1, backend)
+    return idx[:, 0]
+
+
+def aligned_hit_stats(nearest: np.ndarray) -> np.ndarray:
+    """Per-query ``(hit, 1, 1)`` rows: is query i's nearest row row i (its translation)?"""
+    hits = (np.asarray(nearest) == np.arange(len(nearest))).astype(np.float64)
+    return np.stack([hits, np.ones_like(hits), np.ones_like(hits)], axis=1).reshape(-1, 3)
+
+
 def nearest_accuracy_stats(queries: np.ndarray, database: np.ndarray, backend: str = "auto") -> np.ndarray:
     """Per-query ``(hit, 1, 1)`` rows: is the nearest database row the one at the query's index?
 
     This is Tatoeba's scoring: line i of each file translates line i of the other.
     """
-    _, idx = knn(normalize(queries), normalize(database), 1, backend)
-    hits = (idx[:, 0] == np.arange(queries.shape[0])).astype(np.float64)
-    return np.stack([hits, np.ones_like(hits), np.ones_like(hits)], axis=1).reshape(-1, 3)
+    return aligned_hit_stats(nearest_indices(queries, database, backend))
 
 
 def margin_scores(x: np.ndarray, y: np.ndarray, k: int = 4, backend: str = "auto",
@@ -192,10 +202,15 @@ def mining_stats(candidates: Sequence[tuple[float, Any, Any]], gold: set[tuple[A
 
 @dataclass
 class RetrievalResult:
-    """Per-metric per-example rows (see :mod:`xstilts.metrics.stats`) and what else is worth keeping."""
+    """Per-metric per-example rows (see :mod:`xstilts.metrics.stats`) and what else is worth keeping.
+
+    ``predictions``: what a submission in XTREME's layout holds for this language, where the task
+    gives it (Tatoeba: the retrieved sentence index per English sentence).
+    """
 
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    predictions: list[Any] | None = None
 
 
 class RetrievalTask(Task):
