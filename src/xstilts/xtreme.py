@@ -27,14 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from xstilts.tasks import get_task
-
-TASKS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc", "tatoeba")
-GROUPS = {
-    "classification": ("pawsx", "xnli"),
-    "structured prediction": ("udpos", "panx"),
-    "question answering": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("bucc", "tatoeba"),
-}
+from xstilts.tasks.benchmark import GROUPS, TASKS
 
 
 @dataclass

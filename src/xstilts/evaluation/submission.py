@@ -47,13 +47,13 @@ from xstilts.metrics.squad import squad_stats
 from xstilts.metrics.stats import score_from_stats
 from xstilts.tasks import get_task
 from xstilts.tasks.base import ClassificationExample, SpanQAExample, TaggingExample, Task
+from xstilts.tasks.benchmark import EVALUATE_PY_GROUPS, SUBMISSION_NAMES
+from xstilts.tasks.benchmark import GROUPS as BENCHMARK_GROUPS
 
 #: xstilts task name -> XTREME's folder name for it.
-XTREME_NAMES = {"pawsx": "pawsx", "xnli": "xnli", "udpos": "udpos", "panx": "panx", "bucc": "bucc2018",
-                "tatoeba": "tatoeba", "xquad": "xquad", "mlqa": "mlqa", "tydiqa": "tydiqa"}
-#: XTREME's task groups (folder names), as ``evaluate.py`` averages them.
-GROUPS = {"classification": ("pawsx", "xnli"), "tagging": ("udpos", "panx"),
-          "qa": ("xquad", "mlqa", "tydiqa"), "retrieval": ("bucc2018", "tatoeba")}
+XTREME_NAMES = SUBMISSION_NAMES
+#: XTREME's task groups (folder names), keyed as ``evaluate.py`` keys them.
+GROUPS = {EVALUATE_PY_GROUPS[group]: tuple(SUBMISSION_NAMES[t] for t in tasks) for group, tasks in BENCHMARK_GROUPS.items()}
 QA_TASKS = GROUPS["qa"]
 _FORMAT = {"pawsx": "labels", "xnli": "labels", "tatoeba": "labels", "udpos": "tags", "panx": "tags",
            "bucc2018": "pairs", "xquad": "answers", "mlqa": "answers", "tydiqa": "answers"}
