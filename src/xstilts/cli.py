@@ -164,6 +164,52 @@ def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None)
 
 
 @app.command()
+def submission(
+    expdir: Path = typer.Argument(..., help="Experiment dir run with [runtime] write_predictions = true."),
+    folder: Path = typer.Argument(..., metavar="OUT", help="Folder to write predictions/ and labels/ into."),
+    setting: str = typer.Option("none", help="Intermediate setting whose target runs to gather."),
+    seed: int = typer.Option(None, help="Seed (default: the smallest one the store has)."),
+) -> None:
+    """Gather one setting's per-run predictions into one XTREME submission (OUT/predictions, OUT/labels,
+    as google-research/xtreme's evaluate.py reads them) and score it with evaluate.py's semantics."""
+    try:
+        from xstilts.evaluation.submission import gather, score_submission
+        from xstilts.store import Store
+
+        if not (expdir / Store.FILENAME).is_file():
+            raise XstiltsError("no results store here (run `xstilts run` first)", expdir / Store.FILENAME)
+        with Store(expdir, readonly=True) as store:
+            runs = [r for r in store.runs() if r["phase"] == "target" and r["intermediate"] == setting
+                    and r["status"] == "done"]
+        seeds = sorted({r["seed"] for r in runs})
+        if not seeds:
+            raise XstiltsError(f"no finished target run of setting {setting!r}", expdir / Store.FILENAME)
+        seed = seeds[0] if seed is None else seed
+        dirs = [expdir / "predictions" / r["run_id"] for r in runs if r["seed"] == seed]
+        dirs = [d for d in dirs if d.is_dir()]
+        if not dirs:
+            raise XstiltsError(f"no predictions were written for setting {setting!r}, seed {seed}: run with "
+                               "[runtime] write_predictions = true (it does not change run ids; forget and re-run "
+                               "the runs to write them)", expdir / "predictions")
+        tasks = gather(dirs, folder / "predictions")
+        gather([expdir / "labels" / d.name for d in dirs], folder / "labels")
+        scores = score_submission(folder / "predictions", folder / "labels")
+        for task in tasks:
+            detail = scores.detailed[task]
+            missing = scores.missing_languages.get(task, ())
+            note = f" (no labels for: {' '.join(missing)})" if missing else ""
+            out.print(f"{task}: {detail['avg_metric']:.2f}{note}", highlight=False, markup=False)
+        for group, value in scores.overall.items():
+            out.print(f"{group}: {value:.2f}", highlight=False, markup=False)
+        err.print(f"submission written to {folder / 'predictions'} (labels: {folder / 'labels'})", highlight=False,
+                  markup=False)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:
+        fail(_store_failure(exc, expdir))
+
+
+@app.command()
 def forget(
     expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
     run_ids: list[str] = typer.Argument(..., metavar="RUN_ID...", help="Run ids, or shell patterns such as "

@@ -50,3 +50,13 @@ def test_target_runs_write_predictions_that_score_as_stored(tmp_path: Path, mini
         n_lines = len((label_dir / folder / "test-de.tsv").read_text(encoding="utf-8").splitlines())
         assert n_lines >= 12  # max_eval_examples: 12 sentences (plus blank lines) or 12 rows
     assert checked == 6
+
+    # one submission folder for the setting, scored as evaluate.py scores it
+    gathered = CliRunner().invoke(app, ["submission", str(exp), str(tmp_path / "sub"), "--setting", "none"])
+    assert gathered.exit_code == 0, gathered.output
+    assert {p.name for p in (tmp_path / "sub" / "predictions").iterdir()} == {"panx", "xnli", "tatoeba"}
+    whole = score_submission(tmp_path / "sub" / "predictions", tmp_path / "sub" / "labels")
+    assert f"panx: {whole.detailed['panx']['avg_metric']:.2f}" in gathered.output
+    assert "all_task" not in whole.overall  # six of nine tasks missing: no overall score, as evaluate.py
+    again = CliRunner().invoke(app, ["submission", str(exp), str(tmp_path / "sub2"), "--setting", "sick"])
+    assert again.exit_code == 2 and "no finished target run of setting 'sick'" in again.output

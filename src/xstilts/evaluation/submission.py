@@ -397,3 +397,23 @@ def score_submission(pred_dir: str | Path, label_dir: str | Path) -> SubmissionS
         if scored.issuperset(tasks):
             out.overall[group] = sum(out.detailed[t]["avg_metric"] for t in tasks) / len(tasks)
     return out
+
+
+def gather(run_dirs: Sequence[Path], out: Path) -> list[str]:
+    """Copy several runs' submission folders (each holding one task) into one, as evaluate.py wants.
+
+    Returns the task folders gathered. Two runs giving the same task (two seeds, two settings) is
+    an error naming both: a submission holds one prediction per question.
+    """
+    origin: dict[str, Path] = {}
+    for run_dir in run_dirs:
+        for task_dir in sorted(p for p in Path(run_dir).iterdir() if p.is_dir()):
+            if task_dir.name in origin:
+                raise DataError(f"task {task_dir.name} comes from two runs: {origin[task_dir.name].parent.name} "
+                                f"and {run_dir.name}; gather one seed of one setting", task_dir)
+            origin[task_dir.name] = task_dir
+            for src in sorted(task_dir.iterdir()):
+                target = out / task_dir.name / src.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write_text(target, src.read_text(encoding="utf-8"))
+    return sorted(origin)
