@@ -21,14 +21,17 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from xstilts.config import TrainConfig
 from xstilts.context import RunContext
 from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, report_mask, selection_mask
 from xstilts.evaluation.predict import evaluate
 from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
 from xstilts.metrics.stats import score_from_stats
+from xstilts.plan import Run
 from xstilts.store import RunResult, Score
 from xstilts.tasks.base import EVAL_SPLIT, Example, Task
+from xstilts.training.tracking import RunTracker, run_tracker
 
 
 @dataclass
@@ -67,7 +70,8 @@ class EvalHistory:
     ``primary`` maps each task to its primary metric, the one selection uses. With ``hold_out``
     the ``select`` pairs are split: their selection half picks the model, their report half is
     stored (see the module docstring). With ``keep_curve_stats`` the primary metric's
-    per-example rows of every step and language are stored too.
+    per-example rows of every step and language are stored too. With ``tracker`` every recorded
+    step's stored scores are logged live, the same values the store will hold.
     """
 
     select: list[tuple[str, str]]
@@ -76,9 +80,13 @@ class EvalHistory:
     keep_curve_stats: bool = False
     by_step: dict[int, dict[tuple[str, str], Evaluation]] = field(default_factory=dict)
     clock: EvalClock = field(default_factory=EvalClock)
+    tracker: RunTracker | None = None
 
     def record(self, step: int, results: dict[tuple[str, str], Evaluation]) -> float:
         self.by_step[step] = results
+        if self.tracker is not None:
+            self.tracker.log_scores(step, {(task, lang, metric): value for (task, lang), ev in results.items()
+                                           for metric, value in self.stored((task, lang), ev).scores.items()})
         chosen = [self.selection_score(key, results[key]) for key in self.select]
         return sum(chosen) / len(chosen)
 
@@ -142,3 +150,12 @@ def _evaluate_one(encoder: nn.Module, heads: dict[str, nn.Module], s: EvalSet, c
     ev = evaluate(encoder, heads[s.task.name], kind, s.task, s.examples, s.features,
                   ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16)
     return Evaluation({m: ev.stats[m] for m in s.task.all_metrics() if m in ev.stats})
+
+
+def open_tracker(run: Run, ctx: RunContext, hp: TrainConfig) -> RunTracker | None:
+    """The run's live tracker (``[runtime] log_with``), or None: named by run id, grouped by setting (and target)."""
+    group = run.setting if run.target is None else f"{run.setting}->{run.target}"
+    hparams = hp.model_dump()
+    config = {"run_id": run.run_id, "phase": run.phase, "setting": run.setting, "target": run.target or "",
+              "seed": run.seed, **hparams}
+    return run_tracker(ctx.cfg.runtime.log_with, run.run_id, ctx.cfg.name, ctx.out_dir, group, config)
