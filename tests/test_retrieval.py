@@ -205,6 +205,7 @@ layer = "last"
 backend = "numpy"
 [runtime]
 progress = false
+log_with = ["tensorboard"]
 """, encoding="utf-8")
     plan = make_plan(load_config(cfg))
     targets = [r for r in plan if r.phase == "target"]
@@ -224,6 +225,22 @@ progress = false
     # the phase-2 encoder changes the embeddings: scores are stored per setting
     assert set(tgt["intermediate"]) == {"none", "sick"}
     assert "XTREME score of 'none': not computable, missing task(s) xnli, pawsx" in result.output
+    # live tracking reaches phase 2 (loss per step, English dev) and the retrieval runs (their scores at step 0)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run_id, row in runs.items():
+        acc = EventAccumulator(str(tmp_path / "exp" / "tensorboard" / run_id))
+        acc.Reload()
+        tags = set(acc.Tags()["scalars"])
+        if row["phase"] == "intermediate":
+            assert [e.step for e in acc.Scalars("train/loss")] == [1, 2] and "eval/sick/en/accuracy" in tags
+            continue
+        mine = tgt[tgt["run_id"] == run_id]
+        assert tags == {f"eval/{t}/{lang}/{m}" for t, lang, m in zip(mine["target"], mine["language"], mine["metric"],
+                                                                      strict=True)}
+        for t, lang, m, value in zip(mine["target"], mine["language"], mine["metric"], mine["value"], strict=True):
+            (event,) = acc.Scalars(f"eval/{t}/{lang}/{m}")
+            assert event.step == 0 and event.value == pytest.approx(value, rel=1e-6, abs=1e-6)
 
 
 def test_retrieval_task_cannot_be_an_intermediate_task(tmp_path: Path) -> None:

@@ -379,6 +379,32 @@ def report(
         fail(_store_failure(exc, expdir))
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Get the data the tasks read.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    to: Path = typer.Option(..., "--to", help="Data dir to build (the layout of ../shared/data; use it as data_dir)."),
+    tasks: list[str] = typer.Option(None, "--tasks", help="Tasks to fetch (repeat or comma-separate; default all covered)."),
+    languages: list[str] = typer.Option(None, "--languages", help="Only these languages (default each task's XTREME list)."),
+    source: Path = typer.Option(None, "--source", help="A local folder laid out like the Hub's repositories (a mirror)."),
+) -> None:
+    """Download XTREME and English task data from the Hugging Face Hub into the layout the readers expect."""
+    try:
+        from xstilts.data_fetch import COVERED, fetch
+
+        names = [t for item in (tasks or COVERED) for t in item.split(",") if t]
+        langs = [lang for item in languages for lang in item.split(",") if lang] if languages else None
+        report = fetch(names, to, languages=langs, source=source)
+        out.print(f"{len(report.written)} file(s) written, {len(report.skipped)} already there; "
+                  f"checksums in {report.manifest}", highlight=False)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except OSError as exc:
+        fail(one_line(exc))
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

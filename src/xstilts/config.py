@@ -44,6 +44,13 @@ def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def tracker_installed(name: str) -> bool:
+    """Whether the package a ``[runtime] log_with`` tracker needs can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -105,6 +112,17 @@ class RuntimeConfig(Strict):
     # output only, so not part of run ids
     write_predictions: bool = False
     progress: bool = True
+    # live tracking through Accelerate's trackers (training/tracking.py); observes only: not in run ids
+    log_with: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
+
+    @field_validator("log_with")
+    @classmethod
+    def _trackers_installed(cls, v: list[str]) -> list[str]:
+        missing = [name for name in dict.fromkeys(v) if not tracker_installed(name)]
+        if missing:
+            raise ValueError(f"tracker package(s) not installed: {', '.join(missing)} "
+                             f"(pip install {' '.join(missing)})")
+        return list(dict.fromkeys(v))
 
     @model_validator(mode="after")
     def _one_precision(self) -> RuntimeConfig:

@@ -29,6 +29,7 @@ from typing import Any
 
 from torch import nn
 
+from xstilts.config import TrainConfig
 from xstilts.context import RunContext
 from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, report_mask, selection_mask
 from xstilts.evaluation.predict import evaluate
@@ -36,8 +37,10 @@ from xstilts.evaluation.submission import XTREME_NAMES, write_gold_examples, wri
 from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
 from xstilts.metrics.stats import score_from_stats
+from xstilts.plan import Run
 from xstilts.store import RunResult, Score
 from xstilts.tasks.base import EVAL_SPLIT, Example, Task
+from xstilts.training.tracking import RunTracker, run_tracker
 
 
 @dataclass
@@ -77,7 +80,9 @@ class EvalHistory:
     the ``select`` pairs are split: their selection half picks the model, their report half is
     stored (see the module docstring). With ``keep_curve_stats`` the primary metric's
     per-example rows of every step and language are stored too. With ``keep_predictions`` the
-    predictions of the best step so far are kept (:meth:`write_predictions` writes them).
+    predictions of the best step so far are kept (:meth:`write_predictions` writes them). With
+    ``tracker`` every recorded step's stored scores are logged live, the same values the store
+    will hold.
     """
 
     select: list[tuple[str, str]]
@@ -90,9 +95,13 @@ class EvalHistory:
     # (step, score, predictions per (task, language)) of the best step so far, by the training
     # loop's rule: the first step with a strictly higher score than every earlier one
     best_predictions: tuple[int, float, dict[tuple[str, str], list[Any] | None]] | None = None
+    tracker: RunTracker | None = None
 
     def record(self, step: int, results: dict[tuple[str, str], Evaluation]) -> float:
         self.by_step[step] = {key: Evaluation(ev.stats) for key, ev in results.items()}  # rows only
+        if self.tracker is not None:
+            self.tracker.log_scores(step, {(task, lang, metric): value for (task, lang), ev in results.items()
+                                           for metric, value in self.stored((task, lang), ev).scores.items()})
         chosen = [self.selection_score(key, results[key]) for key in self.select]
         score = sum(chosen) / len(chosen)
         best = -math.inf if self.best_predictions is None else self.best_predictions[1]
@@ -179,3 +188,12 @@ def _evaluate_one(encoder: nn.Module, heads: dict[str, nn.Module], s: EvalSet, c
     ev = evaluate(encoder, heads[s.task.name], kind, s.task, s.examples, s.features,
                   ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16)
     return Evaluation({m: ev.stats[m] for m in s.task.all_metrics() if m in ev.stats}, ev.predictions)
+
+
+def open_tracker(run: Run, ctx: RunContext, hp: TrainConfig) -> RunTracker | None:
+    """The run's live tracker (``[runtime] log_with``), or None: named by run id, grouped by setting (and target)."""
+    group = run.setting if run.target is None else f"{run.setting}->{run.target}"
+    hparams = hp.model_dump()
+    config = {"run_id": run.run_id, "phase": run.phase, "setting": run.setting, "target": run.target or "",
+              "seed": run.seed, **hparams}
+    return run_tracker(ctx.cfg.runtime.log_with, run.run_id, ctx.cfg.name, ctx.out_dir, group, config)

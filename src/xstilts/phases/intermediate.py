@@ -10,13 +10,14 @@ With ``mlm_rate`` > 0, masked-LM batches on target-language text are mixed in
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 from xstilts.checkpoint import save_encoder
 from xstilts.context import RunContext
 from xstilts.featurize import load_features
 from xstilts.heads import get_head_kind
 from xstilts.models.loading import load_encoder
-from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets
+from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets, open_tracker
 from xstilts.plan import Run
 from xstilts.store import RunResult
 from xstilts.tasks.translations import translation_variants
@@ -57,19 +58,22 @@ def run_intermediate(run: Run, ctx: RunContext) -> RunResult:
     history = EvalHistory(select=[(s.task.name, s.language) for s in eval_sets],
                           primary={s.task.name: s.task.metric for s in eval_sets})
     started = time.perf_counter()
-    outcome = train(encoder, jobs, hp, runtime, run.seed, ctx.tokenizer.pad_token_id,
-                    lambda step: history.record(
-                        step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
-                    sampler=icfg.sampler, temperature=icfg.temperature,
-                    extra_loss=mlm.extra_loss() if mlm is not None else None,
-                    describe=f"phase 2 {run.setting} seed {run.seed}")
+    tracker = history.tracker = open_tracker(run, ctx, hp)
+    with tracker or nullcontext():
+        outcome = train(encoder, jobs, hp, runtime, run.seed, ctx.tokenizer.pad_token_id,
+                        lambda step: history.record(
+                            step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
+                        sampler=icfg.sampler, temperature=icfg.temperature,
+                        extra_loss=mlm.extra_loss() if mlm is not None else None,
+                        tracker=tracker, describe=f"phase 2 {run.setting} seed {run.seed}")
     ckpt = save_encoder(encoder, ctx.checkpoint_dir(run.run_id))
     result = history.to_result(outcome.best_step)
     speed.thread_log += outcome.thread_log
     result.checkpoint = str(ckpt.parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
-                    "phase_s": time.perf_counter() - started, "speed": speed.as_dict()}
+                    "phase_s": time.perf_counter() - started, "train_loss": outcome.losses, "train_lr": outcome.lrs,
+                    "speed": speed.as_dict()}
     if mlm is not None:
         result.extra["mlm_steps"] = mlm.mlm_steps
     return result

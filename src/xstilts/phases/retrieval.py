@@ -20,6 +20,7 @@ from xstilts.distributed import process_device
 from xstilts.evaluation.embed import embed_sentences
 from xstilts.evaluation.submission import XTREME_NAMES, write_gold, write_predictions
 from xstilts.metrics.stats import score_from_stats
+from xstilts.phases.evaluate import open_tracker
 from xstilts.plan import Run
 from xstilts.store import RunResult, Score
 from xstilts.tasks._retrieval import RetrievalTask
@@ -66,6 +67,14 @@ def run_retrieval(run: Run, ctx: RunContext, parent_checkpoint: str | None = Non
         if ctx.cfg.runtime.write_predictions and res.predictions is not None and task.name in XTREME_NAMES:
             write_gold(ctx.labels_dir(run.run_id), task, lang, hp.max_eval_examples)
             write_predictions(ctx.predictions_dir(run.run_id), task, lang, None, res.predictions)
+    tracker = open_tracker(run, ctx, hp)
+    if tracker is not None:  # live tracking: the scores, at step 0 as stored
+        from xstilts.training.loop import make_accelerator
+
+        with tracker:
+            tracker.start(make_accelerator(ctx.cfg.runtime, 1, tracker))
+            tracker.log_scores(0, {(s.task, s.language, s.metric): s.value for s in result.scores
+                                   if s.kind == "final"})
     result.extra = {"phase_s": time.perf_counter() - started, "sentences_embedded": n_sentences,
                     "retrieval": {"layer": opts["layer"], "pool": opts["pool"], "prefix": opts["prefix"],
                                   "per_language": per_language}}

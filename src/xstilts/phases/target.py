@@ -10,13 +10,14 @@ that is reported is not the one that chose the checkpoint (:mod:`xstilts.phases.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 from xstilts.checkpoint import load_encoder_weights, save_encoder
 from xstilts.context import RunContext
 from xstilts.featurize import load_features
 from xstilts.heads import get_head_kind
 from xstilts.models.loading import load_encoder
-from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets
+from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets, open_tracker
 from xstilts.plan import Run
 from xstilts.store import RunResult
 from xstilts.training.loop import Job, set_seed, train
@@ -46,11 +47,13 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     history = EvalHistory(select=[(task.name, "en")], primary={task.name: task.metric}, hold_out=True,
                           keep_curve_stats=True, keep_predictions=ctx.cfg.runtime.write_predictions)
     started = time.perf_counter()
-    outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
-                    ctx.tokenizer.pad_token_id,
-                    lambda step: history.record(
-                        step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
-                    describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
+    tracker = history.tracker = open_tracker(run, ctx, hp)
+    with tracker or nullcontext():
+        outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
+                        ctx.tokenizer.pad_token_id,
+                        lambda step: history.record(
+                            step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
+                        tracker=tracker, describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
     result = history.to_result(outcome.best_step)
     if ctx.cfg.runtime.write_predictions:
         history.write_predictions(eval_sets, outcome.best_step, ctx.predictions_dir(run.run_id),
@@ -61,6 +64,7 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     n_eval_tokens = sum(f["length"] for s in eval_sets for f in s.features)
     result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
-                    "phase_s": time.perf_counter() - started, "evaluations": outcome.evaluations,
+                    "phase_s": time.perf_counter() - started, "train_loss": outcome.losses, "train_lr": outcome.lrs,
+                    "evaluations": outcome.evaluations,
                     "eval_tokens_per_evaluation": n_eval_tokens, "speed": speed.as_dict()}
     return result

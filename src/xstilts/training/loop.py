@@ -29,6 +29,7 @@ from xstilts.faults import fault_point, poison
 from xstilts.heads.base import Feature, HeadKind
 from xstilts.training.batching import train_batches
 from xstilts.training.speed import adamw_options, recheck_threads
+from xstilts.training.tracking import RunTracker
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Outcome:
     best_score: float = -math.inf
     evaluations: int = 0
     losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)  # the learning rate each optimizer step used
     thread_log: list[list[float | int | None]] = field(default_factory=list)  # auto-thread re-checks
 
     @property
@@ -58,12 +60,14 @@ class Outcome:
         return self.train_tokens / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
-def make_accelerator(runtime: RuntimeConfig, grad_accum_steps: int = 1) -> Accelerator:
+def make_accelerator(runtime: RuntimeConfig, grad_accum_steps: int = 1,
+                     tracker: RunTracker | None = None) -> Accelerator:
     """One code path for CPU, one GPU or many (DDP under ``accelerate launch``), bf16/fp16 if asked.
 
     ``split_batches``: a config's ``batch_size`` is the global batch, cut across processes, so a
     run means the same thing (and the LR schedule has the same length) on 1 GPU or 8.
     ``find_unused_parameters``: the pooler (and, multi-task, the heads not drawn) get no gradient.
+    ``tracker``: the run's live tracking (its ``log_with`` and ``project_dir``; training/tracking.py).
     """
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
@@ -74,7 +78,8 @@ def make_accelerator(runtime: RuntimeConfig, grad_accum_steps: int = 1) -> Accel
         AcceleratorState._reset_state()  # a new precision within one process (tests, notebooks)
     return Accelerator(mixed_precision=precision, gradient_accumulation_steps=grad_accum_steps,
                        dataloader_config=DataLoaderConfiguration(split_batches=True),
-                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+                       **(tracker.accelerator_kwargs() if tracker is not None else {}))
 
 
 def set_seed(seed: int) -> None:
@@ -130,8 +135,13 @@ def train(
     extra_loss: Callable[[int], torch.Tensor | None] | None = None,
     describe: str = "training",
     accelerator: Accelerator | None = None,
+    tracker: RunTracker | None = None,
 ) -> Outcome:
-    """Train ``encoder`` and the jobs' heads; leave them holding the best evaluated weights."""
+    """Train ``encoder`` and the jobs' heads; leave them holding the best evaluated weights.
+
+    With ``tracker``, every step's loss, learning rate and throughput are logged live (a caller's
+    ``accelerator`` must then have been made with that tracker); the caller's ``evaluate`` logs scores.
+    """
     rng = np.random.default_rng(seed)
     streams = [_batch_stream(job, hp, runtime.bucket_by_length, np.random.default_rng([seed, i]))
                for i, job in enumerate(jobs)]
@@ -141,7 +151,7 @@ def train(
     eval_every = hp.eval_every or max(1, batches_per_epoch)
     probs = sampling_probs([len(j.features) for j in jobs], sampler, temperature)
 
-    accelerator = accelerator or make_accelerator(runtime, accum)
+    accelerator = accelerator or make_accelerator(runtime, accum, tracker)
     accelerator.gradient_accumulation_steps = accum  # a caller's accelerator follows this phase
     prepared = accelerator.prepare(encoder, *[j.head for j in jobs])
     encoder, heads = prepared[0], list(prepared[1:])
@@ -161,10 +171,14 @@ def train(
 
     from xstilts.progress import progress_bar
 
+    if tracker is not None:
+        tracker.start(accelerator)  # the caller finishes it (``with tracker:``)
     with progress_bar(describe, total, enabled=runtime.progress) as advance:
         for step in range(1, total + 1):
             t0 = time.perf_counter()
             step_loss = 0.0
+            step_tokens = 0
+            lr = float(optimizer.param_groups[0]["lr"])  # what this update uses (the schedule steps after it)
             for _ in range(accum):
                 j = int(rng.choice(len(jobs), p=probs)) if len(jobs) > 1 else 0
                 job = jobs[j]
@@ -196,11 +210,16 @@ def train(
                     optimizer.step()  # these three wait for the last micro-batch of the update
                     schedule.step()
                     optimizer.zero_grad(set_to_none=True)
-                out.train_tokens += sum(int(job.features[i]["length"]) for i in idx)
+                step_tokens += sum(int(job.features[i]["length"]) for i in idx)
                 step_loss += float(loss.detach()) / accum
-            out.train_seconds += time.perf_counter() - t0
+            step_seconds = time.perf_counter() - t0
+            out.train_seconds += step_seconds
+            out.train_tokens += step_tokens
             out.steps = step
             out.losses.append(step_loss)
+            out.lrs.append(lr)
+            if tracker is not None:
+                tracker.log_step(step, step_loss, lr, step_tokens / step_seconds if step_seconds > 0 else 0.0)
             advance(1, loss=out.losses[-1])
             fault_point("train_step")
 
