@@ -192,6 +192,39 @@ class IntermediateConfig(Strict):
 TARGET_TRAIN_DEFAULTS: dict[str, Any] = {"lr": 2e-5, "epochs": 3}
 
 
+#: Checkpoint-selection strategies the analysis compares (``[target.selection] strategies``).
+SELECTION_STRATEGIES = ("english", "k-shot", "average", "oracle")
+
+
+class SelectionConfig(Strict):
+    """``[target.selection]``: how a target run's checkpoint is chosen, for the analysis to compare.
+
+    ``english`` (English dev, what training keeps) and ``oracle`` (cross-fitted per language) and
+    ``k-shot`` (``k_shot`` labelled examples per language) are computed by the analysis from the
+    stored per-step rows. ``average`` is the one that changes training: a running uniform average
+    of the weights at the evaluated checkpoints (``average = "all"`` or ``"last-k"`` with
+    ``average_k``), evaluated at the end of the run. Naming ``average`` in ``strategies`` or setting
+    ``average`` switches it on (each implies the other, ``"all"`` when only the strategy is named).
+    """
+
+    strategies: list[Literal["english", "k-shot", "average", "oracle"]] = Field(
+        default_factory=lambda: ["english", "k-shot", "oracle"], min_length=1)
+    average: Literal["all", "last-k"] | None = None
+    average_k: int = Field(3, ge=1)
+    k_shot: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+
+    @model_validator(mode="after")
+    def _average_implied(self) -> SelectionConfig:
+        strategies = list(dict.fromkeys(self.strategies))
+        if self.average is not None and "average" not in strategies:
+            strategies.append("average")
+        average = self.average or ("all" if "average" in strategies else None)
+        object.__setattr__(self, "strategies", strategies)
+        object.__setattr__(self, "average", average)
+        object.__setattr__(self, "k_shot", sorted(set(self.k_shot)))
+        return self
+
+
 class TargetConfig(Strict):
     """Phase 3: English target training and zero-shot evaluation in each language."""
 
@@ -201,6 +234,7 @@ class TargetConfig(Strict):
     # per-task hyperparameters: the keys an override names win, the others come from ``train``
     overrides: dict[str, TrainConfig] = Field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    selection: SelectionConfig = SelectionConfig()
 
     @model_validator(mode="before")
     @classmethod

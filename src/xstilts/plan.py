@@ -24,6 +24,7 @@ from xstilts.config import (
     ExperimentConfig,
     IntermediateConfig,
     RuntimeConfig,
+    SelectionConfig,
     TrainConfig,
     setting_tasks,
 )
@@ -68,6 +69,20 @@ def runtime_key(rt: RuntimeConfig) -> tuple:
     return key
 
 
+def average_key(selection: SelectionConfig) -> dict[str, Any] | None:
+    """Checkpoint averaging as hashed into target run ids: only when it is switched on.
+
+    Averaging leaves training and every other stored row unchanged, but a finished run that did
+    not average cannot get its average row without training again (the average is formed from
+    weights that exist only during training). So switching it on (or changing it) gives new run
+    ids, which train the runs again; with it off (the default) ids are those of older stores. The
+    analysis-only strategies (English dev, k-shot, oracle) and ``k_shot`` never enter the hash.
+    """
+    if selection.average is None:
+        return None
+    return {"average": selection.average, **({"k": selection.average_k} if selection.average == "last-k" else {})}
+
+
 def intermediate_key(icfg: IntermediateConfig, tasks: tuple[str, ...]) -> dict[str, Any]:
     """What else (besides ``train`` and ``task_options``) changes a phase-2 run of ``tasks``; {} by default."""
     key: dict[str, Any] = {}
@@ -110,8 +125,9 @@ def make_plan(cfg: ExperimentConfig) -> list[Run]:
                 langs = tuple(cfg.target.languages_for(target, task.languages))
                 if not task.trainable:  # xx against English: no English set, no model selection
                     langs = tuple(lang for lang in langs if lang != "en")
+                avg = average_key(cfg.target.selection) if task.trainable else None
                 h = fingerprint(parent_hash, target, train_key(cfg.target.train_for(target)), langs,
-                                cfg.target.task_options.get(target, {}), seed, rt_key)
+                                cfg.target.task_options.get(target, {}), seed, rt_key, *([avg] if avg else []))
                 runs.append(Run(f"tgt-{name}-{target}-s{seed}-{h}", "target", name, tasks, target, seed, h,
                                 parent_id, langs))
     return runs

@@ -9,9 +9,12 @@ Tables
 ``runs``           one row per planned run (phase 2 ``intermediate`` or phase 3 ``target``).
 ``scores``         one row per (run, task, language, split, metric, step, kind); ``kind`` is
                    ``curve`` for the evaluations made during training (every language's dev score
-                   at every evaluation step) and ``final`` for the selected checkpoint.
+                   at every evaluation step) and ``final`` for the selected checkpoint; with
+                   ``[target.selection] average`` also ``average-all`` / ``average-lastK`` for the
+                   averaged weights (step: the last one), which readers of ``final`` never see.
 ``example_stats``  per-example ``(hits, n_pred, n_gold)`` rows of a final evaluation
-                   (see :mod:`xstilts.metrics.stats`), stored as a float64 ``.npy`` blob.
+                   (see :mod:`xstilts.metrics.stats`), stored as a float64 ``.npy`` blob; those of
+                   an averaged model have the average's kind as their ``split``.
 ``curve_stats``    per-example rows of the primary metric at *every* evaluation step of a phase-3
                    run, every language (the analysis cross-fits the per-language oracle on them);
                    a zlib-compressed float64 ``.npy`` blob, lossless and small (0/1 and count

@@ -4,8 +4,9 @@
 :class:`Analysis`: per-language effects and per-measure effects (transfer ratio, worst language,
 spread, gap, zero-shot mean, English) with intervals that count training seeds and test items
 (:mod:`.inference`), power figures (:mod:`.power`), the NER-vs-NLI comparison with split-half
-replication (:mod:`.compare`), English-dev vs oracle checkpoint selection (:mod:`.selection`), and a
-summary text generated from those numbers (:mod:`.summary`). ``docs/statistics.md`` reports how
+replication (:mod:`.compare`), English-dev vs oracle checkpoint selection (:mod:`.selection`), the
+four selection strategies (English dev, k-shot, weight averaging, oracle) on common items
+(:mod:`.strategies`), and a summary text generated from those numbers (:mod:`.summary`). ``docs/statistics.md`` reports how
 well the intervals cover known effects in simulation (:mod:`.calibration`).
 """
 
@@ -21,7 +22,9 @@ from xstilts.analysis.data import BASELINE, SOURCE_LANGUAGE, load, load_selectio
 from xstilts.analysis.effects import compute_effects
 from xstilts.analysis.robustness import language_table, robustness_table
 from xstilts.analysis.selection import selection_summary, selection_table
+from xstilts.analysis.strategies import ALL_STRATEGIES, DEFAULT_K_SHOT, most_stable_text, strategy_tables
 from xstilts.analysis.summary import write_summary
+from xstilts.store import Store
 
 __all__ = ["Analysis", "analyze"]
 
@@ -42,6 +45,10 @@ class Analysis:
     summary: str
     info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # selection strategies (English dev, k-shot per k, averaging, oracle) on common items (.strategies)
+    strategies: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (target, intermediate, language, strategy)
+    strategy_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (target, intermediate, strategy)
+    strategy_answer: pd.DataFrame = field(default_factory=pd.DataFrame)  # NER vs NLI under each strategy
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Name -> table, in reading order (names are the CSV file stems)."""
@@ -55,6 +62,9 @@ class Analysis:
             "languages": self.languages,
             "selection_summary": self.selection_summary,
             "selection": self.selection,
+            "strategy_summary": self.strategy_summary,
+            "strategy_answer": self.strategy_answer,
+            "strategies": self.strategies,
         }
 
 
@@ -69,8 +79,13 @@ def analyze(
     source: str = SOURCE_LANGUAGE,
     baseline: str = BASELINE,
     with_selection: bool = True,
+    k_shot: tuple[int, ...] | None = None,
 ) -> Analysis:
-    """Analyse one experiment directory; deterministic for a given ``seed``."""
+    """Analyse one experiment directory; deterministic for a given ``seed``.
+
+    ``k_shot`` (default: the config's ``[target.selection] k_shot`` as stored, else 10, 50, 100) and
+    the config's ``strategies`` set which selection strategies are compared.
+    """
     if n_boot < 10:
         raise ValueError("n_boot must be at least 10 (the item variance is estimated from the replicates)")
     data = load(expdir, source=source, baseline=baseline)
@@ -80,8 +95,20 @@ def analyze(
     replication = replicate_halves(effects.scores, settings, ner_target, nli_target, baseline, alpha, n_boot, seed)
     languages = language_table(data)
     robust = robustness_table(data, languages, k=k)
-    sel = selection_table(data, load_selection_curves(expdir, data)) if with_selection else pd.DataFrame()
+    curves = load_selection_curves(expdir, data) if with_selection else None
+    sel = selection_table(data, curves) if with_selection else pd.DataFrame()
     sel_sum = selection_summary(sel) if with_selection else pd.DataFrame()
+    with Store(expdir, readonly=True) as store:
+        chosen = ((store.get_meta("config") or {}).get("target") or {}).get("selection") or {}
+    if k_shot is None:
+        k_shot = tuple(chosen.get("k_shot") or DEFAULT_K_SHOT)
+    # English dev is the reference of every comparison; averaged rows, where runs stored them, are shown
+    strategies = tuple(dict.fromkeys(("english", *(chosen.get("strategies") or ALL_STRATEGIES), "average")))
+    if with_selection:
+        strat, strat_sum, strat_ans = strategy_tables(expdir, data, curves, k_shot, strategies, n_boot, seed, alpha,
+                                                      ner_target, nli_target)
+    else:
+        strat = strat_sum = strat_ans = pd.DataFrame()
     info = {
         "expdir": str(expdir),
         "n_boot": n_boot,
@@ -99,7 +126,11 @@ def analyze(
         "stale": dict(data.stale),
     }
     warnings = list(dict.fromkeys(data.warnings))
+    info["k_shot"] = list(k_shot)
     text = write_summary(comparison, replication, effects.measures, effects.summary, info, warnings)
+    stable = most_stable_text(strat_ans) if len(strat_ans) else None
+    if stable:
+        text = f"{text.rstrip()}\n\n{stable}."
     return Analysis(
         effects=effects.per_language,
         measures=effects.measures,
@@ -113,4 +144,7 @@ def analyze(
         summary=text,
         info=info,
         warnings=warnings,
+        strategies=strat,
+        strategy_summary=strat_sum,
+        strategy_answer=strat_ans,
     )

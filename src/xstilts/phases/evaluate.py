@@ -163,6 +163,22 @@ class EvalHistory:
                     result.curve_stats[(task, lang, EVAL_SPLIT, metric, step)] = ev.stats[metric]
         return result
 
+    def add_average(self, result: RunResult, kind: str, step: int,
+                    results: dict[tuple[str, str], Evaluation]) -> None:
+        """Add an averaged model's evaluation to ``result`` as selection kind ``kind``.
+
+        Stored like the final scores (English on its report half, so every strategy's English is
+        the same items), as score rows of kind ``kind`` at ``step`` (the last step of training) and
+        per-example rows in ``example_stats`` under split ``kind``: that table has no kind column,
+        and readers of the ordinary split never see these rows.
+        """
+        for key, full in results.items():
+            task, lang = key
+            ev = self.stored(key, full)
+            for metric, value in ev.scores.items():
+                result.scores.append(Score(task, lang, EVAL_SPLIT, metric, value, step, kind))
+                result.example_stats[(task, lang, kind, metric)] = ev.stats[metric]
+
 
 def evaluate_sets(encoder: nn.Module, heads: dict[str, nn.Module], sets: list[EvalSet], ctx: RunContext,
                   clock: EvalClock | None = None) -> dict[tuple[str, str], Evaluation]:

@@ -5,6 +5,11 @@ At every evaluation step every language's eval set is scored (the curves, and pe
 of every step, that later analysis uses for oracle selection). The checkpoint is selected on the
 selection half of English dev and English is reported on the other half, so the English score
 that is reported is not the one that chose the checkpoint (:mod:`xstilts.phases.evaluate`).
+
+With ``[target.selection] average`` the weights at every evaluated checkpoint also enter a running
+average (:mod:`xstilts.training.averaging`), which is evaluated on every language after the
+selected checkpoint is stored (and saved): its scores are rows of kind ``average-all`` /
+``average-lastK`` beside the ``final`` ones.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from xstilts.models.loading import load_encoder
 from xstilts.phases.evaluate import EvalHistory, evaluate_sets, load_eval_sets, open_tracker
 from xstilts.plan import Run
 from xstilts.store import RunResult
+from xstilts.training.averaging import WeightAverage
 from xstilts.training.loop import Job, set_seed, train
 from xstilts.training.speed import prepare_encoder
 
@@ -46,13 +52,19 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
 
     history = EvalHistory(select=[(task.name, "en")], primary={task.name: task.metric}, hold_out=True,
                           keep_curve_stats=True, keep_predictions=ctx.cfg.runtime.write_predictions)
+    sel = ctx.cfg.target.selection
+    averager = WeightAverage([encoder, head], sel.average, sel.average_k) if sel.average else None
+
+    def evaluate_step(step: int) -> float:
+        if averager is not None:
+            averager.update(step)
+        return history.record(step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock))
+
     started = time.perf_counter()
     tracker = history.tracker = open_tracker(run, ctx, hp)
     with tracker or nullcontext():
         outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
-                        ctx.tokenizer.pad_token_id,
-                        lambda step: history.record(
-                            step, evaluate_sets(encoder, heads, eval_sets, ctx, history.clock)),
+                        ctx.tokenizer.pad_token_id, evaluate_step,
                         tracker=tracker, describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
     result = history.to_result(outcome.best_step)
     if ctx.cfg.runtime.write_predictions:
@@ -61,6 +73,11 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     speed.thread_log += outcome.thread_log
     if ctx.cfg.runtime.save_target_checkpoints:
         result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)
+    if averager is not None:  # after the selected weights are saved: the average replaces them
+        averager.load_into()
+        history.add_average(result, averager.name, outcome.steps,
+                            evaluate_sets(encoder, heads, eval_sets, ctx, history.clock))
+        result.extra["average"] = {"kind": averager.name, "steps": averager.steps, "count": averager.count}
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     n_eval_tokens = sum(f["length"] for s in eval_sets for f in s.features)
     result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,

@@ -27,6 +27,8 @@ from xstilts.report.tables import (
     robustness_view,
     selection_pivot_view,
     selection_summary_view,
+    strategy_answer_view,
+    strategy_summary_view,
 )
 
 
@@ -209,6 +211,11 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
             blocks.append(Block("table", table=selection_pivot_view(a, target)))
     else:
         blocks.append(Block("p", "No training curves in the store, so checkpoint selection cannot be examined."))
+    if len(a.strategy_summary):
+        blocks.append(Block("h3", "English dev, k-shot, weight averaging and oracle"))
+        blocks.append(Block("table", table=strategy_summary_view(a)))
+        if len(a.strategy_answer):
+            blocks.append(Block("table", table=strategy_answer_view(a)))
 
     blocks.append(Block("h2", "Method"))
     blocks.append(Block("list", items=METHOD_NOTES))
