@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from _experiment import experiment_toml
-from conftest import write_config
 from typer.testing import CliRunner
 
 from xstilts.cli import app
@@ -28,9 +27,11 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "quickstart.toml"
 
 def _config(tmp_path: Path, model: Path, data: Path, runtime: str) -> Path:
     quick = tomllib.loads(QUICKSTART.read_text())
-    return write_config(tmp_path / "track.toml", experiment_toml(
+    path = tmp_path / "track.toml"
+    path.write_text(experiment_toml(
         model, data, tmp_path / "exp", name=quick["name"], seeds=quick["seeds"][:1], settings=["none"],
-        tasks=[quick["target"]["tasks"][0]], languages=["en", "de", "sw"], runtime=runtime))
+        tasks=[quick["target"]["tasks"][0]], languages=["en", "de", "sw"], runtime=runtime), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
