@@ -127,3 +127,34 @@ def test_results_prints_the_per_task_table(tmp_path: Path) -> None:
     assert "(EM + F1) / 2" in rows["xquad"] and "65.0" in rows["xquad"]
     assert "mean of 9 tasks" in rows["XTREME score"]
     assert "XTREME score of 'none'" in result.output
+
+
+def test_tasks_command_finds_all_nine_targets_in_the_shared_data(shared_data: Path) -> None:
+    """`xstilts tasks` on the real data: each of XTREME's nine targets has its evaluation files
+    (BUCC: zh only; Tatoeba: LASER's aligned files for all 36 languages; the UD/PAN-X languages
+    the shared copy lacks are named) and none shows a problem. Without --check: reading every
+    file takes minutes on the shared box; the readers have their own real-data tests."""
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+    from xstilts.tasks import get_task
+
+    result = CliRunner().invoke(app, ["tasks", "--data-dir", str(shared_data)], env={"COLUMNS": "600"})
+    assert result.exit_code == 0, result.output
+    rows: dict[str, list[str]] = {}
+    name = ""
+    for line in result.output.splitlines():
+        cells = line.split("│")
+        if len(cells) > 6:
+            name = cells[1].strip() or name
+            rows.setdefault(name, []).append(cells[6].strip())
+    expected = {"xnli": "15/15:", "pawsx": "7/7:", "udpos": "34/38:", "panx": "47/48:", "xquad": "12/12:",
+                "mlqa": "7/7:", "tydiqa": "9/9:", "bucc": "1/4: zh", "tatoeba": "41/41:"}
+    assert set(expected) == set(TASKS)
+    for task, found in expected.items():
+        cell = " ".join(rows[task])
+        assert cell.startswith(found), (task, cell)
+        assert "problems" not in cell, (task, cell)
+    assert "missing: kk th tl yo" in " ".join(rows["udpos"]) and "missing: th" in " ".join(rows["panx"])
+    tatoeba = get_task("tatoeba", data_dir=shared_data)
+    assert all(tatoeba.files("eval", lang)[0].name.startswith("tatoeba.") for lang in tatoeba.languages)

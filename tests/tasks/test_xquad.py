@@ -106,3 +106,51 @@ def test_phase3_trains_and_scores_every_language(tmp_path: Path, tiny_model: Pat
     assert set(finals) == {(lang, m) for lang in ("en", "de") for m in ("squad_f1", "exact_match")}
     assert all(0 <= v <= 100 for v in finals.values())
     assert result.train_steps == 2
+
+
+def _squash_lower(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@pytest.mark.parametrize("name", ["xquad", "mlqa"])
+def test_no_xquad_paragraph_or_question_reaches_training(shared_data: Path, name: str) -> None:
+    """On the real files, through each task's own training-set reader (the stand-in offline): no
+    XQuAD context, question id or question text is in it, compared exactly and after whitespace
+    normalisation and lower-casing, so a copy differing only in spacing would be caught too."""
+    task = get_task(name, data_dir=shared_data)
+    assert [p.name for p in task.files("train", "en")] == ["squaddev_v1.1.json", "xquad.en.json"]
+    train = task.read("train", "en")
+    assert len(train) == 9376 and len({ex.context for ex in train}) == 1827
+    xquad = json.loads((shared_data / "xtreme/xquad/xquad.en.json").read_text(encoding="utf-8"))
+    paragraphs = [p for a in xquad["data"] for p in a["paragraphs"]]
+    questions = [q for p in paragraphs for q in p["qas"]]
+    assert len(paragraphs) == 240 and len(questions) == 1190
+    contexts = {p["context"] for p in paragraphs}
+    assert not contexts & {ex.context for ex in train}
+    assert not {_squash_lower(c) for c in contexts} & {_squash_lower(ex.context) for ex in train}
+    assert not {q["id"] for q in questions} & {ex.id for ex in train}
+    assert not {_squash_lower(q["question"]) for q in questions} & {_squash_lower(ex.question) for ex in train}
+    # the comparisons are not vacuous: SQuAD dev holds XQuAD's question ids before the exclusion
+    # (all but one, 572757bef1498d1400e8f690, which XQuAD has and this SQuAD dev copy does not)
+    squad = json.loads((shared_data / "english/squad/squaddev_v1.1.json").read_text(encoding="utf-8"))
+    dev_ids = {q["id"] for a in squad["data"] for p in a["paragraphs"] for q in p["qas"]}
+    assert len({q["id"] for q in questions} - dev_ids) == 1
+
+
+def test_standin_catches_whitespace_variants_and_reused_ids(tmp_path: Path) -> None:
+    """A dev paragraph that is XQuAD's up to inner whitespace is dropped; so is a question that
+    keeps an XQuAD id under a different context."""
+    xquad_en = tmp_path / "xquad.en.json"
+    xquad_en.write_text(json.dumps({"data": [{"title": "R", "paragraphs": [
+        {"context": "The Rhine  flows\nnorth.", "qas": [
+            {"id": "x1", "question": "Where?", "answers": [{"text": "north", "answer_start": 18}]}]}]}]}),
+        encoding="utf-8")
+    dev = tmp_path / "squaddev_v1.1.json"
+    dev.write_text(json.dumps({"data": [{"title": "R", "paragraphs": [
+        {"context": "The Rhine flows north.", "qas": [
+            {"id": "x1", "question": "Where?", "answers": [{"text": "north", "answer_start": 16}]}]},
+        {"context": "The Rhine is long.", "qas": [
+            {"id": "x1", "question": "How?", "answers": [{"text": "long", "answer_start": 13}]},
+            {"id": "k1", "question": "What?", "answers": [{"text": "Rhine", "answer_start": 4}]}]}]}]}),
+        encoding="utf-8")
+    assert [ex.id for ex in standin_train(dev, xquad_en)] == ["k1"]

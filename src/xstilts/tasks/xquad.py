@@ -7,9 +7,11 @@ Training data: XTREME trains on SQuAD v1.1 train (``train-v1.1.json``), used whe
 ``train_file`` names it or it sits in ``english/squad/``. Offline it is not there, so training
 falls back to a **stand-in: SQuAD v1.1 dev minus every paragraph XQuAD was built from**. XQuAD's
 240 paragraphs all come from SQuAD v1.1 dev; we drop each dev paragraph whose context equals
-(after stripping surrounding whitespace) a context of ``xquad.en.json`` and keep the other ~1,827
-paragraphs (~9,400 questions). No evaluation context is then seen in training, though other
-paragraphs of the same 48 Wikipedia articles are (XTREME's real setting has disjoint articles).
+(after whitespace normalisation) a context of ``xquad.en.json``, and any question with an XQuAD
+question id, and keep the other 1,827 paragraphs (9,376 questions). No evaluation context,
+question id or question text is then seen in training (tests/tasks/test_xquad.py checks this on
+the real files), though other paragraphs of the same 48 Wikipedia articles are (XTREME's real
+setting has disjoint articles).
 
 Files whose answers were removed (XTREME's ``remove_qa_test_annotations`` replaces every answer
 by ``{"answer_start": 0, "text": ""}``) cannot be scored: reading one is a DataError that says
@@ -100,14 +102,26 @@ class XQuAD(Task):
         return standin_train(*self.files(split, language))
 
 
+def squash(text: str) -> str:
+    """Whitespace-normalised text (runs of whitespace -> one space, ends stripped) for matching copies."""
+    return " ".join(text.split())
+
+
 def standin_train(squad_dev: Path, xquad_en: Path) -> list[SpanQAExample]:
-    """SQuAD v1.1 dev questions whose paragraph is not one of XQuAD's (matched on xquad.en contexts)."""
-    xquad_contexts = {ex.context.strip() for ex in read_squad(xquad_en)}
+    """SQuAD v1.1 dev questions whose paragraph is not one of XQuAD's (matched on xquad.en contexts).
+
+    A question is left out when its context equals an XQuAD context after whitespace
+    normalisation, or when its id is an XQuAD question id (XQuAD keeps SQuAD's ids).
+    """
+    xquad = read_squad(xquad_en)
+    xquad_contexts = {squash(ex.context) for ex in xquad}
+    xquad_ids = {ex.id for ex in xquad}
     examples = [ex for _, exs in read_squad_articles(squad_dev) for ex in exs]
-    dev_contexts = {ex.context.strip() for ex in examples}
+    dev_contexts = {squash(ex.context) for ex in examples}
     missing = xquad_contexts - dev_contexts
     if missing:
         raise DataError(f"{len(missing)} of XQuAD's {len(xquad_contexts)} paragraphs are not in this SQuAD "
                         "v1.1 dev file, so the stand-in cannot exclude them (is it SQuAD v1.1 dev?)",
                         squad_dev)
-    return check_answers(squad_dev, [ex for ex in examples if ex.context.strip() not in xquad_contexts])
+    return check_answers(squad_dev, [ex for ex in examples
+                                     if squash(ex.context) not in xquad_contexts and ex.id not in xquad_ids])
