@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from xstilts.checkpoint import load_encoder_weights, save_encoder
+from xstilts.checkpoint import load_encoder_weights, save_encoder, save_head
 from xstilts.context import RunContext
 from xstilts.featurize import load_features
 from xstilts.heads import get_head_kind
@@ -53,8 +53,11 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
                     describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
     result = history.to_result(outcome.best_step)
     speed.thread_log += outcome.thread_log
-    if ctx.cfg.runtime.save_target_checkpoints:
-        result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)
+    if ctx.cfg.runtime.save_target_checkpoints:  # encoder + head: what `xstilts export` rebuilds the model from
+        directory = ctx.checkpoint_dir(run.run_id)
+        save_head(head, {"kind": task.head, "task": task.name, "labels": list(task.labels),
+                         "task_options": task.options, "max_length": hp.max_length}, directory)
+        result.checkpoint = str(save_encoder(encoder, directory).parent)
     result.train_tokens, result.train_steps = outcome.train_tokens, outcome.steps
     n_eval_tokens = sum(f["length"] for s in eval_sets for f in s.features)
     result.extra |= {"train_tokens_per_s": outcome.tokens_per_second, "train_s": outcome.train_seconds,
