@@ -37,7 +37,7 @@ def test_predict_tags_german_sentences_as_xstilts(trained: Trained, shared_data:
     text.write_text("".join(" ".join(ex.tokens) + "\n" for ex in examples), encoding="utf-8")
     result = CliRunner().invoke(app, ["predict", str(out), str(text)])
     assert result.exit_code == 0, result.output
-    assert [line.split() for line in result.output.splitlines()] == expected
+    assert [line.split() for line in result.stdout.splitlines()] == expected
 
 
 def test_predict_classifies_sentence_pairs(trained: Trained, tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_predict_classifies_sentence_pairs(trained: Trained, tmp_path: Path) -> 
                     "Nur ein Satz.\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["predict", str(out), str(text)])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert len(lines) == 3 and set(lines) <= {"entailment", "neutral", "contradiction"}
 
 

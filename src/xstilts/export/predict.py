@@ -65,6 +65,9 @@ def read_items(path: Path, kind: str, labels: Sequence[str] = ("",)) -> list[Any
 def load_exported(model_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, the ``xstilts`` entry of config.json) of an export."""
     from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # a loading bar per call would interleave with predictions on a terminal
 
     from xstilts.export import EXPORT_KEY
     from xstilts.export.hf import auto_class
