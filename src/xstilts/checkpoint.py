@@ -1,4 +1,8 @@
-"""Encoder checkpoints: what phase 2 hands to phase 3. Written atomically (temp + rename).
+"""Checkpoints: the encoder phase 2 hands to phase 3, and a phase-3 run's trained head (kept with
+``runtime.save_target_checkpoints`` so the run can be exported). Written atomically (temp + rename).
+
+A head file holds the head's weights and, in its safetensors metadata, what rebuilding it needs
+(head kind, task, label names, task options, max length): one file, so it is there whole or not at all.
 
 The file is serialised in memory and written by xstilts itself: ``safetensors.torch.save_file``
 writes through a ``.tmpXXXXXX`` file of its own beside the target, which a killed process leaves
@@ -7,10 +11,12 @@ behind (a model-sized file per crash) under a name no xstilts sweep could tell f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -20,11 +26,13 @@ from xstilts.faults import atomic_path, sweep_directory
 from xstilts.models.vocab import full_state_dict
 
 ENCODER_FILE = "encoder.safetensors"
+HEAD_FILE = "head.safetensors"
+HEAD_INFO_KEY = "xstilts_head"  # safetensors metadata key of the head's description (JSON)
 
 
-def write_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
+def write_safetensors(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """The safetensors file of ``state``, written to ``path`` itself and nowhere else."""
-    path.write_bytes(save(state))
+    path.write_bytes(save(state, metadata))
 
 
 def save_encoder(encoder: nn.Module, directory: Path) -> Path:
@@ -49,6 +57,41 @@ def save_encoder(encoder: nn.Module, directory: Path) -> Path:
     finally:
         procs.wait_for_everyone()
     return target
+
+
+def save_head(head: nn.Module, info: dict[str, Any], directory: Path) -> Path:
+    """Save a trained head and its description ``info`` (JSON-able) to ``directory/head.safetensors``.
+
+    As :func:`save_encoder`: only the main process writes, atomically.
+    """
+    target = directory / HEAD_FILE
+    procs = process_state()
+    if not procs.is_main_process:
+        procs.wait_for_everyone()
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    try:
+        with atomic_path(target, fault="checkpoint_write") as tmp:
+            write_safetensors(state, tmp, {HEAD_INFO_KEY: json.dumps(info, sort_keys=True)})
+    finally:
+        procs.wait_for_everyone()
+    return target
+
+
+def load_head(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights and description saved by :func:`save_head`."""
+    path = Path(directory) / HEAD_FILE
+    if not path.is_file():
+        raise XstiltsError("this checkpoint has no trained head (saved by an xstilts without head checkpoints); "
+                           "forget the run and run again with [runtime] save_target_checkpoints = true", path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            info = json.loads((fh.metadata() or {})[HEAD_INFO_KEY])
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not a dict
+    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        raise XstiltsError(f"damaged head checkpoint ({type(exc).__name__}: {exc})", path) from None
+    return state, info
 
 
 def load_encoder_weights(encoder: nn.Module, directory: Path) -> None:

@@ -379,6 +379,51 @@ def report(
         fail(_store_failure(exc, expdir))
 
 
+@app.command()
+def export(
+    expdir: Path = typer.Argument(..., help="Experiment dir (holds results.sqlite)."),
+    run_id: str = typer.Argument(..., metavar="RUN", help="Run id (`xstilts results` and the store list them)."),
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="New model directory to write."),
+    push_to_hub: str = typer.Option(None, "--push-to-hub", metavar="REPO", help="Also upload it to this Hugging "
+                                    "Face Hub repository (needs a network and a token)."),
+) -> None:
+    """Write a finished run as a Hugging Face model directory with a model card: a phase-3 run as its
+    AutoModelFor… task model (needs `[runtime] save_target_checkpoints = true`), a phase-2 run as its encoder."""
+    try:
+        from xstilts.export import export_run
+        from xstilts.export import push_to_hub as push
+
+        done = export_run(expdir, run_id, out_dir)
+        check = "" if done.max_difference is None else \
+            f"; outputs match the xstilts head (max difference {done.max_difference:.1e})"
+        out.print(f"{done.path}: {done.model_class}{check}", highlight=False, markup=False)
+        if push_to_hub:
+            out.print(f"pushed: {push(done.path, push_to_hub)}", highlight=False, markup=False)
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:
+        fail(_store_failure(exc, expdir))
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="A model directory written by `xstilts export` (phase-3 run)."),
+    file: Path = typer.Argument(..., help="Input, one item per line: a sentence (tagging, classification), a "
+                                "tab-separated pair, question<TAB>context (QA), or context<TAB>question<TAB>choices."),
+) -> None:
+    """Tag or classify new text in any language with an exported model: one output line per input line
+    (tags per word, a label, an answer, or the chosen index and choice)."""
+    try:
+        from xstilts.export.predict import predict_file
+
+        for line in predict_file(model_dir, file):
+            typer.echo(line)  # plain: output meant for pipes and files
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except OSError as exc:
+        fail(one_line(exc))
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Get the data the tasks read.")
 app.add_typer(data_app, name="data")
 

@@ -497,6 +497,11 @@ class Store:
         rows = [dict(r) for r in self.conn.execute(sql + " ORDER BY s.rowid", args)]
         return [r for r in rows if plan is None or r["run_id"] in plan]
 
+    def run_scores(self, run_id: str, kind: str = "final") -> list[dict[str, Any]]:
+        """One run's score rows of ``kind`` (whatever its status and whichever plan it belongs to)."""
+        sql = "SELECT task, language, split, metric, value, step FROM scores WHERE run_id=? AND kind=? ORDER BY rowid"
+        return [dict(r) for r in self.conn.execute(sql, (run_id, kind))]
+
     def current_plan(self) -> set[str] | None:
         """Run ids of the config last run in this directory (older configs' runs stay, unused)."""
         plan = self.get_meta("plan")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 
-from xstilts.checkpoint import load_encoder_weights, save_encoder
+from xstilts.checkpoint import load_encoder_weights, save_encoder, save_head
 from xstilts.context import RunContext
 from xstilts.featurize import load_features
 from xstilts.heads import get_head_kind
@@ -71,8 +71,11 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
         history.write_predictions(eval_sets, outcome.best_step, ctx.predictions_dir(run.run_id),
                                   ctx.labels_dir(run.run_id))
     speed.thread_log += outcome.thread_log
-    if ctx.cfg.runtime.save_target_checkpoints:
-        result.checkpoint = str(save_encoder(encoder, ctx.checkpoint_dir(run.run_id)).parent)
+    if ctx.cfg.runtime.save_target_checkpoints:  # encoder + head: what `xstilts export` rebuilds the model from
+        directory = ctx.checkpoint_dir(run.run_id)
+        save_head(head, {"kind": task.head, "task": task.name, "labels": list(task.labels),
+                         "task_options": task.options, "max_length": hp.max_length}, directory)
+        result.checkpoint = str(save_encoder(encoder, directory).parent)
     if averager is not None:  # after the selected weights are saved: the average replaces them
         averager.load_into()
         history.add_average(result, averager.name, outcome.steps,
