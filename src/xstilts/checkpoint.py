@@ -35,48 +35,37 @@ def write_safetensors(state: dict[str, torch.Tensor], path: Path, metadata: dict
     path.write_bytes(save(state, metadata))
 
 
-def save_encoder(encoder: nn.Module, directory: Path) -> Path:
-    """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure.
+def _write_on_main(target: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``state`` to ``target`` atomically from the main process; the others wait until it is there.
 
-    Under ``accelerate launch`` every process holds the same weights: only the main one writes,
-    and the others wait until the file is there.
+    Under ``accelerate launch`` every process holds the same weights, so one writer is enough.
     """
-    target = directory / ENCODER_FILE
     procs = process_state()
     if not procs.is_main_process:
         procs.wait_for_everyone()
         return target
-    directory.mkdir(parents=True, exist_ok=True)
-    # a trimmed vocabulary (runtime.trim_vocab) is scattered back: checkpoints are always full-size
-    state = {k: v.detach().contiguous() for k, v in full_state_dict(encoder).items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        sweep_directory(directory)  # temp files of a killed earlier attempt at this run
+        sweep_directory(target.parent)  # temp files of a killed earlier attempt at this run
         # temp + fsync + rename; costs a second copy of the weights in memory while it writes
         with atomic_path(target, fault="checkpoint_write") as tmp:
-            write_safetensors(state, tmp)
+            write_safetensors(state, tmp, metadata)
     finally:
         procs.wait_for_everyone()
     return target
+
+
+def save_encoder(encoder: nn.Module, directory: Path) -> Path:
+    """Save encoder weights to ``directory/encoder.safetensors``; the old file survives any failure."""
+    # a trimmed vocabulary (runtime.trim_vocab) is scattered back: checkpoints are always full-size
+    state = {k: v.detach().contiguous() for k, v in full_state_dict(encoder).items()}
+    return _write_on_main(directory / ENCODER_FILE, state)
 
 
 def save_head(head: nn.Module, info: dict[str, Any], directory: Path) -> Path:
-    """Save a trained head and its description ``info`` (JSON-able) to ``directory/head.safetensors``.
-
-    As :func:`save_encoder`: only the main process writes, atomically.
-    """
-    target = directory / HEAD_FILE
-    procs = process_state()
-    if not procs.is_main_process:
-        procs.wait_for_everyone()
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
+    """Save a trained head and its description ``info`` (JSON-able) to ``directory/head.safetensors``."""
     state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    try:
-        with atomic_path(target, fault="checkpoint_write") as tmp:
-            write_safetensors(state, tmp, {HEAD_INFO_KEY: json.dumps(info, sort_keys=True)})
-    finally:
-        procs.wait_for_everyone()
-    return target
+    return _write_on_main(directory / HEAD_FILE, state, {HEAD_INFO_KEY: json.dumps(info, sort_keys=True)})
 
 
 def load_head(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
