@@ -1,8 +1,9 @@
 """Adversarial NLI (ANLI v1.0), rounds R1–R3.
 
 Files as distributed: ``anli_v1.0/R{1,2,3}/{train,dev,test}.jsonl``, one JSON object per line
-with ``uid``, ``premise``, ``hypothesis`` and ``label`` (``e`` / ``n`` / ``c``); other keys
-(``reason``, ``model_label``, ...) are ignored. ``train`` concatenates the training files of the
+with ``uid``, ``context`` (the premise), ``hypothesis`` and ``label`` (``e`` / ``n`` / ``c``); other
+keys (``reason``, ``model_label``, ...) are ignored. ``premise`` is read in place of ``context``
+(the name ANLI's own training code and the Hub give it). ``train`` concatenates the training files of the
 chosen rounds (option ``rounds``, default all three) and ``eval`` their dev files (option
 ``eval_file = "test.jsonl"`` to use the test sets). Folder option ``dir`` (default
 ``english/anli/anli_v1.0``).
@@ -24,11 +25,14 @@ ROUNDS = ("R1", "R2", "R3")
 def read_anli_jsonl(path: Path) -> list[ClassificationExample]:
     out: list[ClassificationExample] = []
     for lineno, obj in read_jsonl(path):
-        for key in ("premise", "hypothesis", "label"):
+        premise = obj.get("context", obj.get("premise"))
+        if not isinstance(premise, str):
+            raise DataError("missing or non-text key 'context' (or 'premise')", path, lineno)
+        for key in ("hypothesis", "label"):
             if not isinstance(obj.get(key), str):
                 raise DataError(f"missing or non-text key {key!r}", path, lineno)
         label = nli_label(obj["label"], path, lineno)
-        out.append(ClassificationExample(obj["premise"], obj["hypothesis"], label))
+        out.append(ClassificationExample(premise, obj["hypothesis"], label))
     return out
 
 
