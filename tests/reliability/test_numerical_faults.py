@@ -98,8 +98,8 @@ def test_disk_full_mid_checkpoint_keeps_the_previous_one(tmp_path: Path,
     before = target.read_bytes()
     real_write = checkpoint.write_safetensors
 
-    def half_then_full_disk(state: dict, path: Path) -> None:
-        real_write(state, path)
+    def half_then_full_disk(state: dict, path: Path, metadata: dict | None = None) -> None:
+        real_write(state, path, metadata)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])  # the bytes that made it to disk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
