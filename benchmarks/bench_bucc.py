@@ -15,62 +15,25 @@ pass. The load average is printed before and after.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
-import numpy as np
+from retrieval_setup import SentenceCache, add_model_args, loadavg  # benchmarks run as scripts
 
-from xstilts.evaluation.embed import embed_sentences_layers
 from xstilts.metrics.stats import score_from_stats
 from xstilts.tasks import get_task
-
-LAYERS = ("xtreme", "last")
 
 
 def fmt(threshold: float | None) -> str:
     return "none" if threshold is None else f"{threshold:.3f}"  # None: no gold pair to tune on
 
 
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text(encoding="utf-8").strip()
-    except OSError:
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    repo = Path(__file__).resolve().parents[1]
-    ap.add_argument("--data-dir", type=Path, default=repo / ".." / "shared" / "data")
-    ap.add_argument("--model", default="default")
+    add_model_args(ap)
     ap.add_argument("--language", default="zh")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a busy 2-core box)")
     ap.add_argument("--limit", type=int, default=None, help="first N sentences of each side (default: all)")
-    ap.add_argument("--max-length", type=int, default=128)
     args = ap.parse_args()
-
-    import torch
-
-    from xstilts.models.loading import load_encoder, load_tokenizer
-
-    torch.set_num_threads(args.threads)
-    encoder, tokenizer = load_encoder(args.model), load_tokenizer(args.model)
-    print(f"model {args.model}: {encoder.config.num_hidden_layers} layers; torch threads {args.threads}; "
-          f"{platform.processor() or platform.machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"load before: {loadavg()}", flush=True)
-
-    cache: dict[str, tuple[np.ndarray, ...]] = {}
-
-    def embedder(layer: int):
-        def embed(texts, language: str) -> np.ndarray:
-            new = [t for t in dict.fromkeys(texts) if t not in cache]
-            if new:
-                outs = embed_sentences_layers(encoder, tokenizer, new, layers=LAYERS, max_length=args.max_length)
-                for i, text in enumerate(new):
-                    cache[text] = tuple(out[i] for out in outs)
-            return np.stack([cache[t][layer] for t in texts])
-        return embed
+    cache = SentenceCache(args)
 
     task = get_task("bucc", data_dir=args.data_dir)
     started = time.perf_counter()
@@ -79,7 +42,7 @@ def main() -> None:
           "| gold A / B | candidates |")
     print("|---|---|---|---|---|---|---|---|")
     for i, name in enumerate(("8 (xtreme)", "12 (last)")):
-        res = task.evaluate_embeddings(embedder(i), args.language, args.limit)
+        res = task.evaluate_embeddings(cache.embedder(i), args.language, args.limit)
         e = res.extra
         f1 = score_from_stats("f1", res.stats["f1"])
         thresholds = (f"{fmt(e['threshold_a'])} / {fmt(e['threshold_b'])}" if "threshold_a" in e

@@ -22,26 +22,17 @@ timings on the shared 2-core box mean little without it.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from retrieval_setup import SentenceCache, add_model_args, loadavg  # benchmarks run as scripts
 
 from xstilts.errors import DataError
-from xstilts.evaluation.embed import embed_sentences_layers
 from xstilts.tasks import get_task
 from xstilts.tasks._retrieval import nearest_accuracy_stats
 
-LAYERS = ("xtreme", "last")  # hidden_states[8] and [12] of the 12-layer default model
 HIGH_RESOURCE = ("de", "fr", "es")  # the languages a sound retriever should get well above 70 % on
-
-
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text(encoding="utf-8").strip()
-    except OSError:
-        return "unknown"
 
 
 def accuracy(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -65,36 +56,13 @@ def pick_languages(task, spec: str) -> tuple[str, ...]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    repo = Path(__file__).resolve().parents[1]
-    ap.add_argument("--data-dir", type=Path, default=repo / ".." / "shared" / "data")
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on a busy 2-core box)")
+    add_model_args(ap)
     ap.add_argument("--limit", type=int, default=None, help="pairs per language (default: all)")
     ap.add_argument("--languages", default="xtreme", help="xtreme (36), all (41) or a comma list")
-    ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--xnli-check", action="store_true", help="also run the XNLI-premise known-gold check")
     args = ap.parse_args()
-
-    import torch
-
-    from xstilts.models.loading import load_encoder, load_tokenizer
-
-    torch.set_num_threads(args.threads)
-    encoder, tokenizer = load_encoder(args.model), load_tokenizer(args.model)
-    print(f"model {args.model}: {encoder.config.num_hidden_layers} layers; torch threads {args.threads}; "
-          f"{platform.processor() or platform.machine()}; {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"load before: {loadavg()}", flush=True)
-
-    cache: dict[str, tuple[np.ndarray, ...]] = {}  # English sides overlap across languages (~11 %)
-
-    def embed(texts: list[str]) -> list[np.ndarray]:
-        """One array per layer; each distinct sentence is encoded once per run."""
-        new = list(dict.fromkeys(t for t in texts if t not in cache))
-        if new:
-            outs = embed_sentences_layers(encoder, tokenizer, new, layers=LAYERS, max_length=args.max_length)
-            for i, text in enumerate(new):
-                cache[text] = tuple(out[i] for out in outs)
-        return [np.stack([cache[t][layer] for t in texts]) for layer in range(len(LAYERS))]
+    cache = SentenceCache(args)  # English sides overlap across languages (~11 %): encoded once
+    embed = cache.arrays
 
     task = get_task("tatoeba", data_dir=args.data_dir)
     print("\n## Tatoeba (xx→en / en→xx accuracy, %)")

@@ -7,6 +7,7 @@ the conversion use the real default model (marked ``slow``).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,18 @@ def _sick_subset(text: str) -> str:
             counts[part] += 1
             keep.append(line)
     return "\n".join(keep) + "\n"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the README's ``-n 2``) each worker is one of two busy processes on a
+    2-core machine: one intra-op thread each, or their OpenMP pools fight over the cores. xdist also
+    gives workers ``COLUMNS=80``, which rich would fix as the CLI's width at import; without it
+    the width follows each test's own ``COLUMNS``, as in a plain run."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop("COLUMNS", None)
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

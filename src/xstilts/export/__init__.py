@@ -37,7 +37,10 @@ def export_run(expdir: Path, run_id: str, out: Path) -> Exported:
                            out)
     run = stored_run(expdir, run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    prefix = f".{out.name}.export-"
+    for leftover in out.parent.glob(f"{prefix}*"):  # what a killed export to this destination left behind
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
     try:
         exported = _write(run, tmp)
         if out.exists():

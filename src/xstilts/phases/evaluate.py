@@ -14,14 +14,14 @@ Phase 3 also keeps every language's per-example rows of the primary metric at *e
 step (``keep_curve_stats``): the analysis needs them to cross-fit the per-language oracle.
 
 With ``runtime.write_predictions`` a target run also keeps the predictions of its best step so far
-(only those: every step's would cost memory for nothing) and writes those of the selected step in
+(only those: every step's would cost memory for nothing; the training loop says which step is best,
+through ``train(on_best=...)``, so the rule lives in the loop alone) and writes those of the selected step in
 XTREME's submission layout (:mod:`xstilts.evaluation.submission`), with the gold labels of the
 same examples beside them. English is written in full: the submission has no held-out half.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +80,8 @@ class EvalHistory:
     the ``select`` pairs are split: their selection half picks the model, their report half is
     stored (see the module docstring). With ``keep_curve_stats`` the primary metric's
     per-example rows of every step and language are stored too. With ``keep_predictions`` the
-    predictions of the best step so far are kept (:meth:`write_predictions` writes them). With
+    predictions of the latest step are held until the training loop calls :meth:`keep_best` for it,
+    which keeps them as the best step's (:meth:`write_predictions` writes them). With
     ``tracker`` every recorded step's stored scores are logged live, the same values the store
     will hold.
     """
@@ -92,9 +93,10 @@ class EvalHistory:
     keep_predictions: bool = False
     by_step: dict[int, dict[tuple[str, str], Evaluation]] = field(default_factory=dict)
     clock: EvalClock = field(default_factory=EvalClock)
-    # (step, score, predictions per (task, language)) of the best step so far, by the training
-    # loop's rule: the first step with a strictly higher score than every earlier one
-    best_predictions: tuple[int, float, dict[tuple[str, str], list[Any] | None]] | None = None
+    # (step, predictions per (task, language)): of the latest recorded step, and of the step the
+    # training loop last called best
+    latest_predictions: tuple[int, dict[tuple[str, str], list[Any] | None]] | None = None
+    best_predictions: tuple[int, dict[tuple[str, str], list[Any] | None]] | None = None
     tracker: RunTracker | None = None
 
     def record(self, step: int, results: dict[tuple[str, str], Evaluation]) -> float:
@@ -103,11 +105,15 @@ class EvalHistory:
             self.tracker.log_scores(step, {(task, lang, metric): value for (task, lang), ev in results.items()
                                            for metric, value in self.stored((task, lang), ev).scores.items()})
         chosen = [self.selection_score(key, results[key]) for key in self.select]
-        score = sum(chosen) / len(chosen)
-        best = -math.inf if self.best_predictions is None else self.best_predictions[1]
-        if self.keep_predictions and score > best:
-            self.best_predictions = (step, score, {key: ev.predictions for key, ev in results.items()})
-        return score
+        if self.keep_predictions:
+            self.latest_predictions = (step, {key: ev.predictions for key, ev in results.items()})
+        return sum(chosen) / len(chosen)
+
+    def keep_best(self, step: int) -> None:
+        """The training loop's call when ``step`` became the best: keep its predictions, drop the old."""
+        if self.latest_predictions is None or self.latest_predictions[0] != step:
+            return  # predictions are not kept (or this step was not recorded here)
+        self.best_predictions, self.latest_predictions = self.latest_predictions, None
 
     def write_predictions(self, sets: list[EvalSet], best_step: int, pred_root: Path, label_root: Path) -> list[Path]:
         """Write the selected step's predictions of every XTREME set and the gold labels beside them.
@@ -121,7 +127,7 @@ class EvalHistory:
             raise RuntimeError(f"predictions were kept for step {kept} but step {best_step} was selected")
         written = []
         for s in sets:
-            preds = self.best_predictions[2].get((s.task.name, s.language))
+            preds = self.best_predictions[1].get((s.task.name, s.language))
             if s.task.name not in XTREME_NAMES or preds is None:
                 continue
             write_gold_examples(label_root, s.task, s.language, s.examples)

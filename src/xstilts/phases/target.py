@@ -65,7 +65,8 @@ def run_target(run: Run, ctx: RunContext, parent_checkpoint: str | None = None) 
     with tracker or nullcontext():
         outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, ctx.cfg.runtime, run.seed,
                         ctx.tokenizer.pad_token_id, evaluate_step,
-                        tracker=tracker, describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}")
+                        tracker=tracker, describe=f"phase 3 {run.setting}→{run.target} seed {run.seed}",
+                        on_best=history.keep_best)
     result = history.to_result(outcome.best_step)
     if ctx.cfg.runtime.write_predictions:
         history.write_predictions(eval_sets, outcome.best_step, ctx.predictions_dir(run.run_id),

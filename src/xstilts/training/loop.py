@@ -136,8 +136,12 @@ def train(
     describe: str = "training",
     accelerator: Accelerator | None = None,
     tracker: RunTracker | None = None,
+    on_best: Callable[[int], None] | None = None,
 ) -> Outcome:
     """Train ``encoder`` and the jobs' heads; leave them holding the best evaluated weights.
+
+    ``on_best(step)`` is called whenever an evaluation becomes the new best, so a caller that keeps
+    something of the best step (its predictions) follows this loop's rule instead of repeating it.
 
     With ``tracker``, every step's loss, learning rate and throughput are logged live (a caller's
     ``accelerator`` must then have been made with that tracker); the caller's ``evaluate`` logs scores.
@@ -230,6 +234,8 @@ def train(
                 if score > out.best_score:
                     out.best_score, out.best_step, since_best = score, step, 0
                     best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+                    if on_best is not None:
+                        on_best(step)
                 else:
                     since_best += 1
                 for m in modules:
