@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from xstilts.config import BASELINE
-from xstilts.evaluation.halves import keep_rows, report_mask
+from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, report_mask, selection_mask
 from xstilts.metrics.stats import score_from_stats
 from xstilts.store import RunResult, Score, Store
 from xstilts.tasks.base import EVAL_SPLIT
@@ -181,4 +181,111 @@ def write_synthetic_experiment(
                         curves=curves,
                         stats=stats or None,
                     )
+    return expdir
+
+
+@dataclass
+class StepProfile:
+    """Expected scores of one target along a run's evaluated checkpoints, and of its averaged weights.
+
+    ``steps[lang]``: one expected level per evaluated step (``None``: ``baseline[lang]`` at every
+    step); ``average[lang]``: the averaged model's level (``None``: the baseline). Levels are before
+    the run's seed shifts, which every step and the average of one run share (one training run).
+    """
+
+    target: SyntheticTarget
+    steps: Mapping[str, Sequence[float]] | None = None
+    average: Mapping[str, float] | None = None
+
+    def levels(self, lang: str, n_steps: int) -> list[float]:
+        base = float(self.target.baseline[lang])
+        got = (self.steps or {}).get(lang)
+        return [base] * n_steps if got is None else [float(v) for v in got]
+
+    def average_level(self, lang: str) -> float:
+        return float((self.average or {}).get(lang, self.target.baseline[lang]))
+
+
+def write_strategy_experiment(
+    expdir: str | Path,
+    profiles: Sequence[StepProfile],
+    seeds: Sequence[int] = (1, 2),
+    steps: Sequence[int] = (100, 200, 300),
+    settings: Sequence[str] = (BASELINE, "treat"),
+    shared_seed_sd: float = 0.0,
+    run_coupling: float = 0.5,
+    rng_seed: int = 0,
+    source: str = "en",
+) -> Path:
+    """A store as phase 3 writes it with per-step rows and an ``average-all`` model; returns ``expdir``.
+
+    Every setting has the same profile (intermediate training changes nothing), so the NER-vs-NLI
+    answer is 0 under every strategy. Each run's seed shifts (as :func:`write_synthetic_experiment`)
+    move all its steps and its average alike. Checkpoints of one run are more alike than two runs:
+    a share ``run_coupling`` of its items get a difficulty of the run's own (uniform, so the level
+    is unchanged) used at every step and by the average, the rest the test set's common difficulty.
+    English is stored as a real run stores it: the selection half scores the ``select`` curve that
+    picks the kept step, the report half is the reported English; the final scores are the kept
+    step's, as training keeps it.
+    """
+    expdir = Path(expdir)
+    rng = np.random.default_rng(rng_seed)
+    shared: dict[tuple[str, int], float] = {}
+    with Store(expdir) as store:
+        store.conn.execute("PRAGMA synchronous=OFF")  # a throwaway store
+        targets = [p.target for p in profiles]
+        store.set_meta("primary_metric", {t.name: t.metric for t in targets})
+        store.set_meta("chance", {t.name: t.chance for t in targets})
+        store.set_meta("parallel", [t.name for t in targets if t.parallel])
+        store.set_meta("config", {"target": {"selection": {"k_shot": [10, 50, 100],
+                                                            "strategies": ["english", "k-shot", "average",
+                                                                           "oracle"]}}})
+        for prof in profiles:
+            t = prof.target
+            one = _latent(t.metric, t.n_examples, rng) if t.parallel else None
+            latents = {lang: one if one is not None else _latent(t.metric, t.n_examples, rng) for lang in t.baseline}
+            sd = 0.5 if t.seed_sd is None else t.seed_sd
+            for inter in settings:
+                for seed in seeds:
+                    if inter != BASELINE:
+                        store.register_run(f"{inter}--s{seed}", "intermediate", inter, None, seed, "h", None)
+                    if (inter, seed) not in shared:
+                        shared[(inter, seed)] = rng.normal(0.0, shared_seed_sd) if shared_seed_sd else 0.0
+                    shift = rng.normal(0.0, sd) + shared[(inter, seed)]
+                    by_step: dict[int, dict[str, np.ndarray]] = {s: {} for s in steps}
+                    average: dict[str, np.ndarray] = {}
+                    for lang, latent in latents.items():
+                        own = np.where(rng.random(latent.shape) < run_coupling, rng.random(latent.shape), latent)
+                        own[~np.isfinite(latent)] = np.nan
+                        noise = shift + (rng.normal(0.0, t.lang_seed_sd) if t.lang_seed_sd else 0.0)
+                        for step, level in zip(steps, prof.levels(lang, len(steps)), strict=True):
+                            by_step[step][lang] = simulate_stats(t.metric, level + noise, own, rng)
+                        average[lang] = simulate_stats(t.metric, prof.average_level(lang) + noise, own, rng)
+                    n = t.n_examples
+                    select = {s: score_from_stats(t.metric, keep_rows(by_step[s][source], selection_mask(n)))
+                              for s in steps}
+                    kept = max(steps, key=lambda s: (select[s], -s))  # ties: the earliest step
+                    result = RunResult(selected_step=kept)
+                    for step in steps:
+                        result.scores.append(Score(t.name, source, SELECT_SPLIT, t.metric, select[step], step,
+                                                   "curve"))
+                        for lang, rows in by_step[step].items():
+                            if lang == source:
+                                rows = keep_rows(rows, report_mask(n))
+                            value = score_from_stats(t.metric, rows)
+                            result.scores.append(Score(t.name, lang, EVAL_SPLIT, t.metric, value, step, "curve"))
+                            result.curve_stats[(t.name, lang, EVAL_SPLIT, t.metric, step)] = rows
+                            if step == kept:
+                                result.scores.append(Score(t.name, lang, EVAL_SPLIT, t.metric, value, step, "final"))
+                                result.example_stats[(t.name, lang, EVAL_SPLIT, t.metric)] = rows
+                    for lang, rows in average.items():
+                        if lang == source:
+                            rows = keep_rows(rows, report_mask(n))
+                        result.scores.append(Score(t.name, lang, EVAL_SPLIT, t.metric,
+                                                   score_from_stats(t.metric, rows), steps[-1], "average-all"))
+                        result.example_stats[(t.name, lang, "average-all", t.metric)] = rows
+                    run_id = f"{inter}--{t.name}--s{seed}"
+                    store.register_run(run_id, "target", inter, t.name, seed, f"hash-{run_id}", None)
+                    store.mark_running(run_id)
+                    store.complete_run(run_id, result, wall_s=1.0)
     return expdir

@@ -14,6 +14,7 @@ import pandas as pd
 
 from xstilts.analysis import Analysis
 from xstilts.analysis.measures import BY_KEY
+from xstilts.analysis.strategies import UNRANKED
 from xstilts.analysis.summary import fmt, level_percent, replication_status
 
 DASH = "–"
@@ -352,5 +353,5 @@ def strategy_answer_view(a: Analysis) -> TableView:
          "Most stable"],
         rows,
         "Seed std: the standard deviation over seeds of the per-seed answer (NER and NLI runs of one seed share "
-        "their intermediate model); the most stable strategy has the smallest.",
+        "their intermediate model); the most stable strategy has the smallest: " + UNRANKED + ".",
     )
