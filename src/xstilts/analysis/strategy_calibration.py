@@ -48,11 +48,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xstilts.analysis.calibration import SETTING, SIZES
+from xstilts.analysis.calibration import SETTING, SIZES, Scenario
 from xstilts.analysis.data import load, load_selection_curves
 from xstilts.analysis.measures import PRIMARY
 from xstilts.analysis.strategies import ALL_STRATEGIES, DEFAULT_K_SHOT, strategy_tables
-from xstilts.analysis.synthetic import StepProfile, SyntheticTarget, write_strategy_experiment
+from xstilts.analysis.synthetic import StepProfile, write_strategy_experiment
 from xstilts.config import BASELINE
 
 STEPS = (100, 200, 300)
@@ -77,12 +77,8 @@ class StrategyScenario:
         return SIZES[self.size][4]
 
     def profiles(self, source: str = "en") -> list[StepProfile]:
-        ner, nli, n_ner, n_nli, _ = SIZES[self.size]
-        targets = [
-            SyntheticTarget("panx", "f1", ner, n_examples=n_ner, seed_sd=self.seed_sd, lang_seed_sd=self.lang_seed_sd),
-            SyntheticTarget("xnli", "accuracy", nli, n_examples=n_nli, chance=100.0 / 3.0, parallel=True,
-                            seed_sd=self.seed_sd / 2, lang_seed_sd=self.lang_seed_sd / 2),
-        ]
+        # the main calibration's two targets at this size (their intermediate effects are 0 here)
+        targets = Scenario(self.name, self.size, seed_sd=self.seed_sd, lang_seed_sd=self.lang_seed_sd).targets()
         if not (self.cost or self.gain or self.margin):
             return [StepProfile(t) for t in targets]
         out = []
