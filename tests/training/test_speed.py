@@ -133,17 +133,14 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
     assert speed.choose_threads(RuntimeConfig()) == 3
 
 
-def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list, niceness: int = 0,
-                   autogroup: bool = False) -> None:
+def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list) -> None:
     """Feed :func:`other_busy_cores` scripted /proc readings (100 jiffies/s, no real sleep)."""
     from xstilts.training import speed
 
     it = iter(readings)
     monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(it))
     monkeypatch.setattr(speed.os, "sysconf", lambda name: 100)
-    monkeypatch.setattr(speed.os, "nice", lambda inc: niceness)
     monkeypatch.setattr(speed.time, "sleep", lambda s: None)
-    monkeypatch.setattr(speed, "niced_load_competes", lambda: autogroup or niceness > 0)
 
 
 def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,27 +148,60 @@ def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatc
     The arithmetic on scripted /proc readings, so the test does not depend on what else runs."""
     from xstilts.training import speed
 
-    # (normal busy, niced busy, own utime, own stime): the machine +150 normal jiffies, ours 90 + 10
-    _scripted_proc(monkeypatch, [(10_000, 0, 400, 100), (10_150, 0, 490, 110)])
+    # (machine busy, own utime + stime, yielding processes): the machine +150 jiffies, ours +100
+    _scripted_proc(monkeypatch, [(10_000, 500, {}), (10_150, 600, {})])
     assert speed.other_busy_cores(0.5) == pytest.approx((150 - 100) / 100 / 0.5)  # one other core
 
 
-@pytest.mark.parametrize(("autogroup", "niceness", "expected"), [
-    (False, 0, 0.0),  # a nice -19 job yields its core to us: the core is ours
-    (True, 0, 1.0),   # autogroup: the job's session gets an equal share whatever its nice value
-    (False, 5, 1.0),  # we are niced ourselves: niced jobs compete with us
-])
-def test_niced_load_counts_only_where_it_competes(monkeypatch: pytest.MonkeyPatch, autogroup: bool,
-                                                  niceness: int, expected: float) -> None:
-    """Issue 14: a `nice -19` busy loop made auto threads pick 1 thread and leave a core idle."""
+def test_yielding_processes_are_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only processes seen at both readings are subtracted; one that appears mid-window competes."""
     from xstilts.training import speed
 
-    own_user_niced = niceness > 0  # a niced process's own user time is in the "nice" column
-    # one niced core busy by others for 0.5 s (50 jiffies), plus our own 40 user jiffies
-    readings = [(1000, 2000, 300, 10), (1000 + (0 if own_user_niced else 40), 2000 + 50 + (40 if own_user_niced else 0),
-                                        340, 10)]
-    _scripted_proc(monkeypatch, readings, niceness, autogroup)
-    assert speed.other_busy_cores(0.5) == pytest.approx(expected)
+    # pid 7 yields and used 50 jiffies (a core for 0.5 s); pid 9 appeared mid-window (25 jiffies)
+    _scripted_proc(monkeypatch, [(1000, 300, {7: 2000}), (1000 + 40 + 50 + 25, 340, {7: 2050, 9: 25})])
+    assert speed.other_busy_cores(0.5) == pytest.approx(25 / 100 / 0.5)
+
+
+@pytest.mark.parametrize(("other", "mine", "yields"), [
+    # autogroup off: plain nice values decide
+    ((19, False, None), (0, False, None), True),    # a nice -19 job yields its core to us
+    ((0, False, None), (0, False, None), False),
+    ((19, False, None), (19, False, None), False),  # we are niced as much ourselves: it competes
+    ((0, True, None), (0, False, None), True),      # idle-priority (chrt --idle) yields to anything
+    # autogroup on: within our session nice decides; another session competes as a whole
+    ((19, False, ("/autogroup-1", 0)), (0, False, ("/autogroup-1", 0)), True),
+    ((19, False, ("/autogroup-2", 0)), (0, False, ("/autogroup-1", 0)), False),
+    ((0, False, ("/autogroup-2", 10)), (0, False, ("/autogroup-1", 0)), True),  # a niced session
+    ((19, False, None), (0, False, ("/autogroup-1", 0)), False),  # group unknown: assume it competes
+])
+def test_which_processes_yield(other: tuple, mine: tuple, yields: bool) -> None:
+    """Issue 14: a `nice -19` busy loop made auto threads pick 1 thread and leave a core idle."""
+    from xstilts.training.speed import Sched, yields_to
+
+    assert yields_to(Sched(*other), Sched(*mine)) is yields
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_niced_child_in_our_session_is_seen_as_yielding() -> None:
+    """Real processes: a nice -19 child of this process yields; one in a new session (setsid) yields
+    only where the kernel's autogroup is off (with it on, each session gets an equal share)."""
+    import subprocess
+    import sys
+
+    from xstilts.training import speed
+
+    loop = [sys.executable, "-c", "import time; time.sleep(60)"]
+    same = subprocess.Popen(["nice", "-n", "19", *loop])
+    other = subprocess.Popen(["nice", "-n", "19", *loop], start_new_session=True)
+    try:
+        yielding = speed._cpu_jiffies()[2]
+        assert same.pid in yielding
+        assert (other.pid in yielding) is (not speed._autogroup_enabled())
+    finally:
+        same.kill()
+        other.kill()
+        same.wait()
+        other.wait()
 
 
 def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,12 +245,12 @@ def test_own_jiffies_are_this_process_cpu_time() -> None:
     from xstilts.training.speed import _cpu_jiffies
 
     hz = os.sysconf("SC_CLK_TCK")
-    *_, user0, sys0 = _cpu_jiffies()
+    own0 = _cpu_jiffies()[1]
     cpu0 = time.process_time()
     while time.process_time() - cpu0 < 0.3:
         sum(range(1000))
-    *_, user1, sys1 = _cpu_jiffies()
-    assert (user1 + sys1 - user0 - sys0) / hz == pytest.approx(time.process_time() - cpu0, abs=0.05)
+    own1 = _cpu_jiffies()[1]
+    assert (own1 - own0) / hz == pytest.approx(time.process_time() - cpu0, abs=0.05)
 
 
 def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup) -> None:

@@ -50,58 +50,112 @@ class SpeedSetup:
 _initial_threads: int | None = None  # the process's thread count before xstilts first changed it
 
 
-def _cpu_jiffies() -> tuple[int, int, int, int]:
-    """(normal-priority busy jiffies of the machine, niced busy jiffies, this process's utime, stime).
-
-    /proc/stat's columns are user nice system idle iowait irq softirq steal; "nice" is user time
-    of processes with a positive nice value, which xstilts may or may not compete with.
-    """
-    with open("/proc/stat", encoding="ascii") as fh:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
-    with open("/proc/self/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return user + system + irq + softirq + steal, nice, int(fields[11]), int(fields[12])
+SCHED_IDLE = 5  # scheduling policy number of idle-priority processes (``chrt --idle``)
 
 
-def niced_load_competes() -> bool:
-    """Whether other processes' niced CPU time takes cores from this process.
+@dataclass(frozen=True)
+class Sched:
+    """What decides whether a process yields its core to another: nice value, policy, autogroup."""
 
-    Why: a ``nice -19`` job yields its core to a nice-0 process, so counting it as busy left a core
-    idle (a quickstart XNLI run at 1 thread for 552 s instead of 253 s at 2; issue 14). It yields only
-    within one scheduling group, though: with the kernel's autogroup on (the default on desktops),
-    each terminal session's group gets an equal share whatever its processes' nice values; and a
-    process that is niced itself competes with other niced ones.
-    """
-    if os.nice(0) > 0:
-        return True
+    nice: int
+    idle_policy: bool
+    autogroup: tuple[str, int] | None  # (group name, group nice); None where autogroup is off/unknown
+
+
+def _autogroup_enabled() -> bool:
     try:
         return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
     except OSError:
         return False
 
 
-def other_busy_cores(window_s: float = 0.25) -> float | None:
-    """Cores kept busy by *other* processes over a short window (None where /proc is missing).
+def _read_autogroup(pid: int | str) -> tuple[str, int] | None:
+    """``/proc/PID/autogroup`` ("/autogroup-290 nice 0") as (name, nice)."""
+    try:
+        name, _, nice = Path(f"/proc/{pid}/autogroup").read_text().split()
+        return name, int(nice)
+    except (OSError, ValueError):
+        return None
 
-    Niced processes count only where they compete with this one (:func:`niced_load_competes`).
-    Why not the load average: it counts this process too, so after one training run at two
-    threads on two cores the next run saw a load of 2, took the machine for oversubscribed and
-    trained at half speed (the quickstart, 2026-11-25). The load average also lags by a minute.
+
+def yields_to(other: Sched, mine: Sched) -> bool:
+    """Whether a busy process with scheduling ``other`` leaves its core to one with ``mine``.
+
+    Why: a ``nice -19`` job yields its core to a nice-0 process, so counting it as busy left a core
+    idle (a quickstart XNLI run at 1 thread for 552 s instead of 253 s at 2; issue 14). It yields only
+    within one scheduling group, though: with the kernel's autogroup on (the default on desktops),
+    each session (terminal, ``setsid``) is a group that gets an equal share whatever its processes'
+    nice values, unless the group itself is niced. Idle-priority processes yield to everything.
+    """
+    lower = other.idle_policy or other.nice > mine.nice
+    if mine.autogroup is None or other.autogroup is None:
+        return lower if mine.autogroup is None else False  # unknown group while ours is known: competes
+    if other.autogroup[0] == mine.autogroup[0]:
+        return lower
+    return other.autogroup[1] > mine.autogroup[1]
+
+
+def _sched_of(pid: int | str, stat_fields: list[str], groups: bool) -> Sched:
+    nice, policy = int(stat_fields[16]), int(stat_fields[38])
+    return Sched(nice, policy == SCHED_IDLE, _read_autogroup(pid) if groups else None)
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): field 3 onwards."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+        return fh.read().rsplit(")", 1)[1].split()
+
+
+def _yielding_processes(mine: Sched, groups: bool) -> dict[int, int]:
+    """CPU jiffies so far (user + system) of every other process that yields to this one."""
+    me = os.getpid()
+    out: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            fields = _stat_fields(entry.name)
+            if yields_to(_sched_of(entry.name, fields, groups), mine):
+                out[int(entry.name)] = int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we read it
+    return out
+
+
+def _cpu_jiffies() -> tuple[int, int, int]:
+    """(busy jiffies of the whole machine, this process's utime + stime, yielding processes' jiffies).
+
+    /proc/stat's busy columns are user nice system irq softirq steal (idle and iowait are not busy).
+    The third value sums, over other processes that would yield their core to this one, their CPU
+    time so far; only the processes alive at both readings of a window are compared.
+    """
+    with open("/proc/stat", encoding="ascii") as fh:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
+    own = _stat_fields("self")
+    groups = _autogroup_enabled()
+    mine = _sched_of("self", own, groups)
+    return (user + nice + system + irq + softirq + steal, int(own[11]) + int(own[12]),
+            _yielding_processes(mine, groups))
+
+
+def other_busy_cores(window_s: float = 0.25) -> float | None:
+    """Cores kept busy by *other* processes that compete with this one, over a short window.
+
+    Processes that yield to this one (:func:`yields_to`: niced or idle-priority in our scheduling
+    group) are not counted; a process too short-lived to be seen at both readings is counted as
+    competing. None where /proc is missing. Why not the load average: it counts this process too,
+    so after one training run at two threads on two cores the next run saw a load of 2, took the
+    machine for oversubscribed and trained at half speed (the quickstart, 2026-11-25). The load
+    average also lags by a minute.
     """
     try:
-        normal0, niced0, utime0, stime0 = _cpu_jiffies()
+        busy0, own0, yielding0 = _cpu_jiffies()
         time.sleep(window_s)
-        normal1, niced1, utime1, stime1 = _cpu_jiffies()
+        busy1, own1, yielding1 = _cpu_jiffies()
     except (OSError, ValueError, IndexError):
         return None
-    own_user, own_system = utime1 - utime0, stime1 - stime0
-    normal, niced = normal1 - normal0, niced1 - niced0
-    if os.nice(0) > 0:  # our own user time is in the "nice" column
-        niced -= own_user
-        normal -= own_system
-    else:
-        normal -= own_user + own_system
-    busy = normal + (niced if niced_load_competes() else 0)
+    yielded = sum(max(0, j - yielding0[pid]) for pid, j in yielding1.items() if pid in yielding0)
+    busy = (busy1 - busy0) - (own1 - own0) - yielded
     return max(0.0, busy / os.sysconf("SC_CLK_TCK") / window_s)
 
 
