@@ -93,33 +93,50 @@ def _int_list(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
-def _hf_encode(task: Any, examples: list, tok: Any, padded: bool = False) -> list[dict[str, Any]]:
+def _hf_encode(task: Any, examples: list, tok: Any, padded: bool = False,
+               max_length: int | None = None) -> list[dict[str, Any]]:
     """What run_ner.py / run_xnli.py feed the Trainer: first sub-token labelled; unpadded rows for the
     task's collator, or (``padded``) every row padded to max length for ``default_data_collator``."""
+    return _hf_tokenize(task, examples, tok, padded, max_length)[0]
+
+
+def _hf_tokenize(task: Any, examples: list, tok: Any, padded: bool = False,
+                 max_length: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`_hf_encode`'s rows, and for scoring them with xstilts' metric code one feature per
+    example in the shape ``HeadKind.evaluate`` reads (tagging: ``first_pos``, where each word's first
+    sub-token sits in the row, -1 for a word cut off by truncation or with no sub-token: scored as
+    no prediction, as run_ner.py leaves it)."""
     import torch
 
-    n = HP["max_length"]
+    n = max_length or HP["max_length"]
     pad = "max_length" if padded else False
     label_id = {label: i for i, label in enumerate(task.labels)}
+    scoring: list[dict[str, Any]] = []
     if task.head == "tagging":
         enc = tok([list(e.tokens) for e in examples], is_split_into_words=True, truncation=True, max_length=n,
                   padding=pad)
         labels = []
         for i, ex in enumerate(examples):
             row, previous = [], None
-            for w in enc.word_ids(i):
-                row.append(-100 if w is None or w == previous else label_id[ex.tags[w]])
+            first_pos = [-1] * len(ex.tokens)
+            for pos, w in enumerate(enc.word_ids(i)):
+                first = w is not None and w != previous
+                row.append(label_id[ex.tags[w]] if first else -100)
+                if first:
+                    first_pos[w] = pos
                 previous = w
             labels.append(row)
+            scoring.append({"first_pos": first_pos, "example_index": i})
     else:
         enc = tok([e.text_a for e in examples], [e.text_b for e in examples], truncation=True, max_length=n,
                   padding=pad)
         labels = [label_id[e.label] for e in examples]
+        scoring = [{"example_index": i} for i in range(len(examples))]
     rows = [{"input_ids": ids, "attention_mask": mask, "labels": y}
             for ids, mask, y in zip(enc["input_ids"], enc["attention_mask"], labels, strict=True)]
     if padded:  # default_data_collator stacks tensors
         rows = [{k: torch.tensor(v) for k, v in r.items()} for r in rows]
-    return rows
+    return rows, scoring
 
 
 class CountingCollator:
@@ -144,33 +161,42 @@ def _collator(task: Any, tok: Any, padded: bool) -> CountingCollator:
     return CountingCollator(DataCollatorWithPadding(tok))
 
 
-def _hf_model(task: Any) -> Any:
+def _hf_model(task: Any, path: str | None = None, seed: int | None = None, dropout: float | None = None) -> Any:
+    """``AutoModelFor{Token,Sequence}Classification`` with a fresh head, from ``path`` (default: the
+    converted default model), initialised under ``seed`` (default: ``SEED``)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
 
     from xstilts.models.loading import resolve_model_path
 
-    set_seed(SEED)
+    set_seed(SEED if seed is None else seed)
     cls = AutoModelForTokenClassification if task.head == "tagging" else AutoModelForSequenceClassification
-    return cls.from_pretrained(resolve_model_path("default"), num_labels=len(task.labels))
+    extra = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    return cls.from_pretrained(path or resolve_model_path("default"), num_labels=len(task.labels), **extra)
 
 
 def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: CountingCollator, padded: bool,
-                train_dataset: Any = None) -> Any:
+                train_dataset: Any = None, hp: dict[str, Any] | None = None, seed: int | None = None,
+                eval_batch_size: int = 32, use_cpu: bool = True, callbacks: list | None = None) -> Any:
+    """The Trainer as its best users set it up; ``hp`` (default ``HP``) keys as in ``HP``."""
     import math
 
     from transformers import Trainer, TrainingArguments
 
+    hp = hp or HP
+    seed = SEED if seed is None else seed
     # warm-up as a share of *all* steps, as xstilts' loop counts it (one epoch's worth was a bug: 3 vs 7 steps)
-    total = max(1, int(round(HP["epochs"] * math.ceil(n_train / HP["batch_size"])))) if n_train else 1
+    total = max(1, int(round(hp["epochs"] * math.ceil(n_train / hp["batch_size"])))) if n_train else 1
     args = TrainingArguments(
-        output_dir=out_dir, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["lr"],
-        num_train_epochs=HP["epochs"], warmup_steps=int(HP["warmup_ratio"] * total),
-        weight_decay=HP["weight_decay"], max_grad_norm=HP["max_grad_norm"], lr_scheduler_type="linear",
-        seed=SEED, save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
-        use_cpu=True, disable_tqdm=True, dataloader_pin_memory=False, per_device_eval_batch_size=32,
+        output_dir=out_dir, per_device_train_batch_size=hp["batch_size"], learning_rate=hp["lr"],
+        num_train_epochs=hp["epochs"], warmup_steps=int(hp["warmup_ratio"] * total),
+        weight_decay=hp["weight_decay"], max_grad_norm=hp["max_grad_norm"], lr_scheduler_type="linear",
+        seed=seed, save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
+        use_cpu=use_cpu, disable_tqdm=True, dataloader_pin_memory=False,
+        per_device_eval_batch_size=eval_batch_size,
         train_sampling_strategy="random" if padded else "group_by_length",
         optim="adamw_torch" if padded else "adamw_torch_fused")
-    return Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator)
+    return Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
+                   callbacks=callbacks)
 
 
 def _predict_in_order(trainer: Any, rows: list[dict[str, Any]]) -> Any:
@@ -179,13 +205,17 @@ def _predict_in_order(trainer: Any, rows: list[dict[str, Any]]) -> Any:
     Why not plain ``predict``: in transformers 5, ``train_sampling_strategy="group_by_length"`` also
     makes the *evaluation* sampler a shuffled length-grouped one, so ``predict`` returns its rows in
     another order than it was given them; scored as given, the Trainer's PAN-X dev F1 was 3-5 instead
-    of ~60 (2026-11-30). Sequential order over rows sorted here keeps the short-batch speed.
+    of ~60 (2026-11-30). Sequential order over rows sorted here keeps the short-batch speed. The
+    strategy is restored afterwards, so this can run in the middle of training (trainer_grid.py).
     """
     import numpy as np
 
-    trainer.args.train_sampling_strategy = "sequential"
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-    sorted_out = trainer.predict([rows[i] for i in order]).predictions
+    strategy, trainer.args.train_sampling_strategy = trainer.args.train_sampling_strategy, "sequential"
+    try:
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+        sorted_out = trainer.predict([rows[i] for i in order]).predictions
+    finally:
+        trainer.args.train_sampling_strategy = strategy
     out = np.empty_like(sorted_out)
     out[order] = sorted_out
     return out
@@ -206,7 +236,8 @@ def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     model = _hf_model(task)
     padded = bool(spec.get("hf_padded"))
     mark("featurize")
-    train_rows, dev_rows = _hf_encode(task, train_ex, tok, padded), _hf_encode(task, dev_ex, tok, padded)
+    train_rows = _hf_encode(task, train_ex, tok, padded)
+    dev_rows, dev_scoring = _hf_tokenize(task, dev_ex, tok, padded)
     collator = _collator(task, tok, padded)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = _hf_trainer(model, len(train_rows), tmp, collator, padded, train_rows)
@@ -217,17 +248,12 @@ def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
         logits = _predict_in_order(trainer, dev_rows)
     mark("score")
     kind = get_head_kind(task.head)
-    feats = kind.encode(task, dev_ex, tok, HP["max_length"])  # same ids; for positions of first sub-tokens
-    if task.head == "tagging":
-        outputs = [logits[i, : f["length"]] for i, f in enumerate(feats)]
-    else:
-        outputs = list(logits)
     # tokens the Trainer processed: every row once per epoch (xstilts' loop counts its own the same way)
     epochs = float(HP["epochs"])
     return {"train_tokens": int(round(epochs * sum(int(sum(r["attention_mask"])) for r in train_rows))),
             "train_positions": train_positions,
             "dev_tokens": int(sum(int(sum(r["attention_mask"])) for r in dev_rows)),
-            "dev_score": _score(task, kind, dev_ex, feats, outputs), "metric": task.metric,
+            "dev_score": _score(task, kind, dev_ex, dev_scoring, list(logits)), "metric": task.metric,
             "steps": int(trainer.state.global_step)}
 
 

@@ -1,0 +1,291 @@
+"""A whole study, two ways: ``xstilts run`` vs a plain script of Hugging Face ``Trainer`` calls.
+
+Usage::
+
+    python benchmarks/bench_study.py                                  # configs/quickstart.toml, whole grid
+    python benchmarks/bench_study.py --seeds 1 --languages en,de,sw --scale 0.5 --json study.json
+
+What is compared: the quickstart grid (intermediate settings none and sick, targets PAN-X and XNLI,
+every language evaluated at every evaluation step, checkpoint chosen on English dev), run
+
+(a) by ``xstilts run CONFIG`` into a fresh output directory (so an empty tokenisation cache), with
+    the default ``RuntimeConfig``;
+(b) by ``benchmarks/trainer_grid.py``: what a competent user writes with the ``Trainer`` for the
+    same grid (see its docstring): same examples, same hyperparameters, same evaluation steps,
+    selection half and patience, same metric code.
+
+Both read the same TOML with the same ``--set`` assignments, so a shrunk grid (``--seeds``,
+``--languages``, ``--scale``, ``--set``) is the same on both sides. Each side is one child process,
+timed by wall clock from start to exit (imports, tokenisation, model loads, training, evaluation
+and saving all count, as they do for a user), one after the other; the machine's 1-minute load
+average is sampled every 5 s during each (it includes the side itself: about its thread count),
+so a side slowed by other work shows it. Scores: per (setting, target) the mean over seeds of the
+final zero-shot score (mean over non-English languages) and of English (report half), per side,
+and their difference, judged against seed noise: the two sides train different random streams,
+so they agree when the difference is within two standard errors of a difference of means,
+``2 * s * sqrt(2 / seeds)`` with ``s`` the per-seed standard deviation pooled over both sides
+(needs two or more seeds).
+
+``--scale F`` multiplies every phase's ``max_train_examples`` and ``max_eval_examples`` (a cap of
+"none" counts the English set) and ``eval_every`` by F (at least 1), so a shrunk grid still
+evaluates about as often per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import fmean, variance
+from typing import Any
+
+from bench_train import _int_list  # benchmarks run as scripts: their folder is on sys.path
+
+REPO = Path(__file__).resolve().parents[1]
+SIDES = {"xs": "xstilts run", "hf": "HF Trainer script"}
+
+
+# ------------------------------------------------------------------------------------------ grid
+
+def _count(task_name: str, split: str, data_dir: Path) -> int:
+    from xstilts.tasks import get_task
+
+    return len(get_task(task_name, data_dir=data_dir).load(split, "en"))
+
+
+def scale_sets(config: Path, sets: list[str], scale: float, data_dir: Path) -> list[str]:
+    """``--set`` assignments that scale each phase's example caps and evaluation interval by ``scale``."""
+    from xstilts.config import BASELINE, load_config, setting_tasks
+    from xstilts.tasks.base import EVAL_SPLIT
+
+    cfg = load_config(config, sets)
+    inter = sorted({t for s in cfg.intermediate.settings if s != BASELINE for t in setting_tasks(s)})
+    plain_targets = [t for t in cfg.target.tasks if t not in cfg.target.overrides]
+    phases = [("intermediate.train", cfg.intermediate.train, inter),
+              ("target.train", cfg.target.train, plain_targets),
+              *[(f"target.overrides.{t}", hp, [t]) for t, hp in cfg.target.overrides.items()]]
+    out = []
+    for prefix, hp, tasks in phases:
+        if not tasks:
+            continue
+        for key, split in (("max_train_examples", "train"), ("max_eval_examples", EVAL_SPLIT)):
+            cap = getattr(hp, key)
+            if cap is None:  # "none": the whole set, which only one task can stand for
+                if len(tasks) > 1:
+                    raise SystemExit(f"--scale: {prefix}.{key} is 'none' for {tasks}; set it explicitly")
+                cap = _count(tasks[0], split, data_dir)
+            out.append(f"{prefix}.{key}={max(1, round(cap * scale))}")
+        if hp.eval_every is not None:
+            out.append(f"{prefix}.eval_every={max(1, round(hp.eval_every * scale))}")
+    return out
+
+
+def grid_sets(args: argparse.Namespace) -> list[str]:
+    """Every ``--set`` both sides get: the user's, then seeds, languages, threads, scale."""
+    sets = list(args.set)
+    if args.seeds:
+        sets.append(f"seeds={json.dumps(args.seeds)}")
+    if args.languages:
+        sets.append(f"target.languages={json.dumps(args.languages.split(','))}")
+    if args.threads:
+        sets.append(f"runtime.threads={args.threads}")
+    if args.scale != 1.0:
+        sets += scale_sets(args.config, sets, args.scale, args.data_dir)
+    return sets
+
+
+# ------------------------------------------------------------------------------------------ sides
+
+def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run ``cmd`` to its exit; wall time, CPU time and peak RSS (wait4), load average during it."""
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(5.0):
+            loads.append(os.getloadavg()[0])
+
+    before = os.getloadavg()[0]
+    sampler = threading.Thread(target=sample, daemon=True)
+    t0 = time.monotonic()
+    with open(log, "w", encoding="utf-8") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    done.set()
+    sampler.join()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed:\n{log.read_text(encoding='utf-8')[-3000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "load_before": before, "load_mean": fmean(loads) if loads else before,
+            "load_max": max(loads, default=before)}
+
+
+def xstilts_runs(out_dir: Path) -> list[dict[str, Any]]:
+    """The store's final scores in trainer_grid.py's record shape (primary metric only)."""
+    with sqlite3.connect(out_dir / "results.sqlite") as db:
+        primary = json.loads(db.execute("SELECT value FROM meta WHERE key = 'primary_metric'").fetchone()[0])
+        runs = db.execute("SELECT run_id, phase, intermediate, target, seed, train_steps FROM runs "
+                          "WHERE status = 'done' ORDER BY run_id").fetchall()
+        records = []
+        for run_id, phase, setting, target, seed, steps in runs:
+            rows = db.execute("SELECT task, language, metric, value, step FROM scores WHERE run_id = ? "
+                              "AND kind = 'final' AND split = 'eval'", (run_id,)).fetchall()
+            if phase == "intermediate":
+                (_, _, metric, value, step), = [r for r in rows if r[1] == "en"]
+                records.append({"phase": phase, "setting": setting, "seed": seed, "metric": metric,
+                                "selected_step": step, "steps": steps, "dev_score": value})
+            else:
+                metric = primary[target]
+                chosen = [r for r in rows if r[0] == target and r[2] == metric]
+                records.append({"phase": phase, "setting": setting, "target": target, "seed": seed,
+                                "metric": metric, "selected_step": chosen[0][4], "steps": steps,
+                                "scores": {lang: value for _, lang, _, value, _ in chosen}})
+    return records
+
+
+# ---------------------------------------------------------------------------------------- summary
+
+def cells(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per 'setting -> target': metric and per-seed (non-English mean, English) of the final scores."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r["phase"] != "target":
+            continue
+        cell = out.setdefault(f"{r['setting']} -> {r['target']}", {"metric": r["metric"], "zero_shot": {},
+                                                                     "en": {}})
+        others = [v for lang, v in r["scores"].items() if lang != "en"]
+        cell["zero_shot"][r["seed"]] = fmean(others) if others else math.nan
+        cell["en"][r["seed"]] = r["scores"]["en"]
+    return out
+
+
+def compare(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
+    """Mean of each side over seeds, their difference, and whether it is within seed noise."""
+    mean_a, mean_b = fmean(a.values()), fmean(b.values())
+    out: dict[str, Any] = {"xs": mean_a, "hf": mean_b, "diff": mean_a - mean_b, "noise": None, "within": None}
+    n = min(len(a), len(b))
+    if n >= 2:
+        pooled = math.sqrt((variance(a.values()) + variance(b.values())) / 2)
+        out["noise"] = 2 * pooled * math.sqrt(2 / n)
+        out["within"] = abs(out["diff"]) <= out["noise"]
+    return out
+
+
+def phase2_scores(records: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    out: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r["phase"] == "intermediate":
+            out.setdefault(r["setting"], {})[r["seed"]] = r["dev_score"]
+    return out
+
+
+def _cpu_line() -> str:
+    import torch
+
+    gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {gib:.0f} GiB, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads by default")
+
+
+def _fmt(x: float | None, spec: str = ".2f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _yes(within: bool | None) -> str:
+    return "n/a" if within is None else ("yes" if within else "**no**")
+
+
+def markdown(res: dict[str, Any]) -> str:
+    xs, hf = res["xs"], res["hf"]
+    lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}",
+             f"load average (1 min) before / mean / max during: xstilts {xs['load_before']:.1f} / "
+             f"{xs['load_mean']:.1f} / {xs['load_max']:.1f}, HF Trainer {hf['load_before']:.1f} / "
+             f"{hf['load_mean']:.1f} / {hf['load_max']:.1f}", "",
+             "| side | runs | wall time | CPU time | peak RSS MB |", "|---|---|---|---|---|"]
+    for side in ("xs", "hf"):
+        r = res[side]
+        lines.append(f"| {SIDES[side]} | {r['runs']} | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) | "
+                     f"{r['cpu_s'] / 60:.1f} min | {r['peak_rss_mb']:.0f} |")
+    lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | |", "",
+              "| setting → target (metric) | xstilts zero-shot | HF zero-shot | diff | seed noise (2 SE) | "
+              "within noise | xstilts en | HF en | diff en | within noise (en) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, c in res["cells"].items():
+        z, e = c["zero_shot"], c["en"]
+        lines.append(f"| {key} ({c['metric']}) | {_fmt(z['xs'])} | {_fmt(z['hf'])} | {_fmt(z['diff'], '+.2f')} | "
+                     f"{_fmt(z['noise'])} | {_yes(z['within'])} | {_fmt(e['xs'])} | {_fmt(e['hf'])} | "
+                     f"{_fmt(e['diff'], '+.2f')} | {_yes(e['within'])} |")
+    for setting, c in res["phase2"].items():
+        lines.append(f"| {setting} (phase 2, English dev) | | | | | | {_fmt(c['xs'])} | {_fmt(c['hf'])} | "
+                     f"{_fmt(c['diff'], '+.2f')} | {_yes(c['within'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, default=REPO / "configs" / "quickstart.toml")
+    ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    ap.add_argument("--seeds", type=_int_list, default=None, help="e.g. 1 or 1,2 (both sides)")
+    ap.add_argument("--languages", default=None, help="target languages, e.g. en,de (English is always added)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply example caps and eval_every (both sides)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads on both sides (default: each side's own: xstilts auto, PyTorch's)")
+    ap.add_argument("--set", action="append", default=[], help="any config value, as `xstilts run --set` (both)")
+    ap.add_argument("--hf-first", action="store_true", help="run the Trainer side first")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    args.config, args.data_dir = args.config.resolve(), args.data_dir.resolve()
+
+    sets = grid_sets(args)
+    set_args = [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "XSTILTS_DATA": str(args.data_dir),
+           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    started = datetime.now(UTC)
+    res: dict[str, Any] = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": _cpu_line(),
+                           "config": str(args.config), "sets": sets,
+                           "grid": " ".join(sets) if sets else "as in the config"}
+    records: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-study-") as tmp:
+        work = Path(tmp)
+        commands = {
+            "xs": [str(Path(sys.executable).with_name("xstilts")), "run", str(args.config), "-o", str(work / "xs"),
+                   *set_args],
+            "hf": [sys.executable, str(Path(__file__).with_name("trainer_grid.py")), "--config", str(args.config),
+                   *set_args, "--json", str(work / "hf.json")],
+        }
+        for side in (("hf", "xs") if args.hf_first else ("xs", "hf")):
+            res[side] = run_side(SIDES[side], commands[side], env, work / f"{side}.log")
+            records[side] = (xstilts_runs(work / "xs") if side == "xs"
+                             else json.loads((work / "hf.json").read_text(encoding="utf-8"))["runs"])
+            res[side]["runs"] = len(records[side])
+            print(side, json.dumps(res[side]), flush=True)
+    if res["xs"]["runs"] != res["hf"]["runs"]:
+        raise SystemExit(f"the sides ran different grids: {res['xs']['runs']} vs {res['hf']['runs']} runs")
+    res["speedup"] = res["hf"]["wall_s"] / res["xs"]["wall_s"]
+    by_side = {side: cells(records[side]) for side in SIDES}
+    res["cells"] = {key: {"metric": c["metric"],
+                          **{part: compare(c[part], by_side["hf"][key][part]) for part in ("zero_shot", "en")}}
+                    for key, c in by_side["xs"].items()}
+    p2 = {side: phase2_scores(records[side]) for side in SIDES}
+    res["phase2"] = {setting: compare(scores, p2["hf"][setting]) for setting, scores in p2["xs"].items()}
+    res["runs"] = records
+    print()
+    print(markdown(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
