@@ -148,10 +148,12 @@ def layer_matrix_params(cfg: dict[str, Any]) -> int:
 
 
 def training_flops(cfg: dict[str, Any], row_lengths: list[int]) -> float:
-    """6·N per token plus attention 12·L·h·s per token of an s-token row (forward + backward)."""
-    n = layer_matrix_params(cfg)
-    attention = 12 * cfg["num_hidden_layers"] * cfg["hidden_size"]
-    return float(sum(6 * n * s + attention * s * s for s in row_lengths))
+    """6·N per token plus attention 12·L·h·s per token of an s-token row (forward + backward):
+    ``bench_peak.step_flops`` (the CPU benchmark's count), one row at a time."""
+    from bench_peak import step_flops  # imports torch: only where FLOPs are counted
+
+    return step_flops([(1, s) for s in row_lengths], layer_matrix_params(cfg), cfg["hidden_size"],
+                      cfg["num_hidden_layers"])
 
 
 # ------------------------------------------------------------------------------------------- data
