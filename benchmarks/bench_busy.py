@@ -39,13 +39,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from xstilts.training.speed import _autogroup_enabled, _stat_fields
+
 REPO = Path(__file__).resolve().parents[1]
 LOOP = [sys.executable, "-c", "while True: pass"]
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -61,7 +62,9 @@ def run_condition(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         cmd += ["--set", "runtime.threads=2"]
     loop = None
     if name.startswith("niced"):
-        loop = subprocess.Popen(["nice", "-n", "19", *LOOP], start_new_session=name == "niced-other-session")
+        # niced before exec (preexec_fn), so no check can see it at nice 0
+        loop = subprocess.Popen(LOOP, preexec_fn=lambda: os.nice(19),
+                                start_new_session=name == "niced-other-session")
     load_before = os.getloadavg()
     start = time.monotonic()
     try:
@@ -83,13 +86,6 @@ def run_condition(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
             "thread_choices": dict(sorted(choices.items())),
             "train_tokens_per_s": round(sum(rates) / len(rates), 1) if rates else None,
             "load_before": [round(x, 2) for x in load_before]}
-
-
-def autogroup() -> str:
-    try:
-        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
-    except OSError:
-        return "unknown"
 
 
 def markdown(rows: list[dict[str, object]]) -> str:
@@ -116,7 +112,8 @@ def main() -> None:
     unknown = set(names) - {"alone", "niced", "niced-other-session", "niced-2threads"}
     if unknown:
         raise SystemExit(f"unknown condition(s): {', '.join(sorted(unknown))}")
-    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, autogroup {autogroup()}, "
+    groups = "on" if _autogroup_enabled() else "off"
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, autogroup {groups}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; config {args.config.name}, seed {args.seed}, set {args.set}",
           flush=True)
     rows = []

@@ -88,11 +88,13 @@ def yields_to(other: Sched, mine: Sched) -> bool:
     nice values, unless the group itself is niced. Idle-priority processes yield to everything.
     """
     lower = other.idle_policy or other.nice > mine.nice
-    if mine.autogroup is None or other.autogroup is None:
-        return lower if mine.autogroup is None else False  # unknown group while ours is known: competes
+    if mine.autogroup is None:  # groups off or unreadable: nice values decide
+        return lower
+    if other.autogroup is None:  # its group is unknown while ours is known: assume it competes
+        return False
     if other.autogroup[0] == mine.autogroup[0]:
         return lower
-    return other.autogroup[1] > mine.autogroup[1]
+    return other.autogroup[1] > mine.autogroup[1]  # another group yields only if the group is niced
 
 
 def _sched_of(pid: int | str, stat_fields: list[str], groups: bool) -> Sched:
