@@ -394,17 +394,14 @@ def _pad_tokenizer() -> tuple[Any, str]:
 
 def worker_hf(spec: dict[str, Any]) -> dict[str, Any]:
     """The Trainer as bench_train.py's fair side runs it, on the same token ids, bf16, on the device."""
-    import dataclasses
-
+    from bench_train import _hf_trainer  # the one definition of the fair Trainer
     from transformers import (
         AutoModelForSequenceClassification,
         AutoModelForTokenClassification,
         BertConfig,
         DataCollatorForTokenClassification,
         DataCollatorWithPadding,
-        Trainer,
         TrainerCallback,
-        TrainingArguments,
         set_seed,
     )
 
@@ -442,19 +439,10 @@ def worker_hf(spec: dict[str, Any]) -> dict[str, Any]:
             elif state.global_step == warmup + steps:
                 window.close()
 
-    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
-    grouping = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in fields
-                else {"group_by_length": True})  # transformers < 5
-    total = warmup + steps
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=HP["batch_size"], learning_rate=HP["lr"],
-            max_steps=total, warmup_steps=int(HP["warmup_ratio"] * total), weight_decay=HP["weight_decay"],
-            max_grad_norm=HP["max_grad_norm"], lr_scheduler_type="linear", seed=SEED, save_strategy="no",
-            eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True, bf16=True,
-            use_cpu=spec["cpu_smoke"], dataloader_pin_memory=not spec["cpu_smoke"], optim="adamw_torch_fused",
-            **grouping)
-        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[Clock()])
+        trainer = _hf_trainer(model, len(rows), tmp, collator, padded=False, train_dataset=rows,
+                              hp={**HP, "epochs": 1}, seed=SEED, use_cpu=spec["cpu_smoke"], callbacks=[Clock()],
+                              bf16=True, max_steps=warmup + steps)
         setup_s = time.perf_counter() - t_setup
         trainer.train()
     window.rows = batches[warmup: warmup + steps]

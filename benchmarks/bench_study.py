@@ -26,6 +26,11 @@ so they agree when the difference is within two standard errors of a difference 
 ``2 * s * sqrt(2 / seeds)`` with ``s`` the per-seed standard deviation pooled over both sides
 (needs two or more seeds).
 
+``--xs-parallel N`` runs the xstilts side with the Ray executor on a local instance of N CPUs, one
+CPU per run, so N runs of the grid (seeds, settings, targets whose phase 2 is done) train at once,
+each on one thread, instead of one run at a time on all cores; the Trainer side is unchanged. The
+CPU time then counts only what the driver reaps (Ray's workers are not its children), so it reads low.
+
 ``--scale F`` multiplies every phase's ``max_train_examples`` and ``max_eval_examples`` (a cap of
 "none" counts the English set) and ``eval_every`` by F (at least 1), so a shrunk grid still
 evaluates about as often per epoch.
@@ -244,6 +249,8 @@ def main() -> None:
                     help="torch threads on both sides (default: each side's own: xstilts auto, PyTorch's)")
     ap.add_argument("--set", action="append", default=[], help="any config value, as `xstilts run --set` (both)")
     ap.add_argument("--hf-first", action="store_true", help="run the Trainer side first")
+    ap.add_argument("--xs-parallel", type=int, default=None,
+                    help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     args.config, args.data_dir = args.config.resolve(), args.data_dir.resolve()
@@ -257,11 +264,17 @@ def main() -> None:
                            "config": str(args.config), "sets": sets,
                            "grid": " ".join(sets) if sets else "as in the config"}
     records: dict[str, list[dict[str, Any]]] = {}
+    xs_only: list[str] = []
+    if args.xs_parallel:
+        SIDES["xs"] = f"xstilts run, {args.xs_parallel} runs at once (Ray)"
+        res["xs_parallel"] = args.xs_parallel
+        for s in ("executor=\"ray\"", f"ray.num_cpus={args.xs_parallel}", "ray.cpus_per_run=1"):
+            xs_only += ["--set", s]
     with tempfile.TemporaryDirectory(prefix="bench-study-") as tmp:
         work = Path(tmp)
         commands = {
             "xs": [str(Path(sys.executable).with_name("xstilts")), "run", str(args.config), "-o", str(work / "xs"),
-                   *set_args],
+                   *set_args, *xs_only],
             "hf": [sys.executable, str(Path(__file__).with_name("trainer_grid.py")), "--config", str(args.config),
                    *set_args, "--json", str(work / "hf.json")],
         }

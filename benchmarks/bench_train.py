@@ -174,10 +174,16 @@ def _hf_model(task: Any, path: str | None = None, seed: int | None = None, dropo
     return cls.from_pretrained(path or resolve_model_path("default"), num_labels=len(task.labels), **extra)
 
 
-def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: CountingCollator, padded: bool,
+def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: Any, padded: bool,
                 train_dataset: Any = None, hp: dict[str, Any] | None = None, seed: int | None = None,
-                eval_batch_size: int = 32, use_cpu: bool = True, callbacks: list | None = None) -> Any:
-    """The Trainer as its best users set it up; ``hp`` (default ``HP``) keys as in ``HP``."""
+                eval_batch_size: int = 32, use_cpu: bool = True, callbacks: list | None = None,
+                bf16: bool = False, max_steps: int | None = None) -> Any:
+    """The Trainer as its best users set it up; ``hp`` (default ``HP``) keys as in ``HP``.
+
+    ``bf16`` and ``max_steps`` (which replaces ``hp["epochs"]``) are for the GPU benchmark
+    (bench_gpu.py), which runs this same setup on a device, with pinned host memory there.
+    """
+    import dataclasses
     import math
 
     from transformers import Trainer, TrainingArguments
@@ -185,15 +191,23 @@ def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: CountingCollat
     hp = hp or HP
     seed = SEED if seed is None else seed
     # warm-up as a share of *all* steps, as xstilts' loop counts it (one epoch's worth was a bug: 3 vs 7 steps)
-    total = max(1, int(round(hp["epochs"] * math.ceil(n_train / hp["batch_size"])))) if n_train else 1
+    if max_steps is not None:
+        total, length = max_steps, {"max_steps": max_steps}
+    else:
+        total = max(1, int(round(hp["epochs"] * math.ceil(n_train / hp["batch_size"])))) if n_train else 1
+        length = {"num_train_epochs": hp["epochs"]}
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if "train_sampling_strategy" in fields:
+        sampling = {"train_sampling_strategy": "random" if padded else "group_by_length"}
+    else:  # transformers < 5 (a device machine may have an older one)
+        sampling = {"group_by_length": not padded}
     args = TrainingArguments(
         output_dir=out_dir, per_device_train_batch_size=hp["batch_size"], learning_rate=hp["lr"],
-        num_train_epochs=hp["epochs"], warmup_steps=int(hp["warmup_ratio"] * total),
+        warmup_steps=int(hp["warmup_ratio"] * total), **length,
         weight_decay=hp["weight_decay"], max_grad_norm=hp["max_grad_norm"], lr_scheduler_type="linear",
         seed=seed, save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
-        use_cpu=use_cpu, disable_tqdm=True, dataloader_pin_memory=False,
-        per_device_eval_batch_size=eval_batch_size,
-        train_sampling_strategy="random" if padded else "group_by_length",
+        use_cpu=use_cpu, disable_tqdm=True, dataloader_pin_memory=not use_cpu, bf16=bf16,
+        per_device_eval_batch_size=eval_batch_size, **sampling,
         optim="adamw_torch" if padded else "adamw_torch_fused")
     return Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
                    callbacks=callbacks)
