@@ -60,6 +60,13 @@ REPO = Path(__file__).resolve().parents[1]
 SIDES = {"xs": "xstilts run", "hf": "HF Trainer script"}
 
 
+def side_label(side: str, res: dict[str, Any]) -> str:
+    """A side's name in the output; the xstilts side says when it ran runs in parallel."""
+    if side == "xs" and res.get("xs_parallel"):
+        return f"xstilts run, {res['xs_parallel']} runs at once (Ray)"
+    return SIDES[side]
+
+
 # ------------------------------------------------------------------------------------------ grid
 
 def _count(task_name: str, split: str, data_dir: Path) -> int:
@@ -221,7 +228,7 @@ def markdown(res: dict[str, Any]) -> str:
              "| side | runs | wall time | CPU time | peak RSS MB |", "|---|---|---|---|---|"]
     for side in ("xs", "hf"):
         r = res[side]
-        lines.append(f"| {SIDES[side]} | {r['runs']} | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) | "
+        lines.append(f"| {side_label(side, res)} | {r['runs']} | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) | "
                      f"{r['cpu_s'] / 60:.1f} min | {r['peak_rss_mb']:.0f} |")
     lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | |", "",
               "| setting → target (metric) | xstilts zero-shot | HF zero-shot | diff | seed noise (2 SE) | "
@@ -266,7 +273,6 @@ def main() -> None:
     records: dict[str, list[dict[str, Any]]] = {}
     xs_only: list[str] = []
     if args.xs_parallel:
-        SIDES["xs"] = f"xstilts run, {args.xs_parallel} runs at once (Ray)"
         res["xs_parallel"] = args.xs_parallel
         for s in ("executor=\"ray\"", f"ray.num_cpus={args.xs_parallel}", "ray.cpus_per_run=1"):
             xs_only += ["--set", s]
@@ -279,7 +285,7 @@ def main() -> None:
                    *set_args, "--json", str(work / "hf.json")],
         }
         for side in (("hf", "xs") if args.hf_first else ("xs", "hf")):
-            res[side] = run_side(SIDES[side], commands[side], env, work / f"{side}.log")
+            res[side] = run_side(side_label(side, res), commands[side], env, work / f"{side}.log")
             records[side] = (xstilts_runs(work / "xs") if side == "xs"
                              else json.loads((work / "hf.json").read_text(encoding="utf-8"))["runs"])
             res[side]["runs"] = len(records[side])
