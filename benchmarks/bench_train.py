@@ -478,14 +478,18 @@ def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict
     base = {"task": task, "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
             "train_examples": args.train_examples, "dev_examples": args.dev_examples, "hp": HP}
     specs = {"hf": {**base, "kind": "hf_train"}, "xs": {**base, "kind": "xs_train"}}
+    if args.xs_variant:  # xstilts with RuntimeConfig overrides, a third time-sliced side
+        specs["xs_variant"] = {**base, "kind": "xs_train", "runtime": args.xs_variant}
     if args.hf_padded:  # the unfair baseline of the first benchmarks, as a labelled extra row
         specs["hf_padded"] = {**base, "kind": "hf_train", "hf_padded": True}
     res = interleave(specs, args.slice, workdir / f"train-{task}")
     # more seeds, dev score only: how far apart two runs of the *same* loop land (the noise that a
     # "within 0.5 points" comparison has to be read against)
-    for side, kind in (("hf", "hf_train"), ("xs", "xs_train")):
+    for side in ("hf", "xs", "xs_variant"):
+        if side not in specs:
+            continue
         seeds = args.hf_seeds if side == "hf" else args.xs_seeds
-        extra = [interleave({side: {**base, "kind": kind, "seed": seed}}, args.slice,
+        extra = [interleave({side: {**specs[side], "seed": seed}}, args.slice,
                             workdir / f"train-{task}-{side}-s{seed}")[side] for seed in seeds]
         res[side]["seed_scores"] = {str(SEED): res[side]["dev_score"],
                                     **{str(seed): r["dev_score"] for seed, r in zip(seeds, extra, strict=True)}}
@@ -504,6 +508,13 @@ def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict
     if len(hf["seed_scores"]) > 1 or len(xs["seed_scores"]) > 1:
         mean = {side: sum(r["seed_scores"].values()) / len(r["seed_scores"]) for side, r in (("hf", hf), ("xs", xs))}
         res["ratio"]["dev_score_mean_diff"] = mean["xs"] - mean["hf"]
+    if "xs_variant" in res:
+        v = res["xs_variant"]
+        res["variant_ratio"] = {"runtime": args.xs_variant,
+                                "train_tokens_per_s": _ratio(v["train_tokens_per_s"], hf["train_tokens_per_s"]),
+                                "vs_default": _ratio(v["train_tokens_per_s"], xs["train_tokens_per_s"]),
+                                "dev_score_mean_diff": (sum(v["seed_scores"].values()) / len(v["seed_scores"])
+                                                        - sum(hf["seed_scores"].values()) / len(hf["seed_scores"]))}
     return res
 
 
@@ -529,6 +540,7 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("fused_adamw = false", {"fused_adamw": False}),
     ("bf16 = true", {"bf16": True}),
     ("compile = true", {"compile": True}),
+    ("fast_dropout = true", {"fast_dropout": True}),
 ]
 
 
@@ -540,8 +552,8 @@ EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 lang
 
 
 def ablations(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """Each switch against the default RuntimeConfig: two xstilts workers, time-sliced, PAN-X."""
-    base = {"task": "panx", "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
+    """Each switch against the default RuntimeConfig: two xstilts workers, time-sliced, ``--ablation-task``."""
+    base = {"task": args.ablation_task, "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
             "train_examples": args.train_examples, "dev_examples": args.dev_examples, "kind": "xs_train",
             "warmup_steps": 2}
     rows = []
@@ -579,7 +591,7 @@ def _machine() -> str:
 
 
 SIDES = {"hf": "HF Trainer (dynamic padding, length-grouped)", "xs": "xstilts",
-         "hf_padded": "HF Trainer padded to max length (extra row)"}
+         "xs_variant": "xstilts with --xs-variant", "hf_padded": "HF Trainer padded to max length (extra row)"}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -610,6 +622,11 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{q['dev_score_diff']:+.2f} points"
                          + (f" (seed means {q['dev_score_mean_diff']:+.2f})" if "dev_score_mean_diff" in q else "")
                          + f" | {q['dev_tokens_per_s']:.2f}× |")
+            if "variant_ratio" in res:
+                vq = res["variant_ratio"]
+                lines.append(f"| {key[6:]} | **xstilts {json.dumps(vq['runtime'])} / HF** | "
+                             f"**{vq['train_tokens_per_s']:.2f}×** ({vq['vs_default']:.2f}× the default) | | | | | "
+                             f"seed means {vq['dev_score_mean_diff']:+.2f} points | |")
     if "eval" in results:
         res = results["eval"]
         lines += ["", "| evaluation (XNLI, 15 languages) | examples | real tokens/s | predict s | worker s | "
@@ -651,11 +668,15 @@ def main() -> None:
                     help="extra seeds trained by xstilts alone after the timed pair (dev score only)")
     ap.add_argument("--hf-seeds", type=_int_list, default=[],
                     help="extra seeds trained by the HF Trainer alone after the timed pair")
+    ap.add_argument("--xs-variant", type=json.loads, default=None, metavar="JSON",
+                    help='a third side: xstilts with these RuntimeConfig overrides, e.g. \'{"fast_dropout": true}\'')
     ap.add_argument("--hf-padded", action="store_true",
                     help="add the Trainer padded to max length (default_data_collator) as a labelled extra row")
     ap.add_argument("--ablations", action="store_true", help="measure each speed switch instead")
     ap.add_argument("--only-ablation", nargs="*", default=None,
                     help="substrings of switch names")
+    ap.add_argument("--ablation-task", choices=("panx", "xnli"), default="panx",
+                    help="training task of --ablations' rows")
     ap.add_argument("--slice", type=float, default=1.0, help="seconds each worker runs per turn")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--worker", help=argparse.SUPPRESS)

@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--runtime", default="{}", help="RuntimeConfig overrides as JSON")
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--ops", type=int, default=0, help="also list the N costliest aten operators")
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
@@ -101,12 +102,14 @@ def main() -> None:
 
     by_key: dict[tuple[str, str], float] = defaultdict(float)
     by_stage: dict[str, float] = defaultdict(float)
+    by_op: dict[tuple[str, str], float] = defaultdict(float)
     for ev in prof.events():
         if ev.self_cpu_time_total <= 0 or not ev.name.startswith("aten::"):
             continue
         s, f = stage(ev), family(ev.name)
         by_key[(s, f)] += ev.self_cpu_time_total / 1e3
         by_stage[s] += ev.self_cpu_time_total / 1e3
+        by_op[(s, ev.name)] += ev.self_cpu_time_total / 1e3
     total_ops = sum(by_stage.values())
     step_ms = 1e3 * out.train_seconds / out.steps
     print(f"runtime: {runtime.model_dump(exclude={'cache_dir', 'progress', 'save_target_checkpoints'})}")
@@ -123,6 +126,10 @@ def main() -> None:
     print("\n| stage | ms / step | share |\n|---|---|---|")
     for s, ms in sorted(by_stage.items(), key=lambda kv: -kv[1]):
         print(f"| {s} | {ms / out.steps:.0f} | {100 * ms / total_ops:.1f} % |")
+    if args.ops:
+        print("\n| stage | operator | ms / step | share |\n|---|---|---|---|")
+        for (s, name), ms in sorted(by_op.items(), key=lambda kv: -kv[1])[: args.ops]:
+            print(f"| {s} | {name} | {ms / out.steps:.1f} | {100 * ms / total_ops:.1f} % |")
 
 
 if __name__ == "__main__":

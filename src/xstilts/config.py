@@ -91,7 +91,7 @@ class RuntimeConfig(Strict):
     """How to run, plus where caches live.
 
     Most of these change only speed. Those that change results (``bucket_by_length``,
-    ``bf16``/``mixed_precision``, ``freeze_embeddings``) are part of every run id
+    ``bf16``/``mixed_precision``, ``freeze_embeddings``, ``fast_dropout``) are part of every run id
     (:func:`xstilts.plan.runtime_key`), so changing them starts new runs instead of mixing
     results made both ways.
     """
@@ -106,6 +106,9 @@ class RuntimeConfig(Strict):
     trim_vocab: bool = True  # train only the embedding rows the run's data uses (exact; models/vocab.py)
     freeze_embeddings: bool = False  # keep the word-embedding matrix fixed (changes results: in run ids)
     fused_adamw: bool = True  # AdamW's update as one fused kernel (CPU/CUDA; xstilts.training.speed)
+    # the encoder's dropout masks from 16 random bits each (models/dropout.py): another random stream,
+    # so it changes results (in run ids)
+    fast_dropout: bool = False
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     # write each target run's predictions in XTREME's submission layout (xstilts.evaluation.submission);

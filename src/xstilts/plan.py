@@ -66,6 +66,8 @@ def runtime_key(rt: RuntimeConfig) -> tuple:
         key += ("fp16",)
     if rt.freeze_embeddings:  # a different training procedure, same rule
         key += ("freeze_embeddings",)
+    if rt.fast_dropout:  # another random stream for the masks, same rule
+        key += ("fast_dropout",)
     return key
 
 

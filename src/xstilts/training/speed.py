@@ -9,6 +9,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
   (:mod:`xstilts.models.vocab`; exact, and checkpoints are saved full-vocabulary);
 - ``freeze_embeddings``: no gradient for the word-embedding matrix (changes results);
 - ``fused_adamw``: AdamW's update in one fused kernel (:func:`adamw_options`, used by the loop);
+- ``fast_dropout``: the encoder's dropout masks from 16 random bits each
+  (:mod:`xstilts.models.dropout`; another random stream, so it changes results);
 - ``compile``: ``torch.compile`` the encoder, with dynamic shapes because bucketed batches vary
   in length (changes nothing but speed, after a one-off compilation per shape family).
 
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from xstilts.config import RuntimeConfig
+from xstilts.models.dropout import use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
 
@@ -41,6 +44,7 @@ class SpeedSetup:
     thread_log: list[list[float | int | None]] = field(default_factory=list)  # [step, threads, others]
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
+    fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
     compiled: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -270,6 +274,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.vocab_rows = len(trimmed.kept)
     if runtime.freeze_embeddings:
         setup.frozen_parameters = freeze_input_embeddings(encoder)
+    if runtime.fast_dropout:
+        setup.fast_dropout_modules = use_fast_dropout(encoder)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True
