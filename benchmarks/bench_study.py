@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_study.py                                  # configs/quickstart.toml, whole grid
     python benchmarks/bench_study.py --seeds 1 --languages en,de,sw --scale 0.5 --json study.json
+    python benchmarks/bench_study.py --combine s1.json s2.json       # scores of separate seeds, together
 
 What is compared: the quickstart grid (intermediate settings none and sick, targets PAN-X and XNLI,
 every language evaluated at every evaluation step, checkpoint chosen on English dev), run
@@ -219,6 +220,22 @@ def _yes(within: bool | None) -> str:
     return "n/a" if within is None else ("yes" if within else "**no**")
 
 
+def markdown_scores(res: dict[str, Any]) -> list[str]:
+    """The per-cell score table of :func:`summarise`'s output."""
+    lines = ["| setting → target (metric) | xstilts zero-shot | HF zero-shot | diff | seed noise (2 SE) | "
+             "within noise | xstilts en | HF en | diff en | within noise (en) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, c in res["cells"].items():
+        z, e = c["zero_shot"], c["en"]
+        lines.append(f"| {key} ({c['metric']}) | {_fmt(z['xs'])} | {_fmt(z['hf'])} | {_fmt(z['diff'], '+.2f')} | "
+                     f"{_fmt(z['noise'])} | {_yes(z['within'])} | {_fmt(e['xs'])} | {_fmt(e['hf'])} | "
+                     f"{_fmt(e['diff'], '+.2f')} | {_yes(e['within'])} |")
+    for setting, c in res["phase2"].items():
+        lines.append(f"| {setting} (phase 2, English dev) | | | | | | {_fmt(c['xs'])} | {_fmt(c['hf'])} | "
+                     f"{_fmt(c['diff'], '+.2f')} | {_yes(c['within'])} |")
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     xs, hf = res["xs"], res["hf"]
     lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}",
@@ -230,19 +247,56 @@ def markdown(res: dict[str, Any]) -> str:
         r = res[side]
         lines.append(f"| {side_label(side, res)} | {r['runs']} | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) | "
                      f"{r['cpu_s'] / 60:.1f} min | {r['peak_rss_mb']:.0f} |")
-    lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | |", "",
-              "| setting → target (metric) | xstilts zero-shot | HF zero-shot | diff | seed noise (2 SE) | "
-              "within noise | xstilts en | HF en | diff en | within noise (en) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for key, c in res["cells"].items():
-        z, e = c["zero_shot"], c["en"]
-        lines.append(f"| {key} ({c['metric']}) | {_fmt(z['xs'])} | {_fmt(z['hf'])} | {_fmt(z['diff'], '+.2f')} | "
-                     f"{_fmt(z['noise'])} | {_yes(z['within'])} | {_fmt(e['xs'])} | {_fmt(e['hf'])} | "
-                     f"{_fmt(e['diff'], '+.2f')} | {_yes(e['within'])} |")
-    for setting, c in res["phase2"].items():
-        lines.append(f"| {setting} (phase 2, English dev) | | | | | | {_fmt(c['xs'])} | {_fmt(c['hf'])} | "
-                     f"{_fmt(c['diff'], '+.2f')} | {_yes(c['within'])} |")
-    return "\n".join(lines)
+    lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | |", ""]
+    return "\n".join(lines + markdown_scores(res))
+
+
+def summarise(records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Both sides' final scores per cell and phase-2 setting, compared against seed noise."""
+    by_side = {side: cells(records[side]) for side in SIDES}
+    p2 = {side: phase2_scores(records[side]) for side in SIDES}
+    return {"cells": {key: {"metric": c["metric"],
+                            **{part: compare(c[part], by_side["hf"][key][part]) for part in ("zero_shot", "en")}}
+                      for key, c in by_side["xs"].items()},
+            "phase2": {setting: compare(scores, p2["hf"][setting]) for setting, scores in p2["xs"].items()}}
+
+
+def combine(paths: list[Path]) -> dict[str, Any]:
+    """Several ``--json`` files of the same grid with different seeds, as one comparison.
+
+    Why: a 2-seed grid is ~1.5 h on the 2-core machine; run one seed per invocation and judge the
+    scores against seed noise over all of them. Wall times stay per invocation (each one's own
+    side-by-side ratio) and are summed; a seed present in two files is refused.
+    """
+    records: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    seen: set[int] = set()
+    parts = []
+    for path in paths:
+        part = json.loads(path.read_text(encoding="utf-8"))
+        seeds = {r["seed"] for r in part["runs"]["xs"]}
+        if seeds & seen:
+            raise SystemExit(f"{path}: seed(s) {sorted(seeds & seen)} already in an earlier file")
+        seen |= seeds
+        for side in SIDES:
+            records[side] += part["runs"][side]
+        parts.append({"file": str(path), "date": part["date"], "grid": part["grid"], "seeds": sorted(seeds),
+                      "xs_wall_s": part["xs"]["wall_s"], "hf_wall_s": part["hf"]["wall_s"],
+                      "speedup": part["speedup"], "xs_load_mean": part["xs"]["load_mean"],
+                      "hf_load_mean": part["hf"]["load_mean"]})
+    xs_s, hf_s = sum(p["xs_wall_s"] for p in parts), sum(p["hf_wall_s"] for p in parts)
+    return {"combined": parts, "xs_wall_s": xs_s, "hf_wall_s": hf_s, "speedup": hf_s / xs_s,
+            **summarise(records), "runs": records}
+
+
+def markdown_combined(res: dict[str, Any]) -> str:
+    lines = ["| file | date | seeds | xstilts wall s (load) | HF wall s (load) | HF / xstilts |",
+             "|---|---|---|---|---|---|"]
+    for p in res["combined"]:
+        lines.append(f"| {p['file']} | {p['date']} | {', '.join(map(str, p['seeds']))} | "
+                     f"{p['xs_wall_s']:.0f} ({p['xs_load_mean']:.1f}) | {p['hf_wall_s']:.0f} ({p['hf_load_mean']:.1f}) | "
+                     f"{p['speedup']:.2f}× |")
+    lines += [f"| **all** | | | {res['xs_wall_s']:.0f} | {res['hf_wall_s']:.0f} | **{res['speedup']:.2f}×** |", ""]
+    return "\n".join(lines + markdown_scores(res))
 
 
 def main() -> None:
@@ -259,7 +313,15 @@ def main() -> None:
     ap.add_argument("--xs-parallel", type=int, default=None,
                     help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="run nothing: judge the scores of earlier --json files (other seeds) together")
     args = ap.parse_args()
+    if args.combine:
+        res = combine(args.combine)
+        print(markdown_combined(res))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+        return
     args.config, args.data_dir = args.config.resolve(), args.data_dir.resolve()
 
     sets = grid_sets(args)
@@ -293,12 +355,7 @@ def main() -> None:
     if res["xs"]["runs"] != res["hf"]["runs"]:
         raise SystemExit(f"the sides ran different grids: {res['xs']['runs']} vs {res['hf']['runs']} runs")
     res["speedup"] = res["hf"]["wall_s"] / res["xs"]["wall_s"]
-    by_side = {side: cells(records[side]) for side in SIDES}
-    res["cells"] = {key: {"metric": c["metric"],
-                          **{part: compare(c[part], by_side["hf"][key][part]) for part in ("zero_shot", "en")}}
-                    for key, c in by_side["xs"].items()}
-    p2 = {side: phase2_scores(records[side]) for side in SIDES}
-    res["phase2"] = {setting: compare(scores, p2["hf"][setting]) for setting, scores in p2["xs"].items()}
+    res.update(summarise(records))
     res["runs"] = records
     print()
     print(markdown(res))

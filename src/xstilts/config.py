@@ -109,6 +109,9 @@ class RuntimeConfig(Strict):
     # the encoder's dropout masks from 16 random bits each (models/dropout.py): another random stream,
     # so it changes results (in run ids)
     fast_dropout: bool = False
+    # sentence-level heads: the last layer computes the first token only (models/first_token.py);
+    # the same arithmetic up to rounding, so not in run ids
+    first_token_only: bool = False
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     # write each target run's predictions in XTREME's submission layout (xstilts.evaluation.submission);

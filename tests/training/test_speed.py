@@ -53,7 +53,8 @@ def _train(setup, runtime: RuntimeConfig, steps: int = 4):
 def test_prepare_encoder_applies_each_switch(setup) -> None:
     tok, _, _, feats, _, dev_feats, base = setup
     encoder = copy.deepcopy(base)
-    info = prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=True, freeze_embeddings=True),
+    info = prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=True, freeze_embeddings=True,
+                                                  fast_dropout=True),
                            [feats, dev_feats], tok.pad_token_id)
     emb = encoder.get_input_embeddings()
     assert isinstance(emb, TrimmedEmbedding) and not emb.weight.requires_grad
@@ -62,10 +63,12 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert set(emb.kept.tolist()) == ids
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
-                              "compiled": False}
+                              "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
+                              "first_token_only": False, "compiled": False}
     plain = copy.deepcopy(base)
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
+    assert info.fast_dropout_modules == 0 and plain.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("trim", [True, False])

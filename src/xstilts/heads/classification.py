@@ -11,6 +11,7 @@ from torch import nn
 
 from xstilts.heads.base import Evaluation, Feature, HeadKind, encoder_hidden
 from xstilts.metrics.classification import accuracy_stats
+from xstilts.models.first_token import first_token_only
 from xstilts.tasks.base import ClassificationExample, Task
 
 
@@ -24,7 +25,8 @@ class ClassificationModule(nn.Module):
         self.out = nn.Linear(hidden_size, n_labels)
 
     def forward(self, encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        cls = encoder_hidden(encoder, batch)[:, 0]
+        with first_token_only(encoder):  # only <s> is read: runtime.first_token_only skips the rest
+            cls = encoder_hidden(encoder, batch)[:, 0]
         return self.out(self.dropout(torch.tanh(self.dense(self.dropout(cls)))))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from xstilts.heads.base import Evaluation, Feature, HeadKind, pad
 from xstilts.metrics.classification import accuracy_stats
+from xstilts.models.first_token import first_token_only
 from xstilts.tasks.base import MultipleChoiceExample, Task
 
 
@@ -36,7 +37,8 @@ class MultipleChoiceModule(nn.Module):
         b, c, length = ids.shape
         keep = valid.reshape(-1)
         flat_ids, flat_mask = ids.reshape(b * c, length)[keep], mask.reshape(b * c, length)[keep]
-        cls = encoder(input_ids=flat_ids, attention_mask=flat_mask).last_hidden_state[:, 0]
+        with first_token_only(encoder):  # only <s> is read: runtime.first_token_only skips the rest
+            cls = encoder(input_ids=flat_ids, attention_mask=flat_mask).last_hidden_state[:, 0]
         flat_scores = self.out(self.dropout(torch.tanh(self.dense(self.dropout(cls))))).squeeze(-1)
         scores = torch.full((b * c,), torch.finfo(flat_scores.dtype).min, dtype=flat_scores.dtype,
                             device=flat_scores.device)

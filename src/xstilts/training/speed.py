@@ -11,6 +11,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``fused_adamw``: AdamW's update in one fused kernel (:func:`adamw_options`, used by the loop);
 - ``fast_dropout``: the encoder's dropout masks from 16 random bits each
   (:mod:`xstilts.models.dropout`; another random stream, so it changes results);
+- ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
+  first token alone (:mod:`xstilts.models.first_token`; exact up to rounding);
 - ``compile``: ``torch.compile`` the encoder, with dynamic shapes because bucketed batches vary
   in length (changes nothing but speed, after a one-off compilation per shape family).
 
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from xstilts.config import RuntimeConfig
+from xstilts.models import first_token
 from xstilts.models.dropout import use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -45,6 +48,7 @@ class SpeedSetup:
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
+    first_token_only: bool = False  # the last layer can compute the first token alone (models/first_token.py)
     compiled: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -276,6 +280,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.frozen_parameters = freeze_input_embeddings(encoder)
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
+    if runtime.first_token_only:
+        setup.first_token_only = first_token.install(encoder)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True

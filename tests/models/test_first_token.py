@@ -1,0 +1,114 @@
+"""runtime.first_token_only: the last layer for ``<s>`` alone equals the full layer's first row."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from xstilts.models.first_token import first_token_only, install, installed
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture()
+def encoder(tiny_model: Path) -> nn.Module:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    ids = torch.randint(5, 1000, (5, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # padding: the first token must not attend to it either
+    mask[3, 9:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _hidden(encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return encoder(**batch).last_hidden_state
+
+
+def test_first_row_equals_the_full_layer_and_gradients_match(encoder: nn.Module) -> None:
+    batch = _batch()
+    plain = copy.deepcopy(encoder)
+    keys = list(encoder.state_dict())
+    assert install(encoder) and installed(encoder) and not installed(plain)
+    assert list(encoder.state_dict()) == keys  # checkpoints unchanged
+    encoder.train()
+    plain.train()
+    with first_token_only(encoder):
+        first = _hidden(encoder, batch)
+    full = _hidden(plain, batch)
+    assert first.shape == (5, 1, encoder.config.hidden_size)
+    torch.testing.assert_close(first[:, 0], full[:, 0], rtol=1e-5, atol=1e-6)
+    weights = torch.randn(encoder.config.hidden_size)
+    (first[:, 0] @ weights).sum().backward()
+    (full[:, 0] @ weights).sum().backward()
+    grads = dict(plain.named_parameters())
+    for name, p in encoder.named_parameters():
+        if grads[name].grad is None:  # the pooler takes no part in either
+            assert p.grad is None, name
+            continue
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_outside_the_block_the_layer_is_the_ordinary_one(encoder: nn.Module) -> None:
+    batch = _batch()
+    with torch.no_grad():
+        before = _hidden(encoder.eval(), batch)
+        install(encoder)
+        install(encoder)  # idempotent
+        assert torch.equal(_hidden(encoder, batch), before)  # token-level heads see every token
+        with first_token_only(encoder):
+            assert _hidden(encoder, batch).shape[1] == 1
+        assert _hidden(encoder, batch).shape == before.shape  # the flag is reset on exit
+        copied = copy.deepcopy(encoder)  # a copy's layer is patched for itself, not for the original
+        with first_token_only(copied):
+            assert _hidden(copied, batch).shape[1] == 1
+            assert _hidden(encoder, batch).shape == before.shape
+
+
+def test_no_op_where_not_installed_or_not_bert_shaped(encoder: nn.Module) -> None:
+    batch = _batch()
+    with torch.no_grad(), first_token_only(encoder):
+        assert _hidden(encoder.eval(), batch).shape == (5, 11, encoder.config.hidden_size)
+    assert not install(nn.Linear(3, 3))
+    decoder = copy.deepcopy(encoder)
+    decoder.encoder.layer[-1].is_decoder = True
+    assert not install(decoder) and not installed(decoder)
+
+
+def test_heads_and_the_runtime_switch(encoder: nn.Module, tiny_model: Path, shared_data: Path) -> None:
+    """Through prepare_encoder: classification logits unchanged, tagging still per token, fast dropout too."""
+    from transformers import AutoTokenizer
+
+    from xstilts.config import RuntimeConfig
+    from xstilts.heads import get_head_kind
+    from xstilts.tasks import get_task
+    from xstilts.training.speed import prepare_encoder
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    xnli, panx = get_task("xnli", data_dir=shared_data), get_task("panx", data_dir=shared_data)
+    cls_kind, tag_kind = get_head_kind(xnli.head), get_head_kind(panx.head)
+    cls_feats = cls_kind.encode(xnli, xnli.load("eval", "en", 6), tok, 64)
+    tag_feats = tag_kind.encode(panx, panx.load("eval", "en", 6), tok, 64)
+    torch.manual_seed(1)
+    cls_head, tag_head = cls_kind.build(xnli, 32, 0.0).eval(), tag_kind.build(panx, 32, 0.0).eval()
+    plain = copy.deepcopy(encoder).eval()
+    info = prepare_encoder(encoder, RuntimeConfig(threads=1, first_token_only=True, fast_dropout=True),
+                           [cls_feats, tag_feats], tok.pad_token_id)
+    assert info.first_token_only
+    encoder.eval()
+    with torch.no_grad():
+        cls_batch = cls_kind.collate(cls_feats, tok.pad_token_id)
+        torch.testing.assert_close(cls_head(encoder, cls_batch), cls_head(plain, cls_batch), rtol=1e-5, atol=1e-6)
+        tag_batch = tag_kind.collate(tag_feats, tok.pad_token_id)
+        assert tag_head(encoder, tag_batch).shape[:2] == tag_batch["input_ids"].shape
+    assert not prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1), [cls_feats],
+                               tok.pad_token_id).first_token_only
