@@ -368,6 +368,10 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
+    if runtime.first_token_only:  # the one runtime switch that acts on prediction alone
+        from xstilts.models.first_token import install
+
+        install(encoder)
     head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
     sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _xnli_languages(spec)]
@@ -550,6 +554,7 @@ EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 lang
     ("eval: eval_batch_size = 128 (the former default)", {"eval_batch_size": 128}),
     ("eval: eval_batch_size = 8", {"eval_batch_size": 8}),
     ("eval: bucket_by_length = false", {"bucket_by_length": False}),
+    ("eval: first_token_only = true", {"first_token_only": True}),
 ]
 
 
