@@ -7,6 +7,9 @@ Usage::
     python benchmarks/bench_train.py --ablations         # each RuntimeConfig speed switch, on vs off
     python benchmarks/bench_train.py --only panx --epochs 2 --lr 2e-4 --xs-seeds 2,3 --hf-seeds 2,3
                                                          # trained further; seed noise on both sides
+    python benchmarks/bench_train.py --only xnli --xs-variant '{"fast_dropout": true}'
+                                                         # a third side: xstilts with runtime overrides
+    python benchmarks/bench_train.py --ablations --ablation-task xnli --only-ablation first_token
 
 What is compared (one pair of worker processes per job):
 
@@ -565,15 +568,17 @@ def ablations(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
             "warmup_steps": 2}
     rows = []
     chosen = [a for a in ABLATIONS if not args.only_ablation or any(s in a[0] for s in args.only_ablation)]
+    fixed = {"threads": args.ablation_threads} if args.ablation_threads else {}  # else auto on both sides
     for i, (label, change) in enumerate(chosen):
-        res = interleave({"default": base, "variant": {**base, "runtime": change}}, args.slice,
-                         workdir / f"ablation-{i}")
+        res = interleave({"default": {**base, "runtime": fixed}, "variant": {**base, "runtime": {**fixed, **change}}},
+                         args.slice, workdir / f"ablation-{i}")
         row = {"switch": label}
         for side in ("default", "variant"):
             r = res[side]
             row[side] = {"tokens_per_s": r["train_tokens"] / r["phase_s"]["train"],
                          "warmup_s": r["phase_s"].get("warmup", 0.0), "peak_rss_mb": r["peak_rss_mb"],
-                         "dev_score": r["dev_score"], "train_s": r["phase_s"]["train"]}
+                         "dev_score": r["dev_score"], "train_s": r["phase_s"]["train"],
+                         "threads": r["speed"]["threads"]}
         row["variant_speed_vs_default"] = row["variant"]["tokens_per_s"] / row["default"]["tokens_per_s"]
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -682,6 +687,8 @@ def main() -> None:
     ap.add_argument("--ablations", action="store_true", help="measure each speed switch instead")
     ap.add_argument("--only-ablation", nargs="*", default=None,
                     help="substrings of switch names")
+    ap.add_argument("--ablation-threads", type=int, default=None,
+                    help="fix both sides of every ablation row to N threads (default: auto threads)")
     ap.add_argument("--ablation-task", choices=("panx", "xnli"), default="panx",
                     help="training task of --ablations' rows")
     ap.add_argument("--slice", type=float, default=1.0, help="seconds each worker runs per turn")
