@@ -91,7 +91,7 @@ class RuntimeConfig(Strict):
     """How to run, plus where caches live.
 
     Most of these change only speed. Those that change results (``bucket_by_length``,
-    ``bf16``/``mixed_precision``, ``freeze_embeddings``, ``fast_dropout``) are part of every run id
+    ``bf16``/``mixed_precision``, ``freeze_embeddings``, ``fast_dropout``, ``first_token_only``) are part of every run id
     (:func:`xstilts.plan.runtime_key`), so changing them starts new runs instead of mixing
     results made both ways.
     """
@@ -110,7 +110,7 @@ class RuntimeConfig(Strict):
     # so it changes results (in run ids)
     fast_dropout: bool = False
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
-    # the same arithmetic up to rounding, so not in run ids
+    # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False

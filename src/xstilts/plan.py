@@ -68,6 +68,8 @@ def runtime_key(rt: RuntimeConfig) -> tuple:
         key += ("freeze_embeddings",)
     if rt.fast_dropout:  # another random stream for the masks, same rule
         key += ("fast_dropout",)
+    if rt.first_token_only:  # the last layer draws fewer dropout masks: the random stream shifts
+        key += ("first_token_only",)
     return key
 
 

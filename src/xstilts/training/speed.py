@@ -12,7 +12,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``fast_dropout``: the encoder's dropout masks from 16 random bits each
   (:mod:`xstilts.models.dropout`; another random stream, so it changes results);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
-  first token alone (:mod:`xstilts.models.first_token`; exact up to rounding);
+  first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
+  draws fewer dropout masks, so it changes results);
 - ``compile``: ``torch.compile`` the encoder, with dynamic shapes because bucketed batches vary
   in length (changes nothing but speed, after a one-off compilation per shape family).
 
