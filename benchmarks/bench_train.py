@@ -31,9 +31,11 @@ What is compared (one pair of worker processes per job):
   buckets, dynamic padding, trimmed vocabulary). Then each side scores the same English dev set
   (the first ``--dev-examples`` of PAN-X dev-en / XNLI's English eval split) with the same metric
   code (``HeadKind.evaluate``: seqeval entity F1, accuracy).
-- **eval**: prediction over XNLI's 15 languages × ``--eval-examples`` examples with the pretrained
-  encoder and a fresh head: ``Trainer.predict`` (dynamic padding, batch 32) vs
-  ``xstilts.evaluation.predict.evaluate`` (inference mode, length-sorted token-budget batches).
+- **eval**: prediction over XNLI's 15 languages (or ``--eval-languages``) × ``--eval-examples``
+  examples with the pretrained encoder and a fresh head (``--ablations`` can predict PAN-X
+  instead): ``Trainer.predict`` (dynamic padding, batch 32) per language vs
+  ``xstilts.evaluation.predict.predict`` (inference mode, length-sorted token-budget batches; all
+  languages in one pass unless ``runtime.eval_one_pass = false``).
 
 Reported per side: real (non-padding) tokens/s of the measured phase, its time, the worker's whole
 time, peak RSS of the worker process, and the dev score; and the xstilts/HF ratios.
@@ -326,12 +328,13 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
             "loop_train_s": out.train_seconds, "speed": speed.as_dict(), **warm}
 
 
-def _xnli_languages(spec: dict[str, Any]) -> list[tuple[str, list]]:
+def _eval_languages(spec: dict[str, Any]) -> list[tuple[str, list]]:
+    """The evaluation task's dev sets: ``eval_languages`` (default all of the task's), ``eval_examples`` each."""
     from xstilts.tasks import get_task
 
-    task = get_task("xnli", data_dir=spec["data_dir"])
+    task = get_task(spec.get("eval_task", "xnli"), data_dir=spec["data_dir"])
     return [(lang, task.load("eval", lang, spec["eval_examples"]))
-            for lang in task.languages]
+            for lang in spec.get("eval_languages") or task.languages]
 
 
 def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
@@ -343,7 +346,7 @@ def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     task = get_task("xnli")
     model = _hf_model(task)
     mark("featurize")
-    sets = [(lang, _hf_encode(task, ex, tok)) for lang, ex in _xnli_languages(spec)]
+    sets = [(lang, _hf_encode(task, ex, tok)) for lang, ex in _eval_languages(spec)]
     with tempfile.TemporaryDirectory() as tmp:
         trainer = _hf_trainer(model, 0, tmp, _collator(task, tok, padded=False), padded=False)
         mark("predict")
@@ -355,6 +358,8 @@ def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
 
 
 def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
+    import numpy as np
+
     from xstilts.config import RuntimeConfig
     from xstilts.evaluation.predict import predict
     from xstilts.heads import get_head_kind
@@ -367,7 +372,7 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     apply_threads(runtime)
     mark("load")
     tok = load_tokenizer("default")
-    task = get_task("xnli")
+    task = get_task(spec.get("eval_task", "xnli"))
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
@@ -377,12 +382,17 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
         install(encoder)
     head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
-    sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _xnli_languages(spec)]
+    sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _eval_languages(spec)]
     mark("predict")
-    preds = {lang: [int(o.argmax()) for o in predict(encoder, head, kind, feats, tok.pad_token_id,
-                                                      runtime.eval_batch_size, runtime.bucket_by_length,
-                                                      runtime.bf16)]
-             for lang, feats in sets}
+    passes = [sets] if runtime.eval_one_pass else [[one] for one in sets]  # as phases/evaluate.py does
+    preds: dict[str, list[int]] = {}
+    for group in passes:
+        outputs = predict(encoder, head, kind, [f for _, feats in group for f in feats], tok.pad_token_id,
+                          runtime.eval_batch_size, runtime.bucket_by_length, runtime.bf16)
+        for lang, feats in group:
+            # one label per sentence pair or per token
+            preds[lang] = [int(p) for o in outputs[: len(feats)] for p in np.ravel(o.argmax(-1))]
+            outputs = outputs[len(feats):]
     mark("score")
     return {"eval_tokens": sum(f["length"] for _, feats in sets for f in feats),
             "examples": sum(len(feats) for _, feats in sets), "languages": len(sets),
@@ -526,9 +536,13 @@ def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict
 
 
 def compare_prediction(args: argparse.Namespace, workdir: Path, runtime_b: dict | None = None,
-                       kinds: tuple[str, str] = ("hf_predict", "xs_predict")) -> dict[str, Any]:
-    base = {"data_dir": str(args.data_dir), "eval_examples": args.eval_examples}
-    specs = {"hf": {**base, "kind": kinds[0]}, "xs": {**base, "kind": kinds[1], "runtime": runtime_b or {}}}
+                       kinds: tuple[str, str] = ("hf_predict", "xs_predict"),
+                       runtime_a: dict | None = None) -> dict[str, Any]:
+    """Side "hf" (``kinds[0]``; ``runtime_a`` if it is an xstilts side) vs side "xs" with ``runtime_b``."""
+    base = {"data_dir": str(args.data_dir), "eval_examples": args.eval_examples, "eval_task": args.eval_task,
+            "eval_languages": args.eval_languages}
+    specs = {"hf": {**base, "kind": kinds[0], "runtime": runtime_a or {}},
+             "xs": {**base, "kind": kinds[1], "runtime": runtime_b or {}}}
     res = interleave(specs, args.slice, workdir / "eval")
     for r in res.values():
         r["eval_tokens_per_s"] = r["eval_tokens"] / r["phase_s"]["predict"]
@@ -558,6 +572,7 @@ EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 lang
     ("eval: eval_batch_size = 8", {"eval_batch_size": 8}),
     ("eval: bucket_by_length = false", {"bucket_by_length": False}),
     ("eval: first_token_only = true", {"first_token_only": True}),
+    ("eval: eval_one_pass = false (one pass per language)", {"eval_one_pass": False}),
 ]
 
 
@@ -585,7 +600,8 @@ def ablations(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     for i, (label, change) in enumerate(EVAL_ABLATIONS):
         if args.only_ablation and not any(s in label for s in args.only_ablation):
             continue
-        res = compare_prediction(args, workdir / f"ablation-eval-{i}", change, kinds=("xs_predict", "xs_predict"))
+        res = compare_prediction(args, workdir / f"ablation-eval-{i}", {**fixed, **change},
+                                 kinds=("xs_predict", "xs_predict"), runtime_a=fixed)
         row = {"switch": label, "default": {"tokens_per_s": res["hf"]["eval_tokens_per_s"]},
                "variant": {"tokens_per_s": res["xs"]["eval_tokens_per_s"]}}
         row["variant_speed_vs_default"] = row["variant"]["tokens_per_s"] / row["default"]["tokens_per_s"]
@@ -671,7 +687,11 @@ def main() -> None:
                     help="xstilts' tokenised-feature cache (kept between runs, as in the pipeline)")
     ap.add_argument("--train-examples", type=int, default=1200)
     ap.add_argument("--dev-examples", type=int, default=300)
-    ap.add_argument("--eval-examples", type=int, default=40, help="per XNLI language (15 languages)")
+    ap.add_argument("--eval-examples", type=int, default=40, help="per evaluation language")
+    ap.add_argument("--eval-task", choices=("panx", "xnli"), default="xnli",
+                    help="task of the eval rows (panx: --ablations only; the Trainer side predicts XNLI)")
+    ap.add_argument("--eval-languages", type=lambda t: t.split(","), default=None,
+                    help="comma list of evaluation languages (default: all of the task's)")
     ap.add_argument("--only", default="panx,xnli,eval", help="comma list of panx, xnli, eval")
     ap.add_argument("--epochs", type=float, default=HP["epochs"], help="training epochs (both sides)")
     ap.add_argument("--lr", type=float, default=HP["lr"], help="peak learning rate (both sides)")
@@ -697,6 +717,8 @@ def main() -> None:
     ap.add_argument("--marks", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.eval_task != "xnli" and not args.ablations and "eval" in args.only.split(","):
+        ap.error("--eval-task panx needs --ablations (the Trainer's eval side predicts XNLI)")
     if args.worker:
         run_worker(json.loads(args.worker), args.marks, args.result)
         return

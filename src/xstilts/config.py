@@ -99,6 +99,9 @@ class RuntimeConfig(Strict):
     # intra-op threads; None = auto: 1 while the machine is oversubscribed (load ≥ cores), else all cores
     threads: int | None = Field(None, ge=1, le=1024)
     eval_batch_size: int | None = Field(None, ge=1)  # None = auto: 32 on CPU, 128 on accelerators
+    # predict all of a task's evaluation languages in one length-sorted pass (fuller batches);
+    # outputs equal per-language passes up to float rounding, like another eval_batch_size: not in run ids
+    eval_one_pass: bool = True
     bucket_by_length: bool = True
     bf16: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] | None = None  # None: "bf16" if bf16 else "no"

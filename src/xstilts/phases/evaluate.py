@@ -32,7 +32,7 @@ from torch import nn
 from xstilts.config import TrainConfig
 from xstilts.context import RunContext
 from xstilts.evaluation.halves import SELECT_SPLIT, keep_rows, report_mask, selection_mask
-from xstilts.evaluation.predict import evaluate
+from xstilts.evaluation.predict import evaluate_many
 from xstilts.evaluation.submission import XTREME_NAMES, write_gold_examples, write_predictions
 from xstilts.featurize import load_features
 from xstilts.heads import Evaluation, Feature, HeadKind, get_head_kind
@@ -188,28 +188,36 @@ class EvalHistory:
 
 def evaluate_sets(encoder: nn.Module, heads: dict[str, nn.Module], sets: list[EvalSet], ctx: RunContext,
                   clock: EvalClock | None = None) -> dict[tuple[str, str], Evaluation]:
-    """Evaluate every set with its task's head."""
+    """Evaluate every set with its task's head: a task's sets in one pass (``runtime.eval_one_pass``)."""
     from xstilts.progress import progress_bar
 
     rt = ctx.cfg.runtime
-    out: dict[tuple[str, str], Evaluation] = {}
+    groups: dict[str, list[EvalSet]] = {}
+    for s in sets:
+        key = s.task.name if rt.eval_one_pass else f"{s.task.name}/{s.language}"
+        groups.setdefault(key, []).append(s)
+    found: dict[tuple[str, str], Evaluation] = {}
     started = time.perf_counter()
     with progress_bar("evaluating", len(sets), enabled=rt.progress) as advance:
-        for s in sets:
-            out[(s.task.name, s.language)] = _evaluate_one(encoder, heads, s, ctx)
-            advance(1)
+        for group in groups.values():
+            found.update(_evaluate_group(encoder, heads, group, ctx))
+            advance(len(group))
     if clock is not None:
         clock.seconds += time.perf_counter() - started
         clock.tokens += sum(f["length"] for s in sets for f in s.features)
-    return out
+    return {(s.task.name, s.language): found[(s.task.name, s.language)] for s in sets}
 
 
-def _evaluate_one(encoder: nn.Module, heads: dict[str, nn.Module], s: EvalSet, ctx: RunContext) -> Evaluation:
+def _evaluate_group(encoder: nn.Module, heads: dict[str, nn.Module], group: list[EvalSet],
+                    ctx: RunContext) -> dict[tuple[str, str], Evaluation]:
     rt = ctx.cfg.runtime
-    kind: HeadKind = get_head_kind(s.task.head)
-    ev = evaluate(encoder, heads[s.task.name], kind, s.task, s.examples, s.features,
-                  ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16)
-    return Evaluation({m: ev.stats[m] for m in s.task.all_metrics() if m in ev.stats}, ev.predictions)
+    task = group[0].task
+    kind: HeadKind = get_head_kind(task.head)
+    evs = evaluate_many(encoder, heads[task.name], kind, task, [(s.examples, s.features) for s in group],
+                        ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16)
+    metrics = task.all_metrics()
+    return {(s.task.name, s.language): Evaluation({m: ev.stats[m] for m in metrics if m in ev.stats}, ev.predictions)
+            for s, ev in zip(group, evs, strict=True)}
 
 
 def open_tracker(run: Run, ctx: RunContext, hp: TrainConfig) -> RunTracker | None:
