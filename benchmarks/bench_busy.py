@@ -107,6 +107,8 @@ def main() -> None:
                     help="comma list of alone, niced, niced-other-session, niced-2threads")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "xstilts-bench-cache")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--keep-dir", type=Path, default=None,
+                    help="write each condition's experiment to KEEP_DIR/CONDITION and keep it (scores, timings)")
     args = ap.parse_args()
     names = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = set(names) - {"alone", "niced", "niced-other-session", "niced-2threads"}
@@ -118,8 +120,11 @@ def main() -> None:
           flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="xstilts-busy-") as tmp:
+        root = args.keep_dir or Path(tmp)
         for name in names:
-            rows.append(run_condition(name, args, Path(tmp)))
+            if (root / name).exists():
+                raise SystemExit(f"{root / name} exists: each condition starts from an empty directory")
+            rows.append(run_condition(name, args, root))
             print(json.dumps(rows[-1]), flush=True)
     print(markdown(rows))
     if args.json:
