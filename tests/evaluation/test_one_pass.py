@@ -46,16 +46,17 @@ def test_one_pass_scores_equal_per_language_passes(ctx: RunContext, task_name: s
     # so the one pass really batches other neighbours together
     together = evaluate_many(encoder, head, kind, task, [(s.examples, s.features) for s in sets], pad, batch_size=4)
     assert len(together) == len(sets)
+    flat_together = predict(encoder, head, kind, [f for t in sets for f in t.features], pad, batch_size=4)
+    start = 0
     for s, ev in zip(sets, together, strict=True):
         alone = evaluate(encoder, head, kind, task, s.examples, s.features, pad, batch_size=4)
         assert ev.scores == pytest.approx(alone.scores, abs=1e-9), s.language
         for metric, rows in alone.stats.items():
             np.testing.assert_array_equal(ev.stats[metric], rows)
         flat_alone = predict(encoder, head, kind, s.features, pad, batch_size=4)
-        start = sum(len(t.features) for t in sets[: sets.index(s)])
-        flat_together = predict(encoder, head, kind, [f for t in sets for f in t.features], pad, batch_size=4)
         for a, b in zip(flat_alone, flat_together[start: start + len(s.features)], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        start += len(s.features)
 
 
 def test_the_pass_mixes_languages_into_fuller_batches(ctx: RunContext) -> None:
