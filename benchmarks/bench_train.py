@@ -414,10 +414,10 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
-    if runtime.first_token_only:  # the one runtime switch that acts on prediction alone
+    if runtime.first_token_only or runtime.first_token_eval:  # the runtime switches that act on prediction
         from xstilts.models.first_token import install
 
-        install(encoder)
+        install(encoder, train=runtime.first_token_only)
     head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
     sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _eval_languages(spec)]
@@ -609,7 +609,7 @@ EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 lang
     ("eval: eval_batch_size = 128 (the former default)", {"eval_batch_size": 128}),
     ("eval: eval_batch_size = 8", {"eval_batch_size": 8}),
     ("eval: bucket_by_length = false", {"bucket_by_length": False}),
-    ("eval: first_token_only = true", {"first_token_only": True}),
+    ("eval: first_token_eval = false (the full last layer)", {"first_token_eval": False}),
     ("eval: eval_one_pass = false (one pass per language)", {"eval_one_pass": False}),
 ]
 

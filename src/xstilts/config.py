@@ -117,6 +117,9 @@ class RuntimeConfig(Strict):
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False
+    # the same shortcut in evaluation only (no dropout there): predictions equal the full layer's up to
+    # float rounding, like another eval_batch_size, so not in run ids
+    first_token_eval: bool = True
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     # write each target run's predictions in XTREME's submission layout (xstilts.evaluation.submission);

@@ -74,6 +74,32 @@ def test_outside_the_block_the_layer_is_the_ordinary_one(encoder: nn.Module) -> 
             assert _hidden(encoder, batch).shape == before.shape
 
 
+def test_installed_for_evaluation_only_a_training_step_is_the_full_layer(tiny_model: Path) -> None:
+    """train=False (runtime.first_token_eval): eval mode takes the shortcut, training mode does not,
+    so a training step's dropout draws -- and its loss -- equal those of an encoder without it."""
+    from transformers import AutoModel
+
+    batch = _batch()
+    encoder = AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    plain = copy.deepcopy(encoder)
+    assert install(encoder, train=False)
+    encoder.train()
+    plain.train()
+    torch.manual_seed(3)
+    with first_token_only(encoder):
+        trained = _hidden(encoder, batch)
+    torch.manual_seed(3)
+    assert trained.shape[1] == batch["input_ids"].shape[1]  # every token: the full layer ran
+    assert torch.equal(trained, _hidden(plain, batch))  # the same dropout draws
+    with torch.no_grad(), first_token_only(encoder.eval()):
+        first = _hidden(encoder, batch)
+        assert first.shape[1] == 1
+        torch.testing.assert_close(first[:, 0], _hidden(plain.eval(), batch)[:, 0], rtol=1e-5, atol=1e-6)
+    install(encoder, train=True)  # a second call sets the mode anew
+    with first_token_only(encoder.train()):
+        assert _hidden(encoder, batch).shape[1] == 1
+
+
 def test_no_op_where_not_installed_or_not_bert_shaped(encoder: nn.Module) -> None:
     batch = _batch()
     with torch.no_grad(), first_token_only(encoder):
@@ -110,5 +136,8 @@ def test_heads_and_the_runtime_switch(encoder: nn.Module, tiny_model: Path, shar
         torch.testing.assert_close(cls_head(encoder, cls_batch), cls_head(plain, cls_batch), rtol=1e-5, atol=1e-6)
         tag_batch = tag_kind.collate(tag_feats, tok.pad_token_id)
         assert tag_head(encoder, tag_batch).shape[:2] == tag_batch["input_ids"].shape
-    assert not prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1), [cls_feats],
-                               tok.pad_token_id).first_token_only
+    default = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1), [cls_feats], tok.pad_token_id)
+    assert not default.first_token_only and default.first_token_eval  # evaluation only, by default
+    off = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1, first_token_eval=False), [cls_feats],
+                          tok.pad_token_id)
+    assert not off.first_token_eval

@@ -11,11 +11,14 @@ The same arithmetic, restricted: outputs and gradients equal the full layer's fi
 floating-point rounding (a matrix product over fewer rows may round differently). In training the
 last layer's dropout then draws masks for one position instead of all, so every later draw of the
 generator differs: a run trains like one with another seed (measured: XNLI dev accuracy after 20
-steps 43.3 vs 41.7). So ``runtime.first_token_only`` is part of run ids, and off by default.
+steps 43.3 vs 41.7). So ``runtime.first_token_only`` is part of run ids, and off by default. Evaluation has no dropout:
+there the shortcut changes nothing but rounding (like another evaluation batch size), so
+``runtime.first_token_eval`` (default on, not in run ids) uses it for prediction alone.
 
 How: :func:`install` (called by :func:`xstilts.training.speed.prepare_encoder`) gives the last layer
 an instance-level ``forward`` that is the ordinary one unless a head asks otherwise with
-``with first_token_only(encoder):``. Token-level heads (tagging, span QA, MLM) never ask, so one
+``with first_token_only(encoder):`` -- and, when installed for evaluation only (``train=False``),
+unless the layer is in training mode. Token-level heads (tagging, span QA, MLM) never ask, so one
 encoder can serve both kinds in a multi-task phase. Parameters and state-dict keys are untouched.
 Layers that are not BERT-shaped encoder layers, or attention masks that are not 4-D (flash
 kernels' varlen masks), fall back to the full layer.
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 _FLAG = "_xstilts_first_token"
+_IN_TRAINING = "_xstilts_first_token_in_training"
 
 
 def _last_layer(encoder: nn.Module) -> nn.Module | None:
@@ -51,14 +55,20 @@ def _bert_shaped(layer: nn.Module) -> bool:
             and not getattr(layer, "chunk_size_feed_forward", 0))
 
 
-def install(encoder: nn.Module) -> bool:
-    """Make the last layer able to compute the first token only; False where the model is not BERT-shaped."""
+def install(encoder: nn.Module, train: bool = True) -> bool:
+    """Make the last layer able to compute the first token only; False where the model is not BERT-shaped.
+
+    ``train=False``: only in evaluation mode (``encoder.eval()``), where it changes rounding alone;
+    a training step computes the full layer, so its dropout draws, and results, stay the same.
+    A second call sets ``train`` anew.
+    """
     layer = _last_layer(encoder)
     if layer is None or not _bert_shaped(layer):
         return False
     if _FLAG not in vars(layer):
         setattr(layer, _FLAG, False)
         layer.forward = types.MethodType(_forward, layer)
+    setattr(layer, _IN_TRAINING, train)
     return True
 
 
@@ -88,7 +98,8 @@ def first_token_only(encoder: nn.Module) -> Iterator[None]:
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              *args: Any, **kwargs: Any) -> torch.Tensor:
     full = type(self).forward
-    if not getattr(self, _FLAG) or (attention_mask is not None and attention_mask.dim() != 4):
+    if (not getattr(self, _FLAG) or (self.training and not getattr(self, _IN_TRAINING, True))
+            or (attention_mask is not None and attention_mask.dim() != 4)):
         return full(self, hidden_states, attention_mask, *args, **kwargs)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.bert.modeling_bert import eager_attention_forward

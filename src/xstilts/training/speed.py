@@ -14,6 +14,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
+- ``first_token_eval`` (default on): the same shortcut in evaluation only, where it changes nothing
+  but rounding (so not in run ids);
 - ``compile``: ``torch.compile`` the encoder, with dynamic shapes because bucketed batches vary
   in length (changes nothing but speed, after a one-off compilation per shape family).
 
@@ -50,6 +52,7 @@ class SpeedSetup:
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
     first_token_only: bool = False  # the last layer can compute the first token alone (models/first_token.py)
+    first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
     compiled: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -281,8 +284,10 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.frozen_parameters = freeze_input_embeddings(encoder)
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
-    if runtime.first_token_only:
-        setup.first_token_only = first_token.install(encoder)
+    if runtime.first_token_only or runtime.first_token_eval:
+        bert_shaped = first_token.install(encoder, train=runtime.first_token_only)
+        setup.first_token_only = bert_shaped and runtime.first_token_only
+        setup.first_token_eval = bert_shaped
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True
