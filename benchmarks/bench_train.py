@@ -297,7 +297,8 @@ def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     dev_rows, dev_scoring = _hf_tokenize(task, dev_ex, tok, padded)
     collator = _collator(task, tok, padded)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = _hf_trainer(model, len(train_rows), tmp, collator, padded, train_rows)
+        trainer = _hf_trainer(model, len(train_rows), tmp, collator, padded, train_rows,
+                              bf16=bool(spec.get("bf16")))
         mark("train")
         trainer.train()
         train_positions = collator.positions
@@ -326,7 +327,8 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     from xstilts.training.loop import Job, set_seed, train
     from xstilts.training.speed import prepare_encoder
 
-    runtime = RuntimeConfig(progress=False, **spec.get("runtime", {}))
+    bf16 = {"bf16": True} if spec.get("bf16") else {}  # --bf16: both sides autocast
+    runtime = RuntimeConfig(progress=False, **{**bf16, **spec.get("runtime", {})})
     mark("load")
     tok = load_tokenizer("default")
     task = get_task(spec["task"], data_dir=spec["data_dir"])
@@ -531,7 +533,8 @@ def _ratio(a: float, b: float) -> float:
 
 def compare_training(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     base = {"task": task, "data_dir": str(args.data_dir), "cache_dir": str(args.cache_dir),
-            "train_examples": args.train_examples, "dev_examples": args.dev_examples, "hp": HP}
+            "train_examples": args.train_examples, "dev_examples": args.dev_examples, "hp": HP,
+            "bf16": args.bf16}
     specs = {"hf": {**base, "kind": "hf_train"}, "xs": {**base, "kind": "xs_train"}}
     if args.xs_variant:  # xstilts with RuntimeConfig overrides, a third time-sliced side
         specs["xs_variant"] = {**base, "kind": "xs_train", "runtime": args.xs_variant}
@@ -652,8 +655,22 @@ def _machine() -> str:
     import torch
 
     gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {gib:.0f} GiB, torch {torch.__version__}, "
+    return (f"{platform.machine()}, {_cpu_model()}, {os.cpu_count()} CPUs, {gib:.0f} GiB, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads by default")
+
+
+def _cpu_model() -> str:
+    """The CPU's name and whether it has native bf16 (sessions here draw different machines)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                "unknown CPU")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} ({'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'no AVX2'}"\
+           f"{', native bf16: ' + '/'.join(native) if native else ', no native bf16'})"
 
 
 SIDES = {"hf": "HF Trainer (dynamic padding, length-grouped)", "xs": "xstilts",
@@ -663,7 +680,8 @@ SIDES = {"hf": "HF Trainer (dynamic padding, length-grouped)", "xs": "xstilts",
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']}; load average before/after: "
              f"{results['load_before'][0]:.1f} / {results['load_after'][0]:.1f}; "
-             f"wall time {results['wall_s']:.0f} s; slice {results['slice_s']} s", ""]
+             f"wall time {results['wall_s']:.0f} s; slice {results['slice_s']} s; "
+             f"training precision {results.get('precision', 'fp32')}", ""]
     train = {k: v for k, v in results.items() if k.startswith("train-")}
     if train:
         lines += ["| task | side | real tokens/s (train) | positions (train) | train s | worker s | "
@@ -740,6 +758,8 @@ def main() -> None:
                     help="extra seeds trained by the HF Trainer alone after the timed pair")
     ap.add_argument("--xs-variant", type=json.loads, default=None, metavar="JSON",
                     help='a third side: xstilts with these RuntimeConfig overrides, e.g. \'{"fast_dropout": true}\'')
+    ap.add_argument("--bf16", action="store_true",
+                    help="training jobs: bf16 autocast on both sides (Trainer bf16=True, xstilts runtime.bf16)")
     ap.add_argument("--hf-padded", action="store_true",
                     help="add the Trainer padded to max length (default_data_collator) as a labelled extra row")
     ap.add_argument("--ablations", action="store_true", help="measure each speed switch instead")
@@ -766,7 +786,7 @@ def main() -> None:
     sizes = {"train_examples": args.train_examples, "dev_examples": args.dev_examples,
              "eval_examples_per_language": args.eval_examples}
     results: dict[str, Any] = {"machine": _machine(), "load_before": os.getloadavg(), "slice_s": args.slice,
-                               "sizes": sizes, "hp": HP}
+                               "sizes": sizes, "hp": HP, "precision": "bf16 autocast" if args.bf16 else "fp32"}
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         workdir = Path(tmp)
         if args.ablations:
