@@ -406,7 +406,7 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     from xstilts.models.loading import load_encoder, load_tokenizer
     from xstilts.tasks import get_task
     from xstilts.training.loop import set_seed
-    from xstilts.training.speed import apply_threads
+    from xstilts.training.speed import apply_threads, install_first_token
 
     runtime = RuntimeConfig(progress=False, **spec.get("runtime", {}))
     apply_threads(runtime)
@@ -416,10 +416,7 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     kind = get_head_kind(task.head)
     set_seed(SEED)
     encoder = load_encoder("default")
-    if runtime.first_token_only or runtime.first_token_eval:  # the runtime switches that act on prediction
-        from xstilts.models.first_token import install
-
-        install(encoder, train=runtime.first_token_only)
+    install_first_token(encoder, runtime)  # the runtime switches that act on prediction
     head = kind.build(task, encoder.config.hidden_size, 0.1)
     mark("featurize")
     sets = [(lang, kind.encode(task, ex, tok, HP["max_length"])) for lang, ex in _eval_languages(spec)]

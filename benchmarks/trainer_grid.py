@@ -39,10 +39,10 @@ the Auto class's (for BERT, the pooler + linear; the default model's pooler is a
 matrix, as mE5 has none) vs xstilts' (dropout, dense + tanh on the first token, dropout, linear,
 initialised per seed) -- it moved SICK dev accuracy by ~15 points; ``--head xstilts`` gives the
 Trainer xstilts' head, so that only the training code differs; a sentence longer than
-``max_length`` is truncated (its cut-off words count as no entity), where xstilts tags it in overlapping windows -- in the
-quickstart only PAN-X zh has such sentences (13 of its 200 dev sentences at 128 sub-tokens; 3 of
-its 242 gold entities start in cut-off words, about 0.6 F1 on zh); the batch order
-(``group_by_length`` vs xstilts' length buckets).
+``max_length`` is truncated (its cut-off words count as no entity), where xstilts tags it in
+overlapping windows -- in the quickstart only PAN-X zh has such sentences (13 of its 200 dev
+sentences at 128 sub-tokens; 3 of its 242 gold entities start in cut-off words, about 0.6 F1 on
+zh); the batch order (``group_by_length`` vs xstilts' length buckets).
 
 Output (``--json``): one record per run with its per-language final scores, selected step, steps
 trained and wall time, in the same 0-100 units xstilts stores.

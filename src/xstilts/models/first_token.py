@@ -11,9 +11,9 @@ The same arithmetic, restricted: outputs and gradients equal the full layer's fi
 floating-point rounding (a matrix product over fewer rows may round differently). In training the
 last layer's dropout then draws masks for one position instead of all, so every later draw of the
 generator differs: a run trains like one with another seed (measured: XNLI dev accuracy after 20
-steps 43.3 vs 41.7). So ``runtime.first_token_only`` is part of run ids, and off by default. Evaluation has no dropout:
-there the shortcut changes nothing but rounding (like another evaluation batch size), so
-``runtime.first_token_eval`` (default on, not in run ids) uses it for prediction alone.
+steps 43.3 vs 41.7). So ``runtime.first_token_only`` is part of run ids, and off by default.
+Evaluation has no dropout: there the shortcut changes nothing but rounding (like another evaluation
+batch size), so ``runtime.first_token_eval`` (default on, not in run ids) uses it for prediction alone.
 
 How: :func:`install` (called by :func:`xstilts.training.speed.prepare_encoder`) gives the last layer
 an instance-level ``forward`` that is the ordinary one unless a head asks otherwise with

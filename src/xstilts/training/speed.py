@@ -266,6 +266,16 @@ def auto_eval_batch_size(device_type: str) -> int:
     return 32 if device_type == "cpu" else 128
 
 
+def install_first_token(encoder: nn.Module, runtime: RuntimeConfig) -> tuple[bool, bool]:
+    """The runtime's first-token shortcut (models/first_token.py): in training only with
+    ``first_token_only``, in evaluation with either switch. Returns (in training, in evaluation);
+    both False where the encoder is not BERT-shaped. Prediction-only callers use it as is."""
+    if not (runtime.first_token_only or runtime.first_token_eval):
+        return False, False
+    bert_shaped = first_token.install(encoder, train=runtime.first_token_only)
+    return bert_shaped and runtime.first_token_only, bert_shaped
+
+
 def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
                     feature_sets: Iterable[Sequence[dict[str, Any]]] = (), pad_id: int | None = None,
                     ) -> SpeedSetup:
@@ -284,10 +294,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.frozen_parameters = freeze_input_embeddings(encoder)
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
-    if runtime.first_token_only or runtime.first_token_eval:
-        bert_shaped = first_token.install(encoder, train=runtime.first_token_only)
-        setup.first_token_only = bert_shaped and runtime.first_token_only
-        setup.first_token_eval = bert_shaped
+    setup.first_token_only, setup.first_token_eval = install_first_token(encoder, runtime)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True
