@@ -147,25 +147,28 @@ def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[
 
 
 def xstilts_runs(out_dir: Path) -> list[dict[str, Any]]:
-    """The store's final scores in trainer_grid.py's record shape (primary metric only)."""
+    """The store's final scores in trainer_grid.py's record shape (primary metric only), with each
+    run's wall time and, from the store's ``extra``, its training and evaluation seconds."""
     with sqlite3.connect(out_dir / "results.sqlite") as db:
         primary = json.loads(db.execute("SELECT value FROM meta WHERE key = 'primary_metric'").fetchone()[0])
-        runs = db.execute("SELECT run_id, phase, intermediate, target, seed, train_steps FROM runs "
+        runs = db.execute("SELECT run_id, phase, intermediate, target, seed, train_steps, wall_s, extra FROM runs "
                           "WHERE status = 'done' ORDER BY run_id").fetchall()
         records = []
-        for run_id, phase, setting, target, seed, steps in runs:
+        for run_id, phase, setting, target, seed, steps, wall_s, extra in runs:
+            times = {"wall_s": wall_s, **{k: v for k, v in json.loads(extra or "{}").items()
+                                          if k in ("train_s", "eval_s")}}
             rows = db.execute("SELECT task, language, metric, value, step FROM scores WHERE run_id = ? "
                               "AND kind = 'final' AND split = 'eval'", (run_id,)).fetchall()
             if phase == "intermediate":
                 (_, _, metric, value, step), = [r for r in rows if r[1] == "en"]
                 records.append({"phase": phase, "setting": setting, "seed": seed, "metric": metric,
-                                "selected_step": step, "steps": steps, "dev_score": value})
+                                "selected_step": step, "steps": steps, "dev_score": value, **times})
             else:
                 metric = primary[target]
                 chosen = [r for r in rows if r[0] == target and r[2] == metric]
                 records.append({"phase": phase, "setting": setting, "target": target, "seed": seed,
                                 "metric": metric, "selected_step": chosen[0][4], "steps": steps,
-                                "scores": {lang: value for _, lang, _, value, _ in chosen}})
+                                "scores": {lang: value for _, lang, _, value, _ in chosen}, **times})
     return records
 
 
@@ -258,6 +261,38 @@ def markdown_scores(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def time_breakdown(records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per kind of run (phase 2 per setting, each target), both sides' summed run wall time and the
+    part of it spent evaluating; the rest is training, loading and saving. Empty for older records."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for side in SIDES:
+        for r in records.get(side, []):
+            if r.get("wall_s") is None or r.get("eval_s") is None:
+                continue
+            key = f"phase 2 ({r['setting']})" if r["phase"] == "intermediate" else f"target {r['target']}"
+            t = out.setdefault(key, {}).setdefault(side, {"runs": 0, "wall_s": 0.0, "eval_s": 0.0})
+            t["runs"] += 1
+            t["wall_s"] += r["wall_s"]
+            t["eval_s"] += r["eval_s"]
+    return {k: v for k, v in out.items() if set(v) == set(SIDES)}
+
+
+def markdown_times(res: dict[str, Any]) -> list[str]:
+    """Where each side's run time went (from :func:`time_breakdown`), with the ratios per part."""
+    times = res.get("times") or {}
+    if not times:
+        return []
+    lines = ["", "| runs of | n | xstilts s (eval s) | HF s (eval s) | HF / xstilts, whole runs | "
+             "training etc. | evaluation |", "|---|---|---|---|---|---|---|"]
+    for key, t in times.items():
+        xs, hf = t["xs"], t["hf"]
+        lines.append(f"| {key} | {xs['runs']} | {xs['wall_s']:.0f} ({xs['eval_s']:.0f}) | {hf['wall_s']:.0f} "
+                     f"({hf['eval_s']:.0f}) | {hf['wall_s'] / xs['wall_s']:.2f}× | "
+                     f"{(hf['wall_s'] - hf['eval_s']) / (xs['wall_s'] - xs['eval_s']):.2f}× | "
+                     f"{hf['eval_s'] / xs['eval_s']:.2f}× |")
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     xs, hf = res["xs"], res["hf"]
     lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}; Trainer head: {res.get('hf_head', 'auto')}",
@@ -270,7 +305,7 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {side_label(side, res)} | {r['runs']} | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) | "
                      f"{r['cpu_s'] / 60:.1f} min | {r['peak_rss_mb']:.0f} |")
     lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | |", ""]
-    return "\n".join(lines + markdown_scores(res))
+    return "\n".join(lines + markdown_scores(res) + markdown_times(res))
 
 
 def summarise(records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -280,7 +315,8 @@ def summarise(records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {"cells": {key: {"metric": c["metric"],
                             **{part: compare(c[part], by_side["hf"][key][part]) for part in ("zero_shot", "en")}}
                       for key, c in by_side["xs"].items()},
-            "phase2": {setting: compare(scores, p2["hf"][setting]) for setting, scores in p2["xs"].items()}}
+            "phase2": {setting: compare(scores, p2["hf"][setting]) for setting, scores in p2["xs"].items()},
+            "times": time_breakdown(records)}
 
 
 def combine(paths: list[Path]) -> dict[str, Any]:
@@ -318,7 +354,7 @@ def markdown_combined(res: dict[str, Any]) -> str:
                      f"{p['xs_wall_s']:.0f} ({p['xs_load_mean']:.1f}) | {p['hf_wall_s']:.0f} ({p['hf_load_mean']:.1f}) | "
                      f"{p['speedup']:.2f}× |")
     lines += [f"| **all** | | | {res['xs_wall_s']:.0f} | {res['hf_wall_s']:.0f} | **{res['speedup']:.2f}×** |", ""]
-    return "\n".join(lines + markdown_scores(res))
+    return "\n".join(lines + markdown_scores(res) + markdown_times(res))
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ For each intermediate setting and seed (in xstilts' plan order):
 
 What a competent user does here: examples tokenised once per file with the fast tokenizer and kept
 in memory, no padding (the task's data collator pads per batch), ``group_by_length``,
-``optim="adamw_torch_fused"``, fp32, linear schedule with warm-up as a share of all steps, weight
+``optim="adamw_torch_fused"``, fp32 (or the Trainer's own ``bf16=True`` when the config sets
+``runtime.bf16``, as xstilts then autocasts), linear schedule with warm-up as a share of all steps, weight
 decay 0.01 without biases/LayerNorm (the Trainer's default grouping), clipping at 1.0, the best
 weights kept in memory rather than checkpointed to disk, evaluation batch 32 on CPU (xstilts'
 default; 128 on a GPU, like xstilts). Shared helpers come from ``bench_train.py``.
@@ -126,6 +127,7 @@ class EvaluateEveryLanguage(TrainerCallback):
         self.best_score, self.best_step, self.since_best = -math.inf, 0, 0
         self.best_state: dict[str, Any] | None = None
         self.evaluations = self.steps = 0
+        self.eval_s = 0.0  # seconds spent in ``evaluate`` (prediction and scoring)
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
         step = self.steps = state.global_step
@@ -154,6 +156,7 @@ def train_and_select(task: Task, model: Any, train_rows: list, eval_sets: list[E
     rows_by_step: dict[int, dict[str, Any]] = {}
 
     def evaluate(step: int) -> float:
+        started = time.monotonic()
         rows_by_step[step] = {}
         for s in eval_sets:
             logits = _predict_in_order(trainer, s.rows)
@@ -162,6 +165,7 @@ def train_and_select(task: Task, model: Any, train_rows: list, eval_sets: list[E
         english = rows_by_step[step]["en"]
         if hold_out:  # choose on the selection half; the other half is what is reported
             english = keep_rows(english, selection_mask(len(english)))
+        callback.eval_s += time.monotonic() - started
         return score_from_stats(task.metric, english)
 
     total = max(1, int(round(hp.epochs * math.ceil(len(train_rows) / hp.batch_size))))
@@ -170,7 +174,8 @@ def train_and_select(task: Task, model: Any, train_rows: list, eval_sets: list[E
     with tempfile.TemporaryDirectory(prefix="trainer-grid-") as out_dir:
         trainer = _hf_trainer(model, len(train_rows), out_dir, _collator(task, tokenizer, padded=False),
                               padded=False, train_dataset=train_rows, hp=hp.model_dump(), seed=seed,
-                              eval_batch_size=args.eval_batch_size, use_cpu=args.use_cpu, callbacks=[callback])
+                              eval_batch_size=args.eval_batch_size, use_cpu=args.use_cpu, callbacks=[callback],
+                              bf16=args.bf16)
         trainer.train()
     if trainer.state.max_steps != total:  # the same schedule as xstilts' loop, or the comparison is off
         raise RuntimeError(f"Trainer planned {trainer.state.max_steps} steps, xstilts plans {total}")
@@ -194,7 +199,7 @@ def intermediate(cfg: ExperimentConfig, name: str, seed: int, data: Data, model_
     model.base_model.save_pretrained(save_to)  # the encoder alone: each target gets a fresh head
     return {"phase": "intermediate", "setting": name, "seed": seed, "metric": task.metric,
             "selected_step": callback.best_step, "steps": callback.steps, "evaluations": callback.evaluations,
-            "dev_score": score_from_stats(task.metric, rows[callback.best_step]["en"]),
+            "eval_s": callback.eval_s, "dev_score": score_from_stats(task.metric, rows[callback.best_step]["en"]),
             "wall_s": time.monotonic() - started}
 
 
@@ -216,7 +221,8 @@ def target(cfg: ExperimentConfig, setting: str, name: str, seed: int, data: Data
                                         else stats)
     return {"phase": "target", "setting": setting, "target": name, "seed": seed, "metric": task.metric,
             "selected_step": callback.best_step, "steps": callback.steps, "evaluations": callback.evaluations,
-            "train_examples": len(train_rows), "scores": scores, "wall_s": time.monotonic() - started}
+            "train_examples": len(train_rows), "scores": scores, "eval_s": callback.eval_s,
+            "wall_s": time.monotonic() - started}
 
 
 def check_supported(cfg: ExperimentConfig) -> None:
@@ -229,8 +235,8 @@ def check_supported(cfg: ExperimentConfig) -> None:
         problems.append("task options, task caps or MLM")
     if cfg.target.selection.average:
         problems.append("checkpoint averaging")
-    if cfg.runtime.precision != "no" or cfg.runtime.freeze_embeddings:
-        problems.append("mixed precision or frozen embeddings")
+    if cfg.runtime.precision not in ("no", "bf16") or cfg.runtime.freeze_embeddings:
+        problems.append("fp16 or frozen embeddings")
     for hp in (icfg.train, cfg.target.train, *cfg.target.overrides.values()):
         if hp.max_steps is not None or hp.grad_accum_steps != 1:
             problems.append("max_steps or grad_accum_steps")
@@ -263,6 +269,7 @@ def main() -> None:
         torch.set_num_threads(threads)
     args.use_cpu = not torch.cuda.is_available()
     args.eval_batch_size = cfg.runtime.eval_batch_size or (32 if args.use_cpu else 128)
+    args.bf16 = cfg.runtime.bf16  # the Trainer's own bf16=True: autocast in training and in predict
     data_dir = args.data_dir or Path(os.environ.get("XSTILTS_DATA", cfg.data_dir))
     model_dir = resolve_model_path(cfg.model)
     data = Data(load_tokenizer(model_dir), data_dir)
@@ -286,7 +293,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = {"config": str(args.config), "sets": args.sets, "threads": torch.get_num_threads(),
-           "eval_batch_size": args.eval_batch_size, "head": args.head, "wall_s": time.monotonic() - started, "runs": records}
+           "eval_batch_size": args.eval_batch_size, "head": args.head, "bf16": args.bf16,
+           "wall_s": time.monotonic() - started, "runs": records}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
     print(f"{len(records)} runs in {out['wall_s']:.0f} s", file=sys.stderr)
