@@ -398,7 +398,10 @@ def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
 
 
 def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
+    import contextlib
+
     import numpy as np
+    import torch
 
     from xstilts.config import RuntimeConfig
     from xstilts.evaluation.predict import predict
@@ -408,7 +411,11 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     from xstilts.training.loop import set_seed
     from xstilts.training.speed import apply_threads, install_first_token
 
-    runtime = RuntimeConfig(progress=False, **spec.get("runtime", {}))
+    overrides = dict(spec.get("runtime", {}))
+    # benchmark-only: predict under an outer inference_mode, as evaluation did before 2026-12-01
+    # (autocast then re-casts every weight to bf16 for every batch)
+    grad_mode = torch.inference_mode if overrides.pop("under_inference_mode", False) else contextlib.nullcontext
+    runtime = RuntimeConfig(progress=False, **overrides)
     apply_threads(runtime)
     mark("load")
     tok = load_tokenizer("default")
@@ -424,8 +431,9 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     passes = [sets] if runtime.eval_one_pass else [[one] for one in sets]  # as phases/evaluate.py does
     preds: dict[str, list[int]] = {}
     for group in passes:
-        outputs = predict(encoder, head, kind, [f for _, feats in group for f in feats], tok.pad_token_id,
-                          runtime.eval_batch_size, runtime.bucket_by_length, runtime.bf16)
+        with grad_mode():
+            outputs = predict(encoder, head, kind, [f for _, feats in group for f in feats], tok.pad_token_id,
+                              runtime.eval_batch_size, runtime.bucket_by_length, runtime.bf16, runtime.eval_workers)
         for lang, feats in group:
             # one label per sentence pair or per token
             preds[lang] = [int(p) for o in outputs[: len(feats)] for p in np.ravel(o.argmax(-1))]
@@ -611,6 +619,9 @@ EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 lang
     ("eval: bucket_by_length = false", {"bucket_by_length": False}),
     ("eval: first_token_eval = false (the full last layer)", {"first_token_eval": False}),
     ("eval: eval_one_pass = false (one pass per language)", {"eval_one_pass": False}),
+    ("eval: eval_workers = 1 (one batch at a time on every thread)", {"eval_workers": 1}),
+    ("eval: eval_workers = 1 under inference_mode (evaluation before 2026-12-01)",
+     {"eval_workers": 1, "under_inference_mode": True}),
 ]
 
 
@@ -622,6 +633,7 @@ def ablations(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     rows = []
     chosen = [a for a in ABLATIONS if not args.only_ablation or any(s in a[0] for s in args.only_ablation)]
     fixed = {"threads": args.ablation_threads} if args.ablation_threads else {}  # else auto on both sides
+    fixed |= args.ablation_runtime
     for i, (label, change) in enumerate(chosen):
         res = interleave({"default": {**base, "runtime": fixed}, "variant": {**base, "runtime": {**fixed, **change}}},
                          args.slice, workdir / f"ablation-{i}")
@@ -764,6 +776,8 @@ def main() -> None:
                     help="substrings of switch names")
     ap.add_argument("--ablation-threads", type=int, default=None,
                     help="fix both sides of every ablation row to N threads (default: auto threads)")
+    ap.add_argument("--ablation-runtime", type=json.loads, default={}, metavar="JSON",
+                    help="RuntimeConfig values for both sides of every ablation, e.g. '{\"bf16\": true}'")
     ap.add_argument("--ablation-task", choices=("panx", "xnli"), default="panx",
                     help="training task of --ablations' rows")
     ap.add_argument("--slice", type=float, default=1.0, help="seconds each worker runs per turn")

@@ -104,6 +104,9 @@ class RuntimeConfig(Strict):
     # predict all of a task's evaluation languages in one length-sorted pass (fuller batches);
     # outputs equal per-language passes up to float rounding, like another eval_batch_size: not in run ids
     eval_one_pass: bool = True
+    # evaluation batches predicted on this many threads at once, one core each; None = auto: the
+    # intra-op thread count on a CPU, 1 on accelerators. Outputs equal up to float rounding: not in run ids
+    eval_workers: int | None = Field(None, ge=1, le=1024)
     bucket_by_length: bool = True
     bf16: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] | None = None  # None: "bf16" if bf16 else "no"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,31 @@ def test_heads_and_the_runtime_switch(encoder: nn.Module, tiny_model: Path, shar
     off = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1, first_token_eval=False), [cls_feats],
                           tok.pad_token_id)
     assert not off.first_token_eval
+
+
+def test_the_block_is_per_thread(encoder: nn.Module) -> None:
+    """Evaluation predicts on several threads: one thread's block must not switch another's layer."""
+    batch = _batch()
+    install(encoder, train=False)
+    encoder.eval()
+    inside, leave = threading.Event(), threading.Event()
+    shapes: list[int] = []
+
+    def asks() -> None:
+        with torch.no_grad(), first_token_only(encoder):
+            inside.set()
+            leave.wait(30)
+            shapes.append(_hidden(encoder, batch).shape[1])
+
+    t = threading.Thread(target=asks)
+    t.start()
+    inside.wait(30)
+    with torch.no_grad():
+        assert _hidden(encoder, batch).shape[1] == batch["input_ids"].shape[1]  # this thread did not ask
+        with first_token_only(encoder):
+            with first_token_only(encoder):  # nested: the inner exit keeps the outer block's request
+                pass
+            assert _hidden(encoder, batch).shape[1] == 1
+    leave.set()
+    t.join(30)
+    assert shapes == [1]  # this thread's exit did not switch the other's off

@@ -144,6 +144,7 @@ def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list) -> None:
     monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(it))
     monkeypatch.setattr(speed.os, "sysconf", lambda name: 100)
     monkeypatch.setattr(speed.time, "sleep", lambda s: None)
+    monkeypatch.setattr(speed, "_last_reading", None)  # a fresh window, not one from an earlier test
 
 
 def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,6 +155,27 @@ def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatc
     # (machine busy, own utime + stime, yielding processes): the machine +150 jiffies, ours +100
     _scripted_proc(monkeypatch, [(10_000, 500, {}), (10_150, 600, {})])
     assert speed.other_busy_cores(0.5) == pytest.approx((150 - 100) / 100 / 0.5)  # one other core
+
+
+def test_a_check_measures_the_interval_since_the_last_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rechecks cost no sleep: the window runs from the previous reading when it is recent enough."""
+    from xstilts.training import speed
+
+    clock = {"t": 100.0}
+    slept: list[float] = []
+    # 1st check: a fresh 0.5 s window, one other core; then 10 s of training in which another
+    # process used 5 of those seconds (500 jiffies) beside our 1,200
+    _scripted_proc(monkeypatch, [(0, 0, {}), (150, 100, {}), (150 + 1700, 1300, {})])
+    monkeypatch.setattr(speed.time, "sleep", lambda s: (slept.append(s), clock.update(t=clock["t"] + s)))
+    monkeypatch.setattr(speed.time, "monotonic", lambda: clock["t"])
+    assert speed.other_busy_cores(0.5) == pytest.approx(1.0)
+    assert slept == [0.5]
+    clock["t"] += 10.0
+    assert speed.other_busy_cores(0.5) == pytest.approx(0.5)  # 500 jiffies over 10 s, no sleep
+    assert slept == [0.5]
+    clock["t"] += 1000.0  # too old to stand for the present: a fresh window again
+    monkeypatch.setattr(speed, "_cpu_jiffies", iter([(0, 0, {}), (0, 0, {})]).__next__)
+    assert speed.other_busy_cores(0.5) == 0.0 and slept == [0.5, 0.5]
 
 
 def test_yielding_processes_are_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:

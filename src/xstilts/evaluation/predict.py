@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
@@ -13,46 +15,82 @@ from xstilts.faults import fault_point
 from xstilts.heads.base import Evaluation, Feature, HeadKind
 from xstilts.tasks.base import Example, Task
 from xstilts.training.batching import eval_batches
-from xstilts.training.speed import auto_eval_batch_size
+from xstilts.training.speed import auto_eval_batch_size, auto_eval_workers
 
 
 def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Sequence[Feature], pad_id: int,
-            batch_size: int | None = None, bucket: bool = True, bf16: bool = False) -> list[np.ndarray]:
+            batch_size: int | None = None, bucket: bool = True, bf16: bool = False,
+            workers: int | None = None) -> list[np.ndarray]:
     """Per-feature outputs of ``head(encoder, batch)``, in the order of ``features``.
 
     ``batch_size`` None: :func:`~xstilts.training.speed.auto_eval_batch_size` for the encoder's device.
+    ``workers`` None: :func:`~xstilts.training.speed.auto_eval_workers` (on a CPU, one batch per
+    intra-op thread at a time, each on one thread); outputs equal one worker's up to float rounding.
+
+    Gradients are off with ``no_grad``, not ``inference_mode``: under ``inference_mode`` autocast
+    does not cache its bf16 copies of the weights, so it casts every weight again for every batch
+    (10 % of bf16 evaluation time on the default model, benchmarks/RESULTS.md).
     """
     was_training = encoder.training
     encoder.eval()
     head.eval()
     out: list[np.ndarray | None] = [None] * len(features)
     lengths = [f["length"] for f in features]
-    device_type = next(encoder.parameters()).device.type
-    batch_size = batch_size or auto_eval_batch_size(device_type)
-    budget = batch_size * 128 if bucket else None
-    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else nullcontext()
     device = next(encoder.parameters()).device
-    with torch.inference_mode(), autocast:
-        for idx in eval_batches(lengths, batch_size, bucket, max_tokens=budget):
-            batch = {k: v.to(device) for k, v in kind.collate([features[i] for i in idx], pad_id).items()}
-            for i, o in zip(idx, kind.outputs(head(encoder, batch), batch), strict=True):
-                out[i] = o
-    if was_training:
-        encoder.train()
-        head.train()
+    batch_size = batch_size or auto_eval_batch_size(device.type)
+    budget = batch_size * 128 if bucket else None
+    batches = iter(eval_batches(lengths, batch_size, bucket, max_tokens=budget))
+    taking, failed = threading.Lock(), threading.Event()
+
+    def work() -> None:
+        # grad mode and autocast are per thread; one autocast block per worker keeps its weight casts
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+        with torch.no_grad(), autocast:
+            while not failed.is_set():
+                with taking:
+                    idx = next(batches, None)
+                if idx is None:
+                    return
+                try:
+                    batch = {k: v.to(device) for k, v in kind.collate([features[i] for i in idx], pad_id).items()}
+                    for i, o in zip(idx, kind.outputs(head(encoder, batch), batch), strict=True):
+                        out[i] = o
+                except BaseException:
+                    failed.set()  # the other workers stop at their next batch
+                    raise
+
+    workers = workers or auto_eval_workers(device.type)
+    try:
+        if workers == 1:
+            work()
+        else:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # new threads take this count: one core each
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    for done in [pool.submit(work) for _ in range(workers)]:
+                        done.result()  # re-raises a worker's exception here
+            finally:
+                torch.set_num_threads(threads)
+    finally:
+        if was_training:
+            encoder.train()
+            head.train()
     return out  # type: ignore[return-value]
 
 
 def evaluate(encoder: nn.Module, head: nn.Module, kind: HeadKind, task: Task, examples: Sequence[Example],
              features: Sequence[Feature], pad_id: int, batch_size: int | None = None, bucket: bool = True,
-             bf16: bool = False) -> Evaluation:
+             bf16: bool = False, workers: int | None = None) -> Evaluation:
     """Predict and score one evaluation set."""
-    return evaluate_many(encoder, head, kind, task, [(examples, features)], pad_id, batch_size, bucket, bf16)[0]
+    return evaluate_many(encoder, head, kind, task, [(examples, features)], pad_id, batch_size, bucket, bf16,
+                         workers)[0]
 
 
 def evaluate_many(encoder: nn.Module, head: nn.Module, kind: HeadKind, task: Task,
                   sets: Sequence[tuple[Sequence[Example], Sequence[Feature]]], pad_id: int,
-                  batch_size: int | None = None, bucket: bool = True, bf16: bool = False) -> list[Evaluation]:
+                  batch_size: int | None = None, bucket: bool = True, bf16: bool = False,
+                  workers: int | None = None) -> list[Evaluation]:
     """Score several evaluation sets of one task (e.g. its languages) from a single prediction pass.
 
     Why one pass: every set sorted and batched on its own ends in a part-filled batch, and short
@@ -62,7 +100,7 @@ def evaluate_many(encoder: nn.Module, head: nn.Module, kind: HeadKind, task: Tas
     """
     fault_point("evaluate")
     flat = [f for _, feats in sets for f in feats]
-    outputs = predict(encoder, head, kind, flat, pad_id, batch_size, bucket, bf16)
+    outputs = predict(encoder, head, kind, flat, pad_id, batch_size, bucket, bf16, workers)
     out, start = [], 0
     for examples, feats in sets:
         out.append(kind.evaluate(task, examples, feats, outputs[start: start + len(feats)]))

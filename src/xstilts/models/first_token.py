@@ -26,6 +26,7 @@ kernels' varlen masks), fall back to the full layer.
 
 from __future__ import annotations
 
+import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,8 +35,18 @@ from typing import Any
 import torch
 from torch import nn
 
-_FLAG = "_xstilts_first_token"
+_FLAG = "_xstilts_first_token"  # marks an installed layer
 _IN_TRAINING = "_xstilts_first_token_in_training"
+# ids of the layers asked for the first token, per thread: evaluation predicts batches on several
+# threads at once (evaluation/predict.py), and one thread leaving the block must not switch the
+# shortcut off under another
+_ASKED = threading.local()
+
+
+def _asked() -> set[int]:
+    if not hasattr(_ASKED, "layers"):
+        _ASKED.layers = set()
+    return _ASKED.layers
 
 
 def _last_layer(encoder: nn.Module) -> nn.Module | None:
@@ -66,7 +77,7 @@ def install(encoder: nn.Module, train: bool = True) -> bool:
     if layer is None or not _bert_shaped(layer):
         return False
     if _FLAG not in vars(layer):
-        setattr(layer, _FLAG, False)
+        setattr(layer, _FLAG, True)
         layer.forward = types.MethodType(_forward, layer)
     setattr(layer, _IN_TRAINING, train)
     return True
@@ -88,17 +99,20 @@ def first_token_only(encoder: nn.Module) -> Iterator[None]:
     if layer is None or _FLAG not in vars(layer):
         yield
         return
-    setattr(layer, _FLAG, True)
+    asked = _asked()
+    already = id(layer) in asked
+    asked.add(id(layer))
     try:
         yield
     finally:
-        setattr(layer, _FLAG, False)
+        if not already:
+            asked.discard(id(layer))
 
 
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              *args: Any, **kwargs: Any) -> torch.Tensor:
     full = type(self).forward
-    if (not getattr(self, _FLAG) or (self.training and not getattr(self, _IN_TRAINING, True))
+    if (id(self) not in _asked() or (self.training and not getattr(self, _IN_TRAINING, True))
             or (attention_mask is not None and attention_mask.dim() != 4)):
         return full(self, hidden_states, attention_mask, *args, **kwargs)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS

@@ -214,7 +214,8 @@ def _evaluate_group(encoder: nn.Module, heads: dict[str, nn.Module], group: list
     task = group[0].task
     kind: HeadKind = get_head_kind(task.head)
     evs = evaluate_many(encoder, heads[task.name], kind, task, [(s.examples, s.features) for s in group],
-                        ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16)
+                        ctx.tokenizer.pad_token_id, rt.eval_batch_size, rt.bucket_by_length, rt.bf16,
+                        rt.eval_workers)
     metrics = task.all_metrics()
     return {(s.task.name, s.language): Evaluation({m: ev.stats[m] for m in metrics if m in ev.stats}, ev.predictions)
             for s, ev in zip(group, evs, strict=True)}

@@ -1,0 +1,81 @@
+"""Evaluation batches predicted on several threads at once equal one thread's, in input order."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xstilts.config import load_config
+from xstilts.context import RunContext
+from xstilts.evaluation.predict import predict
+from xstilts.heads import get_head_kind
+from xstilts.models import first_token
+from xstilts.models.loading import load_encoder
+from xstilts.phases.evaluate import load_eval_sets
+from xstilts.tasks import get_task
+from xstilts.training.speed import auto_eval_workers
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture()
+def ctx(tiny_config: Path) -> RunContext:
+    return RunContext.create(load_config(tiny_config))
+
+
+def _setup(ctx: RunContext, task_name: str):
+    task = get_task(task_name, data_dir=ctx.data_dir)
+    kind = get_head_kind(task.head)
+    torch.manual_seed(0)
+    encoder = load_encoder(ctx.model_path)
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    feats = [f for s in load_eval_sets(ctx, task, ("en", "de", "sw"), 64, None) for f in s.features]
+    return kind, encoder, head, feats
+
+
+@pytest.mark.parametrize(("task_name", "first"), [("xnli", True), ("xnli", False), ("panx", False)])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_workers_predict_what_one_thread_predicts(ctx: RunContext, task_name: str, first: bool, bf16: bool) -> None:
+    kind, encoder, head, feats = _setup(ctx, task_name)
+    if first:  # the last layer's first-token shortcut, asked for by every worker thread at once
+        first_token.install(encoder, train=False)
+    pad = ctx.tokenizer.pad_token_id
+    encoder.train()
+    one = predict(encoder, head, kind, feats, pad, batch_size=3, bf16=bf16, workers=1)
+    many = predict(encoder, head, kind, feats, pad, batch_size=3, bf16=bf16, workers=3)
+    assert encoder.training and head.training  # the modes come back
+    assert torch.get_num_threads() == 1  # the caller's thread count is restored
+    assert len(many) == len(feats) and all(o is not None for o in many)
+    tol = {"rtol": 2e-2, "atol": 2e-2} if bf16 else {"rtol": 1e-4, "atol": 1e-5}
+    for a, b in zip(one, many, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_a_failing_worker_fails_the_prediction_and_restores_threads(ctx: RunContext) -> None:
+    kind, encoder, head, feats = _setup(ctx, "xnli")
+    calls = {"n": 0}
+    lock = threading.Lock()
+    forward = head.forward
+
+    def broken(enc, batch):
+        with lock:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("worker broke")
+        return forward(enc, batch)
+
+    head.forward = broken
+    with pytest.raises(RuntimeError, match="worker broke"):
+        predict(encoder, head, kind, feats, ctx.tokenizer.pad_token_id, batch_size=2, workers=2)
+    assert torch.get_num_threads() == 1
+    assert calls["n"] < len(feats) // 2  # the other worker stopped instead of predicting the rest
+
+
+def test_auto_workers_follow_the_thread_count() -> None:
+    assert auto_eval_workers("cpu") == torch.get_num_threads() == 1  # the one_thread fixture
+    assert auto_eval_workers("cuda") == 1
