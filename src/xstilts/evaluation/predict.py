@@ -17,6 +17,19 @@ from xstilts.tasks.base import Example, Task
 from xstilts.training.batching import eval_batches
 from xstilts.training.speed import auto_eval_batch_size, auto_eval_workers
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """Evaluation threads kept between calls: a fresh thread's first batches are slow (its kernels'
+    per-thread set-up), which cost more than the second worker saved on small sets."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        if _POOL is not None:
+            _POOL.shutdown(wait=True)
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="xstilts-eval")
+    return _POOL
+
 
 def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Sequence[Feature], pad_id: int,
             batch_size: int | None = None, bucket: bool = True, bf16: bool = False,
@@ -65,11 +78,11 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
             work()
         else:
             threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # new threads take this count: one core each
+            torch.set_num_threads(1)  # a new thread takes this count on its first operation: one core each
             try:
-                with ThreadPoolExecutor(workers) as pool:
-                    for done in [pool.submit(work) for _ in range(workers)]:
-                        done.result()  # re-raises a worker's exception here
+                pool = _pool(workers)
+                for done in [pool.submit(work) for _ in range(workers)]:
+                    done.result()  # re-raises a worker's exception here
             finally:
                 torch.set_num_threads(threads)
     finally:
