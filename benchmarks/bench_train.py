@@ -690,7 +690,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']}; load average before/after: "
              f"{results['load_before'][0]:.1f} / {results['load_after'][0]:.1f}; "
              f"wall time {results['wall_s']:.0f} s; slice {results['slice_s']} s; "
-             f"training precision {results.get('precision', 'fp32')}", ""]
+             f"precision {results.get('precision', 'fp32')}"
+             + (f"; both sides of every ablation: {json.dumps(results['ablation_runtime'])}"
+                if results.get("ablation_runtime") else ""), ""]
     train = {k: v for k, v in results.items() if k.startswith("train-")}
     if train:
         lines += ["| task | side | real tokens/s (train) | positions (train) | train s | worker s | "
@@ -796,8 +798,11 @@ def main() -> None:
     started = time.monotonic()
     sizes = {"train_examples": args.train_examples, "dev_examples": args.dev_examples,
              "eval_examples_per_language": args.eval_examples}
+    bf16 = args.bf16 or (args.ablations and args.ablation_runtime.get("bf16", False))
     results: dict[str, Any] = {"machine": _machine(), "load_before": os.getloadavg(), "slice_s": args.slice,
-                               "sizes": sizes, "hp": HP, "precision": "bf16 autocast" if args.bf16 else "fp32"}
+                               "sizes": sizes, "hp": HP, "precision": "bf16 autocast" if bf16 else "fp32"}
+    if args.ablations and args.ablation_runtime:
+        results["ablation_runtime"] = args.ablation_runtime
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         workdir = Path(tmp)
         if args.ablations:

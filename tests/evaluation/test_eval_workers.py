@@ -47,6 +47,9 @@ def test_workers_predict_what_one_thread_predicts(ctx: RunContext, task_name: st
     encoder.train()
     one = predict(encoder, head, kind, feats, pad, batch_size=3, bf16=bf16, workers=1)
     many = predict(encoder, head, kind, feats, pad, batch_size=3, bf16=bf16, workers=3)
+    again = predict(encoder, head, kind, feats, pad, batch_size=3, bf16=bf16, workers=3)
+    for a, b in zip(many, again, strict=True):  # whichever worker took a batch, its outputs are the same
+        np.testing.assert_array_equal(a, b)
     assert encoder.training and head.training  # the modes come back
     assert torch.get_num_threads() == 1  # the caller's thread count is restored
     assert len(many) == len(feats) and all(o is not None for o in many)
@@ -79,3 +82,30 @@ def test_a_failing_worker_fails_the_prediction_and_restores_threads(ctx: RunCont
 def test_auto_workers_follow_the_thread_count() -> None:
     assert auto_eval_workers("cpu") == torch.get_num_threads() == 1  # the one_thread fixture
     assert auto_eval_workers("cuda") == 1
+    torch.set_num_threads(2)
+    try:
+        assert auto_eval_workers("cpu", 8) == 2
+        assert auto_eval_workers("cpu", 7) == 1  # too few batches to split
+        assert auto_eval_workers("cuda", 100) == 1
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_the_pool_threads_keep_one_thread_each_and_the_caller_its_count() -> None:
+    """Set once when the pool starts: torch.set_num_threads also drops oneDNN's compiled kernels."""
+    import xstilts.evaluation.predict as module
+
+    torch.set_num_threads(2)
+    try:
+        pool = module._pool(2)
+        assert module._pool(2) is pool and module._pool(1) is pool  # kept between calls
+        assert torch.get_num_threads() == 2
+        barrier = threading.Barrier(2, timeout=30)
+
+        def count() -> int:
+            barrier.wait()  # two tasks at once: both threads answer
+            return torch.get_num_threads()
+
+        assert [t.result() for t in [pool.submit(count) for _ in range(2)]] == [1, 1]
+    finally:
+        torch.set_num_threads(1)

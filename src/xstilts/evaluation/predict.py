@@ -17,18 +17,37 @@ from xstilts.tasks.base import Example, Task
 from xstilts.training.batching import eval_batches
 from xstilts.training.speed import auto_eval_batch_size, auto_eval_workers
 
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (its size, the pool)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """Evaluation threads kept between calls: a fresh thread's first batches are slow (its kernels'
-    per-thread set-up), which cost more than the second worker saved on small sets."""
+    """Evaluation threads, one intra-op thread each, kept between calls.
+
+    A thread takes PyTorch's (process-wide) thread count at its first operation and keeps it, so
+    the count is lowered to 1 only while a new pool's threads start, not around every evaluation:
+    the caller's count stays untouched for whatever else runs meanwhile.
+    """
     global _POOL
-    if _POOL is None or _POOL._max_workers < workers:
-        if _POOL is not None:
-            _POOL.shutdown(wait=True)
-        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="xstilts-eval")
-    return _POOL
+    if _POOL is not None and _POOL[0] >= workers:
+        return _POOL[1]
+    if _POOL is not None:
+        _POOL[1].shutdown(wait=True)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="xstilts-eval")
+    started = threading.Barrier(workers, timeout=60)
+
+    def start() -> int:
+        started.wait()  # every task on its own thread, so each thread starts here
+        return torch.get_num_threads()  # the first operation: takes the count of 1
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for task in [pool.submit(start) for _ in range(workers)]:
+            task.result()
+    finally:
+        torch.set_num_threads(threads)
+    _POOL = (workers, pool)
+    return pool
 
 
 def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Sequence[Feature], pad_id: int,
@@ -42,7 +61,7 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
 
     Gradients are off with ``no_grad``, not ``inference_mode``: under ``inference_mode`` autocast
     does not cache its bf16 copies of the weights, so it casts every weight again for every batch
-    (10 % of bf16 evaluation time on the default model, benchmarks/RESULTS.md).
+    (about 6 % of bf16 evaluation time on the default model, benchmarks/RESULTS.md).
     """
     was_training = encoder.training
     encoder.eval()
@@ -52,7 +71,8 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
     device = next(encoder.parameters()).device
     batch_size = batch_size or auto_eval_batch_size(device.type)
     budget = batch_size * 128 if bucket else None
-    batches = iter(eval_batches(lengths, batch_size, bucket, max_tokens=budget))
+    planned = eval_batches(lengths, batch_size, bucket, max_tokens=budget)
+    batches = iter(planned)
     taking, failed = threading.Lock(), threading.Event()
 
     def work() -> None:
@@ -72,19 +92,14 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
                     failed.set()  # the other workers stop at their next batch
                     raise
 
-    workers = workers or auto_eval_workers(device.type)
+    workers = workers or auto_eval_workers(device.type, len(planned))
     try:
         if workers == 1:
             work()
         else:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # a new thread takes this count on its first operation: one core each
-            try:
-                pool = _pool(workers)
-                for done in [pool.submit(work) for _ in range(workers)]:
-                    done.result()  # re-raises a worker's exception here
-            finally:
-                torch.set_num_threads(threads)
+            pool = _pool(workers)
+            for done in [pool.submit(work) for _ in range(workers)]:
+                done.result()  # re-raises a worker's exception here
     finally:
         if was_training:
             encoder.train()

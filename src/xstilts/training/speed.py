@@ -137,7 +137,7 @@ def _yielding_processes(mine: Sched, groups: bool) -> dict[int, int]:
     return out
 
 
-def _cpu_jiffies() -> tuple[int, int, int]:
+def _cpu_jiffies() -> tuple[int, int, dict[int, int]]:
     """(busy jiffies of the whole machine, this process's utime + stime, yielding processes' jiffies).
 
     /proc/stat's busy columns are user nice system irq softirq steal (idle and iowait are not busy).
@@ -290,17 +290,24 @@ def auto_eval_batch_size(device_type: str) -> int:
     return 32 if device_type == "cpu" else 128
 
 
-def auto_eval_workers(device_type: str) -> int:
-    """Evaluation threads when ``runtime.eval_workers`` is None: on a CPU, the intra-op thread count.
+def auto_eval_workers(device_type: str, batches: int | None = None) -> int:
+    """Evaluation threads when ``runtime.eval_workers`` is None: on a CPU, the intra-op thread count,
+    or 1 where there are fewer than 4 ``batches`` per thread.
 
     Why: an evaluation batch of the default model is small (32 rows of ~40 tokens): two threads
     splitting each operation wait on each other at every one of them (attention, GELU and layer norm
     barely speed up), while two batches side by side, one core each, keep both cores busy. On 2
-    cores that predicted XNLI dev 1.1-1.2× faster (benchmarks/RESULTS.md). Auto threads
+    Intel cores in bf16 that predicted the quickstart's dev sets 1.17× (XNLI) / 1.36× (PAN-X)
+    faster; in fp32, where the matrix products dominate, 1.02× (benchmarks/RESULTS.md). Auto threads
     (:func:`decide_threads`) already chose the count for the load, so a busy machine gets one worker.
-    Accelerators run one batch at a time.
+    A few batches are not worth splitting: the longest one on one core then takes most of the time
+    (40 XNLI pairs, two batches: 0.25 s on two workers, 0.19 s on one). Accelerators run one
+    batch at a time.
     """
-    return max(1, torch.get_num_threads()) if device_type == "cpu" else 1
+    if device_type != "cpu":
+        return 1
+    threads = max(1, torch.get_num_threads())
+    return threads if batches is None or batches >= 4 * threads else 1
 
 
 def install_first_token(encoder: nn.Module, runtime: RuntimeConfig) -> tuple[bool, bool]:
