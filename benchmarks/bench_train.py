@@ -34,8 +34,10 @@ What is compared (one pair of worker processes per job):
 - **eval**: prediction over XNLI's 15 languages (or ``--eval-languages``) × ``--eval-examples``
   examples with the pretrained encoder and a fresh head (``--ablations`` can predict PAN-X
   instead): ``Trainer.predict`` (dynamic padding, batch 32) per language vs
-  ``xstilts.evaluation.predict.predict`` (inference mode, length-sorted token-budget batches; all
-  languages in one pass unless ``runtime.eval_one_pass = false``).
+  ``xstilts.evaluation.predict.predict`` (no autograd, length-sorted token-budget batches, one
+  batch per core side by side unless ``runtime.eval_workers = 1``; all languages in one pass
+  unless ``runtime.eval_one_pass = false``). ``--ablation-runtime '{"bf16": true}'`` runs every
+  ablation in bf16 on both sides.
 
 Reported per side: real (non-padding) tokens/s of the measured phase, its time, the worker's whole
 time, peak RSS of the worker process, and the dev score; and the xstilts/HF ratios.
