@@ -98,8 +98,12 @@ def predict(encoder: nn.Module, head: nn.Module, kind: HeadKind, features: Seque
             work()
         else:
             pool = _pool(workers)
-            for done in [pool.submit(work) for _ in range(workers)]:
-                done.result()  # re-raises a worker's exception here
+            try:
+                for done in [pool.submit(work) for _ in range(workers)]:
+                    done.result()  # re-raises a worker's exception here
+            except BaseException:  # also Ctrl-C here: the workers stop after their current batch
+                failed.set()
+                raise
     finally:
         if was_training:
             encoder.train()
