@@ -3,44 +3,31 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from xstilts.config import load_config
 from xstilts.context import RunContext
 from xstilts.evaluation.predict import predict
-from xstilts.heads import get_head_kind
 from xstilts.models import first_token
-from xstilts.models.loading import load_encoder
 from xstilts.phases.evaluate import load_eval_sets
-from xstilts.tasks import get_task
 from xstilts.training.speed import auto_eval_workers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture()
-def ctx(tiny_config: Path) -> RunContext:
-    return RunContext.create(load_config(tiny_config))
-
-
-def _setup(ctx: RunContext, task_name: str):
-    task = get_task(task_name, data_dir=ctx.data_dir)
-    kind = get_head_kind(task.head)
-    torch.manual_seed(0)
-    encoder = load_encoder(ctx.model_path)
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
+def _setup(ctx: RunContext, fresh_model, task_name: str):
+    task, kind, encoder, head = fresh_model(task_name)
     feats = [f for s in load_eval_sets(ctx, task, ("en", "de", "sw"), 64, None) for f in s.features]
     return kind, encoder, head, feats
 
 
 @pytest.mark.parametrize(("task_name", "first"), [("xnli", True), ("xnli", False), ("panx", False)])
 @pytest.mark.parametrize("bf16", [False, True])
-def test_workers_predict_what_one_thread_predicts(ctx: RunContext, task_name: str, first: bool, bf16: bool) -> None:
-    kind, encoder, head, feats = _setup(ctx, task_name)
+def test_workers_predict_what_one_thread_predicts(ctx: RunContext, fresh_model, task_name: str, first: bool,
+                                                 bf16: bool) -> None:
+    kind, encoder, head, feats = _setup(ctx, fresh_model, task_name)
     if first:  # the last layer's first-token shortcut, asked for by every worker thread at once
         first_token.install(encoder, train=False)
     pad = ctx.tokenizer.pad_token_id
@@ -59,8 +46,8 @@ def test_workers_predict_what_one_thread_predicts(ctx: RunContext, task_name: st
         np.testing.assert_allclose(a, b, **tol)
 
 
-def test_a_failing_worker_fails_the_prediction_and_restores_threads(ctx: RunContext) -> None:
-    kind, encoder, head, feats = _setup(ctx, "xnli")
+def test_a_failing_worker_fails_the_prediction_and_restores_threads(ctx: RunContext, fresh_model) -> None:
+    kind, encoder, head, feats = _setup(ctx, fresh_model, "xnli")
     calls = {"n": 0}
     lock = threading.Lock()
     forward = head.forward
@@ -92,7 +79,7 @@ def test_auto_workers_follow_the_thread_count() -> None:
 
 
 def test_the_pool_threads_keep_one_thread_each_and_the_caller_its_count() -> None:
-    """Set once when the pool starts: torch.set_num_threads also drops oneDNN's compiled kernels."""
+    """Set once when the pool starts, so evaluations leave the caller's thread count alone."""
     import xstilts.evaluation.predict as module
 
     torch.set_num_threads(2)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 
-from xstilts.config import load_config
 from xstilts.context import RunContext
 from xstilts.evaluation.predict import evaluate, evaluate_many, predict
 from xstilts.heads import get_head_kind
-from xstilts.models.loading import load_encoder
 from xstilts.phases.evaluate import EvalClock, evaluate_sets, load_eval_sets
 from xstilts.tasks import get_task
 from xstilts.training.batching import eval_batches
@@ -22,24 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 LANGS = ("en", "de", "sw")
 
 
-@pytest.fixture()
-def ctx(tiny_config: Path) -> RunContext:
-    cfg = load_config(tiny_config)
-    return RunContext.create(cfg)
-
-
-def _model(ctx: RunContext, task_name: str):
-    task = get_task(task_name, data_dir=ctx.data_dir)
-    kind = get_head_kind(task.head)
-    torch.manual_seed(0)
-    encoder = load_encoder(ctx.model_path)
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
-    return task, kind, encoder, head
-
-
 @pytest.mark.parametrize("task_name", ["panx", "xnli"])
-def test_one_pass_scores_equal_per_language_passes(ctx: RunContext, task_name: str) -> None:
-    task, kind, encoder, head = _model(ctx, task_name)
+def test_one_pass_scores_equal_per_language_passes(ctx: RunContext, fresh_model, task_name: str) -> None:
+    task, kind, encoder, head = fresh_model(task_name)
     sets = load_eval_sets(ctx, task, LANGS, 64, None)
     pad = ctx.tokenizer.pad_token_id
     # batches of 4 over ~12-60 items per language: several part-filled batches per language alone,
@@ -71,11 +51,11 @@ def test_the_pass_mixes_languages_into_fuller_batches(ctx: RunContext) -> None:
 
 
 @pytest.mark.parametrize("one_pass", [True, False])
-def test_evaluate_sets_keeps_every_set_in_order(ctx: RunContext, one_pass: bool) -> None:
+def test_evaluate_sets_keeps_every_set_in_order(ctx: RunContext, fresh_model, one_pass: bool) -> None:
     ctx = RunContext(ctx.cfg.model_copy(update={"runtime": ctx.cfg.runtime.model_copy(
         update={"eval_one_pass": one_pass, "eval_batch_size": 4, "progress": False})}),
         ctx.out_dir, ctx.data_dir, ctx.model_path, ctx.cache_dir)
-    panx, kind_p, encoder, head_p = _model(ctx, "panx")
+    panx, kind_p, encoder, head_p = fresh_model("panx")
     xnli = get_task("xnli", data_dir=ctx.data_dir)
     head_x = get_head_kind(xnli.head).build(xnli, encoder.config.hidden_size, 0.1)
     sets = load_eval_sets(ctx, xnli, ["de", "en"], 64, None) + load_eval_sets(ctx, panx, ["sw", "en"], 64, None)
