@@ -330,7 +330,7 @@ def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     from xstilts.training.speed import prepare_encoder
 
     bf16 = {"bf16": True} if spec.get("bf16") else {}  # --bf16: both sides autocast
-    runtime = RuntimeConfig(progress=False, **{**bf16, **spec.get("runtime", {})})
+    runtime = RuntimeConfig(progress=False, **_fixed_threads({**bf16, **spec.get("runtime", {})}))
     mark("load")
     tok = load_tokenizer("default")
     task = get_task(spec["task"], data_dir=spec["data_dir"])
@@ -399,6 +399,19 @@ def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
             "predicted_label_counts": _counts(preds)}
 
 
+def _fixed_threads(runtime: dict[str, Any]) -> dict[str, Any]:
+    """An xstilts side's runtime with PyTorch's default thread count (the Trainer's) unless it names one.
+
+    Why not auto threads: they measure what other processes use, and time-slicing (``interleave``)
+    stops this process while the other sides run, so the others look busy. On 2026-12-01 that made
+    three xstilts sides of one morning's runs train at 1 thread (benchmarks/RESULTS.md); on a quiet
+    machine auto chooses this count anyway.
+    """
+    import torch
+
+    return {"threads": torch.get_num_threads(), **runtime}
+
+
 def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     import contextlib
 
@@ -413,7 +426,7 @@ def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     from xstilts.training.loop import set_seed
     from xstilts.training.speed import apply_threads, install_first_token
 
-    overrides = dict(spec.get("runtime", {}))
+    overrides = _fixed_threads(spec.get("runtime", {}))
     # benchmark-only: predict under an outer inference_mode, as evaluation did before 2026-12-01
     # (autocast then re-casts every weight to bf16 for every batch)
     grad_mode = torch.inference_mode if overrides.pop("under_inference_mode", False) else contextlib.nullcontext
@@ -605,7 +618,6 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("trim_vocab = false", {"trim_vocab": False}),
     ("freeze_embeddings = true", {"freeze_embeddings": True}),
     ("trim_vocab = false, freeze_embeddings = true", {"trim_vocab": False, "freeze_embeddings": True}),
-    ("threads = 2 (PyTorch's default; the default is auto)", {"threads": 2}),
     ("fused_adamw = false", {"fused_adamw": False}),
     ("bf16 = true", {"bf16": True}),
     ("compile = true", {"compile": True}),
@@ -634,7 +646,7 @@ def ablations(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
             "warmup_steps": 2}
     rows = []
     chosen = [a for a in ABLATIONS if not args.only_ablation or any(s in a[0] for s in args.only_ablation)]
-    fixed = {"threads": args.ablation_threads} if args.ablation_threads else {}  # else auto on both sides
+    fixed = {"threads": args.ablation_threads} if args.ablation_threads else {}  # else PyTorch's count
     fixed |= args.ablation_runtime
     for i, (label, change) in enumerate(chosen):
         res = interleave({"default": {**base, "runtime": fixed}, "variant": {**base, "runtime": {**fixed, **change}}},
@@ -779,7 +791,7 @@ def main() -> None:
     ap.add_argument("--only-ablation", nargs="*", default=None,
                     help="substrings of switch names")
     ap.add_argument("--ablation-threads", type=int, default=None,
-                    help="fix both sides of every ablation row to N threads (default: auto threads)")
+                    help="fix both sides of every ablation row to N threads (default: PyTorch's count)")
     ap.add_argument("--ablation-runtime", type=json.loads, default={}, metavar="JSON",
                     help="RuntimeConfig values for both sides of every ablation, e.g. '{\"bf16\": true}'")
     ap.add_argument("--ablation-task", choices=("panx", "xnli"), default="panx",

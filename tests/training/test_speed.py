@@ -136,15 +136,26 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
     assert speed.choose_threads(RuntimeConfig()) == 3
 
 
-def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list) -> None:
-    """Feed :func:`other_busy_cores` scripted /proc readings (100 jiffies/s, no real sleep)."""
+def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list, stalls: list[float] = ()) -> list[float]:
+    """Feed :func:`other_busy_cores` scripted /proc readings (100 jiffies/s) and a scripted clock.
+
+    A sleep advances the clock by its length, plus the next of ``stalls`` (the process stopped
+    midway) while there are any. Returns the list of sleeps asked for.
+    """
     from xstilts.training import speed
 
-    it = iter(readings)
+    it, extra, clock, slept = iter(readings), list(stalls), {"t": 100.0}, []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock["t"] += s + (extra.pop(0) if extra else 0.0)
+
     monkeypatch.setattr(speed, "_cpu_jiffies", lambda: next(it))
     monkeypatch.setattr(speed.os, "sysconf", lambda name: 100)
-    monkeypatch.setattr(speed.time, "sleep", lambda s: None)
+    monkeypatch.setattr(speed.time, "sleep", sleep)
+    monkeypatch.setattr(speed.time, "monotonic", lambda: clock["t"])
     monkeypatch.setattr(speed, "_last_reading", None)  # a fresh window, not one from an earlier test
+    return slept
 
 
 def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,21 +172,42 @@ def test_a_check_measures_the_interval_since_the_last_one(monkeypatch: pytest.Mo
     """Rechecks cost no sleep: the window runs from the previous reading when it is recent enough."""
     from xstilts.training import speed
 
-    clock = {"t": 100.0}
-    slept: list[float] = []
     # 1st check: a fresh 0.5 s window, one other core; then 10 s of training in which another
     # process used 5 of those seconds (500 jiffies) beside our 1,200
-    _scripted_proc(monkeypatch, [(0, 0, {}), (150, 100, {}), (150 + 1700, 1300, {})])
-    monkeypatch.setattr(speed.time, "sleep", lambda s: (slept.append(s), clock.update(t=clock["t"] + s)))
-    monkeypatch.setattr(speed.time, "monotonic", lambda: clock["t"])
+    slept = _scripted_proc(monkeypatch, [(0, 0, {}), (150, 100, {}), (150 + 1700, 1300, {})])
     assert speed.other_busy_cores(0.5) == pytest.approx(1.0)
     assert slept == [0.5]
-    clock["t"] += 10.0
+    now = speed.time.monotonic()
+    monkeypatch.setattr(speed.time, "monotonic", lambda: now + 10.0)
     assert speed.other_busy_cores(0.5) == pytest.approx(0.5)  # 500 jiffies over 10 s, no sleep
     assert slept == [0.5]
-    clock["t"] += 1000.0  # too old to stand for the present: a fresh window again
+    monkeypatch.setattr(speed.time, "monotonic", lambda: now + 1010.0)  # too old: a fresh window again
+    monkeypatch.setattr(speed.time, "sleep", lambda s: slept.append(s))
     monkeypatch.setattr(speed, "_cpu_jiffies", iter([(0, 0, {}), (0, 0, {})]).__next__)
     assert speed.other_busy_cores(0.5) == 0.0 and slept == [0.5, 0.5]
+
+
+def test_a_window_in_which_this_process_was_stopped_is_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped for 3 s in its 0.5 s window while others ran both cores: not 12 busy cores but a retry.
+
+    The case that made a time-sliced benchmark train XNLI on one thread (2026-12-01)."""
+    from xstilts.training import speed
+
+    readings = [(0, 0, {}), (600, 0, {}),  # 6 core-seconds of others' work while we were stopped
+                (600, 0, {}), (600 + 10, 0, {})]  # the retry: 0.1 core-seconds in 0.5 s
+    slept = _scripted_proc(monkeypatch, readings, stalls=[3.0])
+    assert speed.other_busy_cores(0.5) == pytest.approx(0.2)
+    assert slept == [0.5, 0.5]
+
+
+def test_busy_time_is_divided_by_the_time_that_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window that overran every try is still divided by its real length, not the sleep asked for."""
+    from xstilts.training import speed
+
+    readings = [(0, 0, {}), (350, 0, {}), (350, 0, {}), (700, 0, {}), (700, 0, {}), (1050, 0, {})]
+    slept = _scripted_proc(monkeypatch, readings, stalls=[3.0, 3.0, 3.0])
+    assert speed.other_busy_cores(0.5) == pytest.approx(350 / 100 / 3.5)  # one core, not seven
+    assert slept == [0.5, 0.5, 0.5]
 
 
 def test_yielding_processes_are_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:

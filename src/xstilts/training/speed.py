@@ -156,6 +156,7 @@ def _cpu_jiffies() -> tuple[int, int, dict[int, int]]:
 # (time.monotonic(), _cpu_jiffies()) of the latest reading, the start of the next window
 _last_reading: tuple[float, tuple[int, int, dict[int, int]]] | None = None
 REUSE_WINDOW_S = (0.25, 300.0)  # a window since the latest reading must be this long (s) to be used
+STALLED, FRESH_TRIES = 4.0, 3  # a fresh window that took 4× its length is measured again, up to 3 times
 
 
 def other_busy_cores(window_s: float = 0.25) -> float | None:
@@ -169,6 +170,13 @@ def other_busy_cores(window_s: float = 0.25) -> float | None:
     shares the cores with us, so it shows less than it would take alone: one busy process beside
     our 2 threads on 2 cores shows about 2/3 of a core, which still rounds to one core taken.
 
+    Busy time is divided by the time that passed between the two readings, not by the sleep asked
+    for. A fresh window that took over 4× its length is measured again (up to 3 tries): the
+    process was stopped or starved midway, and the others' time then is not what they take beside
+    it. Found 2026-12-01: a benchmark that time-slices processes with SIGSTOP stopped one in its
+    0.25 s window while the other sides ran on both cores; divided by 0.25 s that read as 9.8 busy
+    cores, and the run trained its whole XNLI phase on one thread.
+
     Processes that yield to this one (:func:`yields_to`: niced or idle-priority in our scheduling
     group) are not counted; a process too short-lived to be seen at both readings is counted as
     competing. None where /proc is missing. Why not the load average: it counts this process too,
@@ -180,17 +188,20 @@ def other_busy_cores(window_s: float = 0.25) -> float | None:
     try:
         now = time.monotonic()
         if _last_reading is not None and REUSE_WINDOW_S[0] <= now - _last_reading[0] <= REUSE_WINDOW_S[1]:
-            started, (busy0, own0, yielding0) = _last_reading
+            (started, (busy0, own0, yielding0)), reading = _last_reading, _cpu_jiffies()
+            ended = time.monotonic()
         else:
-            started, (busy0, own0, yielding0) = None, _cpu_jiffies()
-            time.sleep(window_s)
-        reading = _cpu_jiffies()
+            for _ in range(FRESH_TRIES):
+                started, (busy0, own0, yielding0) = time.monotonic(), _cpu_jiffies()
+                time.sleep(window_s)
+                reading, ended = _cpu_jiffies(), time.monotonic()
+                if ended - started <= STALLED * window_s:
+                    break  # else this process was stopped or starved midway: measure again
     except (OSError, ValueError, IndexError):
         return None
-    ended = time.monotonic()
     _last_reading = (ended, reading)
     busy1, own1, yielding1 = reading
-    seconds = window_s if started is None else ended - started
+    seconds = max(ended - started, 1e-6)
     yielded = sum(max(0, j - yielding0[pid]) for pid, j in yielding1.items() if pid in yielding0)
     busy = (busy1 - busy0) - (own1 - own0) - yielded
     return max(0.0, busy / os.sysconf("SC_CLK_TCK") / seconds)
