@@ -136,11 +136,12 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
     assert speed.choose_threads(RuntimeConfig()) == 3
 
 
-def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list, stalls: list[float] = ()) -> list[float]:
+def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list,
+                   stalls: list[float] = ()) -> tuple[list[float], dict[str, float]]:
     """Feed :func:`other_busy_cores` scripted /proc readings (100 jiffies/s) and a scripted clock.
 
     A sleep advances the clock by its length, plus the next of ``stalls`` (the process stopped
-    midway) while there are any. Returns the list of sleeps asked for.
+    midway) while there are any. Returns the list of sleeps asked for and the clock (``"t"``).
     """
     from xstilts.training import speed
 
@@ -155,7 +156,7 @@ def _scripted_proc(monkeypatch: pytest.MonkeyPatch, readings: list, stalls: list
     monkeypatch.setattr(speed.time, "sleep", sleep)
     monkeypatch.setattr(speed.time, "monotonic", lambda: clock["t"])
     monkeypatch.setattr(speed, "_last_reading", None)  # a fresh window, not one from an earlier test
-    return slept
+    return slept, clock
 
 
 def test_own_cpu_use_is_not_counted_as_other_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,15 +175,13 @@ def test_a_check_measures_the_interval_since_the_last_one(monkeypatch: pytest.Mo
 
     # 1st check: a fresh 0.5 s window, one other core; then 10 s of training in which another
     # process used 5 of those seconds (500 jiffies) beside our 1,200
-    slept = _scripted_proc(monkeypatch, [(0, 0, {}), (150, 100, {}), (150 + 1700, 1300, {})])
+    slept, clock = _scripted_proc(monkeypatch, [(0, 0, {}), (150, 100, {}), (150 + 1700, 1300, {})])
     assert speed.other_busy_cores(0.5) == pytest.approx(1.0)
     assert slept == [0.5]
-    now = speed.time.monotonic()
-    monkeypatch.setattr(speed.time, "monotonic", lambda: now + 10.0)
+    clock["t"] += 10.0
     assert speed.other_busy_cores(0.5) == pytest.approx(0.5)  # 500 jiffies over 10 s, no sleep
     assert slept == [0.5]
-    monkeypatch.setattr(speed.time, "monotonic", lambda: now + 1010.0)  # too old: a fresh window again
-    monkeypatch.setattr(speed.time, "sleep", lambda s: slept.append(s))
+    clock["t"] += 1000.0  # too old to stand for the present: a fresh window again
     monkeypatch.setattr(speed, "_cpu_jiffies", iter([(0, 0, {}), (0, 0, {})]).__next__)
     assert speed.other_busy_cores(0.5) == 0.0 and slept == [0.5, 0.5]
 
@@ -195,7 +194,7 @@ def test_a_window_in_which_this_process_was_stopped_is_measured_again(monkeypatc
 
     readings = [(0, 0, {}), (600, 0, {}),  # 6 core-seconds of others' work while we were stopped
                 (600, 0, {}), (600 + 10, 0, {})]  # the retry: 0.1 core-seconds in 0.5 s
-    slept = _scripted_proc(monkeypatch, readings, stalls=[3.0])
+    slept, _ = _scripted_proc(monkeypatch, readings, stalls=[3.0])
     assert speed.other_busy_cores(0.5) == pytest.approx(0.2)
     assert slept == [0.5, 0.5]
 
@@ -205,7 +204,7 @@ def test_busy_time_is_divided_by_the_time_that_passed(monkeypatch: pytest.Monkey
     from xstilts.training import speed
 
     readings = [(0, 0, {}), (350, 0, {}), (350, 0, {}), (700, 0, {}), (700, 0, {}), (1050, 0, {})]
-    slept = _scripted_proc(monkeypatch, readings, stalls=[3.0, 3.0, 3.0])
+    slept, _ = _scripted_proc(monkeypatch, readings, stalls=[3.0, 3.0, 3.0])
     assert speed.other_busy_cores(0.5) == pytest.approx(350 / 100 / 3.5)  # one core, not seven
     assert slept == [0.5, 0.5, 0.5]
 
