@@ -28,6 +28,14 @@ so they agree when the difference is within ``t(0.975, n - 1) * sqrt(s_a²/n_a +
 not "2 SE": with 2 seeds a side, 2 pooled SE called equal sides different in 18 % of simulated
 null experiments (``--calibrate``); this rule in at most 5 %, whatever the ratio of the spreads.
 
+``--slice S`` runs the two sides *time-sliced* instead of one after the other: both start, and
+only one runs at a time, for S seconds, while the other is stopped (SIGSTOP/SIGCONT to its process
+group), until both have finished. A side's wall time is then the time it was running, so a machine
+whose speed drifts (this 2-core machine's has moved by 40 % within minutes) slows both sides alike.
+Each run's time is its running time between its start and end stamps; its evaluation seconds, which
+the runs measure themselves, are scaled by the same share (an estimate). Give both sides fixed
+``--threads``: auto threads would count the stopped gaps as load.
+
 ``--xs-parallel N`` runs the xstilts side with the Ray executor on a local instance of N CPUs, one
 CPU per run, so N runs of the grid (seeds, settings, targets whose phase 2 is done) train at once,
 each on one thread, instead of one run at a time on all cores; the Trainer side is unchanged. The
@@ -41,10 +49,12 @@ evaluates about as often per epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -120,17 +130,18 @@ def grid_sets(args: argparse.Namespace) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ sides
 
+def _sample_loads(loads: list[float], done: threading.Event) -> None:
+    """Append the 1-minute load average every 5 s until ``done`` is set."""
+    while not done.wait(5.0):
+        loads.append(os.getloadavg()[0])
+
+
 def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     """Run ``cmd`` to its exit; wall time, CPU time and peak RSS (wait4), load average during it."""
     loads: list[float] = []
     done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(5.0):
-            loads.append(os.getloadavg()[0])
-
     before = os.getloadavg()[0]
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
     t0 = time.monotonic()
     with open(log, "w", encoding="utf-8") as fh:
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
@@ -146,17 +157,94 @@ def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[
             "load_max": max(loads, default=before)}
 
 
+def _reap(pid: int) -> tuple[int, Any] | None:
+    """(exit code, rusage) of a finished child, else None (still running or stopped)."""
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    return (os.waitstatus_to_exitcode(status), usage) if done else None
+
+
+def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[str, Path],
+               slice_s: float) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[float, float]]]]:
+    """Run the sides time-sliced (one at a time, ``slice_s`` each turn) to their exits.
+
+    Returns per side what :func:`run_side` does, with ``wall_s`` the time the side was running, and
+    the epoch intervals in which each side ran (for :func:`active_times`).
+    """
+    procs: dict[str, subprocess.Popen] = {}
+    running: dict[str, list[tuple[float, float]]] = {side: [] for side in commands}
+    out: dict[str, dict[str, Any]] = {}
+    before, loads, done = os.getloadavg()[0], [], threading.Event()
+    sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
+    sampler.start()
+    try:
+        for side, cmd in commands.items():
+            t0 = time.time()
+            with open(logs[side], "w", encoding="utf-8") as fh:
+                procs[side] = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                                               start_new_session=True)  # its own group: stop all of it
+            os.killpg(procs[side].pid, signal.SIGSTOP)
+            running[side].append((t0, time.time()))
+        alive, turn = list(commands), 0
+        while alive:
+            side = alive[turn % len(alive)]
+            pid = procs[side].pid
+            t0 = time.time()
+            os.killpg(pid, signal.SIGCONT)
+            reaped = _reap(pid)
+            while reaped is None and time.time() - t0 < slice_s:
+                time.sleep(0.02)
+                reaped = _reap(pid)
+            if reaped is None:
+                os.killpg(pid, signal.SIGSTOP)
+            running[side].append((t0, time.time()))
+            if reaped is None:
+                turn += 1
+                continue
+            code, usage = reaped
+            procs[side].returncode = code  # reaped here, so Popen must not wait for it
+            alive.remove(side)
+            if code != 0:
+                raise SystemExit(f"{side_label(side, {})} failed:\n{logs[side].read_text(encoding='utf-8')[-3000:]}")
+            wall = sum(b - a for a, b in running[side])
+            out[side] = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+                         "peak_rss_mb": usage.ru_maxrss / 1024, "load_before": before,
+                         "load_mean": fmean(loads) if loads else before, "load_max": max(loads, default=before)}
+    finally:
+        done.set()
+        sampler.join()
+        for proc in procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+                    os.killpg(proc.pid, signal.SIGCONT)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return out, running
+
+
+def active_times(records: list[dict[str, Any]], running: list[tuple[float, float]]) -> None:
+    """Replace each run's wall time by the time its side was running between the run's start and end
+    stamps, and scale its evaluation seconds by the same share (they were measured inside the run)."""
+    for r in records:
+        start, end = r.pop("started_at", None), r.pop("finished_at", None)
+        if start is None or end is None or not r.get("wall_s"):
+            continue
+        active = sum(max(0.0, min(b, end) - max(a, start)) for a, b in running)
+        if r.get("eval_s") is not None:
+            r["eval_s"] *= active / r["wall_s"]
+        r["wall_s"] = active
+
+
 def xstilts_runs(out_dir: Path) -> list[dict[str, Any]]:
     """The store's final scores in trainer_grid.py's record shape (primary metric only), with each
     run's wall time and, from the store's ``extra``, its training and evaluation seconds."""
     with sqlite3.connect(out_dir / "results.sqlite") as db:
         primary = json.loads(db.execute("SELECT value FROM meta WHERE key = 'primary_metric'").fetchone()[0])
-        runs = db.execute("SELECT run_id, phase, intermediate, target, seed, train_steps, wall_s, extra FROM runs "
-                          "WHERE status = 'done' ORDER BY run_id").fetchall()
+        runs = db.execute("SELECT run_id, phase, intermediate, target, seed, train_steps, wall_s, started_at, "
+                          "finished_at, extra FROM runs WHERE status = 'done' ORDER BY run_id").fetchall()
         records = []
-        for run_id, phase, setting, target, seed, steps, wall_s, extra in runs:
-            times = {"wall_s": wall_s, **{k: v for k, v in json.loads(extra or "{}").items()
-                                          if k in ("train_s", "eval_s")}}
+        for run_id, phase, setting, target, seed, steps, wall_s, started_at, finished_at, extra in runs:
+            times = {"wall_s": wall_s, "started_at": started_at, "finished_at": finished_at,
+                     **{k: v for k, v in json.loads(extra or "{}").items() if k in ("train_s", "eval_s")}}
             rows = db.execute("SELECT task, language, metric, value, step FROM scores WHERE run_id = ? "
                               "AND kind = 'final' AND split = 'eval'", (run_id,)).fetchall()
             if phase == "intermediate":
@@ -295,7 +383,10 @@ def markdown_times(res: dict[str, Any]) -> list[str]:
 
 def markdown(res: dict[str, Any]) -> str:
     xs, hf = res["xs"], res["hf"]
-    lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}; Trainer head: {res.get('hf_head', 'auto')}",
+    timing = (f"time-sliced, {res['slice_s']:g} s a turn (times are running times)" if res.get("slice_s")
+              else "one side after the other")
+    lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}; Trainer head: {res.get('hf_head', 'auto')}; "
+             f"{timing}",
              f"load average (1 min) before / mean / max during: xstilts {xs['load_before']:.1f} / "
              f"{xs['load_mean']:.1f} / {xs['load_max']:.1f}, HF Trainer {hf['load_before']:.1f} / "
              f"{hf['load_mean']:.1f} / {hf['load_max']:.1f}", "",
@@ -370,6 +461,8 @@ def main() -> None:
     ap.add_argument("--hf-head", choices=("auto", "xstilts"), default="auto",
                     help="the Trainer side's classification head (trainer_grid.py --head)")
     ap.add_argument("--hf-first", action="store_true", help="run the Trainer side first")
+    ap.add_argument("--slice", type=float, default=None, metavar="S",
+                    help="run the sides time-sliced, S seconds a turn, instead of one after the other")
     ap.add_argument("--xs-parallel", type=int, default=None,
                     help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
     ap.add_argument("--json", type=Path, default=None)
@@ -398,6 +491,8 @@ def main() -> None:
                            "grid": " ".join(sets) if sets else "as in the config", "hf_head": args.hf_head}
     records: dict[str, list[dict[str, Any]]] = {}
     xs_only: list[str] = []
+    if args.xs_parallel and args.slice:
+        raise SystemExit("--slice stops one process group a side; Ray's workers are not in it: use one or the other")
     if args.xs_parallel:
         res["xs_parallel"] = args.xs_parallel
         for s in ("executor=\"ray\"", f"ray.num_cpus={args.xs_parallel}", "ray.cpus_per_run=1"):
@@ -410,10 +505,20 @@ def main() -> None:
             "hf": [sys.executable, str(Path(__file__).with_name("trainer_grid.py")), "--config", str(args.config),
                    *set_args, "--head", args.hf_head, "--json", str(work / "hf.json")],
         }
-        for side in (("hf", "xs") if args.hf_first else ("xs", "hf")):
-            res[side] = run_side(side_label(side, res), commands[side], env, work / f"{side}.log")
+        order = ("hf", "xs") if args.hf_first else ("xs", "hf")
+        if args.slice:
+            res["slice_s"] = args.slice
+            sliced, running = run_sliced({side: commands[side] for side in order}, env,
+                                         {side: work / f"{side}.log" for side in order}, args.slice)
+        for side in order:
+            if not args.slice:
+                res[side] = run_side(side_label(side, res), commands[side], env, work / f"{side}.log")
+            else:
+                res[side] = sliced[side]
             records[side] = (xstilts_runs(work / "xs") if side == "xs"
                              else json.loads((work / "hf.json").read_text(encoding="utf-8"))["runs"])
+            if args.slice:
+                active_times(records[side], running[side])
             res[side]["runs"] = len(records[side])
             print(side, json.dumps(res[side]), flush=True)
     if res["xs"]["runs"] != res["hf"]["runs"]:

@@ -189,7 +189,7 @@ def train_and_select(task: Task, model: Any, train_rows: list, eval_sets: list[E
 def intermediate(cfg: ExperimentConfig, name: str, seed: int, data: Data, model_dir: str, save_to: Path,
                  args: argparse.Namespace) -> dict[str, Any]:
     """Phase 2 on one English task: select on its whole English dev set, save the encoder."""
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()  # the epoch stamps let a time-sliced run count active time
     hp = cfg.intermediate.train
     task = data.task(name)
     model = _hf_model(task, model_dir, seed, hp.dropout, args.head)
@@ -200,13 +200,13 @@ def intermediate(cfg: ExperimentConfig, name: str, seed: int, data: Data, model_
     return {"phase": "intermediate", "setting": name, "seed": seed, "metric": task.metric,
             "selected_step": callback.best_step, "steps": callback.steps, "evaluations": callback.evaluations,
             "eval_s": callback.eval_s, "dev_score": score_from_stats(task.metric, rows[callback.best_step]["en"]),
-            "wall_s": time.monotonic() - started}
+            "wall_s": time.monotonic() - started, "started_at": started_at, "finished_at": time.time()}
 
 
 def target(cfg: ExperimentConfig, setting: str, name: str, seed: int, data: Data, start_from: str,
            args: argparse.Namespace) -> dict[str, Any]:
     """Phase 3: English training, every language evaluated at every evaluation step, zero-shot scores."""
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     hp = cfg.target.train_for(name)
     task = data.task(name)
     languages = cfg.target.languages_for(name, task.languages)  # English first
@@ -222,7 +222,7 @@ def target(cfg: ExperimentConfig, setting: str, name: str, seed: int, data: Data
     return {"phase": "target", "setting": setting, "target": name, "seed": seed, "metric": task.metric,
             "selected_step": callback.best_step, "steps": callback.steps, "evaluations": callback.evaluations,
             "train_examples": len(train_rows), "scores": scores, "eval_s": callback.eval_s,
-            "wall_s": time.monotonic() - started}
+            "wall_s": time.monotonic() - started, "started_at": started_at, "finished_at": time.time()}
 
 
 def check_supported(cfg: ExperimentConfig) -> None:
