@@ -317,6 +317,19 @@ def worker_hf_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
             "steps": int(trainer.state.global_step)}
 
 
+def _fixed_threads(runtime: dict[str, Any]) -> dict[str, Any]:
+    """An xstilts side's runtime with PyTorch's default thread count (the Trainer's) unless it names one.
+
+    Why not auto threads: they measure what other processes use, and time-slicing (``interleave``)
+    stops this process while the other sides run, so the others look busy. On 2026-12-01 that made
+    three xstilts sides of one morning's runs train at 1 thread (benchmarks/RESULTS.md); on a quiet
+    machine auto chooses this count anyway.
+    """
+    import torch
+
+    return {"threads": torch.get_num_threads(), **runtime}
+
+
 def worker_xs_train(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     import torch
 
@@ -397,19 +410,6 @@ def worker_hf_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
     return {"eval_tokens": int(sum(sum(r["attention_mask"]) for _, rows in sets for r in rows)),
             "examples": sum(len(rows) for _, rows in sets), "languages": len(sets),
             "predicted_label_counts": _counts(preds)}
-
-
-def _fixed_threads(runtime: dict[str, Any]) -> dict[str, Any]:
-    """An xstilts side's runtime with PyTorch's default thread count (the Trainer's) unless it names one.
-
-    Why not auto threads: they measure what other processes use, and time-slicing (``interleave``)
-    stops this process while the other sides run, so the others look busy. On 2026-12-01 that made
-    three xstilts sides of one morning's runs train at 1 thread (benchmarks/RESULTS.md); on a quiet
-    machine auto chooses this count anyway.
-    """
-    import torch
-
-    return {"threads": torch.get_num_threads(), **runtime}
 
 
 def worker_xs_predict(spec: dict[str, Any], mark: Marks) -> dict[str, Any]:
