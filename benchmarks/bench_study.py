@@ -31,10 +31,11 @@ null experiments (``--calibrate``); this rule in at most 5 %, whatever the ratio
 ``--slice S`` runs the two sides *time-sliced* instead of one after the other: both start, and
 only one runs at a time, for S seconds, while the other is stopped (SIGSTOP/SIGCONT to its process
 group), until both have finished. A side's wall time is then the time it was running, so a machine
-whose speed drifts (this 2-core machine's has moved by 40 % within minutes) slows both sides alike.
-Each run's time is its running time between its start and end stamps; its evaluation seconds, which
-the runs measure themselves, are scaled by the same share (an estimate). Give both sides fixed
-``--threads``: auto threads would count the stopped gaps as load.
+whose speed drifts (on 2026-12-01 one 2-core machine ran the same run 1.8× slower a quarter of an
+hour later) slows both sides alike. Each run's time is its running time between its start and end
+stamps; its training and evaluation seconds, which the runs measure themselves, are scaled by the
+same share (an estimate). When one side has finished, the other runs alone to its end. Give both
+sides fixed ``--threads``: auto threads would count the stopped gaps as load.
 
 ``--xs-parallel N`` runs the xstilts side with the Ray executor on a local instance of N CPUs, one
 CPU per run, so N runs of the grid (seeds, settings, targets whose phase 2 is done) train at once,
@@ -223,14 +224,15 @@ def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[s
 
 def active_times(records: list[dict[str, Any]], running: list[tuple[float, float]]) -> None:
     """Replace each run's wall time by the time its side was running between the run's start and end
-    stamps, and scale its evaluation seconds by the same share (they were measured inside the run)."""
+    stamps, and scale its training and evaluation seconds by the same share (measured inside the run)."""
     for r in records:
         start, end = r.pop("started_at", None), r.pop("finished_at", None)
         if start is None or end is None or not r.get("wall_s"):
             continue
         active = sum(max(0.0, min(b, end) - max(a, start)) for a, b in running)
-        if r.get("eval_s") is not None:
-            r["eval_s"] *= active / r["wall_s"]
+        for key in ("train_s", "eval_s"):
+            if r.get(key) is not None:
+                r[key] *= active / r["wall_s"]
         r["wall_s"] = active
 
 
@@ -511,10 +513,8 @@ def main() -> None:
             sliced, running = run_sliced({side: commands[side] for side in order}, env,
                                          {side: work / f"{side}.log" for side in order}, args.slice)
         for side in order:
-            if not args.slice:
-                res[side] = run_side(side_label(side, res), commands[side], env, work / f"{side}.log")
-            else:
-                res[side] = sliced[side]
+            res[side] = (sliced[side] if args.slice
+                         else run_side(side_label(side, res), commands[side], env, work / f"{side}.log"))
             records[side] = (xstilts_runs(work / "xs") if side == "xs"
                              else json.loads((work / "hf.json").read_text(encoding="utf-8"))["runs"])
             if args.slice:
