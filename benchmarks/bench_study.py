@@ -67,7 +67,7 @@ from pathlib import Path
 from statistics import fmean, variance
 from typing import Any
 
-from bench_train import _int_list  # benchmarks run as scripts: their folder is on sys.path
+from bench_train import _int_list, _overlap  # benchmarks run as scripts: their folder is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 SIDES = {"xs": "xstilts run", "hf": "HF Trainer script"}
@@ -229,7 +229,7 @@ def active_times(records: list[dict[str, Any]], running: list[tuple[float, float
         start, end = r.pop("started_at", None), r.pop("finished_at", None)
         if start is None or end is None or not r.get("wall_s"):
             continue
-        active = sum(max(0.0, min(b, end) - max(a, start)) for a, b in running)
+        active = _overlap(running, start, end)
         for key in ("train_s", "eval_s"):
             if r.get(key) is not None:
                 r[key] *= active / r["wall_s"]
