@@ -34,7 +34,10 @@ group), until both have finished. A side's wall time is then the time it was run
 whose speed drifts (on 2026-12-01 one 2-core machine ran the same run 1.8× slower a quarter of an
 hour later) slows both sides alike. Each run's time is its running time between its start and end
 stamps; its training and evaluation seconds, which the runs measure themselves, are scaled by the
-same share (an estimate). When one side has finished, the other runs alone to its end. Give both
+same share (an estimate). When one side has finished, the other runs alone to its end (reported
+as its ``alone_s``): ``--hf-slice T`` gives the Trainer side turns of T seconds instead, and with
+T/S near the expected ratio of the sides' times both finish at about the same moment, so that none
+of either side runs unsliced; the ratio itself is of running times whatever T is. Give both
 sides fixed ``--threads``: auto threads would count the stopped gaps as load.
 
 ``--xs-parallel N`` runs the xstilts side with the Ray executor on a local instance of N CPUs, one
@@ -165,11 +168,12 @@ def _reap(pid: int) -> tuple[int, Any] | None:
 
 
 def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[str, Path],
-               slice_s: float) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[float, float]]]]:
-    """Run the sides time-sliced (one at a time, ``slice_s`` each turn) to their exits.
+               slices: dict[str, float]) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[float, float]]]]:
+    """Run the sides time-sliced (one at a time, ``slices[side]`` seconds a turn) to their exits.
 
-    Returns per side what :func:`run_side` does, with ``wall_s`` the time the side was running, and
-    the epoch intervals in which each side ran (for :func:`active_times`).
+    Returns per side what :func:`run_side` does, with ``wall_s`` the time the side was running and
+    ``alone_s`` how much of it came after the other side had finished (no longer sliced against it),
+    and the epoch intervals in which each side ran (for :func:`active_times`).
     """
     procs: dict[str, subprocess.Popen] = {}
     running: dict[str, list[tuple[float, float]]] = {side: [] for side in commands}
@@ -185,14 +189,14 @@ def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[s
                                                start_new_session=True)  # its own group: stop all of it
             os.killpg(procs[side].pid, signal.SIGSTOP)
             running[side].append((t0, time.time()))
-        alive, turn = list(commands), 0
+        alive, turn, first_done = list(commands), 0, 0.0
         while alive:
             side = alive[turn % len(alive)]
             pid = procs[side].pid
             t0 = time.time()
             os.killpg(pid, signal.SIGCONT)
             reaped = _reap(pid)
-            while reaped is None and time.time() - t0 < slice_s:
+            while reaped is None and time.time() - t0 < slices[side]:
                 time.sleep(0.02)
                 reaped = _reap(pid)
             if reaped is None:
@@ -204,10 +208,12 @@ def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[s
             code, usage = reaped
             procs[side].returncode = code  # reaped here, so Popen must not wait for it
             alive.remove(side)
+            first_done = first_done or time.time()
             if code != 0:
                 raise SystemExit(f"{side_label(side, {})} failed:\n{logs[side].read_text(encoding='utf-8')[-3000:]}")
             wall = sum(b - a for a, b in running[side])
-            out[side] = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            alone = _overlap(running[side], first_done, math.inf) if alive == [] and len(commands) > 1 else 0.0
+            out[side] = {"wall_s": wall, "alone_s": alone, "cpu_s": usage.ru_utime + usage.ru_stime,
                          "peak_rss_mb": usage.ru_maxrss / 1024, "load_before": before,
                          "load_mean": fmean(loads) if loads else before, "load_max": max(loads, default=before)}
     finally:
@@ -385,8 +391,14 @@ def markdown_times(res: dict[str, Any]) -> list[str]:
 
 def markdown(res: dict[str, Any]) -> str:
     xs, hf = res["xs"], res["hf"]
-    timing = (f"time-sliced, {res['slice_s']:g} s a turn (times are running times)" if res.get("slice_s")
-              else "one side after the other")
+    timing = "one side after the other"
+    if res.get("slice_s"):
+        turns = res.get("hf_slice_s", res["slice_s"])
+        turns = (f"{res['slice_s']:g} s a turn" if turns == res["slice_s"]
+                 else f"turns of {res['slice_s']:g} s (xstilts) and {turns:g} s (HF)")
+        tails = [f"{side_label(side, res)} ran alone for its last {res[side]['alone_s']:.0f} s"
+                 for side in SIDES if res[side].get("alone_s")]
+        timing = f"time-sliced, {turns} (times are running times{'; ' + ', '.join(tails) if tails else ''})"
     lines = [f"{res['date']}; {res['machine']}; grid: {res['grid']}; Trainer head: {res.get('hf_head', 'auto')}; "
              f"{timing}",
              f"load average (1 min) before / mean / max during: xstilts {xs['load_before']:.1f} / "
@@ -465,6 +477,9 @@ def main() -> None:
     ap.add_argument("--hf-first", action="store_true", help="run the Trainer side first")
     ap.add_argument("--slice", type=float, default=None, metavar="S",
                     help="run the sides time-sliced, S seconds a turn, instead of one after the other")
+    ap.add_argument("--hf-slice", type=float, default=None, metavar="T",
+                    help="with --slice: the Trainer side's turn (default S); T/S near the expected time ratio "
+                         "makes both sides finish together")
     ap.add_argument("--xs-parallel", type=int, default=None,
                     help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
     ap.add_argument("--json", type=Path, default=None)
@@ -493,6 +508,8 @@ def main() -> None:
                            "grid": " ".join(sets) if sets else "as in the config", "hf_head": args.hf_head}
     records: dict[str, list[dict[str, Any]]] = {}
     xs_only: list[str] = []
+    if args.hf_slice and not args.slice:
+        raise SystemExit("--hf-slice is the Trainer side's turn under --slice: give --slice too")
     if args.xs_parallel and args.slice:
         raise SystemExit("--slice stops one process group a side; Ray's workers are not in it: use one or the other")
     if args.xs_parallel:
@@ -509,9 +526,10 @@ def main() -> None:
         }
         order = ("hf", "xs") if args.hf_first else ("xs", "hf")
         if args.slice:
-            res["slice_s"] = args.slice
+            res["slice_s"], res["hf_slice_s"] = args.slice, args.hf_slice or args.slice
             sliced, running = run_sliced({side: commands[side] for side in order}, env,
-                                         {side: work / f"{side}.log" for side in order}, args.slice)
+                                         {side: work / f"{side}.log" for side in order},
+                                         {"xs": res["slice_s"], "hf": res["hf_slice_s"]})
         for side in order:
             res[side] = (sliced[side] if args.slice
                          else run_side(side_label(side, res), commands[side], env, work / f"{side}.log"))
