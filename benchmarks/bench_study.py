@@ -53,12 +53,10 @@ evaluates about as often per epoch.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import platform
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -70,7 +68,8 @@ from pathlib import Path
 from statistics import fmean, variance
 from typing import Any
 
-from bench_train import _int_list, _overlap  # benchmarks run as scripts: their folder is on sys.path
+# benchmarks run as scripts: their folder is on sys.path
+from bench_train import WorkerFailed, _int_list, _overlap, take_turns
 
 REPO = Path(__file__).resolve().parents[1]
 SIDES = {"xs": "xstilts run", "hf": "HF Trainer script"}
@@ -161,71 +160,30 @@ def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[
             "load_max": max(loads, default=before)}
 
 
-def _reap(pid: int) -> tuple[int, Any] | None:
-    """(exit code, rusage) of a finished child, else None (still running or stopped)."""
-    done, status, usage = os.wait4(pid, os.WNOHANG)
-    return (os.waitstatus_to_exitcode(status), usage) if done else None
-
-
 def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[str, Path],
                slices: dict[str, float]) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[float, float]]]]:
-    """Run the sides time-sliced (one at a time, ``slices[side]`` seconds a turn) to their exits.
+    """Run the sides time-sliced (:func:`bench_train.take_turns`, ``slices[side]`` seconds a turn).
 
     Returns per side what :func:`run_side` does, with ``wall_s`` the time the side was running and
     ``alone_s`` how much of it came after the other side had finished (no longer sliced against it),
-    and the epoch intervals in which each side ran (for :func:`active_times`).
+    and the epoch intervals in which each side ran (for :func:`active_times`: the runs' own stamps
+    are epoch times).
     """
-    procs: dict[str, subprocess.Popen] = {}
-    running: dict[str, list[tuple[float, float]]] = {side: [] for side in commands}
-    out: dict[str, dict[str, Any]] = {}
     before, loads, done = os.getloadavg()[0], [], threading.Event()
     sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
     sampler.start()
     try:
-        for side, cmd in commands.items():
-            t0 = time.time()
-            with open(logs[side], "w", encoding="utf-8") as fh:
-                procs[side] = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
-                                               start_new_session=True)  # its own group: stop all of it
-            os.killpg(procs[side].pid, signal.SIGSTOP)
-            running[side].append((t0, time.time()))
-        alive, turn, first_done = list(commands), 0, 0.0
-        while alive:
-            side = alive[turn % len(alive)]
-            pid = procs[side].pid
-            t0 = time.time()
-            os.killpg(pid, signal.SIGCONT)
-            reaped = _reap(pid)
-            while reaped is None and time.time() - t0 < slices[side]:
-                time.sleep(0.02)
-                reaped = _reap(pid)
-            if reaped is None:
-                os.killpg(pid, signal.SIGSTOP)
-            running[side].append((t0, time.time()))
-            if reaped is None:
-                turn += 1
-                continue
-            code, usage = reaped
-            procs[side].returncode = code  # reaped here, so Popen must not wait for it
-            alive.remove(side)
-            first_done = first_done or time.time()
-            if code != 0:
-                raise SystemExit(f"{side_label(side, {})} failed:\n{logs[side].read_text(encoding='utf-8')[-3000:]}")
-            wall = sum(b - a for a, b in running[side])
-            alone = _overlap(running[side], first_done, math.inf) if alive == [] and len(commands) > 1 else 0.0
-            out[side] = {"wall_s": wall, "alone_s": alone, "cpu_s": usage.ru_utime + usage.ru_stime,
-                         "peak_rss_mb": usage.ru_maxrss / 1024, "load_before": before,
-                         "load_mean": fmean(loads) if loads else before, "load_max": max(loads, default=before)}
+        turns = take_turns(commands, slices, logs, clock=time.time, env=env, cwd=REPO)
+    except WorkerFailed as e:
+        raise SystemExit(f"{side_label(e.name, {})} failed:\n{logs[e.name].read_text(encoding='utf-8')[-3000:]}") from None
     finally:
         done.set()
         sampler.join()
-        for proc in procs.values():
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):  # the group may be gone already
-                    os.killpg(proc.pid, signal.SIGCONT)
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    return out, running
+    load = {"load_before": before, "load_mean": fmean(loads) if loads else before, "load_max": max(loads, default=before)}
+    out = {side: {"wall_s": sum(b - a for a, b in turns.running[side]), "alone_s": turns.alone_s(side),
+                  "cpu_s": turns.usage[side].ru_utime + turns.usage[side].ru_stime,
+                  "peak_rss_mb": turns.usage[side].ru_maxrss / 1024, **load} for side in commands}
+    return out, turns.running
 
 
 def active_times(records: list[dict[str, Any]], running: list[tuple[float, float]]) -> None:

@@ -51,7 +51,9 @@ from other users falls on both sides alike, at the same moments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -60,6 +62,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -490,49 +494,102 @@ def _overlap(intervals: list[tuple[float, float]], start: float, end: float) -> 
     return sum(max(0.0, min(b, end) - max(a, start)) for a, b in intervals)
 
 
-def interleave(specs: dict[str, dict[str, Any]], slice_s: float, workdir: Path) -> dict[str, dict[str, Any]]:
-    """Run the workers time-sliced (only one runs at a time); return results with active phase times."""
-    workdir.mkdir(parents=True, exist_ok=True)
+class WorkerFailed(Exception):
+    """A time-sliced command exited with a non-zero code (the others have been killed)."""
+
+    def __init__(self, name: str, code: int):
+        super().__init__(f"{name} exited with code {code}")
+        self.name, self.code = name, code
+
+
+@dataclass
+class Turns:
+    """What :func:`take_turns` saw: per command the ``clock`` intervals in which it ran, the
+    ``clock`` time it exited, and its resource usage (CPU time, peak RSS) from ``wait4``."""
+
+    running: dict[str, list[tuple[float, float]]]
+    exited: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def alone_s(self, name: str) -> float:
+        """How long ``name`` ran after another command had exited: its stretch not sliced against all."""
+        others = [t for other, t in self.exited.items() if other != name]
+        return _overlap(self.running[name], min(others), math.inf) if others else 0.0
+
+
+def _reap(pid: int) -> tuple[int, Any] | None:
+    """(exit code, rusage) of a finished child, else None (still running or stopped)."""
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    return (os.waitstatus_to_exitcode(status), usage) if done else None
+
+
+def take_turns(commands: dict[str, list[str]], slices: dict[str, float], logs: dict[str, Path],
+               clock: Callable[[], float] = time.monotonic, **popen: Any) -> Turns:
+    """Run the commands time-sliced until all have exited: each starts and is stopped at once, then
+    one at a time runs for its ``slices[name]`` seconds while the others stay stopped.
+
+    Why: on a shared machine (or one whose speed drifts) load then falls on every command alike, at
+    the same moments. Each command gets its own session and is stopped and continued as a process
+    group (SIGSTOP/SIGCONT), so its children stop with it; it is reaped with ``wait4`` so that its
+    CPU time and peak RSS are its own. ``clock`` is the clock of the intervals, to line them up with
+    the stamps the commands write themselves. A command that fails raises :class:`WorkerFailed` at
+    once; on any exit every command still alive is killed.
+    """
     procs: dict[str, subprocess.Popen] = {}
-    running: dict[str, list[tuple[float, float]]] = {name: [] for name in specs}
-    paths = {name: (workdir / f"{name}.marks", workdir / f"{name}.json", workdir / f"{name}.log")
-             for name in specs}
+    turns = Turns(running={name: [] for name in commands})
     try:
-        for name, spec in specs.items():
-            marks, result, log = paths[name]
-            t0 = time.monotonic()
-            procs[name] = subprocess.Popen(
-                [sys.executable, __file__, "--worker", json.dumps(spec), "--marks", str(marks),
-                 "--result", str(result)], stdout=open(log, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
-            os.kill(procs[name].pid, signal.SIGSTOP)
-            running[name].append((t0, time.monotonic()))
-        alive = list(specs)
-        turn = 0
+        for name, cmd in commands.items():
+            t0 = clock()
+            with open(logs[name], "w", encoding="utf-8") as fh:
+                procs[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                               **popen)
+            os.killpg(procs[name].pid, signal.SIGSTOP)
+            turns.running[name].append((t0, clock()))
+        alive, turn = list(commands), 0
         while alive:
             name = alive[turn % len(alive)]
-            proc = procs[name]
-            t0 = time.monotonic()
-            os.kill(proc.pid, signal.SIGCONT)
-            try:
-                proc.wait(timeout=slice_s)
-                done = True
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGSTOP)
-                done = False
-            running[name].append((t0, time.monotonic()))
-            if done:
-                alive.remove(name)
-                if proc.returncode != 0:
-                    log = paths[name][2]
-                    raise RuntimeError(f"worker {name} failed (exit {proc.returncode}); see {log}:\n"
-                                       + log.read_text(encoding="utf-8")[-3000:])
-            else:
+            pid = procs[name].pid
+            t0 = clock()
+            os.killpg(pid, signal.SIGCONT)
+            reaped = _reap(pid)
+            while reaped is None and clock() - t0 < slices[name]:
+                time.sleep(0.02)
+                reaped = _reap(pid)
+            if reaped is None:
+                os.killpg(pid, signal.SIGSTOP)
+            turns.running[name].append((t0, clock()))
+            if reaped is None:
                 turn += 1
+                continue
+            code, turns.usage[name] = reaped
+            procs[name].returncode = code  # reaped here, so Popen must not wait for it
+            turns.exited[name] = clock()
+            alive.remove(name)
+            if code != 0:
+                raise WorkerFailed(name, code)
     finally:
         for proc in procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+                    os.killpg(proc.pid, signal.SIGCONT)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return turns
+
+
+def interleave(specs: dict[str, dict[str, Any]], slice_s: float, workdir: Path) -> dict[str, dict[str, Any]]:
+    """Run the workers time-sliced (:func:`take_turns`); return results with active phase times."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = {name: (workdir / f"{name}.marks", workdir / f"{name}.json", workdir / f"{name}.log")
+             for name in specs}
+    commands = {name: [sys.executable, __file__, "--worker", json.dumps(spec), "--marks", str(paths[name][0]),
+                       "--result", str(paths[name][1])] for name, spec in specs.items()}
+    try:
+        turns = take_turns(commands, dict.fromkeys(specs, slice_s), {name: p[2] for name, p in paths.items()})
+    except WorkerFailed as e:
+        log = paths[e.name][2]
+        raise RuntimeError(f"worker {e.name} failed (exit {e.code}); see {log}:\n"
+                           + log.read_text(encoding="utf-8")[-3000:]) from None
     out = {}
     for name in specs:
         marks_path, result_path, _ = paths[name]
@@ -540,9 +597,9 @@ def interleave(specs: dict[str, dict[str, Any]], slice_s: float, workdir: Path) 
         result = json.loads(result_path.read_text(encoding="utf-8"))
         phases = {}
         for (label, start), (_, end) in zip(marks, marks[1:], strict=False):
-            phases[label] = _overlap(running[name], start, end)
+            phases[label] = _overlap(turns.running[name], start, end)
         result["phase_s"] = phases
-        result["worker_s"] = _overlap(running[name], marks[0][1], marks[-1][1])
+        result["worker_s"] = _overlap(turns.running[name], marks[0][1], marks[-1][1])
         out[name] = result
     return out
 
