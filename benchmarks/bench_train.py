@@ -523,6 +523,10 @@ def _reap(pid: int) -> tuple[int, Any] | None:
     return (os.waitstatus_to_exitcode(status), usage) if done else None
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through take_turns' cleanup, unlike the default action
+
+
 def take_turns(commands: dict[str, list[str]], slices: dict[str, float], logs: dict[str, Path],
                clock: Callable[[], float] = time.monotonic, **popen: Any) -> Turns:
     """Run the commands time-sliced until all have exited: each starts and is stopped at once, then
@@ -533,10 +537,12 @@ def take_turns(commands: dict[str, list[str]], slices: dict[str, float], logs: d
     group (SIGSTOP/SIGCONT), so its children stop with it; it is reaped with ``wait4`` so that its
     CPU time and peak RSS are its own. ``clock`` is the clock of the intervals, to line them up with
     the stamps the commands write themselves. A command that fails raises :class:`WorkerFailed` at
-    once; on any exit every command still alive is killed.
+    once; on any exit every command still alive is killed, on SIGTERM too (the commands run in
+    sessions of their own, so nothing else would stop them).
     """
     procs: dict[str, subprocess.Popen] = {}
     turns = Turns(running={name: [] for name in commands})
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         for name, cmd in commands.items():
             t0 = clock()
@@ -574,6 +580,7 @@ def take_turns(commands: dict[str, list[str]], slices: dict[str, float], logs: d
                     os.killpg(proc.pid, signal.SIGCONT)
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        signal.signal(signal.SIGTERM, previous)
     return turns
 
 
