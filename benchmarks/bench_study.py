@@ -53,6 +53,7 @@ evaluates about as often per epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -63,6 +64,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import fmean, variance
@@ -139,25 +141,34 @@ def _sample_loads(loads: list[float], done: threading.Event) -> None:
         loads.append(os.getloadavg()[0])
 
 
+@contextlib.contextmanager
+def sampled_load() -> Iterator[dict[str, float]]:
+    """The 1-minute load average before the block (``load_before``) and, sampled every 5 s during it,
+    its mean and maximum (``load_mean``, ``load_max``: filled in when the block ends)."""
+    stats, loads, done = {"load_before": os.getloadavg()[0]}, [], threading.Event()
+    sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
+    sampler.start()
+    try:
+        yield stats
+    finally:
+        done.set()
+        sampler.join()
+        before = stats["load_before"]
+        stats.update(load_mean=fmean(loads) if loads else before, load_max=max(loads, default=before))
+
+
 def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     """Run ``cmd`` to its exit; wall time, CPU time and peak RSS (wait4), load average during it."""
-    loads: list[float] = []
-    done = threading.Event()
-    before = os.getloadavg()[0]
-    sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
-    t0 = time.monotonic()
-    with open(log, "w", encoding="utf-8") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - t0
-    done.set()
-    sampler.join()
+    with sampled_load() as load:
+        t0 = time.monotonic()
+        with open(log, "w", encoding="utf-8") as fh:
+            proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+            _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed:\n{log.read_text(encoding='utf-8')[-3000:]}")
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "load_before": before, "load_mean": fmean(loads) if loads else before,
-            "load_max": max(loads, default=before)}
+            **load}
 
 
 def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[str, Path],
@@ -167,19 +178,13 @@ def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[s
     Returns per side what :func:`run_side` does, with ``wall_s`` the time the side was running and
     ``alone_s`` how much of it came after the other side had finished (no longer sliced against it),
     and the epoch intervals in which each side ran (for :func:`active_times`: the runs' own stamps
-    are epoch times).
+    are epoch times). The load figures are the whole sliced run's, the same for both sides.
     """
-    before, loads, done = os.getloadavg()[0], [], threading.Event()
-    sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
-    sampler.start()
     try:
-        turns = take_turns(commands, slices, logs, clock=time.time, env=env, cwd=REPO)
+        with sampled_load() as load:
+            turns = take_turns(commands, slices, logs, clock=time.time, env=env, cwd=REPO)
     except WorkerFailed as e:
         raise SystemExit(f"{side_label(e.name, {})} failed:\n{logs[e.name].read_text(encoding='utf-8')[-3000:]}") from None
-    finally:
-        done.set()
-        sampler.join()
-    load = {"load_before": before, "load_mean": fmean(loads) if loads else before, "load_max": max(loads, default=before)}
     out = {side: {"wall_s": sum(b - a for a, b in turns.running[side]), "alone_s": turns.alone_s(side),
                   "cpu_s": turns.usage[side].ru_utime + turns.usage[side].ru_stime,
                   "peak_rss_mb": turns.usage[side].ru_maxrss / 1024, **load} for side in commands}
@@ -351,9 +356,9 @@ def markdown(res: dict[str, Any]) -> str:
     xs, hf = res["xs"], res["hf"]
     timing = "one side after the other"
     if res.get("slice_s"):
-        turns = res.get("hf_slice_s", res["slice_s"])
-        turns = (f"{res['slice_s']:g} s a turn" if turns == res["slice_s"]
-                 else f"turns of {res['slice_s']:g} s (xstilts) and {turns:g} s (HF)")
+        hf_turn = res.get("hf_slice_s", res["slice_s"])
+        turns = (f"{res['slice_s']:g} s a turn" if hf_turn == res["slice_s"]
+                 else f"turns of {res['slice_s']:g} s (xstilts) and {hf_turn:g} s (HF)")
         tails = [f"{side_label(side, res)} ran alone for its last {res[side]['alone_s']:.0f} s"
                  for side in SIDES if res[side].get("alone_s")]
         timing = f"time-sliced, {turns} (times are running times{'; ' + ', '.join(tails) if tails else ''})"
