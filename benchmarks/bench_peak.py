@@ -14,6 +14,10 @@ Usage: ``python benchmarks/bench_peak.py [--threads N] [--rounds 6] [--steps 6] 
    ``6 × (parameters in matmuls) × tokens`` plus attention ``12 × L × hidden × layers`` per token
    (QKᵀ and AV, forward and backward), embedding lookups and element-wise work excluded.
    Achieved FLOP/s = those FLOPs / the loop's measured step time.
+3. **The step's products alone** (:func:`gemm_floor`): every matrix product of the encoder's
+   forward and backward pass at the batch shapes the loop ran, timed with nothing between them.
+   Their rate against the peak says what the shapes allow; their time against the step's says how
+   much of the step is anything else.
 
 Other engineers share the 2 CPUs, so peak trials and training chunks are interleaved (one peak
 trial of each kind, then one chunk of ``--steps`` steps, ``--rounds`` times) and both the median
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -75,6 +80,42 @@ def matmul_params(encoder: nn.Module, head: nn.Module) -> int:
 def step_flops(shapes: list[tuple[int, int]], p_mm: int, hidden: int, n_layers: int) -> float:
     """Training FLOPs of batches of (batch, padded length): 6·P·tokens + 12·L·H·layers·tokens."""
     return float(sum(b * length * (6 * p_mm + 12 * length * hidden * n_layers) for b, length in shapes))
+
+
+def gemm_floor(shapes: list[tuple[int, int]], hidden: int, intermediate: int, heads: int, n_layers: int,
+               dtype: torch.dtype, reps: int = 3) -> tuple[float, float]:
+    """(FLOPs, seconds) of the encoder's matrix products alone for batches of (batch, padded length).
+
+    Why: the fraction of the peak multiplies two things -- how fast the step's own products run at
+    its shapes (small batches of short sentences are far from the best shape), and how much of the
+    step is products at all. Timing exactly the products a step makes (per layer: each linear's
+    forward, input-gradient and weight-gradient products; QKᵀ and AV with their two gradient products
+    each), with nothing else between them, separates the two. Best of ``reps`` per shape, one layer
+    timed and multiplied by ``n_layers`` (every layer has the same shapes).
+    """
+    linears = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]  # (in, out)
+    head_dim = hidden // heads
+    flops = seconds = 0.0
+    for b, length in shapes:
+        m = b * length
+        products = []
+        for k, n in linears:
+            x, w, dy = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), torch.randn(m, n, dtype=dtype)
+            products += [(x, w), (dy, w.t()), (x.t(), dy)]  # forward, input gradient, weight gradient
+        q, k_, v = (torch.randn(b * heads, length, head_dim, dtype=dtype) for _ in range(3))
+        p = torch.randn(b * heads, length, length, dtype=dtype)
+        kt = k_.transpose(1, 2)
+        products += [(q, kt), (p, k_), (p.transpose(1, 2), q),  # QKᵀ; its gradients for Q and K
+                     (p, v), (q, v.transpose(1, 2)), (p.transpose(1, 2), q)]  # AV; gradients for P and V
+        best = math.inf
+        for _ in range(reps):
+            started = time.perf_counter()
+            for a, c in products:
+                torch.matmul(a, c)
+            best = min(best, time.perf_counter() - started)
+        seconds += best * n_layers
+        flops += n_layers * (6 * m * sum(k * n for k, n in linears) + 12 * b * length * length * hidden)
+    return flops, seconds
 
 
 class RecordingHead(nn.Module):
@@ -133,6 +174,8 @@ def main() -> None:
 
     peaks: dict[str, list[float]] = {}
     steps: dict[str, list[tuple[float, float, int, float]]] = {p: [] for p in precisions}
+    floors: dict[str, list[tuple[float, float, float]]] = {p: [] for p in precisions}  # (FLOPs, s, step s)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     shapes_seen = real_seen = 0  # (flops, seconds, real tokens, flops on real tokens) per round
     for r in range(args.rounds):
         for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
@@ -148,6 +191,9 @@ def main() -> None:
             steps[p].append((step_flops(shapes, p_mm, cfg.hidden_size, cfg.num_hidden_layers),
                              out.train_seconds, out.train_tokens,
                              step_flops(real, p_mm, cfg.hidden_size, cfg.num_hidden_layers)))
+            flops, seconds = gemm_floor(shapes, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
+                                        cfg.num_hidden_layers, dtypes[p])
+            floors[p].append((flops, seconds, out.train_seconds))
         rates = ", ".join(f"step {p} {s[-1][0] / s[-1][1] / 1e9:.1f} GFLOP/s" for p, s in steps.items())
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
               + " | " + rates, flush=True)
@@ -174,6 +220,10 @@ def main() -> None:
             "useful_gflops_real_tokens_only": summary(useful),
             "useful_fraction_of_best_peak": summary([u / peak for u in useful]),
             "real_tokens_per_s": summary([t / s for _, s, t, _ in rows]),
+            # the same rounds' batch shapes, their encoder products alone (gemm_floor)
+            "products_alone_gflops": summary([f / s / 1e9 for f, s, _ in floors[p]]),
+            "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s, _ in floors[p]]),
+            "products_alone_share_of_step_time": summary([s / step_s for _, s, step_s in floors[p]]),
         }
     real_positions = sum(length for _, length in head.real)
     result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
@@ -194,6 +244,14 @@ def main() -> None:
               f"{100 * v['useful_fraction_of_best_peak']['best']:.0f} % |")
         print(f"| training step ({p}) real tokens/s | {v['real_tokens_per_s']['median']:.0f} | "
               f"{v['real_tokens_per_s']['best']:.0f} |")
+        print(f"| the step's encoder products alone ({p}), GFLOP/s | {v['products_alone_gflops']['median']:.1f} | "
+              f"{v['products_alone_gflops']['best']:.1f} |")
+        print(f"| ... as a fraction of the best {p} peak | "
+              f"{100 * v['products_alone_fraction_of_best_peak']['median']:.0f} % | "
+              f"{100 * v['products_alone_fraction_of_best_peak']['best']:.0f} % |")
+        print(f"| ... their time as a share of the step's | "
+              f"{100 * v['products_alone_share_of_step_time']['median']:.0f} % | "
+              f"{100 * v['products_alone_share_of_step_time']['best']:.0f} % |")
     print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of the positions computed")
     print(f"\nload average at the end: {os.getloadavg()}")
 
