@@ -1,6 +1,6 @@
 """Matmul peak of this machine, and the fraction of it the xstilts training step achieves.
 
-Usage: ``python benchmarks/bench_peak.py [--threads N] [--rounds 6] [--steps 6] [--bf16-step]``
+Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rounds 6] [--steps 6] [--bf16-step]``
 
 1. **Peak**: GFLOP/s of ``torch.matmul`` in fp32 and bf16 (bf16 where the CPU runs it natively),
    2·m·n·k FLOPs per product, over several shapes: large squares (2048³, 3072³) and the default
@@ -9,7 +9,8 @@ Usage: ``python benchmarks/bench_peak.py [--threads N] [--rounds 6] [--steps 6] 
    one the training step's own matmuls can exceed (they did: 164 vs 145.7 GFLOP/s, issue 14), and
    a fraction of it overstates the step.
 2. **Training step**: the xstilts loop (:func:`xstilts.training.loop.train`, default runtime:
-   length buckets, trimmed vocabulary) on real PAN-X English sentences with the default model.
+   length buckets, trimmed vocabulary) on real English training examples of ``--task`` (PAN-X by
+   default; XNLI's sentence pairs are three times as long) with the default model.
    FLOPs are counted analytically from the padded batch shapes the loop actually ran:
    ``6 × (parameters in matmuls) × tokens`` plus attention ``12 × L × hidden × layers`` per token
    (QKᵀ and AV, forward and backward), embedding lookups and element-wise work excluded.
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="training steps per round")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bf16-step", action="store_true", help="also time the step under bf16 autocast")
+    ap.add_argument("--task", default="panx", help="whose English training examples the step trains on")
     ap.add_argument("--json", type=Path, default=None, help="write the numbers here too")
     args = ap.parse_args()
     if args.threads:
@@ -156,7 +158,7 @@ def main() -> None:
     from xstilts.training.speed import prepare_encoder
 
     tok = load_tokenizer("default")
-    task = get_task("panx", data_dir=args.data_dir)
+    task = get_task(args.task, data_dir=args.data_dir)
     kind = get_head_kind(task.head)
     # a pool as large as the loop's bucketing pool (50 batches), so batches are as well bucketed as in a run
     n_examples = max(50 * args.batch_size, args.rounds * args.steps * args.batch_size)
@@ -206,6 +208,7 @@ def main() -> None:
                    f"{torch.get_num_threads()} threads, "
                    f"cpu capability {torch.backends.cpu.get_cpu_capability()}",
         "load_average": os.getloadavg(),
+        "task": task.name,
         "matmul_params": p_mm,
         "peak_gflops": {k: summary(v) for k, v in peaks.items()},
         "step": {},
