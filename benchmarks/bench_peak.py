@@ -58,6 +58,8 @@ def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1
             return 2 * m * n * k * reps / elapsed / 1e9
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
 SHAPES = {  # (m, n, k): m×k times k×n
     "2048^3": (2048, 2048, 2048),
     "3072^3": (3072, 3072, 3072),
@@ -83,8 +85,14 @@ def step_flops(shapes: list[tuple[int, int]], p_mm: int, hidden: int, n_layers: 
     return float(sum(b * length * (6 * p_mm + 12 * length * hidden * n_layers) for b, length in shapes))
 
 
-def gemm_floor(shapes: list[tuple[int, int]], hidden: int, intermediate: int, heads: int, n_layers: int,
-               dtype: torch.dtype, reps: int = 3) -> tuple[float, float]:
+def layer_linears(encoder: nn.Module) -> list[tuple[int, int]]:
+    """(in, out) features of every Linear in the encoder's first layer (all layers have the same)."""
+    layers = encoder.encoder.layer if hasattr(encoder, "encoder") else encoder.layer
+    return [(m.in_features, m.out_features) for m in layers[0].modules() if isinstance(m, nn.Linear)]
+
+
+def gemm_floor(shapes: list[tuple[int, int]], linears: list[tuple[int, int]], hidden: int, heads: int,
+               n_layers: int, dtype: torch.dtype, reps: int = 3) -> tuple[float, float]:
     """(FLOPs, seconds) of the encoder's matrix products alone for batches of (batch, padded length).
 
     Why: the fraction of the peak multiplies two things -- how fast the step's own products run at
@@ -94,7 +102,6 @@ def gemm_floor(shapes: list[tuple[int, int]], hidden: int, intermediate: int, he
     each), with nothing else between them, separates the two. Best of ``reps`` per shape, one layer
     timed and multiplied by ``n_layers`` (every layer has the same shapes).
     """
-    linears = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]  # (in, out)
     head_dim = hidden // heads
     flops = seconds = 0.0
     for b, length in shapes:
@@ -176,11 +183,11 @@ def main() -> None:
 
     peaks: dict[str, list[float]] = {}
     steps: dict[str, list[tuple[float, float, int, float]]] = {p: [] for p in precisions}
-    floors: dict[str, list[tuple[float, float, float]]] = {p: [] for p in precisions}  # (FLOPs, s, step s)
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    floors: dict[str, list[tuple[float, float]]] = {p: [] for p in precisions}  # (FLOPs, s) per round
+    linears = layer_linears(encoder)
     shapes_seen = real_seen = 0  # (flops, seconds, real tokens, flops on real tokens) per round
     for r in range(args.rounds):
-        for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        for dtype_name, dtype in DTYPES.items():
             if dtype_name == "bf16" and not args.bf16_step:
                 continue
             for shape_name, shape in SHAPES.items():
@@ -193,9 +200,8 @@ def main() -> None:
             steps[p].append((step_flops(shapes, p_mm, cfg.hidden_size, cfg.num_hidden_layers),
                              out.train_seconds, out.train_tokens,
                              step_flops(real, p_mm, cfg.hidden_size, cfg.num_hidden_layers)))
-            flops, seconds = gemm_floor(shapes, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
-                                        cfg.num_hidden_layers, dtypes[p])
-            floors[p].append((flops, seconds, out.train_seconds))
+            floors[p].append(gemm_floor(shapes, linears, cfg.hidden_size, cfg.num_attention_heads,
+                                        cfg.num_hidden_layers, DTYPES[p]))
         rates = ", ".join(f"step {p} {s[-1][0] / s[-1][1] / 1e9:.1f} GFLOP/s" for p, s in steps.items())
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
               + " | " + rates, flush=True)
@@ -224,9 +230,10 @@ def main() -> None:
             "useful_fraction_of_best_peak": summary([u / peak for u in useful]),
             "real_tokens_per_s": summary([t / s for _, s, t, _ in rows]),
             # the same rounds' batch shapes, their encoder products alone (gemm_floor)
-            "products_alone_gflops": summary([f / s / 1e9 for f, s, _ in floors[p]]),
-            "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s, _ in floors[p]]),
-            "products_alone_share_of_step_time": summary([s / step_s for _, s, step_s in floors[p]]),
+            "products_alone_gflops": summary([f / s / 1e9 for f, s in floors[p]]),
+            "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s in floors[p]]),
+            "products_alone_share_of_step_time": summary([s / row[1] for (_, s), row in zip(floors[p], rows,
+                                                                                            strict=True)]),
         }
     real_positions = sum(length for _, length in head.real)
     result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
