@@ -331,6 +331,26 @@ def test_own_jiffies_are_this_process_cpu_time() -> None:
     assert (own1 - own0) / hz == pytest.approx(time.process_time() - cpu0, abs=0.05)
 
 
+def test_stolen_time_is_not_counted_as_busy() -> None:
+    """A VM's host taking time (steal) is not another process: it must not cost the run a thread."""
+    from xstilts.training.speed import busy_jiffies
+
+    #             user nice system idle iowait irq softirq steal guest guest_nice
+    quiet = "cpu  1000 50 30 900 7 0 3 0 0 0"
+    stolen = "cpu  1000 50 30 900 7 0 3 5000 0 0"
+    assert busy_jiffies(quiet) == 1000 + 50 + 30 + 0 + 3
+    assert busy_jiffies(stolen) == busy_jiffies(quiet)
+    assert busy_jiffies("cpu  1000 50 30 900 7 2 3") == 1085  # older kernels stop after steal or earlier
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
+def test_busy_jiffies_reads_this_machines_stat_line() -> None:
+    from xstilts.training.speed import _cpu_jiffies, busy_jiffies
+
+    line = Path("/proc/stat").read_text().splitlines()[0]
+    assert 0 < busy_jiffies(line) <= _cpu_jiffies()[0]
+
+
 def test_fused_adamw_is_used_where_it_exists_and_trains_like_the_plain_one(setup) -> None:
     from xstilts.training.speed import adamw_options
 

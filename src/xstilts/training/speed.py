@@ -137,20 +137,34 @@ def _yielding_processes(mine: Sched, groups: bool) -> dict[int, int]:
     return out
 
 
+def busy_jiffies(stat_line: str) -> int:
+    """The jiffies this machine's own processes and interrupts kept its CPUs busy, from /proc/stat's
+    first line: user nice system irq softirq. Not idle or iowait, and not steal.
+
+    Why not steal: it is time a virtual machine's host gave to other guests, and no thread count
+    chosen in here wins it back; halving the threads then only leaves a virtual CPU idle. On the
+    2-core benchmark VM (2026-12-01) the host took up to 0.4 of a core in 10-s bursts (12,922
+    jiffies in 45 min), and while steal still counted, a quickstart run alone in the VM read 0.57
+    busy cores, trained 39 steps on one thread while the load average fell to 1.0, and that run
+    took twice the time of the same run beside a niced busy loop (benchmarks/RESULTS.md).
+    """
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat_line.split()[1:8])
+    return user + nice + system + irq + softirq
+
+
 def _cpu_jiffies() -> tuple[int, int, dict[int, int]]:
     """(busy jiffies of the whole machine, this process's utime + stime, yielding processes' jiffies).
 
-    /proc/stat's busy columns are user nice system irq softirq steal (idle and iowait are not busy).
-    The third value sums, over other processes that would yield their core to this one, their CPU
-    time so far; only the processes alive at both readings of a window are compared.
+    The machine's busy jiffies are :func:`busy_jiffies`'. The third value sums, over other processes
+    that would yield their core to this one, their CPU time so far; only the processes alive at both
+    readings of a window are compared.
     """
     with open("/proc/stat", encoding="ascii") as fh:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
+        busy = busy_jiffies(fh.readline())
     own = _stat_fields("self")
     groups = _autogroup_enabled()
     mine = _sched_of("self", own, groups)
-    return (user + nice + system + irq + softirq + steal, int(own[11]) + int(own[12]),
-            _yielding_processes(mine, groups))
+    return busy, int(own[11]) + int(own[12]), _yielding_processes(mine, groups)
 
 
 # (time.monotonic(), _cpu_jiffies()) of the latest reading, the start of the next window
