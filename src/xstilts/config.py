@@ -96,8 +96,9 @@ class RuntimeConfig(Strict):
     results made both ways.
     """
 
-    # intra-op threads; None = auto: 1 while the machine is oversubscribed (load ≥ cores), else all cores,
-    # re-checked during a run. A change of count changes float rounding, which training can grow into
+    # intra-op threads; None = auto: the cores competing processes leave free (niced ones and a VM host's
+    # stolen time do not count), at most PyTorch's default, re-checked between evaluation intervals
+    # (training/speed.py). A change of count changes float rounding, which training can grow into
     # a seed-sized difference: fix N for bit-exact repeats (docs/reliability.md, "Determinism")
     threads: int | None = Field(None, ge=1, le=1024)
     eval_batch_size: int | None = Field(None, ge=1)  # None = auto: 32 on CPU, 128 on accelerators
