@@ -144,9 +144,10 @@ def busy_jiffies(stat_line: str) -> int:
     Why not steal: it is time a virtual machine's host gave to other guests, and no thread count
     chosen in here wins it back; halving the threads then only leaves a virtual CPU idle. On the
     2-core benchmark VM (2026-12-01) the host took up to 0.4 of a core in 10-s bursts (12,922
-    jiffies in 45 min), and while steal still counted, a quickstart run alone in the VM read 0.57
-    busy cores, trained 39 steps on one thread while the load average fell to 1.0, and that run
-    took twice the time of the same run beside a niced busy loop (benchmarks/RESULTS.md).
+    jiffies in 45 min); while steal still counted, a quickstart run alone in the VM read 0.57 busy
+    cores with no other runnable process there (steal by elimination: it was not logged at that
+    minute), trained 39 steps on one thread while the load average fell to 1.0, and took twice the
+    time of the same run beside a niced busy loop (benchmarks/RESULTS.md).
     """
     user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat_line.split()[1:8])
     return user + nice + system + irq + softirq
@@ -192,11 +193,11 @@ def other_busy_cores(window_s: float = 0.25) -> float | None:
     cores, and the run trained its whole XNLI phase on one thread.
 
     Processes that yield to this one (:func:`yields_to`: niced or idle-priority in our scheduling
-    group) are not counted; a process too short-lived to be seen at both readings is counted as
-    competing. None where /proc is missing. Why not the load average: it counts this process too,
-    so after one training run at two threads on two cores the next run saw a load of 2, took the
-    machine for oversubscribed and trained at half speed (the quickstart, 2026-11-25). The load
-    average also lags by a minute.
+    group) are not counted, nor is a VM host's stolen time (:func:`busy_jiffies`); a process too
+    short-lived to be seen at both readings is counted as competing. None where /proc is missing.
+    Why not the load average: it counts this process too, so after one training run at two threads
+    on two cores the next run saw a load of 2, took the machine for oversubscribed and trained at
+    half speed (the quickstart, 2026-11-25). The load average also lags by a minute.
     """
     global _last_reading
     try:
