@@ -57,9 +57,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_condition(name: str, args: argparse.Namespace, workdir: Path, label: str | None = None) -> dict[str, object]:
+def run_condition(name: str, args: argparse.Namespace, workdir: Path, label: str) -> dict[str, object]:
     """One ``xstilts run`` under condition ``name`` (into ``workdir/label``); what it chose and how fast it went."""
-    out_dir = workdir / (label or name)
+    out_dir = workdir / label
     cmd = [sys.executable, "-m", "xstilts.cli", "run", str(args.config), "--output-dir", str(out_dir),
            "--set", f"seeds=[{args.seed}]", "--set", "runtime.progress=false",
            "--set", f"runtime.cache_dir={json.dumps(str(args.cache_dir))}"]

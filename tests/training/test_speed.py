@@ -340,7 +340,7 @@ def test_stolen_time_is_not_counted_as_busy() -> None:
     stolen = "cpu  1000 50 30 900 7 0 3 5000 0 0"
     assert busy_jiffies(quiet) == 1000 + 50 + 30 + 0 + 3
     assert busy_jiffies(stolen) == busy_jiffies(quiet)
-    assert busy_jiffies("cpu  1000 50 30 900 7 2 3") == 1085  # older kernels stop after steal or earlier
+    assert busy_jiffies("cpu  1000 50 30 900 7 2 3") == 1085  # older kernels' lines end before steal
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
