@@ -87,7 +87,7 @@ def run_condition(name: str, args: argparse.Namespace, workdir: Path, label: str
         raise SystemExit(f"{name}: xstilts run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     with sqlite3.connect(out_dir / "results.sqlite") as db:
         extras = [json.loads(e) for (e,) in db.execute("SELECT extra FROM runs WHERE status = 'done'")]
-    choices = Counter(threads for e in extras for _, threads, _ in e["speed"]["thread_log"])
+    choices = Counter(entry[1] for e in extras for entry in e["speed"]["thread_log"])
     rates = [e["train_tokens_per_s"] for e in extras if e.get("train_tokens_per_s")]
     return {"condition": name, "round": label, "wall_s": round(wall, 1), "loop_cpu_share": loop_share, "runs": len(extras),
             "thread_choices": dict(sorted(choices.items())),

@@ -97,9 +97,10 @@ class RuntimeConfig(Strict):
     """
 
     # intra-op threads; None = auto: the cores competing processes leave free (niced ones and a VM host's
-    # stolen time do not count), at most PyTorch's default, re-checked between evaluation intervals
-    # (training/speed.py). A change of count changes float rounding, which training can grow into
-    # a seed-sized difference: fix N for bit-exact repeats (docs/reliability.md, "Determinism")
+    # stolen time do not count), at most PyTorch's default, re-checked between evaluation intervals;
+    # a reading that would take a thread away is confirmed over a fresh second (training/speed.py).
+    # A change of count changes float rounding, which training can grow into a seed-sized difference:
+    # fix N for bit-exact repeats (docs/reliability.md, "Determinism")
     threads: int | None = Field(None, ge=1, le=1024)
     eval_batch_size: int | None = Field(None, ge=1)  # None = auto: 32 on CPU, 128 on accelerators
     # predict all of a task's evaluation languages in one length-sorted pass (fuller batches);

@@ -125,7 +125,7 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
 
     monkeypatch.setattr(speed, "_initial_threads", 3)  # e.g. what PyTorch or an executor chose
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(speed, "other_busy_cores", lambda: others)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: others)
     assert speed.choose_threads(RuntimeConfig()) == expected  # 4 cores, never above the initial 3
     assert speed.choose_threads(RuntimeConfig(threads=2)) == 2  # an explicit count always wins
     # without /proc: the load average stands in; without that, the initial count
@@ -282,6 +282,46 @@ def test_a_niced_child_in_our_session_is_seen_as_yielding() -> None:
         other.wait()
 
 
+@pytest.mark.parametrize(("confirming", "threads"), [(5, 2), (100, 1)])
+def test_a_reading_that_takes_threads_away_is_confirmed(monkeypatch: pytest.MonkeyPatch, confirming: int,
+                                                       threads: int) -> None:
+    """A 0.25-s window that reads most of a core is measured again over a second, which decides.
+
+    The case: the quickstart's first check read 0.69 busy cores on a quiet machine (2026-12-01 19:42)
+    and trained 17 steps on one of two cores. A moment's work (17 jiffies) then reads 0.05 cores over
+    the confirming second and keeps both threads; a competitor that persists (a core, 100 jiffies)
+    is seen again and takes one."""
+    import os
+
+    from xstilts.training import speed
+
+    monkeypatch.setattr(speed, "_initial_threads", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(speed.torch, "get_num_threads", lambda: 2)
+    readings = [(0, 0, {}), (17, 0, {}), (17, 0, {}), (17 + confirming, 0, {})]
+    slept, _ = _scripted_proc(monkeypatch, readings)
+    choice = speed.decide_threads(RuntimeConfig())
+    assert slept == [0.25, speed.CONFIRM_WINDOW_S]
+    assert choice == speed.ThreadChoice(threads, confirming / 100, 0.68)
+    assert choice.log_entry(0) == [0, threads, confirming / 100, 0.68]
+
+
+def test_a_reading_that_keeps_the_threads_is_not_confirmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No second window (and no second of waiting) where nothing would be taken away."""
+    import os
+
+    from xstilts.training import speed
+
+    monkeypatch.setattr(speed, "_initial_threads", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for current, jiffies, threads in [(2, 5, 2), (1, 25, 1)]:  # quiet at 2 threads; still busy at 1
+        monkeypatch.setattr(speed.torch, "get_num_threads", lambda current=current: current)
+        slept, _ = _scripted_proc(monkeypatch, [(0, 0, {}), (jiffies, 0, {})])
+        choice = speed.decide_threads(RuntimeConfig())
+        assert slept == [0.25] and choice == speed.ThreadChoice(threads, jiffies / 25)
+        assert choice.log_entry(3) == [3, threads, jiffies / 25]
+
+
 def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A decision taken at the start must not outlive the load it saw; explicit counts are kept."""
     import os
@@ -290,15 +330,16 @@ def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.
 
     monkeypatch.setattr(speed, "_initial_threads", 2)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    loads = iter([1.4, 0.1])  # another job runs at the first check and has ended by the second
-    monkeypatch.setattr(speed, "other_busy_cores", lambda: next(loads))
+    # another job runs at the first check (and at its confirmation) and has ended by the second check
+    loads = iter([1.4, 1.3, 0.1])
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: next(loads))
     set_to: list[int] = []
     monkeypatch.setattr(speed.torch, "set_num_threads", set_to.append)
     monkeypatch.setattr(speed.torch, "get_num_threads", lambda: set_to[-1] if set_to else 2)
     log: list = []
     speed.recheck_threads(RuntimeConfig(), 20, log)
     speed.recheck_threads(RuntimeConfig(), 40, log)
-    assert log == [[20, 1, 1.4], [40, 2, 0.1]] and set_to == [1, 2]
+    assert log == [[20, 1, 1.3, 1.4], [40, 2, 0.1]] and set_to == [1, 2]
     speed.recheck_threads(RuntimeConfig(threads=1), 60, log)
     assert len(log) == 2  # an explicit count is never re-decided
 

@@ -48,7 +48,7 @@ class SpeedSetup:
     """What :func:`prepare_encoder` did, for a run's ``extra`` record."""
 
     threads: int
-    thread_log: list[list[float | int | None]] = field(default_factory=list)  # [step, threads, others]
+    thread_log: list[list[float | int | None]] = field(default_factory=list)  # ThreadChoice.log_entry
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
@@ -228,6 +228,19 @@ class ThreadChoice:
 
     threads: int
     other_cores: float | None  # what other processes used (or the load average); None: not measured
+    first_reading: float | None = None  # where that was a confirming second reading: the first one
+
+    def log_entry(self, step: int) -> list[float | int | None]:
+        """``[step, threads, other_cores]``, plus the first reading where a second one confirmed it."""
+        entry: list[float | int | None] = [step, self.threads, self.other_cores]
+        return entry if self.first_reading is None else [*entry, self.first_reading]
+
+
+CONFIRM_WINDOW_S = 1.0  # a reading that would take threads away is checked again over this long
+
+
+def _threads_for(others: float, cores: int, initial: int) -> int:
+    return max(1, min(initial, round(cores - others)))
 
 
 def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
@@ -239,6 +252,14 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     (benchmarks/RESULTS.md); on the idle machine two threads train 1.8× faster than one. The
     "initial count" is PyTorch's default or what an executor set (the Ray executor sets one per
     run), so auto never raises it. Without /proc, the 1-minute load average stands in.
+
+    A reading that would lower the current count is confirmed by a second one over a fresh
+    :data:`CONFIRM_WINDOW_S` window, and the second decides. Why: the first check of a process is
+    a 0.25-s window, in which a moment's work of any other process reads as most of a core; on
+    2026-12-01 19:42 the quickstart's first check read 0.69 busy cores on a quiet machine (no later
+    check above 0.02) and its first run trained 17 steps on one of two cores. A competitor that
+    persists is seen in both windows; a blip of 0.2 core-seconds reads 0.2 cores over a second,
+    which takes no thread away. It costs a second's wait only when threads would be dropped.
     """
     global _initial_threads
     if _initial_threads is None:
@@ -252,7 +273,15 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
             others = os.getloadavg()[0]
         except OSError:  # not available on this platform
             return ThreadChoice(_initial_threads, None)
-    return ThreadChoice(max(1, min(_initial_threads, round(cores - others))), round(others, 2))
+        return ThreadChoice(_threads_for(others, cores, _initial_threads), round(others, 2))
+    threads = _threads_for(others, cores, _initial_threads)
+    if threads < torch.get_num_threads():  # taking threads away: confirm over a longer, fresh window
+        again = other_busy_cores(CONFIRM_WINDOW_S)
+        if again is not None:
+            first, others = others, again
+            threads = _threads_for(others, cores, _initial_threads)
+            return ThreadChoice(threads, round(others, 2), round(first, 2))
+    return ThreadChoice(threads, round(others, 2))
 
 
 def choose_threads(runtime: RuntimeConfig) -> int:
@@ -279,7 +308,7 @@ def recheck_threads(runtime: RuntimeConfig, step: int, log: list[list[float | in
     if runtime.threads:
         return
     choice = apply_threads(runtime)
-    log.append([step, choice.threads, choice.other_cores])
+    log.append(choice.log_entry(step))
 
 
 def freeze_input_embeddings(encoder: nn.Module) -> int:
@@ -355,7 +384,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     trimming keeps exactly their token ids, and a later id outside them is an error.
     """
     choice = apply_threads(runtime)
-    setup = SpeedSetup(threads=choice.threads, thread_log=[[0, choice.threads, choice.other_cores]])
+    setup = SpeedSetup(threads=choice.threads, thread_log=[choice.log_entry(0)])
     if runtime.trim_vocab:
         extra = [pad_id] if pad_id is not None and pad_id >= 0 else []
         trimmed = trim_vocabulary(encoder, used_token_ids(feature_sets, extra))
