@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--burst", type=float, default=0.2, help="CPU seconds of the short process")
     args = parser.parse_args()
-    if len(os.sched_getaffinity(0)) < 2:
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
         raise SystemExit("bench_thread_check: needs at least 2 cores to have a thread to lose")
     speed._initial_threads = 2
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -67,7 +68,7 @@ def main() -> None:
         choices = [trial(burn) for _ in range(args.trials)]
         first = [c.first_reading if c.first_reading is not None else c.other_cores for c in choices]
         second = [c.other_cores for c in choices if c.first_reading is not None]
-        would = sum(round(2 - f) < 2 for f in first)
+        would = sum(speed._threads_for(f, cores, 2) < 2 for f in first)  # the rule without confirmation
         dropped = sum(c.threads < 2 for c in choices)
         second_median = f"{statistics.median(second):.2f}" if second else "—"
         print(f"| {name} ({burn:g} s) | {len(choices)} | {would} | {dropped} | {statistics.median(first):.2f} "
