@@ -45,6 +45,14 @@ CPU per run, so N runs of the grid (seeds, settings, targets whose phase 2 is do
 each on one thread, instead of one run at a time on all cores; the Trainer side is unchanged. The
 CPU time then counts only what the driver reaps (Ray's workers are not its children), so it reads low.
 
+``--xs-runs N`` runs the xstilts side with ``runtime.parallel_runs = N`` (executors/pool.py): N runs
+at once in worker processes of the one ``xstilts run``, their auto threads sharing the cores; the
+workers are in the side's process group, so ``--slice`` stops them with it. Leave ``--threads``
+out then (the Trainer side keeps PyTorch's default, a thread per core): a fixed count would give
+every run that many. Under ``--slice`` an auto-thread check whose window spans a stopped gap counts
+the other side's turn as load and may take a thread from a run for an interval: a cost to the
+xstilts side only.
+
 ``--scale F`` multiplies every phase's ``max_train_examples`` and ``max_eval_examples`` (a cap of
 "none" counts the English set) and ``eval_every`` by F (at least 1), so a shrunk grid still
 evaluates about as often per epoch.
@@ -81,6 +89,8 @@ def side_label(side: str, res: dict[str, Any]) -> str:
     """A side's name in the output; the xstilts side says when it ran runs in parallel."""
     if side == "xs" and res.get("xs_parallel"):
         return f"xstilts run, {res['xs_parallel']} runs at once (Ray)"
+    if side == "xs" and res.get("xs_runs"):
+        return f"xstilts run, {res['xs_runs']} runs at once (parallel_runs)"
     return SIDES[side]
 
 
@@ -445,6 +455,8 @@ def main() -> None:
                          "makes both sides finish together")
     ap.add_argument("--xs-parallel", type=int, default=None,
                     help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
+    ap.add_argument("--xs-runs", type=int, default=None, metavar="N",
+                    help="xstilts side only: runtime.parallel_runs = N (N runs at once, worker processes)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
                     help="run nothing: judge the scores of earlier --json files (other seeds) together")
@@ -475,6 +487,11 @@ def main() -> None:
         raise SystemExit("--hf-slice is the Trainer side's turn under --slice: give --slice too")
     if args.xs_parallel and args.slice:
         raise SystemExit("--slice stops one process group a side; Ray's workers are not in it: use one or the other")
+    if args.xs_runs:
+        if args.threads or args.xs_parallel:
+            raise SystemExit("--xs-runs shares the cores through auto threads: leave out --threads and --xs-parallel")
+        res["xs_runs"] = args.xs_runs
+        xs_only += ["--set", f"runtime.parallel_runs={args.xs_runs}"]
     if args.xs_parallel:
         res["xs_parallel"] = args.xs_parallel
         for s in ("executor=\"ray\"", f"ray.num_cpus={args.xs_parallel}", "ray.cpus_per_run=1"):

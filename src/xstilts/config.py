@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -102,6 +103,10 @@ class RuntimeConfig(Strict):
     # A change of count changes float rounding, which training can grow into a seed-sized difference:
     # fix N for bit-exact repeats (docs/reliability.md, "Determinism")
     threads: int | None = Field(None, ge=1, le=1024)
+    # runs trained at once on this machine, each in its own process (executor = "local"; executors/pool.py):
+    # on a few CPU cores two runs a core each beat one run on both. Auto threads share the cores among
+    # them; like a thread count, it changes float rounding only, so it is not in run ids
+    parallel_runs: int = Field(1, ge=1, le=64)
     eval_batch_size: int | None = Field(None, ge=1)  # None = auto: 32 on CPU, 128 on accelerators
     # predict all of a task's evaluation languages in one length-sorted pass (fuller batches);
     # outputs equal per-language passes up to float rounding, like another eval_batch_size: not in run ids
@@ -295,6 +300,15 @@ class ExperimentConfig(Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = RayConfig()
+
+    @field_validator("executor")
+    @classmethod
+    def _parallel_runs_are_local(cls, v: str, info: ValidationInfo) -> str:
+        runtime = info.data.get("runtime")
+        if v != "local" and runtime is not None and runtime.parallel_runs > 1:
+            raise ValueError(f"runtime.parallel_runs = {runtime.parallel_runs} is for executor = 'local' "
+                             f"(executor = '{v}' sizes runs with [{v}] cpus_per_run)")
+        return v
 
     @field_validator("seeds")
     @classmethod

@@ -10,6 +10,7 @@ from xstilts.config import load_config
 from xstilts.errors import ConfigError
 from xstilts.executors import get_executor
 from xstilts.executors.local import run_local
+from xstilts.executors.pool import run_pool
 from xstilts.executors.ray import checkpoint_url, fetch_checkpoint, publish_checkpoint, run_ray
 from xstilts.plan import make_plan
 
@@ -32,6 +33,10 @@ def _config(tmp_path: Path, top: str = "", tables: str = "") -> Path:
 def test_local_is_the_default_and_stays_valid(tmp_path: Path) -> None:
     assert get_executor(load_config(_config(tmp_path))) is run_local
     assert get_executor(load_config(_config(tmp_path, 'executor = "local"'))) is run_local
+    parallel = load_config(_config(tmp_path, tables="[runtime]\nparallel_runs = 2\n"))
+    assert get_executor(parallel) is run_pool
+    # runs at once change how, not which: the same run ids
+    assert [r.run_id for r in make_plan(parallel)] == [r.run_id for r in make_plan(load_config(_config(tmp_path)))]
 
 
 def test_ray_table(tmp_path: Path) -> None:
@@ -48,6 +53,8 @@ def test_ray_table(tmp_path: Path) -> None:
     ('executor = "slurm"', "", "executor", 3),
     ('executor = "ray"', "[ray]\ncpus_per_gpu = 2\n", "ray.cpus_per_gpu", 9),
     ('executor = "ray"', "[ray]\ngpus_per_run = -1\n", "ray.gpus_per_run", 9),
+    ('executor = "ray"', "[runtime]\nparallel_runs = 2\n", "executor", 3),
+    ("", "[runtime]\nparallel_runs = 0\n", "runtime.parallel_runs", 9),
 ])
 def test_bad_executor_settings_name_key_and_line(tmp_path: Path, top: str, tables: str, key: str,
                                                  line: int) -> None:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray")
 
-from _experiment import experiment_toml  # noqa: E402
+from _grid import grid_config, snapshot  # noqa: E402
 
 from xstilts.cli import app  # noqa: E402
 from xstilts.config import load_config  # noqa: E402
@@ -33,14 +33,6 @@ from xstilts.executors.local import execute_run, run_local  # noqa: E402
 from xstilts.executors.ray import run_ray  # noqa: E402
 from xstilts.plan import make_plan  # noqa: E402
 from xstilts.store import Store  # noqa: E402
-
-
-def grid_config(path: Path, model: Path, data: Path, out: Path, cache: Path, seeds: list[int],
-                extra: str = "") -> Path:
-    path.write_text(experiment_toml(model, data, out, name="grid", seeds=seeds, header=extra,
-                                    runtime=f'threads = 1\nprogress = false\ncache_dir = "{cache}"\n'),
-                    encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -54,22 +46,6 @@ def ray_instance():
     yield
     ray.shutdown()
     torch.set_num_threads(threads)  # the CLI set one thread for determinism
-
-
-def snapshot(expdir: Path) -> dict[str, object]:
-    """What must not depend on the executor: run outcomes, every score, every per-example table."""
-    conn = sqlite3.connect(expdir / "results.sqlite")
-    try:
-        return {
-            "runs": sorted(conn.execute(
-                "SELECT run_id, status, train_tokens, train_steps, selected_step FROM runs")),
-            "scores": sorted(conn.execute(
-                "SELECT run_id, task, language, split, metric, step, kind, value FROM scores")),
-            "stats": sorted(conn.execute(
-                "SELECT run_id, task, language, split, metric, stats FROM example_stats")),
-        }
-    finally:
-        conn.close()
 
 
 def test_ray_store_equals_local_store(ray_instance: None, tiny_model: Path, mini_data: Path,

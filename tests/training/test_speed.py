@@ -322,6 +322,31 @@ def test_a_reading_that_keeps_the_threads_is_not_confirmed(monkeypatch: pytest.M
         assert choice.log_entry(3) == [3, threads, jiffies / 25]
 
 
+def test_the_pool_executors_bound_caps_auto_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two runs at once each worker decides within one core, even where the sibling's moment
+    of rest reads as a free core; alone it takes both again. The bound costs no confirming second:
+    only a reading that takes threads away is confirmed. Explicit counts are not bounded."""
+    import os
+
+    from xstilts.training import speed
+
+    monkeypatch.setattr(speed, "_initial_threads", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(speed.torch, "get_num_threads", lambda: 2)
+    running = {"runs": 2}
+    monkeypatch.setattr(speed, "_thread_cap", None)
+    speed.set_thread_cap(lambda: max(1, 2 // running["runs"]))
+    for runs, threads in [(2, 1), (1, 2)]:
+        running["runs"] = runs
+        slept, _ = _scripted_proc(monkeypatch, [(0, 0, {}), (2, 0, {})])  # the sibling at rest: 0.08 cores
+        assert speed.decide_threads(RuntimeConfig()) == speed.ThreadChoice(threads, 0.08)
+        assert slept == [0.25]
+    assert speed.decide_threads(RuntimeConfig(threads=2)) == speed.ThreadChoice(2, None)
+    speed.set_thread_cap(None)
+    slept, _ = _scripted_proc(monkeypatch, [(0, 0, {}), (2, 0, {})])
+    assert speed.decide_threads(RuntimeConfig()).threads == 2
+
+
 def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A decision taken at the start must not outlive the load it saw; explicit counts are kept."""
     import os

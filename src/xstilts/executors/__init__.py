@@ -5,7 +5,8 @@ finished before the run starts; each finished run reaches the store in one trans
 by the driver process only; the return value counts runs done now and skipped.
 
 ``local`` runs the plan in this process (and under ``accelerate launch``, in every process of
-one data-parallel job); ``ray`` runs every run as a Ray task on a cluster.
+one data-parallel job), or with ``runtime.parallel_runs`` > 1 several runs at once in worker
+processes on this machine (``pool``); ``ray`` runs every run as a Ray task on a cluster.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def get_executor(cfg: ExperimentConfig) -> Executor:
         from xstilts.executors.ray import run_ray
 
         return run_ray
+    if cfg.runtime.parallel_runs > 1:
+        from xstilts.executors.pool import run_pool
+
+        return run_pool
     from xstilts.executors.local import run_local
 
     return run_local

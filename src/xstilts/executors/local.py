@@ -10,6 +10,7 @@ next run's skip check and parent lookup read the same store everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from xstilts.errors import XstiltsError, one_line
 from xstilts.identity import KEY, link_parent, recording, run_identity
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
+
+Runner = Callable[[Run, RunContext, str | None], RunResult]  # what executes one run (tests pass their own)
 
 
 def execute_run(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> RunResult:
@@ -62,8 +65,17 @@ def parent_checkpoint(run: Run, store: Store) -> str | None:
     return parent["checkpoint"]
 
 
+def portable_context(ctx: RunContext) -> RunContext:
+    """The context worker processes get: absolute paths (their cwd may not be ours), no loaded tokenizer."""
+    model = ctx.model_path
+    if Path(model).exists():
+        model = str(Path(model).resolve())
+    return dataclasses.replace(ctx, out_dir=ctx.out_dir.resolve(), data_dir=ctx.data_dir.resolve(),
+                               cache_dir=ctx.cache_dir.resolve(), model_path=model, _tokenizer=None)
+
+
 def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
-              runner: Callable[[Run, RunContext, str | None], RunResult] = execute_run) -> dict[str, int]:
+              runner: Runner = execute_run) -> dict[str, int]:
     """Execute every unfinished run; returns counts of runs done now and skipped."""
     from xstilts.executors import unfinished_runs
 

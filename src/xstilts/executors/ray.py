@@ -20,7 +20,6 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,12 +28,11 @@ from rich.console import Console
 from xstilts.context import RunContext
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.executors import unfinished_runs
-from xstilts.executors.local import execute_run, parent_checkpoint
+from xstilts.executors.local import Runner, execute_run, parent_checkpoint, portable_context
 from xstilts.identity import link_parent
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
-Runner = Callable[[Run, RunContext, str | None], RunResult]
 _TOKENIZERS: dict[str, Any] = {}  # per worker process: Ray reuses workers, XLM-R's takes seconds to load
 
 
@@ -123,15 +121,6 @@ def _connect(ray: Any, ctx: RunContext) -> bool:
     return True
 
 
-def _portable(ctx: RunContext) -> RunContext:
-    """The context workers get: absolute paths (their cwd is not ours), no loaded tokenizer."""
-    model = ctx.model_path
-    if Path(model).exists():
-        model = str(Path(model).resolve())
-    return dataclasses.replace(ctx, out_dir=ctx.out_dir.resolve(), data_dir=ctx.data_dir.resolve(),
-                               cache_dir=ctx.cache_dir.resolve(), model_path=model, _tokenizer=None)
-
-
 def _error_line(exc: BaseException) -> str:
     """One line for the store and the console, from whatever Ray raised."""
     cause = getattr(exc, "cause", None) or exc
@@ -157,7 +146,7 @@ def run_ray(plan: list[Run], ctx: RunContext, store: Store, console: Console | N
     rc = ctx.cfg.ray
     started_here = _connect(ray, ctx)
     try:
-        worker_ctx = _portable(ctx)
+        worker_ctx = portable_context(ctx)
         shared_dir = rc.shared_dir or str(worker_ctx.out_dir / "checkpoints")
         ctx_ref = ray.put(worker_ctx)
         runner_ref = ray.put(runner)

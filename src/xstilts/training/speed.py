@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,19 @@ class SpeedSetup:
 
 
 _initial_threads: int | None = None  # the process's thread count before xstilts first changed it
+_thread_cap: Callable[[], int] | None = None  # set in the pool executor's workers (set_thread_cap)
+
+
+def set_thread_cap(cap: Callable[[], int] | None) -> None:
+    """Bound every later auto-thread decision of this process by ``cap()`` (None: no bound).
+
+    Why: the pool executor (executors/pool.py) runs several runs at once, one process each, and
+    tells each the cores it may use (the machine's cores over the runs running now). A sibling run
+    pausing for a moment (saving a checkpoint, loading the next model) would otherwise read as a
+    free core, and a run that took it would share a core with the sibling until its next check.
+    """
+    global _thread_cap
+    _thread_cap = cap
 
 
 SCHED_IDLE = 5  # scheduling policy number of idle-priority processes (``chrt --idle``)
@@ -251,9 +264,10 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     On this 2-core machine under a load of 10, one thread trained 7.6× faster than two
     (benchmarks/RESULTS.md); on the idle machine two threads train 1.8× faster than one. The
     "initial count" is PyTorch's default or what an executor set (the Ray executor sets one per
-    run), so auto never raises it. Without /proc, the 1-minute load average stands in.
+    run), so auto never raises it; the pool executor's bound (:func:`set_thread_cap`) lowers it
+    while sibling runs share the cores. Without /proc, the 1-minute load average stands in.
 
-    A reading that would lower the current count is confirmed by a second one over a fresh
+    A reading that would lower the current count (below the bound) is confirmed by a second one over a fresh
     :data:`CONFIRM_WINDOW_S` window, and the second decides. Why: the first check of a process is
     a 0.25-s window, in which a moment's work of any other process reads as most of a core; on
     2026-12-01 19:42 the quickstart's first check read 0.69 busy cores on a quiet machine (no later
@@ -266,20 +280,21 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
         _initial_threads = torch.get_num_threads()
     if runtime.threads:
         return ThreadChoice(runtime.threads, None)
+    initial = _initial_threads if _thread_cap is None else max(1, min(_initial_threads, _thread_cap()))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     others = other_busy_cores()
     if others is None:
         try:
             others = os.getloadavg()[0]
         except OSError:  # not available on this platform
-            return ThreadChoice(_initial_threads, None)
-        return ThreadChoice(_threads_for(others, cores, _initial_threads), round(others, 2))
-    threads = _threads_for(others, cores, _initial_threads)
-    if threads < torch.get_num_threads():  # taking threads away: confirm over a longer, fresh window
+            return ThreadChoice(initial, None)
+        return ThreadChoice(_threads_for(others, cores, initial), round(others, 2))
+    threads = _threads_for(others, cores, initial)
+    if threads < min(torch.get_num_threads(), initial):  # the reading takes threads away: confirm it
         again = other_busy_cores(CONFIRM_WINDOW_S)
         if again is not None:
             first, others = others, again
-            threads = _threads_for(others, cores, _initial_threads)
+            threads = _threads_for(others, cores, initial)
             return ThreadChoice(threads, round(others, 2), round(first, 2))
     return ThreadChoice(threads, round(others, 2))
 

@@ -1,0 +1,153 @@
+"""Run a plan several runs at a time on this machine, each run in a worker process.
+
+``runtime.parallel_runs = N`` (N > 1) with ``executor = "local"``. Why: one run of a small model on
+two CPU threads splits every operation across both cores, and the cores wait on each other at
+each one (and swap the activations between their caches); two runs side by side, a core each,
+keep both busy. On the 2-core Intel benchmark machine a BERT training step of the default model's
+shape went 1.3-1.5x faster in total that way (benchmarks/RESULTS.md). A grid is mostly
+independent runs, so the executor keeps N of them going.
+
+The contract is every executor's (executors/__init__.py): runs already done are skipped; a run
+starts once its phase-2 run has finished; the driver alone writes the store, each run as soon as
+it finishes; every finished run is stored even when others fail, then an XstiltsError names the
+failures (a failed phase-2 run fails its target runs unstarted). Ctrl-C stops the workers and
+leaves the unfinished runs for the next invocation, as with the local executor.
+
+Threads: with auto threads (``runtime.threads`` unset) every worker decides within the machine's
+cores divided by the runs running now (:func:`xstilts.training.speed.set_thread_cap`), so N runs
+take a core each and the last run standing takes every core at its next check. A change of
+thread count changes float rounding, so scores can differ from a one-at-a-time run's the way a
+run's do between two thread counts (docs/reliability.md, "Determinism").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from rich.console import Console
+
+from xstilts.context import RunContext
+from xstilts.errors import ConfigError, XstiltsError, one_line
+from xstilts.executors import unfinished_runs
+from xstilts.executors.local import Runner, execute_run, parent_checkpoint, portable_context
+from xstilts.identity import link_parent
+from xstilts.plan import Run
+from xstilts.store import RunResult, Store
+
+_TOKENIZERS: dict[str, Any] = {}  # per worker process: XLM-R's tokenizer takes seconds to load
+DIED = "its worker process died (killed, or out of memory)"
+
+
+def _init_worker(running: Any, cores: int) -> None:
+    """In each worker: no tokenizer thread pools, and auto threads bounded by cores / runs running."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from xstilts.training.speed import set_thread_cap
+
+    set_thread_cap(lambda: max(1, cores // max(1, running.value)))
+
+
+def _run_in_worker(run: Run, ctx: RunContext, parent_dir: str | None, runner: Runner) -> tuple[RunResult, float]:
+    """One run in a worker process; its result and wall time in seconds."""
+    started = time.perf_counter()
+    local = dataclasses.replace(ctx, _tokenizer=_TOKENIZERS.get(ctx.model_path))
+    result = runner(run, local, parent_dir)
+    if local._tokenizer is not None:
+        _TOKENIZERS[ctx.model_path] = local._tokenizer
+    return result, time.perf_counter() - started
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers (Ctrl-C, a store error): nothing may keep training after the driver has gone."""
+    for proc in list(getattr(pool, "_processes", {}).values()):  # no public way before Python 3.14
+        if proc.is_alive():
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,
+             runner: Runner = execute_run) -> dict[str, int]:
+    """Execute every unfinished run, ``runtime.parallel_runs`` at a time; returns counts done and skipped."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("under `accelerate launch` leave runtime.parallel_runs at 1 (each run is one "
+                          "data-parallel job across the processes)")
+    console = console or Console(stderr=True)
+    counts = {"done": 0, "skipped": 0}
+    todo = list(unfinished_runs(plan, store, console, counts))
+    if not todo:
+        return counts
+    rt = ctx.cfg.runtime
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if rt.threads and rt.threads * rt.parallel_runs > cores:
+        console.print(f"note: {rt.parallel_runs} runs x {rt.threads} threads on {cores} cores "
+                      "(leave runtime.threads unset to share the cores)")
+    worker_ctx = portable_context(ctx)
+    worker_ctx.cfg = ctx.cfg.model_copy(update={"runtime": rt.model_copy(update={"progress": False})})
+
+    queued = {run.run_id for _, run in todo}
+    ready = [(label, run) for label, run in todo if run.parent not in queued]
+    waiting = [(label, run) for label, run in todo if run.parent in queued]  # for a phase-2 run of this plan
+    ready.sort(key=lambda item: item[1].phase != "intermediate")  # phase-2 runs first: they unlock others
+    completed: set[str] = set()
+    failed: dict[str, str] = {}
+    mp = multiprocessing.get_context("spawn")  # not fork: the driver may hold torch's thread pools
+    running_count = mp.Value("i", 0)
+    running: dict[Future[tuple[RunResult, float]], tuple[str, Run]] = {}
+
+    def fail(label: str, run: Run, message: str) -> None:
+        failed[run.run_id] = message
+        store.mark_failed(run.run_id, message)
+        console.print(f"{label}: failed: {message}", highlight=False)
+
+    pool = ProcessPoolExecutor(max_workers=min(rt.parallel_runs, len(todo)), mp_context=mp,
+                               initializer=_init_worker, initargs=(running_count, cores))
+    try:
+        while ready or running:
+            while ready and len(running) < rt.parallel_runs:
+                label, run = ready.pop(0)
+                parent_dir = parent_checkpoint(run, store)
+                store.mark_running(run.run_id)
+                console.print(f"{label}: running")
+                running[pool.submit(_run_in_worker, run, worker_ctx, parent_dir, runner)] = (label, run)
+            running_count.value = len(running)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                label, run = running.pop(future)
+                try:
+                    result, seconds = future.result()
+                except BrokenProcessPool:
+                    fail(label, run, DIED)
+                    continue
+                except Exception as exc:  # the run's own failure (bad data, NaN loss): recorded
+                    fail(label, run, one_line(exc))
+                    continue
+                link_parent(result.extra, store.run(run.parent) if run.parent else None)
+                store.complete_run(run.run_id, result, seconds)
+                completed.add(run.run_id)
+                counts["done"] += 1
+                console.print(f"{label}: done in {seconds:.0f}s")
+            for label, run in list(waiting):
+                if run.parent in failed:
+                    waiting.remove((label, run))
+                    fail(label, run, f"its phase-2 run {run.parent} failed")
+                elif run.parent in completed:
+                    waiting.remove((label, run))
+                    ready.append((label, run))
+            if any(message == DIED for message in failed.values()):
+                break  # a broken pool runs nothing more
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+    unstarted = len(ready) + len(waiting)
+    if failed:
+        first = next(iter(failed.items()))
+        rest = f"; {unstarted} run(s) not started" if unstarted else ""
+        raise XstiltsError(f"{len(failed)} run(s) failed (finished runs are stored; run again to retry the rest"
+                           f"{rest}); first: {first[0]}: {first[1]}")
+    return counts

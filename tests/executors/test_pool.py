@@ -1,0 +1,120 @@
+"""The pool executor (``runtime.parallel_runs``) against the local executor, on the tiny model.
+
+A 2-setting × 2-target × 2-seed grid run two at a time in worker processes must fill the store with
+exactly what the one-at-a-time executor writes (one fixed thread per run: the same arithmetic); a
+re-run skips everything. A phase-2 run that fails fails its targets unstarted while every other
+run is stored; a worker killed mid-run is recorded, nothing is left 'running', and the next
+invocation finishes the experiment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from _grid import grid_config, snapshot
+from typer.testing import CliRunner
+
+from xstilts.cli import app
+from xstilts.config import load_config
+from xstilts.context import RunContext
+from xstilts.errors import XstiltsError
+from xstilts.executors import get_executor
+from xstilts.executors.local import execute_run
+from xstilts.executors.pool import run_pool
+from xstilts.plan import make_plan
+from xstilts.store import Store
+
+PARALLEL = "[runtime]\nparallel_runs = 2\n"
+
+
+def _pool_config(path: Path, tiny_model: Path, mini_data: Path, out: Path, cache: Path,
+                 seeds: list[int]) -> Path:
+    """grid_config's experiment with two runs at once (its [runtime] table gains the key)."""
+    grid_config(path, tiny_model, mini_data, out, cache, seeds)
+    path.write_text(path.read_text(encoding="utf-8").replace("[runtime]\n", PARALLEL), encoding="utf-8")
+    return path
+
+
+def test_pool_store_equals_local_store(tiny_model: Path, mini_data: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    local_cfg = grid_config(tmp_path / "local.toml", tiny_model, mini_data, tmp_path / "local", cache, [1, 2])
+    pool_cfg = _pool_config(tmp_path / "pool.toml", tiny_model, mini_data, tmp_path / "pool", cache, [1, 2])
+    assert get_executor(load_config(pool_cfg)) is run_pool
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["run", str(local_cfg)])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["run", str(pool_cfg)])
+    assert second.exit_code == 0, second.output
+    assert "10 run(s) done now, 0 already done" in " ".join(second.output.split())
+
+    local, pooled = snapshot(tmp_path / "local"), snapshot(tmp_path / "pool")
+    assert len(local["runs"]) == 10 and all(r[1] == "done" for r in local["runs"])
+    assert pooled == local  # same runs, same scores to the last bit, same per-example rows
+
+    again = runner.invoke(app, ["run", str(pool_cfg)])
+    assert again.exit_code == 0, again.output
+    assert "0 run(s) done now, 10 already done" in again.output
+
+
+def failing_runner(run, ctx, parent, *, victim: str, kill: bool):  # noqa: ANN001, ANN201
+    """Runs normally, except the victim run: it raises, or its worker process is SIGKILLed."""
+    if run.run_id.startswith(victim):
+        if kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise ValueError("bad line 3 in the victim's data")
+    return execute_run(run, ctx, parent)
+
+
+def _experiment(tmp_path: Path, tiny_model: Path, mini_data: Path, name: str) -> tuple[RunContext, list]:
+    path = _pool_config(tmp_path / f"{name}.toml", tiny_model, mini_data, tmp_path / name, tmp_path / "cache", [1])
+    cfg = load_config(path)
+    plan = make_plan(cfg)
+    ctx = RunContext.create(cfg)
+    with Store(ctx.out_dir) as store:
+        for r in plan:
+            store.register_run(r.run_id, r.phase, r.setting, r.target, r.seed, r.config_hash, r.parent)
+        store.set_meta("plan", [r.run_id for r in plan])
+    return ctx, plan
+
+
+def test_a_failed_phase2_run_fails_its_targets_and_the_rest_are_stored(tiny_model: Path, mini_data: Path,
+                                                                      tmp_path: Path) -> None:
+    ctx, plan = _experiment(tmp_path, tiny_model, mini_data, "fail")
+    raising = functools.partial(failing_runner, victim="int-sick", kill=False)
+    with Store(ctx.out_dir) as store:
+        with pytest.raises(XstiltsError, match=r"3 run\(s\) failed"):
+            run_pool(plan, ctx, store, runner=raising)
+        status = {r["run_id"]: (r["status"], r["error"]) for r in store.runs()}
+    for run in plan:
+        state, error = status[run.run_id]
+        if run.setting == "none":
+            assert state == "done"
+        elif run.phase == "intermediate":
+            assert state == "failed" and error == "ValueError: bad line 3 in the victim's data"
+        else:
+            assert state == "failed" and error == f"its phase-2 run {run.parent} failed"
+
+
+def test_a_killed_worker_is_recorded_and_the_next_invocation_finishes(tiny_model: Path, mini_data: Path,
+                                                                     tmp_path: Path) -> None:
+    ctx, plan = _experiment(tmp_path, tiny_model, mini_data, "kill")
+    killing = functools.partial(failing_runner, victim="int-sick", kill=True)
+    with Store(ctx.out_dir) as store:
+        with pytest.raises(XstiltsError, match="worker process died"):
+            run_pool(plan, ctx, store, runner=killing)
+        runs = store.runs()
+    status = {r["run_id"]: (r["status"], r["error"]) for r in runs}
+    victim = next(r.run_id for r in plan if r.run_id.startswith("int-sick"))
+    assert status[victim][0] == "failed" and "worker process died" in status[victim][1]
+    assert not any(state == "running" for state, _ in status.values())  # nothing left claiming to run
+    done_before = {run_id for run_id, (state, _) in status.items() if state == "done"}
+
+    with Store(ctx.out_dir) as store:
+        counts = run_pool(plan, ctx, store)
+        assert all(r["status"] == "done" for r in store.runs())
+    assert counts == {"done": len(plan) - len(done_before), "skipped": len(done_before)}
