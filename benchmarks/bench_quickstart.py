@@ -8,8 +8,9 @@ Usage::
 "Before" is the quickstart as a plain PyTorch loop would run it: padding to the batch's longest
 sequence in random order (``bucket_by_length = false``), the whole 250k-row embedding matrix
 trained (``trim_vocab = false``), the unfused AdamW (``fused_adamw = false``), PyTorch's default
-threads and evaluation batches of 128 (the former default). "After" is the default
-``RuntimeConfig``. Each side runs ``xstilts run`` from an empty output directory and an empty
+threads, one run at a time (``parallel_runs = 1``), and evaluation batches of 128 (the former
+default). "After" is the config's own runtime: the default ``RuntimeConfig`` and the config's
+``[runtime]`` table, if it has one. Each side runs ``xstilts run`` from an empty output directory and an empty
 tokenisation cache, one after the other in one invocation, on the same data and model; the script
 prints both wall times, their ratio, peak RSS, and each side's mean zero-shot score per target
 task and intermediate setting (bucketing changes the batch order, so scores differ within seed
@@ -32,19 +33,29 @@ from pathlib import Path
 from bench_train import _int_list  # benchmarks run as scripts: their folder is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
-BEFORE = {"bucket_by_length": False, "trim_vocab": False, "fused_adamw": False, "eval_batch_size": 128}
+BEFORE = {"bucket_by_length": False, "trim_vocab": False, "fused_adamw": False, "eval_batch_size": 128,
+          "parallel_runs": 1}
 
 
 def variant(config_text: str, runtime: dict[str, object], seeds: list[int] | None) -> str:
-    """The quickstart's TOML with a [runtime] table (it has none) and, optionally, fewer seeds."""
-    if "[runtime]" in config_text:
-        raise SystemExit("the config already has a [runtime] table; this script adds its own")
+    """The quickstart's TOML with these [runtime] keys (in its own table, if it has one) and, optionally, fewer seeds."""
     if seeds is not None:
         config_text, n = re.subn(r"(?m)^seeds\s*=.*$", f"seeds = {json.dumps(seeds)}", config_text)
         if n != 1:
             raise SystemExit("expected one top-level 'seeds = [...]' line in the config")
-    lines = ["", "[runtime]"] + [f"{k} = {json.dumps(v)}" for k, v in runtime.items()]
-    return config_text.rstrip() + "\n" + "\n".join(lines) + "\n"
+    header = re.search(r"(?m)^\[runtime\][ \t]*$", config_text)
+    if header is None:
+        keys = [f"{k} = {json.dumps(v)}" for k, v in runtime.items()]
+        return config_text.rstrip() + "\n" + "\n".join(["", "[runtime]", *keys]) + "\n"
+    head, table = config_text[:header.end()], config_text[header.end():]
+    end = re.search(r"(?m)^\[", table)  # the next table, if any
+    body, rest = (table[:end.start()], table[end.start():]) if end else (table, "")
+    for k, v in runtime.items():  # the config's own value of a key is replaced, others are added
+        line = f"{k} = {json.dumps(v)}"
+        body, n = re.subn(rf"(?m)^{re.escape(k)}\s*=.*$", line, body)
+        if n == 0:
+            body = "\n" + line + body
+    return head + body + rest
 
 
 def mean_scores(out_dir: Path) -> dict[str, float]:

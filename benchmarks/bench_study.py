@@ -53,6 +53,9 @@ every run that many. Under ``--slice`` an auto-thread check whose window spans a
 the other side's turn as load and may take a thread from a run for an interval: a cost to the
 xstilts side only.
 
+``--hf-runs N`` is the same idea done by hand on the Trainer side: ``trainer_grid.py --processes N``
+splits the seeds over N copies of the script started at once, each on its share of the cores.
+
 ``--scale F`` multiplies every phase's ``max_train_examples`` and ``max_eval_examples`` (a cap of
 "none" counts the English set) and ``eval_every`` by F (at least 1), so a shrunk grid still
 evaluates about as often per epoch.
@@ -89,6 +92,8 @@ def side_label(side: str, res: dict[str, Any]) -> str:
     """A side's name in the output; the xstilts side says when it ran runs in parallel."""
     if side == "xs" and res.get("xs_parallel"):
         return f"xstilts run, {res['xs_parallel']} runs at once (Ray)"
+    if side == "hf" and res.get("hf_runs"):
+        return f"HF Trainer script, seeds split over {res['hf_runs']} processes at once"
     if side == "xs" and res.get("xs_runs"):
         return f"xstilts run, {res['xs_runs']} runs at once (parallel_runs)"
     return SIDES[side]
@@ -457,6 +462,8 @@ def main() -> None:
                     help="xstilts side only: N runs at once, one CPU each (Ray executor, local instance)")
     ap.add_argument("--xs-runs", type=int, default=None, metavar="N",
                     help="xstilts side only: runtime.parallel_runs = N (N runs at once, worker processes)")
+    ap.add_argument("--hf-runs", type=int, default=None, metavar="N",
+                    help="Trainer side only: the seeds split over N trainer_grid.py processes at once (--processes)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
                     help="run nothing: judge the scores of earlier --json files (other seeds) together")
@@ -492,6 +499,10 @@ def main() -> None:
             raise SystemExit("--xs-runs shares the cores through auto threads: leave out --threads and --xs-parallel")
         res["xs_runs"] = args.xs_runs
         xs_only += ["--set", f"runtime.parallel_runs={args.xs_runs}"]
+    if args.hf_runs:
+        if args.threads:
+            raise SystemExit("--hf-runs gives each Trainer process cores / N threads: leave out --threads")
+        res["hf_runs"] = args.hf_runs
     if args.xs_parallel:
         res["xs_parallel"] = args.xs_parallel
         for s in ("executor=\"ray\"", f"ray.num_cpus={args.xs_parallel}", "ray.cpus_per_run=1"):
@@ -502,7 +513,8 @@ def main() -> None:
             "xs": [str(Path(sys.executable).with_name("xstilts")), "run", str(args.config), "-o", str(work / "xs"),
                    *set_args, *xs_only],
             "hf": [sys.executable, str(Path(__file__).with_name("trainer_grid.py")), "--config", str(args.config),
-                   *set_args, "--head", args.hf_head, "--json", str(work / "hf.json")],
+                   *set_args, "--head", args.hf_head, "--json", str(work / "hf.json"),
+                   *(["--processes", str(args.hf_runs)] if args.hf_runs else [])],
         }
         order = ("hf", "xs") if args.hf_first else ("xs", "hf")
         if args.slice:

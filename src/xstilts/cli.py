@@ -101,7 +101,8 @@ def run(
                 store.set_meta("parallel", sorted(n for n, t in tasks.items() if t.parallel))
                 sweep_checkpoints(ctx.out_dir / "checkpoints")  # what writers killed last time left
                 stale = _check_stale(store, ctx, rerun_stale)
-            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor)")
+            at_once = f", {cfg.runtime.parallel_runs} runs at once" if cfg.runtime.parallel_runs > 1 else ""
+            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor{at_once})")
             counts = get_executor(cfg)(plan, ctx, store, err)
         if main:
             kept = f" ({stale} of them stale: run again with --rerun-stale to recompute them)" if stale else ""

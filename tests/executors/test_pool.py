@@ -24,7 +24,7 @@ from xstilts.context import RunContext
 from xstilts.errors import XstiltsError
 from xstilts.executors import get_executor
 from xstilts.executors.local import execute_run
-from xstilts.executors.pool import run_pool
+from xstilts.executors.pool import expected_work, run_pool
 from xstilts.plan import make_plan
 from xstilts.store import Store
 
@@ -50,7 +50,8 @@ def test_pool_store_equals_local_store(tiny_model: Path, mini_data: Path, tmp_pa
     assert first.exit_code == 0, first.output
     second = runner.invoke(app, ["run", str(pool_cfg)])
     assert second.exit_code == 0, second.output
-    assert "10 run(s) done now, 0 already done" in " ".join(second.output.split())
+    said = " ".join(second.output.split())  # rich may wrap long lines
+    assert "(local executor, 2 runs at once)" in said and "10 run(s) done now, 0 already done" in said
 
     local, pooled = snapshot(tmp_path / "local"), snapshot(tmp_path / "pool")
     assert len(local["runs"]) == 10 and all(r[1] == "done" for r in local["runs"])
@@ -118,3 +119,17 @@ def test_a_killed_worker_is_recorded_and_the_next_invocation_finishes(tiny_model
         counts = run_pool(plan, ctx, store)
         assert all(r["status"] == "done" for r in store.runs())
     assert counts == {"done": len(plan) - len(done_before), "skipped": len(done_before)}
+
+
+def test_runs_with_the_largest_training_budget_start_first() -> None:
+    """The quickstart's XNLI runs train on every pair (an unbounded budget), PAN-X's on 800 sentences:
+    XNLI goes first, so the grid ends on short runs; equal budgets keep the plan's order."""
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "quickstart.toml")
+    work = {(r.phase, r.target): expected_work(r, cfg) for r in make_plan(cfg)}
+    assert work[("target", "xnli")] == float("inf")
+    assert work[("target", "panx")] == 800 * 2 * 128
+    assert work[("intermediate", None)] == 1000 * 2 * 96
+    capped = cfg.model_copy(update={"target": cfg.target.model_copy(update={
+        "train": cfg.target.train.model_copy(update={"max_steps": 10})})})
+    panx = next(r for r in make_plan(cfg) if r.target == "panx")
+    assert expected_work(panx, capped) == 10 * 32 * 128

@@ -10,7 +10,8 @@ independent runs, so the executor keeps N of them going.
 The contract is every executor's (executors/__init__.py): runs already done are skipped; a run
 starts once its phase-2 run has finished; the driver alone writes the store, each run as soon as
 it finishes; every finished run is stored even when others fail, then an XstiltsError names the
-failures (a failed phase-2 run fails its target runs unstarted). Ctrl-C stops the workers and
+failures (a failed phase-2 run fails its target runs unstarted). Phase-2 runs start first, then
+the runs with the largest training budget (:func:`expected_work`). Ctrl-C stops the workers and
 leaves the unfinished runs for the next invocation, as with the local executor.
 
 Threads: with auto threads (``runtime.threads`` unset) every worker decides within the machine's
@@ -23,6 +24,7 @@ run's do between two thread counts (docs/reliability.md, "Determinism").
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import os
 import time
@@ -32,6 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
+from xstilts.config import ExperimentConfig
 from xstilts.context import RunContext
 from xstilts.errors import ConfigError, XstiltsError, one_line
 from xstilts.executors import unfinished_runs
@@ -60,6 +63,16 @@ def _run_in_worker(run: Run, ctx: RunContext, parent_dir: str | None, runner: Ru
     if local._tokenizer is not None:
         _TOKENIZERS[ctx.model_path] = local._tokenizer
     return result, time.perf_counter() - started
+
+
+def expected_work(run: Run, cfg: ExperimentConfig) -> float:
+    """A run's training budget as its config states it: examples x epochs x max_length (all examples:
+    infinite). Why: started longest first, the grid's last runs are short ones, so the cores are not
+    left to one long run at the end."""
+    hp = cfg.intermediate.train if run.phase == "intermediate" else cfg.target.train_for(run.target or "")
+    if hp.max_steps is not None:
+        return float(hp.max_steps * hp.batch_size * hp.max_length)
+    return (hp.max_train_examples or math.inf) * hp.epochs * hp.max_length
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -92,7 +105,13 @@ def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | 
     queued = {run.run_id for _, run in todo}
     ready = [(label, run) for label, run in todo if run.parent not in queued]
     waiting = [(label, run) for label, run in todo if run.parent in queued]  # for a phase-2 run of this plan
-    ready.sort(key=lambda item: item[1].phase != "intermediate")  # phase-2 runs first: they unlock others
+    order = {run.run_id: i for i, run in enumerate(plan)}
+
+    def queue(items: list[tuple[str, Run]]) -> None:  # phase-2 runs first (they unlock others), then longest first
+        items.sort(key=lambda item: (item[1].phase != "intermediate", -expected_work(item[1], ctx.cfg),
+                                     order[item[1].run_id]))
+
+    queue(ready)
     completed: set[str] = set()
     failed: dict[str, str] = {}
     mp = multiprocessing.get_context("spawn")  # not fork: the driver may hold torch's thread pools
@@ -138,6 +157,7 @@ def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | 
                 elif run.parent in completed:
                     waiting.remove((label, run))
                     ready.append((label, run))
+            queue(ready)
             if any(message == DIED for message in failed.values()):
                 break  # a broken pool runs nothing more
     except BaseException:
