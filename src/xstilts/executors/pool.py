@@ -44,7 +44,7 @@ from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
 _TOKENIZERS: dict[str, Any] = {}  # per worker process: XLM-R's tokenizer takes seconds to load
-DIED = "its worker process died (killed, or out of memory)"
+DIED = "a worker process died (killed, or out of memory); the pool stopped every run in progress"
 
 
 def _init_worker(running: Any, cores: int) -> None:
