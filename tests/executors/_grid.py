@@ -6,6 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from _experiment import experiment_toml
+from typer.testing import CliRunner
+
+from xstilts.cli import app
 
 
 def grid_config(path: Path, model: Path, data: Path, out: Path, cache: Path, seeds: list[int],
@@ -30,3 +33,13 @@ def snapshot(expdir: Path) -> dict[str, object]:
         }
     finally:
         conn.close()
+
+
+def run_local_then(local_cfg: Path, other_cfg: Path) -> str:
+    """``xstilts run`` the one-at-a-time config, then the other executor's; both must succeed.
+    Returns the second run's output with rich's line wrapping undone."""
+    runner = CliRunner()
+    for cfg in (local_cfg, other_cfg):
+        result = runner.invoke(app, ["run", str(cfg)])
+        assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())

@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from _grid import grid_config, snapshot
+from _grid import grid_config, run_local_then, snapshot
 from typer.testing import CliRunner
 
 from xstilts.cli import app
@@ -45,18 +45,14 @@ def test_pool_store_equals_local_store(tiny_model: Path, mini_data: Path, tmp_pa
     pool_cfg = _pool_config(tmp_path / "pool.toml", tiny_model, mini_data, tmp_path / "pool", cache, [1, 2])
     assert get_executor(load_config(pool_cfg)) is run_pool
 
-    runner = CliRunner()
-    first = runner.invoke(app, ["run", str(local_cfg)])
-    assert first.exit_code == 0, first.output
-    second = runner.invoke(app, ["run", str(pool_cfg)])
-    assert second.exit_code == 0, second.output
-    said = " ".join(second.output.split())  # rich may wrap long lines
+    said = run_local_then(local_cfg, pool_cfg)
     assert "(local executor, 2 runs at once)" in said and "10 run(s) done now, 0 already done" in said
 
     local, pooled = snapshot(tmp_path / "local"), snapshot(tmp_path / "pool")
     assert len(local["runs"]) == 10 and all(r[1] == "done" for r in local["runs"])
     assert pooled == local  # same runs, same scores to the last bit, same per-example rows
 
+    runner = CliRunner()
     again = runner.invoke(app, ["run", str(pool_cfg)])
     assert again.exit_code == 0, again.output
     assert "0 run(s) done now, 10 already done" in again.output

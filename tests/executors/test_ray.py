@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray")
 
-from _grid import grid_config, snapshot  # noqa: E402
+from _grid import grid_config, run_local_then, snapshot  # noqa: E402
 
 from xstilts.cli import app  # noqa: E402
 from xstilts.config import load_config  # noqa: E402
@@ -59,12 +59,7 @@ def test_ray_store_equals_local_store(ray_instance: None, tiny_model: Path, mini
     assert get_executor(load_config(local_cfg)) is run_local
     assert get_executor(load_config(ray_cfg)) is run_ray
 
-    runner = CliRunner()
-    first = runner.invoke(app, ["run", str(local_cfg)])
-    assert first.exit_code == 0, first.output
-    second = runner.invoke(app, ["run", str(ray_cfg)])
-    assert second.exit_code == 0, second.output
-    said = " ".join(second.output.split())  # rich may wrap long lines
+    said = run_local_then(local_cfg, ray_cfg)
     assert "(ray executor)" in said and "10 run(s) done now, 0 already done" in said
 
     local, distributed = snapshot(tmp_path / "local"), snapshot(tmp_path / "ray")
@@ -80,6 +75,7 @@ def test_ray_store_equals_local_store(ray_instance: None, tiny_model: Path, mini
         assert (tmp_path / "shared" / r["run_id"] / "encoder.safetensors").is_file()
 
     # re-submitting skips every finished run, as locally
+    runner = CliRunner()
     again = runner.invoke(app, ["run", str(ray_cfg)])
     assert again.exit_code == 0, again.output
     assert "0 run(s) done now, 10 already done" in again.output
