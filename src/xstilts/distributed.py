@@ -2,11 +2,19 @@
 
 Under ``accelerate launch``/``torchrun`` every process walks the same plan; only the main one
 writes (store, checkpoints) and the others wait for it. Outside such a job there is one process.
+Also here: how many cores this process may use (auto threads and the pool executor both ask).
 A bottom-layer module: executors, phases and checkpoint writing all ask it, and it imports
 nothing of xstilts.
 """
 
 from __future__ import annotations
+
+import os
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (taskset, cgroups)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def process_state():  # -> accelerate.state.PartialState

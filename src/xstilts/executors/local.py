@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -26,6 +27,7 @@ from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
 Runner = Callable[[Run, RunContext, str | None], RunResult]  # what executes one run (tests pass their own)
+_WORKER_TOKENIZERS: dict[str, Any] = {}  # per worker process (pool or Ray): XLM-R's takes seconds to load
 
 
 def execute_run(run: Run, ctx: RunContext, parent_checkpoint: str | None) -> RunResult:
@@ -72,6 +74,15 @@ def portable_context(ctx: RunContext) -> RunContext:
         model = str(Path(model).resolve())
     return dataclasses.replace(ctx, out_dir=ctx.out_dir.resolve(), data_dir=ctx.data_dir.resolve(),
                                cache_dir=ctx.cache_dir.resolve(), model_path=model, _tokenizer=None)
+
+
+def run_in_worker(runner: Runner, run: Run, ctx: RunContext, parent_dir: str | None) -> RunResult:
+    """``runner`` on a worker process's copy of the context, reusing the tokenizer an earlier run there loaded."""
+    local = dataclasses.replace(ctx, _tokenizer=_WORKER_TOKENIZERS.get(ctx.model_path))
+    result = runner(run, local, parent_dir)
+    if local._tokenizer is not None:
+        _WORKER_TOKENIZERS[ctx.model_path] = local._tokenizer
+    return result
 
 
 def run_local(plan: list[Run], ctx: RunContext, store: Store, console: Console | None = None,

@@ -23,7 +23,6 @@ run's do between two thread counts (docs/reliability.md, "Determinism").
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import multiprocessing
 import os
@@ -36,14 +35,14 @@ from rich.console import Console
 
 from xstilts.config import ExperimentConfig
 from xstilts.context import RunContext
+from xstilts.distributed import usable_cores
 from xstilts.errors import ConfigError, XstiltsError, one_line
 from xstilts.executors import unfinished_runs
-from xstilts.executors.local import Runner, execute_run, parent_checkpoint, portable_context
+from xstilts.executors.local import Runner, execute_run, parent_checkpoint, portable_context, run_in_worker
 from xstilts.identity import link_parent
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
 
-_TOKENIZERS: dict[str, Any] = {}  # per worker process: XLM-R's tokenizer takes seconds to load
 DIED = "a worker process died (killed, or out of memory); the pool stopped every run in progress"
 
 
@@ -58,10 +57,7 @@ def _init_worker(running: Any, cores: int) -> None:
 def _run_in_worker(run: Run, ctx: RunContext, parent_dir: str | None, runner: Runner) -> tuple[RunResult, float]:
     """One run in a worker process; its result and wall time in seconds."""
     started = time.perf_counter()
-    local = dataclasses.replace(ctx, _tokenizer=_TOKENIZERS.get(ctx.model_path))
-    result = runner(run, local, parent_dir)
-    if local._tokenizer is not None:
-        _TOKENIZERS[ctx.model_path] = local._tokenizer
+    result = run_in_worker(runner, run, ctx, parent_dir)
     return result, time.perf_counter() - started
 
 
@@ -95,7 +91,7 @@ def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | 
     if not todo:
         return counts
     rt = ctx.cfg.runtime
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if rt.threads and rt.threads * rt.parallel_runs > cores:
         console.print(f"note: {rt.parallel_runs} runs x {rt.threads} threads on {cores} cores "
                       "(leave runtime.threads unset to share the cores)")

@@ -28,12 +28,10 @@ from rich.console import Console
 from xstilts.context import RunContext
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.executors import unfinished_runs
-from xstilts.executors.local import Runner, execute_run, parent_checkpoint, portable_context
+from xstilts.executors.local import Runner, execute_run, parent_checkpoint, portable_context, run_in_worker
 from xstilts.identity import link_parent
 from xstilts.plan import Run
 from xstilts.store import RunResult, Store
-
-_TOKENIZERS: dict[str, Any] = {}  # per worker process: Ray reuses workers, XLM-R's takes seconds to load
 
 
 # ---- checkpoints through the shared directory (fsspec) -------------------------------------------
@@ -83,8 +81,7 @@ def run_on_worker(run: Run, ctx: RunContext, parent: RunResult | tuple[RunResult
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(ctx.cfg.runtime.threads or max(1, int(ctx.cfg.ray.cpus_per_run)))
     with tempfile.TemporaryDirectory(prefix="xstilts-") as scratch:
-        # checkpoints land in the scratch dir; the tokenizer is loaded once per worker process
-        local = dataclasses.replace(ctx, out_dir=Path(scratch), _tokenizer=_TOKENIZERS.get(ctx.model_path))
+        local = dataclasses.replace(ctx, out_dir=Path(scratch))  # checkpoints land in the scratch dir
         parent_dir = None
         if parent is not None:
             if isinstance(parent, tuple):
@@ -93,9 +90,7 @@ def run_on_worker(run: Run, ctx: RunContext, parent: RunResult | tuple[RunResult
             if url is None:
                 raise XstiltsError(f"run {run.run_id}: its phase-2 run {run.parent} returned no checkpoint")
             parent_dir = str(fetch_checkpoint(url, Path(scratch) / "parent"))
-        result = runner(run, local, parent_dir)
-        if local._tokenizer is not None:
-            _TOKENIZERS[ctx.model_path] = local._tokenizer
+        result = run_in_worker(runner, run, local, parent_dir)  # Ray reuses workers: so does the tokenizer
         if result.checkpoint is not None:
             url = checkpoint_url(shared_dir, run.run_id)
             result.checkpoint = publish_checkpoint(Path(result.checkpoint), url)

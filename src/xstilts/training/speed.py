@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from xstilts.config import RuntimeConfig
+from xstilts.distributed import usable_cores
 from xstilts.models import first_token
 from xstilts.models.dropout import use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
@@ -281,7 +282,7 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     if runtime.threads:
         return ThreadChoice(runtime.threads, None)
     initial = _initial_threads if _thread_cap is None else max(1, min(_initial_threads, _thread_cap()))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     others = other_busy_cores()
     if others is None:
         try:
