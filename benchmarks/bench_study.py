@@ -182,8 +182,13 @@ def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[
         wall = time.monotonic() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed:\n{log.read_text(encoding='utf-8')[-3000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-            **load}
+    return {"wall_s": wall, **_usage(usage), **load}
+
+
+def _usage(usage: Any) -> dict[str, float]:
+    """A finished side's CPU time (of it in the kernel), minor page faults and peak RSS, from ``wait4``."""
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "system_s": usage.ru_stime,
+            "minor_faults": usage.ru_minflt, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[str, Path],
@@ -201,8 +206,7 @@ def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[s
     except WorkerFailed as e:
         raise SystemExit(f"{side_label(e.name, {})} failed:\n{logs[e.name].read_text(encoding='utf-8')[-3000:]}") from None
     out = {side: {"wall_s": sum(b - a for a, b in turns.running[side]), "alone_s": turns.alone_s(side),
-                  "cpu_s": turns.usage[side].ru_utime + turns.usage[side].ru_stime,
-                  "peak_rss_mb": turns.usage[side].ru_maxrss / 1024, **load} for side in commands}
+                  **_usage(turns.usage[side]), **load} for side in commands}
     return out, turns.running
 
 
@@ -382,12 +386,14 @@ def markdown(res: dict[str, Any]) -> str:
              f"load average (1 min) before / mean / max during: xstilts {xs['load_before']:.1f} / "
              f"{xs['load_mean']:.1f} / {xs['load_max']:.1f}, HF Trainer {hf['load_before']:.1f} / "
              f"{hf['load_mean']:.1f} / {hf['load_max']:.1f}", "",
-             "| side | runs | wall time | CPU time | peak RSS MB |", "|---|---|---|---|---|"]
+             "| side | runs | wall time | CPU time | of it system (minor page faults) | peak RSS MB |",
+             "|---|---|---|---|---|---|"]
     for side in ("xs", "hf"):
         r = res[side]
+        kernel = f"{r['system_s']:.0f} s ({r['minor_faults'] / 1e6:.1f} M)" if "system_s" in r else "not recorded"
         lines.append(f"| {side_label(side, res)} | {r['runs']} | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) | "
-                     f"{r['cpu_s'] / 60:.1f} min | {r['peak_rss_mb']:.0f} |")
-    lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | |", ""]
+                     f"{r['cpu_s'] / 60:.1f} min | {kernel} | {r['peak_rss_mb']:.0f} |")
+    lines += [f"| **HF / xstilts** | | **{res['speedup']:.2f}×** | {hf['cpu_s'] / xs['cpu_s']:.2f}× | | |", ""]
     return "\n".join(lines + markdown_scores(res) + markdown_times(res))
 
 

@@ -4,7 +4,8 @@ A 2-setting × 2-target × 2-seed grid run two at a time in worker processes mus
 exactly what the one-at-a-time executor writes (one fixed thread per run: the same arithmetic); a
 re-run skips everything. A phase-2 run that fails fails its targets unstarted while every other
 run is stored; a worker killed mid-run is recorded, nothing is left 'running', and the next
-invocation finishes the experiment.
+invocation finishes the experiment. Ctrl-C in the driver kills every worker (none trains on after
+the command has returned) and the next invocation finishes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +118,61 @@ def test_a_killed_worker_is_recorded_and_the_next_invocation_finishes(tiny_model
         counts = run_pool(plan, ctx, store)
         assert all(r["status"] == "done" for r in store.runs())
     assert counts == {"done": len(plan) - len(done_before), "skipped": len(done_before)}
+
+
+def hanging_runner(run, ctx, parent, *, pids: Path):  # noqa: ANN001, ANN201
+    """Writes its worker's pid, then waits: a run that is still going when Ctrl-C comes."""
+    part = pids / f"{run.run_id}.part"
+    part.write_text(str(os.getpid()), encoding="utf-8")
+    part.rename(pids / run.run_id)
+    time.sleep(300)
+    raise AssertionError("an interrupted pool left its worker running")
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs still (a zombie, killed and not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_ctrl_c_kills_every_worker_and_the_next_invocation_finishes(tiny_model: Path, mini_data: Path,
+                                                                   tmp_path: Path) -> None:
+    ctx, plan = _experiment(tmp_path, tiny_model, mini_data, "interrupt")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    def interrupt_once_two_run() -> None:  # Ctrl-C as the driver sees it, once both workers are training
+        deadline = time.monotonic() + 180
+        while len([p for p in pids.iterdir() if not p.name.endswith(".part")]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)  # SIGINT may be ignored under xdist
+    try:
+        threading.Thread(target=interrupt_once_two_run, daemon=True).start()
+        with Store(ctx.out_dir) as store, pytest.raises(KeyboardInterrupt):
+            run_pool(plan, ctx, store, runner=functools.partial(hanging_runner, pids=pids))
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    workers = [int(p.read_text(encoding="utf-8")) for p in pids.iterdir()]
+    assert len(workers) == 2 and os.getpid() not in workers
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, workers))
+
+    with Store(ctx.out_dir) as store:  # the interrupted runs were left 'running': they run again
+        counts = run_pool(plan, ctx, store)
+        assert all(r["status"] == "done" for r in store.runs())
+    assert counts == {"done": len(plan), "skipped": 0}
 
 
 def test_runs_with_the_largest_training_budget_start_first() -> None:
