@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench_quickstart import mean_scores
-from bench_train import _int_list, take_turns
+from bench_train import _int_list, take_turns, usage_figures
 
 REPO = Path(__file__).resolve().parents[1]
 SIDES = {"one": ["runtime.parallel_runs=1", "runtime.threads=2"], "two": ["runtime.parallel_runs=2"]}
@@ -54,8 +54,7 @@ def main() -> None:
             with sqlite3.connect(work / side / "results.sqlite") as db:
                 done = db.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
             res[side] = {"running_s": sum(b - a for a, b in turns.running[side]), "alone_s": turns.alone_s(side),
-                         "cpu_s": turns.usage[side].ru_utime + turns.usage[side].ru_stime,
-                         "peak_rss_mb": turns.usage[side].ru_maxrss / 1024, "runs_done": done,
+                         **usage_figures(turns.usage[side]), "runs_done": done,
                          "mean_zero_shot": mean_scores(work / side), "sets": SIDES[side]}
     res["ratio"] = res["one"]["running_s"] / res["two"]["running_s"]
     print(f"{res['date']}; time-sliced, {args.slice:g}-s turns; {' '.join(sets) or 'the config as it is'}")

@@ -82,7 +82,7 @@ from statistics import fmean, variance
 from typing import Any
 
 # benchmarks run as scripts: their folder is on sys.path
-from bench_train import WorkerFailed, _int_list, _overlap, take_turns
+from bench_train import WorkerFailed, _int_list, _overlap, take_turns, usage_figures
 
 REPO = Path(__file__).resolve().parents[1]
 SIDES = {"xs": "xstilts run", "hf": "HF Trainer script"}
@@ -182,13 +182,7 @@ def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[
         wall = time.monotonic() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed:\n{log.read_text(encoding='utf-8')[-3000:]}")
-    return {"wall_s": wall, **_usage(usage), **load}
-
-
-def _usage(usage: Any) -> dict[str, float]:
-    """A finished side's CPU time (of it in the kernel), minor page faults and peak RSS, from ``wait4``."""
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "system_s": usage.ru_stime,
-            "minor_faults": usage.ru_minflt, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"wall_s": wall, **usage_figures(usage), **load}
 
 
 def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[str, Path],
@@ -206,7 +200,7 @@ def run_sliced(commands: dict[str, list[str]], env: dict[str, str], logs: dict[s
     except WorkerFailed as e:
         raise SystemExit(f"{side_label(e.name, {})} failed:\n{logs[e.name].read_text(encoding='utf-8')[-3000:]}") from None
     out = {side: {"wall_s": sum(b - a for a, b in turns.running[side]), "alone_s": turns.alone_s(side),
-                  **_usage(turns.usage[side]), **load} for side in commands}
+                  **usage_figures(turns.usage[side]), **load} for side in commands}
     return out, turns.running
 
 

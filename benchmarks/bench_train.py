@@ -517,6 +517,12 @@ class Turns:
         return _overlap(self.running[name], min(others), math.inf) if others else 0.0
 
 
+def usage_figures(usage: Any) -> dict[str, float]:
+    """A finished child's CPU time (of it in the kernel), minor page faults and peak RSS, from ``wait4``."""
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "system_s": usage.ru_stime,
+            "minor_faults": usage.ru_minflt, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
 def _reap(pid: int) -> tuple[int, Any] | None:
     """(exit code, rusage) of a finished child, else None (still running or stopped)."""
     done, status, usage = os.wait4(pid, os.WNOHANG)

@@ -30,6 +30,7 @@ from xstilts.executors.local import execute_run
 from xstilts.executors.pool import expected_work, run_pool
 from xstilts.plan import make_plan
 from xstilts.store import Store
+from xstilts.training.speed import _stat_fields
 
 PARALLEL = "[runtime]\nparallel_runs = 2\n"
 
@@ -132,10 +133,9 @@ def hanging_runner(run, ctx, parent, *, pids: Path):  # noqa: ANN001, ANN201
 def _alive(pid: int) -> bool:
     """Whether the process runs still (a zombie, killed and not yet reaped, does not)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+        return _stat_fields(pid)[0] != "Z"  # the state field
     except FileNotFoundError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
