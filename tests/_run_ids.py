@@ -27,6 +27,7 @@ VARIANTS: list[tuple[str, str, dict]] = [
     ("freeze", "quickstart.toml", {"runtime": {"freeze_embeddings": True}}),
     ("fast-dropout", "quickstart.toml", {"runtime": {"fast_dropout": True}}),
     ("first-token", "quickstart.toml", {"runtime": {"first_token_only": True, "fast_dropout": True}}),
+    ("packed", "quickstart.toml", {"runtime": {"pack_sequences": True}}),
     ("speed-only", "quickstart.toml", {"runtime": {"threads": 2, "eval_batch_size": 7, "compile": True,
                                                    "trim_vocab": False, "fused_adamw": False}}),
     ("sampler", "study.toml", {"intermediate": {"sampler": "uniform", "task_caps": {"mnli": 10, "squad": 5}}}),

@@ -92,7 +92,8 @@ class RuntimeConfig(Strict):
     """How to run, plus where caches live.
 
     Most of these change only speed. Those that change results (``bucket_by_length``,
-    ``bf16``/``mixed_precision``, ``freeze_embeddings``, ``fast_dropout``, ``first_token_only``) are part of every run id
+    ``bf16``/``mixed_precision``, ``freeze_embeddings``, ``fast_dropout``, ``first_token_only``,
+    ``pack_sequences``) are part of every run id
     (:func:`xstilts.plan.runtime_key`), so changing them starts new runs instead of mixing
     results made both ways.
     """
@@ -130,6 +131,10 @@ class RuntimeConfig(Strict):
     # the same shortcut in evaluation only (no dropout there): predictions equal the full layer's up to
     # float rounding, like another eval_batch_size, so not in run ids
     first_token_eval: bool = True
+    # training batches packed end to end into few rows, positions restarting per sequence, attention
+    # within each (models/packing.py): (almost) no padding. Dropout masks fall on another layout, so
+    # it changes results (in run ids); evaluation stays padded. Gains where sequences are short (NER)
+    pack_sequences: bool = False
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     # write each target run's predictions in XTREME's submission layout (xstilts.evaluation.submission);

@@ -70,6 +70,8 @@ def runtime_key(rt: RuntimeConfig) -> tuple:
         key += ("fast_dropout",)
     if rt.first_token_only:  # the last layer draws fewer dropout masks: the random stream shifts
         key += ("first_token_only",)
+    if rt.pack_sequences:  # dropout masks drawn over the packed layout, same rule
+        key += ("pack_sequences",)
     return key
 
 

@@ -64,7 +64,8 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
-                              "first_token_only": False, "first_token_eval": True, "compiled": False}
+                              "first_token_only": False, "first_token_eval": True, "compiled": False,
+                              "packed": False}
     plain = copy.deepcopy(base)
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
@@ -97,6 +98,34 @@ def test_trimmed_training_equals_full_training(setup) -> None:
     for a, b in zip(outputs[True], outputs[False], strict=True):
         torch.testing.assert_close(torch.from_numpy(a), torch.from_numpy(b))
         assert (a.argmax(-1) == b.argmax(-1)).all()
+
+
+def test_packed_training_without_dropout_equals_padded_training(setup) -> None:
+    """pack_sequences changes the layout, not the arithmetic: with no dropout to draw, the same
+    steps give the same weights up to rounding. Packing is checked before the vocabulary is trimmed."""
+    tok, task, kind, feats, _, dev_feats, base = setup
+    from xstilts.models import packing
+
+    runs = {}
+    for packed in (True, False):
+        model = copy.deepcopy(base)
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        runs[packed] = _train((tok, task, kind, feats, None, dev_feats, model),
+                              RuntimeConfig(progress=False, pack_sequences=packed), steps=3)
+    assert runs[True][2].packed and packing.installed(runs[True][0]) and not packing.installed(runs[False][0])
+    packed_state, padded_state = full_state_dict(runs[True][0]), full_state_dict(runs[False][0])
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(packed_state[layer], base.state_dict()[layer])  # it trained
+    # AdamW divides by the gradient's own scale, so a row whose gradient is rounding noise moves by up
+    # to lr either way: allow that in a few rows, demand equality to 1e-5 everywhere else
+    differing = 0
+    for key, value in padded_state.items():
+        torch.testing.assert_close(packed_state[key], value, rtol=1e-3, atol=1e-3, msg=key)
+        differing += int(((packed_state[key] - value).abs() > 1e-5).sum())
+    assert differing <= 1e-4 * sum(v.numel() for v in padded_state.values())
 
 
 def test_phase_two_checkpoint_is_full_vocabulary(tiny_config: Path) -> None:

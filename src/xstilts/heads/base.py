@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from xstilts.metrics.stats import score_from_stats
+from xstilts.models import first_token, packing
 from xstilts.tasks.base import Example, Task
 
 Feature = dict[str, Any]
@@ -50,7 +51,14 @@ def pad(seqs: Sequence[Sequence[int]], value: int, length: int | None = None) ->
 
 
 def encoder_hidden(encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Last hidden states of any Hugging Face encoder (BERT, XLM-R, ...)."""
+    """Last hidden states of any Hugging Face encoder (BERT, XLM-R, ...), ``[batch, length, hidden]``.
+
+    Training steps are computed packed where ``runtime.pack_sequences`` installed packing
+    (models/packing.py), unless the first-token shortcut is computing the last layer for one
+    position (models/first_token.py: a packed row holds several first tokens).
+    """
+    if encoder.training and packing.installed(encoder) and not first_token.in_effect(encoder):
+        return packing.packed_hidden(encoder, batch["input_ids"], batch["attention_mask"])
     return encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
 
 

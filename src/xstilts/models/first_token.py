@@ -109,6 +109,13 @@ def first_token_only(encoder: nn.Module) -> Iterator[None]:
             asked.discard(id(layer))
 
 
+def in_effect(encoder: nn.Module) -> bool:
+    """Whether a forward pass now would compute the last layer for the first token alone."""
+    layer = _last_layer(encoder)
+    return (layer is not None and _FLAG in vars(layer) and id(layer) in _asked()
+            and (not layer.training or getattr(layer, _IN_TRAINING, True)))
+
+
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              *args: Any, **kwargs: Any) -> torch.Tensor:
     full = type(self).forward

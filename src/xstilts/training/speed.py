@@ -16,6 +16,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
   draws fewer dropout masks, so it changes results);
 - ``first_token_eval`` (default on): the same shortcut in evaluation only, where it changes nothing
   but rounding (so not in run ids);
+- ``pack_sequences``: training batches packed end to end with a block-diagonal attention mask
+  (:mod:`xstilts.models.packing`; no padding; dropout falls on another layout, so it changes results);
 - ``compile``: ``torch.compile`` the encoder, with dynamic shapes because bucketed batches vary
   in length (changes nothing but speed, after a one-off compilation per shape family).
 
@@ -39,7 +41,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import first_token
+from xstilts.models import first_token, packing
 from xstilts.models.dropout import use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -56,6 +58,7 @@ class SpeedSetup:
     first_token_only: bool = False  # the last layer can compute the first token alone (models/first_token.py)
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
     compiled: bool = False
+    packed: bool = False  # training batches packed (models/packing.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -401,6 +404,9 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     """
     choice = apply_threads(runtime)
     setup = SpeedSetup(threads=choice.threads, thread_log=[choice.log_entry(0)])
+    if runtime.pack_sequences:  # before trimming: its check feeds token ids the data may not have
+        packing.install(encoder, pad_id if pad_id is not None and pad_id >= 0 else 0)
+        setup.packed = True
     if runtime.trim_vocab:
         extra = [pad_id] if pad_id is not None and pad_id >= 0 else []
         trimmed = trim_vocabulary(encoder, used_token_ids(feature_sets, extra))
