@@ -1,6 +1,6 @@
 """Packing against length buckets: does putting several sentences in one row save time? (issue 14)
 
-Usage: ``python benchmarks/bench_packing.py [--task panx xnli] [--threads 2] [--rounds 4] [--bf16]``
+Usage: ``python benchmarks/bench_packing.py [--task panx xnli] [--threads 2] [--rounds 4] [--bf16] [--loop]``
 
 The training loop pads each batch to its longest sequence after sorting pools of 50 batches by
 length (training/batching.py). Packing instead puts a batch's sequences end to end into as few
@@ -18,7 +18,12 @@ attention. This script measures that trade on the quickstart's own training batc
 - **exactness**: in eval mode, every real token's last hidden state in the packed layout against
   the bucketed one (largest absolute difference).
 
-The word-embedding matrix is frozen on both sides (the loop trims it to the used rows, so its
+``--loop`` times the training loop itself instead (:func:`xstilts.training.loop.train`, default
+runtime with ``pack_sequences`` off and on, the quickstart's target hyperparameters: 2 epochs,
+batch 32, lr 2e-4, seed 1), whole runs in ABBA order: what a run gains, optimizer, head and
+collation included.
+
+The word-embedding matrix is frozen on both sides of the encoder comparison (the loop trims it to the used rows, so its
 gradient is small there; here it would add the same dense 96M-entry gradient to both layouts).
 
 The packing is the package's own (:func:`xstilts.models.packing.pack`): per batch, every row
@@ -131,6 +136,60 @@ def measure(task_name: str, args: argparse.Namespace) -> dict:
             "seconds": times, "ratio_per_round": [b / p for b, p in zip(times["bucketed"], times["packed"], strict=True)]}
 
 
+def measure_loop(task_name: str, args: argparse.Namespace) -> dict:
+    """Seconds of training of whole runs of the loop, padded and packed, alternating."""
+    import copy
+
+    from xstilts.config import RuntimeConfig, TrainConfig
+    from xstilts.featurize import load_features
+    from xstilts.heads import get_head_kind
+    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.tasks import get_task
+    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.speed import prepare_encoder
+
+    tok = load_tokenizer("default")
+    task = get_task(task_name, data_dir=args.data_dir)
+    kind = get_head_kind(task.head)
+    cache = Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache"))
+    _, feats = load_features(task, "train", "en", tok, 128, QUICKSTART_EXAMPLES[task_name], cache)
+    base = load_encoder("default")
+    steps = 2 * -(-len(feats) // 32)
+    times: dict[str, list[float]] = {"bucketed": [], "packed": []}
+    for r in range(args.rounds):
+        for name in (("bucketed", "packed") if r % 2 == 0 else ("packed", "bucketed")):
+            runtime = RuntimeConfig(progress=False, threads=args.threads, bf16=args.bf16,
+                                    pack_sequences=name == "packed")
+            set_seed(1)
+            encoder = copy.deepcopy(base)
+            head = kind.build(task, encoder.config.hidden_size, 0.1)
+            prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
+            hp = TrainConfig(lr=2e-4, batch_size=32, max_steps=steps, eval_every=10**9)
+            out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id,
+                        lambda step: 0.0)
+            times[name].append(out.train_seconds)
+        print(f"  {task_name} loop round {r + 1}: bucketed {times['bucketed'][-1]:.1f} s, "
+              f"packed {times['packed'][-1]:.1f} s ({steps} steps), load {os.getloadavg()[0]:.2f}", flush=True)
+    return {"task": task_name, "loop": True, "sequences": len(feats), "steps": steps, "seconds": times,
+            "ratio_per_round": [b / p for b, p in zip(times["bucketed"], times["packed"], strict=True)]}
+
+
+def _print_layouts(results: list[dict]) -> None:
+    print("\n| task | real tokens | positions bucketed / packed | attention elements packed / bucketed "
+          "| eval max abs diff | s per epoch bucketed / packed (median) | bucketed / packed: ratio of medians "
+          "| median of the rounds' ratios |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        pb, pp = r["positions"]["bucketed"], r["positions"]["packed"]
+        ab, ap_ = r["attention_elements"]["bucketed"], r["attention_elements"]["packed"]
+        tb, tp = statistics.median(r["seconds"]["bucketed"]), statistics.median(r["seconds"]["packed"])
+        ratios = ", ".join(f"{x:.2f}" for x in r["ratio_per_round"])
+        print(f"| {r['task']} | {r['real_tokens']:,} | {pb:,} / {pp:,} ({pb / r['real_tokens']:.3f} / "
+              f"{pp / r['real_tokens']:.3f} of real) | {ap_ / ab:.2f}× | {r['max_abs_diff_eval']:.1e} "
+              f"| {tb:.1f} / {tp:.1f} | {tb / tp:.2f}× | **{statistics.median(r['ratio_per_round']):.2f}×** "
+              f"(rounds: {ratios}) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
@@ -140,23 +199,24 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
     ap.add_argument("--kappa", type=float, default=KAPPA,
                     help="packing's cost weight (models/packing.py); inf = fewest positions")
+    ap.add_argument("--loop", action="store_true", help="time whole runs of the training loop instead")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads} threads, {'bf16 autocast' if args.bf16 else 'fp32'}, load {os.getloadavg()[0]:.2f}")
-    results = [measure(t, args) for t in args.task]
-    print("\n| task | real tokens | positions bucketed / packed | attention elements packed / bucketed "
-          "| eval max abs diff | s per epoch bucketed / packed (median) | bucketed / packed |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        pb, pp = r["positions"]["bucketed"], r["positions"]["packed"]
-        ab, ap_ = r["attention_elements"]["bucketed"], r["attention_elements"]["packed"]
-        tb, tp = statistics.median(r["seconds"]["bucketed"]), statistics.median(r["seconds"]["packed"])
-        ratios = ", ".join(f"{x:.2f}" for x in r["ratio_per_round"])
-        print(f"| {r['task']} | {r['real_tokens']:,} | {pb:,} / {pp:,} ({pb / r['real_tokens']:.3f} / "
-              f"{pp / r['real_tokens']:.3f} of real) | {ap_ / ab:.2f}× | {r['max_abs_diff_eval']:.1e} "
-              f"| {tb:.1f} / {tp:.1f} | **{tb / tp:.2f}×** (rounds: {ratios}) |")
+    if args.loop:
+        results = [measure_loop(t, args) for t in args.task]
+        print("\n| task | steps | s of training bucketed / packed (median) | median of the rounds' ratios |")
+        print("|---|---|---|---|")
+        for r in results:
+            tb, tp = statistics.median(r["seconds"]["bucketed"]), statistics.median(r["seconds"]["packed"])
+            ratios = ", ".join(f"{x:.2f}" for x in r["ratio_per_round"])
+            print(f"| {r['task']} | {r['steps']} | {tb:.1f} / {tp:.1f} | **{statistics.median(r['ratio_per_round']):.2f}×** "
+                  f"(rounds: {ratios}) |")
+    else:
+        results = [measure(t, args) for t in args.task]
+        _print_layouts(results)
     if args.out:
         args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                         "threads": args.threads, "bf16": args.bf16, "results": results}, indent=1))
