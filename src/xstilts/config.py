@@ -133,7 +133,8 @@ class RuntimeConfig(Strict):
     first_token_eval: bool = True
     # training batches packed end to end into few rows, positions restarting per sequence, attention
     # within each (models/packing.py): (almost) no padding. Dropout masks fall on another layout, so
-    # it changes results (in run ids); evaluation stays padded. Gains where sequences are short (NER)
+    # it changes results (in run ids); evaluation stays padded. Gains where a small training set leaves a
+    # long tail of lengths in a batch (the quickstart's PAN-X runs: 1.07×), little elsewhere
     pack_sequences: bool = False
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
