@@ -109,18 +109,22 @@ def first_token_only(encoder: nn.Module) -> Iterator[None]:
             asked.discard(id(layer))
 
 
+def _applies(layer: nn.Module) -> bool:
+    """An installed layer computes the first token alone: asked on this thread, and in evaluation
+    mode or installed for training too."""
+    return id(layer) in _asked() and (not layer.training or getattr(layer, _IN_TRAINING, True))
+
+
 def in_effect(encoder: nn.Module) -> bool:
     """Whether a forward pass now would compute the last layer for the first token alone."""
     layer = _last_layer(encoder)
-    return (layer is not None and _FLAG in vars(layer) and id(layer) in _asked()
-            and (not layer.training or getattr(layer, _IN_TRAINING, True)))
+    return layer is not None and _FLAG in vars(layer) and _applies(layer)
 
 
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              *args: Any, **kwargs: Any) -> torch.Tensor:
     full = type(self).forward
-    if (id(self) not in _asked() or (self.training and not getattr(self, _IN_TRAINING, True))
-            or (attention_mask is not None and attention_mask.dim() != 4)):
+    if not _applies(self) or (attention_mask is not None and attention_mask.dim() != 4):
         return full(self, hidden_states, attention_mask, *args, **kwargs)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.bert.modeling_bert import eager_attention_forward

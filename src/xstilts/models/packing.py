@@ -20,7 +20,7 @@ padded layout, bit for bit. Heads see the usual padded ``[batch, length, hidden]
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -135,9 +135,8 @@ def packed_hidden(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: t
     states = encoder(input_ids=packed.input_ids.to(input_ids.device),
                      position_ids=packed.position_ids.to(input_ids.device),
                      attention_mask=packed.attention_mask.to(input_ids.device)).last_hidden_state
-    index = packed.packed_index.to(states.device), packed.padded_index.to(states.device)
-    return unpack(states, Packed(packed.input_ids, packed.position_ids, packed.attention_mask, *index,
-                                 packed.padded_shape))
+    return unpack(states, replace(packed, packed_index=packed.packed_index.to(states.device),
+                                  padded_index=packed.padded_index.to(states.device)))
 
 
 def installed(encoder: nn.Module) -> bool:
@@ -159,6 +158,7 @@ def install(encoder: nn.Module, pad_id: int) -> int:
     ids = torch.tensor([[(pad_id + k) % vocab for k in (1, 2, 3)] + [pad_id, pad_id],
                         [(pad_id + k) % vocab for k in (4, 5, 6, 7, 8)]], device=device)
     mask = (ids != pad_id).long()
+    real = mask.bool()
     worst = float("inf")
     try:
         with torch.no_grad():
@@ -169,7 +169,6 @@ def install(encoder: nn.Module, pad_id: int) -> int:
                     states = packed_hidden(encoder, ids, mask)
                 except (TypeError, ValueError, RuntimeError, IndexError):
                     continue
-                real = mask.bool()
                 worst = min(worst, float((states[real] - reference[real]).abs().max()))
                 if torch.allclose(states[real], reference[real], rtol=1e-3, atol=1e-4):
                     return offset

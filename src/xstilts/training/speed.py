@@ -404,11 +404,12 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     """
     choice = apply_threads(runtime)
     setup = SpeedSetup(threads=choice.threads, thread_log=[choice.log_entry(0)])
+    pad = pad_id if pad_id is not None and pad_id >= 0 else None  # a real padding id, or none
     if runtime.pack_sequences:  # before trimming: its check feeds token ids the data may not have
-        packing.install(encoder, pad_id if pad_id is not None and pad_id >= 0 else 0)
+        packing.install(encoder, pad if pad is not None else 0)
         setup.packed = True
     if runtime.trim_vocab:
-        extra = [pad_id] if pad_id is not None and pad_id >= 0 else []
+        extra = [pad] if pad is not None else []
         trimmed = trim_vocabulary(encoder, used_token_ids(feature_sets, extra))
         setup.vocab_rows = len(trimmed.kept)
     if runtime.freeze_embeddings:
