@@ -40,6 +40,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,16 +52,26 @@ REPO = Path(__file__).resolve().parents[1]
 QUICKSTART_EXAMPLES = {"panx": 800, "xnli": None}  # configs/quickstart.toml's training caps
 
 
+def quickstart_features(task_name: str, args: argparse.Namespace) -> tuple[Any, Any, list[dict]]:
+    """(tokenizer, task, English training features capped as configs/quickstart.toml caps them)."""
+    from xstilts.featurize import load_features
+    from xstilts.models.loading import load_tokenizer
+    from xstilts.tasks import get_task
+
+    tok = load_tokenizer("default")
+    task = get_task(task_name, data_dir=args.data_dir)
+    cache = Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache"))
+    _, feats = load_features(task, "train", "en", tok, 128, QUICKSTART_EXAMPLES[task_name], cache)
+    return tok, task, feats
+
+
 def bucketed(feats: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """The loop's layout: one row per sequence, padded to the batch's longest."""
-    width = max(len(f["input_ids"]) for f in feats)
-    ids = torch.full((len(feats), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(feats), width), dtype=torch.long)
-    for r, f in enumerate(feats):
-        ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
-        mask[r, : len(f["input_ids"])] = 1
-    real = mask.bool()
-    return {"input_ids": ids, "attention_mask": mask, "real": real}
+    from xstilts.heads.base import pad
+
+    ids = pad([f["input_ids"] for f in feats], pad_id)
+    real = torch.arange(ids.shape[1]) < torch.tensor([len(f["input_ids"]) for f in feats])[:, None]
+    return {"input_ids": ids, "attention_mask": real.long(), "real": real}
 
 
 def real_states(encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -88,16 +99,11 @@ def epoch_seconds(encoder: nn.Module, head: nn.Module, batches: list[dict], labe
 
 
 def measure(task_name: str, args: argparse.Namespace) -> dict:
-    from xstilts.featurize import load_features
-    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.models.loading import load_encoder
     from xstilts.models.packing import pack
-    from xstilts.tasks import get_task
     from xstilts.training.batching import train_batches
 
-    tok = load_tokenizer("default")
-    task = get_task(task_name, data_dir=args.data_dir)
-    cache = Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache"))
-    _, feats = load_features(task, "train", "en", tok, 128, QUICKSTART_EXAMPLES[task_name], cache)
+    tok, _, feats = quickstart_features(task_name, args)
     lengths = [len(f["input_ids"]) for f in feats]
     index_batches = train_batches(lengths, 32, np.random.default_rng(1))
     padded = [bucketed([feats[i] for i in b], tok.pad_token_id) for b in index_batches]
@@ -141,18 +147,13 @@ def measure_loop(task_name: str, args: argparse.Namespace) -> dict:
     import copy
 
     from xstilts.config import RuntimeConfig, TrainConfig
-    from xstilts.featurize import load_features
     from xstilts.heads import get_head_kind
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
+    from xstilts.models.loading import load_encoder
     from xstilts.training.loop import Job, set_seed, train
     from xstilts.training.speed import prepare_encoder
 
-    tok = load_tokenizer("default")
-    task = get_task(task_name, data_dir=args.data_dir)
+    tok, task, feats = quickstart_features(task_name, args)
     kind = get_head_kind(task.head)
-    cache = Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache"))
-    _, feats = load_features(task, "train", "en", tok, 128, QUICKSTART_EXAMPLES[task_name], cache)
     base = load_encoder("default")
     steps = 2 * -(-len(feats) // 32)
     times: dict[str, list[float]] = {"bucketed": [], "packed": []}
