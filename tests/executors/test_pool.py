@@ -4,7 +4,7 @@ A 2-setting × 2-target × 2-seed grid run two at a time in worker processes mus
 exactly what the one-at-a-time executor writes (one fixed thread per run: the same arithmetic); a
 re-run skips everything. A phase-2 run that fails fails its targets unstarted while every other
 run is stored; a worker killed mid-run is recorded, nothing is left 'running', and the next
-invocation finishes the experiment. Ctrl-C in the driver kills every worker (none trains on after
+invocation finishes the experiment, also when the driver finds the pool broken as it starts a run. Ctrl-C in the driver kills every worker (none trains on after
 the command has returned) and the next invocation finishes.
 """
 
@@ -15,6 +15,8 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from xstilts.config import load_config
 from xstilts.context import RunContext
 from xstilts.errors import XstiltsError
 from xstilts.executors import get_executor
+from xstilts.executors import pool as pool_module
 from xstilts.executors.local import execute_run
 from xstilts.executors.pool import expected_work, run_pool
 from xstilts.plan import make_plan
@@ -119,6 +122,33 @@ def test_a_killed_worker_is_recorded_and_the_next_invocation_finishes(tiny_model
         counts = run_pool(plan, ctx, store)
         assert all(r["status"] == "done" for r in store.runs())
     assert counts == {"done": len(plan) - len(done_before), "skipped": len(done_before)}
+
+
+class _BreaksAfterTwo(ProcessPoolExecutor):
+    """A pool whose third submit finds it broken: a worker died after the driver's last wait, while
+    the other run in progress finished normally (the order CI met once on a busy machine)."""
+
+    def submit(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        self.submitted = getattr(self, "submitted", 0) + 1
+        if self.submitted > 2:
+            raise BrokenProcessPool("A child process terminated abruptly")
+        return super().submit(*args, **kwargs)
+
+
+def test_a_pool_found_broken_at_submit_stores_what_finished_and_starts_nothing(
+        tiny_model: Path, mini_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, plan = _experiment(tmp_path, tiny_model, mini_data, "broken")
+    monkeypatch.setattr(pool_module, "ProcessPoolExecutor", _BreaksAfterTwo)
+    with Store(ctx.out_dir) as store:
+        with pytest.raises(XstiltsError, match=r"worker process died.*3 run\(s\) not started"):
+            run_pool(plan, ctx, store)
+        status = [r["status"] for r in store.runs()]
+    assert status.count("done") == 2 and status.count("pending") == 3  # the two submitted runs finished
+    monkeypatch.undo()
+    with Store(ctx.out_dir) as store:
+        counts = run_pool(plan, ctx, store)
+        assert all(r["status"] == "done" for r in store.runs())
+    assert counts == {"done": 3, "skipped": 2}
 
 
 def hanging_runner(run, ctx, parent, *, pids: Path):  # noqa: ANN001, ANN201

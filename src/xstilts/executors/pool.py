@@ -121,14 +121,23 @@ def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | 
 
     pool = ProcessPoolExecutor(max_workers=min(rt.parallel_runs, len(todo)), mp_context=mp,
                                initializer=_init_worker, initargs=(running_count, cores))
+    broken = False  # a worker died: the pool runs nothing more, the runs in progress fail with it
     try:
-        while ready or running:
-            while ready and len(running) < rt.parallel_runs:
-                label, run = ready.pop(0)
+        while (ready and not broken) or running:
+            while ready and not broken and len(running) < rt.parallel_runs:
+                label, run = ready[0]
                 parent_dir = parent_checkpoint(run, store)
+                try:
+                    future = pool.submit(_run_in_worker, run, worker_ctx, parent_dir, runner)
+                except BrokenProcessPool:  # a worker died since the last wait: this run stays unstarted
+                    broken = True
+                    break
+                ready.pop(0)
                 store.mark_running(run.run_id)
                 console.print(f"{label}: running")
-                running[pool.submit(_run_in_worker, run, worker_ctx, parent_dir, runner)] = (label, run)
+                running[future] = (label, run)
+            if not running:
+                break
             running_count.value = len(running)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -136,6 +145,7 @@ def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | 
                 try:
                     result, seconds = future.result()
                 except BrokenProcessPool:
+                    broken = True
                     fail(label, run, DIED)
                     continue
                 except Exception as exc:  # the run's own failure (bad data, NaN loss): recorded
@@ -154,16 +164,16 @@ def run_pool(plan: list[Run], ctx: RunContext, store: Store, console: Console | 
                     waiting.remove((label, run))
                     ready.append((label, run))
             queue(ready)
-            if any(message == DIED for message in failed.values()):
-                break  # a broken pool runs nothing more
     except BaseException:
         _stop_workers(pool)
         raise
     pool.shutdown(wait=True)
     unstarted = len(ready) + len(waiting)
+    rest = f"; {unstarted} run(s) not started" if unstarted else ""
     if failed:
         first = next(iter(failed.items()))
-        rest = f"; {unstarted} run(s) not started" if unstarted else ""
         raise XstiltsError(f"{len(failed)} run(s) failed (finished runs are stored; run again to retry the rest"
                            f"{rest}); first: {first[0]}: {first[1]}")
+    if broken:  # a worker died between runs: nothing failed, but the rest could not start
+        raise XstiltsError(f"{DIED} (finished runs are stored; run again to retry the rest{rest})")
     return counts
