@@ -4,8 +4,9 @@ A 2-setting × 2-target × 2-seed grid run two at a time in worker processes mus
 exactly what the one-at-a-time executor writes (one fixed thread per run: the same arithmetic); a
 re-run skips everything. A phase-2 run that fails fails its targets unstarted while every other
 run is stored; a worker killed mid-run is recorded, nothing is left 'running', and the next
-invocation finishes the experiment, also when the driver finds the pool broken as it starts a run. Ctrl-C in the driver kills every worker (none trains on after
-the command has returned) and the next invocation finishes.
+invocation finishes the experiment, also when the driver finds the pool broken as it starts a
+run. Ctrl-C in the driver kills every worker (none trains on after the command has returned) and
+the next invocation finishes.
 """
 
 from __future__ import annotations
