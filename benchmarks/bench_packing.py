@@ -156,6 +156,7 @@ def measure_loop(task_name: str, args: argparse.Namespace) -> dict:
     kind = get_head_kind(task.head)
     base = load_encoder("default")
     steps = 2 * -(-len(feats) // 32)
+    hp = TrainConfig(lr=2e-4, batch_size=32, max_steps=steps, eval_every=10**9)
     times: dict[str, list[float]] = {"bucketed": [], "packed": []}
     for r in range(args.rounds):
         for name in (("bucketed", "packed") if r % 2 == 0 else ("packed", "bucketed")):
@@ -165,7 +166,6 @@ def measure_loop(task_name: str, args: argparse.Namespace) -> dict:
             encoder = copy.deepcopy(base)
             head = kind.build(task, encoder.config.hidden_size, 0.1)
             prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
-            hp = TrainConfig(lr=2e-4, batch_size=32, max_steps=steps, eval_every=10**9)
             out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id,
                         lambda step: 0.0)
             times[name].append(out.train_seconds)
@@ -191,6 +191,16 @@ def _print_layouts(results: list[dict]) -> None:
               f"(rounds: {ratios}) |")
 
 
+def _print_loop(results: list[dict]) -> None:
+    print("\n| task | steps | s of training bucketed / packed (median) | median of the rounds' ratios |")
+    print("|---|---|---|---|")
+    for r in results:
+        tb, tp = statistics.median(r["seconds"]["bucketed"]), statistics.median(r["seconds"]["packed"])
+        ratios = ", ".join(f"{x:.2f}" for x in r["ratio_per_round"])
+        print(f"| {r['task']} | {r['steps']} | {tb:.1f} / {tp:.1f} | **{statistics.median(r['ratio_per_round']):.2f}×** "
+              f"(rounds: {ratios}) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
@@ -208,13 +218,7 @@ def main() -> None:
           f"{args.threads} threads, {'bf16 autocast' if args.bf16 else 'fp32'}, load {os.getloadavg()[0]:.2f}")
     if args.loop:
         results = [measure_loop(t, args) for t in args.task]
-        print("\n| task | steps | s of training bucketed / packed (median) | median of the rounds' ratios |")
-        print("|---|---|---|---|")
-        for r in results:
-            tb, tp = statistics.median(r["seconds"]["bucketed"]), statistics.median(r["seconds"]["packed"])
-            ratios = ", ".join(f"{x:.2f}" for x in r["ratio_per_round"])
-            print(f"| {r['task']} | {r['steps']} | {tb:.1f} / {tp:.1f} | **{statistics.median(r['ratio_per_round']):.2f}×** "
-                  f"(rounds: {ratios}) |")
+        _print_loop(results)
     else:
         results = [measure(t, args) for t in args.task]
         _print_layouts(results)

@@ -129,8 +129,10 @@ class _BreaksAfterTwo(ProcessPoolExecutor):
     """A pool whose third submit finds it broken: a worker died after the driver's last wait, while
     the other run in progress finished normally (the order CI met once on a busy machine)."""
 
+    submitted = 0
+
     def submit(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        self.submitted = getattr(self, "submitted", 0) + 1
+        self.submitted += 1
         if self.submitted > 2:
             raise BrokenProcessPool("A child process terminated abruptly")
         return super().submit(*args, **kwargs)
