@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from xstilts import config as config_module
 from xstilts.config import ExperimentConfig, load_config
 from xstilts.plan import make_plan
 
@@ -38,6 +41,17 @@ VARIANTS: list[tuple[str, str, dict]] = [
 ]
 
 
+@contextmanager
+def _native_bf16(native: bool) -> Iterator[None]:
+    """Plan as on a machine whose device does (not) compute bf16 natively."""
+    saved = config_module.native_bf16
+    config_module.native_bf16 = lambda: native
+    try:
+        yield
+    finally:
+        config_module.native_bf16 = saved
+
+
 def _merge(base: dict, change: dict) -> dict:
     out = dict(base)
     for key, value in change.items():
@@ -47,13 +61,18 @@ def _merge(base: dict, change: dict) -> dict:
 
 
 def run_ids() -> dict[str, list[str]]:
+    """Every config's ids as planned on a machine without native bf16 (``bf16 = "auto"`` → fp32), plus
+    the quickstart's where the machine has it: the same ids on every CI machine."""
     out: dict[str, list[str]] = {}
-    for path in sorted(CONFIGS.glob("*.toml")):
-        out[path.name] = [r.run_id for r in make_plan(load_config(path))]
-    for name, base, change in VARIANTS:
-        raw = load_config(CONFIGS / base).model_dump(mode="json")  # every value: overrides merge over train
-        cfg = ExperimentConfig.model_validate(_merge(raw, change))
-        out[f"{base}+{name}"] = [r.run_id for r in make_plan(cfg)]
+    with _native_bf16(False):
+        for path in sorted(CONFIGS.glob("*.toml")):
+            out[path.name] = [r.run_id for r in make_plan(load_config(path))]
+        for name, base, change in VARIANTS:
+            raw = load_config(CONFIGS / base).model_dump(mode="json")  # every value: overrides merge over train
+            cfg = ExperimentConfig.model_validate(_merge(raw, change))
+            out[f"{base}+{name}"] = [r.run_id for r in make_plan(cfg)]
+    with _native_bf16(True):
+        out["quickstart.toml@native-bf16"] = [r.run_id for r in make_plan(load_config(CONFIGS / "quickstart.toml"))]
     return out
 
 

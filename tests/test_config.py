@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.config import load_config
+from xstilts import config as config_module
+from xstilts.config import RuntimeConfig, load_config
 from xstilts.errors import ConfigError
 
 GOOD = """name = "x"
@@ -124,3 +125,24 @@ def test_plan_shows_effective_values(tmp_path: Path) -> None:
     assert [c.strip() for c in rows["epochs"]] == ["1", "5"]  # intermediate (its default), panx (--set)
     assert [c.strip() for c in rows["lr"]][1:] == ["0.0001"]
     assert [c.strip() for c in rows["max_train_examples"]][1:] == ["-"]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_bf16_is_decided_by_the_machine_and_named_in_run_ids(monkeypatch: pytest.MonkeyPatch,
+                                                                  native: bool) -> None:
+    """``bf16 = "auto"`` becomes a plain true/false when the config is read, so the run ids of the
+    quickstart (which asks for it) are exactly those of an explicit ``bf16`` on that machine."""
+    from xstilts.plan import make_plan
+
+    monkeypatch.setattr(config_module, "native_bf16", lambda: native)
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart.toml"
+    auto = load_config(quickstart)
+    assert auto.runtime.bf16 is native and auto.runtime.precision == ("bf16" if native else "no")
+    explicit = load_config(quickstart, [f"runtime.bf16={str(native).lower()}"])
+    other = load_config(quickstart, [f"runtime.bf16={str(not native).lower()}"])
+    ids = [[r.run_id for r in make_plan(c)] for c in (auto, explicit, other)]
+    assert ids[0] == ids[1] and not set(ids[0]) & set(ids[2])
+    # another precision asked for explicitly wins over "auto"; "auto" spelled on the command line works
+    assert RuntimeConfig(bf16="auto", mixed_precision="fp16").precision == "fp16"
+    assert RuntimeConfig(bf16="auto", mixed_precision="no").bf16 is False
+    assert load_config(quickstart, ["runtime.bf16=auto"]).runtime.bf16 is native

@@ -102,7 +102,9 @@ def run(
                 sweep_checkpoints(ctx.out_dir / "checkpoints")  # what writers killed last time left
                 stale = _check_stale(store, ctx, rerun_stale)
             at_once = f", {cfg.runtime.parallel_runs} runs at once" if cfg.runtime.parallel_runs > 1 else ""
-            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} ({cfg.executor} executor{at_once})")
+            mixed = f", {cfg.runtime.precision} autocast" if cfg.runtime.precision != "no" else ""
+            err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} "
+                      f"({cfg.executor} executor{at_once}{mixed})")
             counts = get_executor(cfg)(plan, ctx, store, err)
         if main:
             kept = f" ({stale} of them stale: run again with --rerun-stale to recompute them)" if stale else ""

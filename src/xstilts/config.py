@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from xstilts.distributed import native_bf16
 from xstilts.errors import ConfigError
 
 #: The intermediate setting with no phase-2 run: its targets start from the pretrained model.
@@ -116,7 +117,9 @@ class RuntimeConfig(Strict):
     # intra-op thread count on a CPU, 1 on accelerators. Outputs equal up to float rounding: not in run ids
     eval_workers: int | None = Field(None, ge=1, le=1024)
     bucket_by_length: bool = True
-    bf16: bool = False
+    # bf16 autocast (weights and optimizer stay fp32); "auto" = on where the device computes bf16
+    # natively (distributed.native_bf16), decided when the config is read, so run ids name what ran
+    bf16: bool | Literal["auto"] = False
     mixed_precision: Literal["no", "bf16", "fp16"] | None = None  # None: "bf16" if bf16 else "no"
     compile: bool = False  # torch.compile the encoder (xstilts.training.speed)
     trim_vocab: bool = True  # train only the embedding rows the run's data uses (exact; models/vocab.py)
@@ -156,6 +159,9 @@ class RuntimeConfig(Strict):
 
     @model_validator(mode="after")
     def _one_precision(self) -> RuntimeConfig:
+        if self.bf16 == "auto":
+            native = self.mixed_precision in (None, "bf16") and native_bf16()
+            object.__setattr__(self, "bf16", native)
         if self.bf16 and self.mixed_precision not in (None, "bf16"):
             raise ValueError(f"bf16 = true contradicts mixed_precision = {self.mixed_precision!r}")
         if self.mixed_precision == "bf16" and not self.bf16:

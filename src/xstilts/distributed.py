@@ -2,7 +2,8 @@
 
 Under ``accelerate launch``/``torchrun`` every process walks the same plan; only the main one
 writes (store, checkpoints) and the others wait for it. Outside such a job there is one process.
-Also here: how many cores this process may use (auto threads and the pool executor both ask).
+Also here: how many cores this process may use (auto threads and the pool executor both ask) and
+whether its device computes bf16 natively (``runtime.bf16 = "auto"``).
 A bottom-layer module: executors, phases and checkpoint writing all ask it, and it imports
 nothing of xstilts.
 """
@@ -15,6 +16,23 @@ import os
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity where the OS has one (taskset, cgroups)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def native_bf16() -> bool:
+    """Whether this process's device multiplies bf16 in hardware, so bf16 autocast is faster, not slower.
+
+    A GPU that reports bf16 support; a CPU with AVX-512 BF16 dot products (Cooper Lake, Sapphire
+    Rapids and later, AMD Zen 4 and later) or AMX tiles. Elsewhere (AVX2-only CPUs, say) PyTorch
+    emulates bf16 and autocast slows training down, so "auto" keeps fp32 there.
+    """
+    import torch
+
+    device = process_device()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
 
 
 def process_state():  # -> accelerate.state.PartialState

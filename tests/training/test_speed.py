@@ -65,7 +65,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
                               "first_token_only": False, "first_token_eval": True, "compiled": False,
-                              "packed": False}
+                              "packed": False, "precision": "no"}
     plain = copy.deepcopy(base)
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None

@@ -59,6 +59,7 @@ class SpeedSetup:
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
     compiled: bool = False
     packed: bool = False  # training batches packed (models/packing.py)
+    precision: str = "no"  # autocast: "bf16", "fp16" or "no"; what runtime.bf16 = "auto" chose on this machine
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -403,7 +404,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     trimming keeps exactly their token ids, and a later id outside them is an error.
     """
     choice = apply_threads(runtime)
-    setup = SpeedSetup(threads=choice.threads, thread_log=[choice.log_entry(0)])
+    setup = SpeedSetup(threads=choice.threads, thread_log=[choice.log_entry(0)], precision=runtime.precision)
     pad = pad_id if pad_id is not None and pad_id >= 0 else None  # a real padding id, or none
     if runtime.pack_sequences:  # before trimming: its check feeds token ids the data may not have
         packing.install(encoder, pad if pad is not None else 0)

@@ -1,0 +1,42 @@
+"""Which machines count as computing bf16 natively (``runtime.bf16 = "auto"``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xstilts import distributed
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "native"),
+                         [(False, False, False), (True, False, True), (False, True, True), (True, True, True)])
+def test_a_cpu_is_native_with_avx512_bf16_or_amx(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool,
+                                                 native: bool) -> None:
+    monkeypatch.setattr(distributed, "process_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert distributed.native_bf16() is native
+
+
+def test_a_gpu_is_native_where_torch_says_it_supports_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(distributed, "process_device", lambda: torch.device("cuda"))
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
+        assert distributed.native_bf16() is supported
+    monkeypatch.setattr(distributed, "process_device", lambda: torch.device("mps"))
+    assert distributed.native_bf16() is False
+
+
+def test_this_machine_answers_as_its_cpu_flags_do() -> None:
+    """On a CPU-only machine the answer is the CPU's own: AVX-512 BF16 or AMX (lscpu's flags)."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine answers for its GPU")
+    flags = set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    assert distributed.native_bf16() is bool({"avx512_bf16", "amx_tile"} & flags)
