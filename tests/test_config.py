@@ -146,3 +146,11 @@ def test_auto_bf16_is_decided_by_the_machine_and_named_in_run_ids(monkeypatch: p
     assert RuntimeConfig(bf16="auto", mixed_precision="fp16").precision == "fp16"
     assert RuntimeConfig(bf16="auto", mixed_precision="no").bf16 is False
     assert load_config(quickstart, ["runtime.bf16=auto"]).runtime.bf16 is native
+    # `xstilts plan` says which precision the runs will train in
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+
+    said = CliRunner().invoke(app, ["plan", str(quickstart)])
+    assert said.exit_code == 0, said.output
+    assert ("precision: bf16 autocast" if native else "precision: fp32") in said.output

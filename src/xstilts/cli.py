@@ -161,6 +161,9 @@ def plan(
         from xstilts.config import effective_train_table
 
         err.print(effective_train_table(cfg))
+        precision = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[cfg.runtime.precision]
+        err.print(f"precision: {precision} (runtime.bf16 / mixed_precision; \"auto\" decides on this machine)",
+                  highlight=False, markup=False)
 
 
 def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None) -> None:
