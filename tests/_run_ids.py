@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from xstilts import config as config_module
 from xstilts.config import ExperimentConfig, load_config
 from xstilts.plan import make_plan
@@ -44,12 +46,9 @@ VARIANTS: list[tuple[str, str, dict]] = [
 @contextmanager
 def _native_bf16(native: bool) -> Iterator[None]:
     """Plan as on a machine whose device does (not) compute bf16 natively."""
-    saved = config_module.native_bf16
-    config_module.native_bf16 = lambda: native
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config_module, "native_bf16", lambda: native)
         yield
-    finally:
-        config_module.native_bf16 = saved
 
 
 def _merge(base: dict, change: dict) -> dict:

@@ -18,6 +18,7 @@ from rich.markup import escape
 from xstilts.errors import XstiltsError, one_line
 
 if TYPE_CHECKING:  # imported where used: the CLI starts fast
+    from xstilts.config import RuntimeConfig
     from xstilts.context import RunContext
     from xstilts.store import Store
 
@@ -102,7 +103,7 @@ def run(
                 sweep_checkpoints(ctx.out_dir / "checkpoints")  # what writers killed last time left
                 stale = _check_stale(store, ctx, rerun_stale)
             at_once = f", {cfg.runtime.parallel_runs} runs at once" if cfg.runtime.parallel_runs > 1 else ""
-            mixed = f", {cfg.runtime.precision} autocast" if cfg.runtime.precision != "no" else ""
+            mixed = f", {_precision_words(cfg.runtime)}" if cfg.runtime.precision != "no" else ""
             err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} "
                       f"({cfg.executor} executor{at_once}{mixed})")
             counts = get_executor(cfg)(plan, ctx, store, err)
@@ -161,9 +162,13 @@ def plan(
         from xstilts.config import effective_train_table
 
         err.print(effective_train_table(cfg))
-        precision = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[cfg.runtime.precision]
-        err.print(f"precision: {precision} (runtime.bf16 / mixed_precision; \"auto\" decides on this machine)",
-                  highlight=False, markup=False)
+        err.print(f"precision: {_precision_words(cfg.runtime)} (runtime.bf16 / mixed_precision; \"auto\" decides on "
+                  "this machine)", highlight=False, markup=False)
+
+
+def _precision_words(runtime: RuntimeConfig) -> str:
+    """How `run` and `plan` name the precision the runs train in: "fp32", "bf16 autocast", "fp16 autocast"."""
+    return "fp32" if runtime.precision == "no" else f"{runtime.precision} autocast"
 
 
 def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None) -> None:
