@@ -1,8 +1,8 @@
 """Do dropout-mask draws on a helper thread overlap with 2-thread bf16 matrix products, or contend?
 
 Usage: ``python benchmarks/bench_mask_overlap.py``. Prints the products alone, the draws alone, both one
-after the other and both at once (draws on a helper thread), best of 5 each, and the ideal gain
-(the draws using only the core the products leave idle). Result: benchmarks/RESULTS.md.
+after the other and both at once (draws on a helper thread), best of 5 each, and the ideal gain: the
+serial draws leave one core idle, so at best the overlap saves half their time. Result: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
