@@ -131,7 +131,11 @@ class RuntimeConfig(Strict):
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False
-    # the same shortcut in evaluation only (no dropout there): predictions equal the full layer's up to
+    # the same shortcut in training, drawing every dropout mask the full layer draws and using their first
+    # position: the random stream is the full layer's, results equal up to float rounding (like another
+    # thread count), so not in run ids; off where pack_sequences is on, superseded by first_token_only
+    first_token_train: bool = True
+    # the same shortcut in evaluation (no dropout there): predictions equal the full layer's up to
     # float rounding, like another eval_batch_size, so not in run ids
     first_token_eval: bool = True
     # training batches packed end to end into few rows, positions restarting per sequence, attention

@@ -29,7 +29,7 @@ def test_workers_predict_what_one_thread_predicts(ctx: RunContext, fresh_model, 
                                                  bf16: bool) -> None:
     kind, encoder, head, feats = _setup(ctx, fresh_model, task_name)
     if first:  # the last layer's first-token shortcut, asked for by every worker thread at once
-        first_token.install(encoder, train=False)
+        first_token.install(encoder, train="no")
     pad = ctx.tokenizer.pad_token_id
     encoder.train()
     one = predict(encoder, head, kind, feats, pad, batch_size=3, bf16=bf16, workers=1)

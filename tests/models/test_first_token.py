@@ -1,4 +1,5 @@
-"""runtime.first_token_only: the last layer for ``<s>`` alone equals the full layer's first row."""
+"""The last layer for ``<s>`` alone equals the full layer's first row (runtime.first_token_only,
+first_token_train, first_token_eval)."""
 
 from __future__ import annotations
 
@@ -76,14 +77,14 @@ def test_outside_the_block_the_layer_is_the_ordinary_one(encoder: nn.Module) -> 
 
 
 def test_installed_for_evaluation_only_a_training_step_is_the_full_layer(tiny_model: Path) -> None:
-    """train=False (runtime.first_token_eval): eval mode takes the shortcut, training mode does not,
+    """train="no" (runtime.first_token_eval alone): eval mode takes the shortcut, training mode does not,
     so a training step's dropout draws -- and its loss -- equal those of an encoder without it."""
     from transformers import AutoModel
 
     batch = _batch()
     encoder = AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
     plain = copy.deepcopy(encoder)
-    assert install(encoder, train=False)
+    assert install(encoder, train="no")
     encoder.train()
     plain.train()
     torch.manual_seed(3)
@@ -96,7 +97,7 @@ def test_installed_for_evaluation_only_a_training_step_is_the_full_layer(tiny_mo
         first = _hidden(encoder, batch)
         assert first.shape[1] == 1
         torch.testing.assert_close(first[:, 0], _hidden(plain.eval(), batch)[:, 0], rtol=1e-5, atol=1e-6)
-    install(encoder, train=True)  # a second call sets the mode anew
+    install(encoder, train="own-draws")  # a second call sets the mode anew
     with first_token_only(encoder.train()):
         assert _hidden(encoder, batch).shape[1] == 1
 
@@ -138,16 +139,25 @@ def test_heads_and_the_runtime_switch(encoder: nn.Module, tiny_model: Path, shar
         tag_batch = tag_kind.collate(tag_feats, tok.pad_token_id)
         assert tag_head(encoder, tag_batch).shape[:2] == tag_batch["input_ids"].shape
     default = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1), [cls_feats], tok.pad_token_id)
-    assert not default.first_token_only and default.first_token_eval  # evaluation only, by default
+    # by default: training with the full layer's draws, and evaluation
+    assert not default.first_token_only and default.first_token_train and default.first_token_eval
     off = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1, first_token_eval=False), [cls_feats],
                           tok.pad_token_id)
-    assert not off.first_token_eval
+    assert off.first_token_train and not off.first_token_eval
+    with torch.no_grad(), first_token_only(plain):  # evaluation takes the full layer then
+        off_encoder = copy.deepcopy(plain)
+        prepare_encoder(off_encoder, RuntimeConfig(threads=1, first_token_eval=False), [cls_feats], tok.pad_token_id)
+        with first_token_only(off_encoder):
+            assert off_encoder.eval()(**cls_batch).last_hidden_state.shape[1] == cls_batch["input_ids"].shape[1]
+    packed = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1, pack_sequences=True), [cls_feats],
+                             tok.pad_token_id)
+    assert not packed.first_token_train and packed.first_token_eval  # packed masks: the full layer trains
 
 
 def test_the_block_is_per_thread(encoder: nn.Module) -> None:
     """Evaluation predicts on several threads: one thread's block must not switch another's layer."""
     batch = _batch()
-    install(encoder, train=False)
+    install(encoder, train="no")
     encoder.eval()
     inside, leave = threading.Event(), threading.Event()
     shapes: list[int] = []
@@ -170,3 +180,79 @@ def test_the_block_is_per_thread(encoder: nn.Module) -> None:
     leave.set()
     t.join(30)
     assert shapes == [1]  # this thread's exit did not switch the other's off
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "fast"])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_same_draws_trains_like_the_full_layer(tiny_model: Path, attention: str, bf16: bool) -> None:
+    """train="same-draws" (runtime.first_token_train): the first token alone, yet the generator ends
+    where the full layer leaves it, so the head's dropout and every later step draw the same; the
+    first row and the gradients equal the full layer's up to rounding."""
+    from transformers import AutoModel
+
+    from xstilts.models.dropout import use_fast_dropout
+
+    batch = _batch()
+    encoder = AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                                        attn_implementation="eager" if attention == "eager" else "sdpa")
+    if attention == "fast":
+        use_fast_dropout(encoder)
+    plain = copy.deepcopy(encoder).train()
+    assert install(encoder, train="same-draws")
+    encoder.train()
+
+    def step(model: nn.Module, first_only: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if first_only:
+                with first_token_only(model):
+                    hidden = _hidden(model, batch)
+            else:
+                hidden = _hidden(model, batch)
+        return hidden, torch.rand(4)  # the generator's next draw: where the step left it
+
+    first, after_first = step(encoder, True)
+    full, after_full = step(plain, False)
+    assert first.shape[1] == 1  # the shortcut ran
+    assert torch.equal(after_first, after_full)  # the same draws, in number and order
+    tol = {"rtol": 2e-2, "atol": 2e-2} if bf16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(first[:, 0].float(), full[:, 0].float(), **tol)
+    weights = torch.randn(encoder.config.hidden_size)
+    (first[:, 0].float() @ weights).sum().backward()
+    (full[:, 0].float() @ weights).sum().backward()
+    grads = dict(plain.named_parameters())
+    for name, p in encoder.named_parameters():
+        if grads[name].grad is None:
+            assert p.grad is None, name
+            continue
+        if name.endswith("attention.self.key.bias"):  # adds one constant to a query's scores: gradient 0,
+            continue  # so both sides hold rounding noise alone
+        scale = grads[name].grad.abs().max().item()
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=tol["rtol"], atol=tol["atol"] * max(scale, 1e-3),
+                                   msg=name)
+    _, differs = step(copy.deepcopy(plain).train(), True)  # not installed: the full layer, same draws
+    assert torch.equal(differs, after_full)
+    install(encoder, train="own-draws")  # its own draws: fewer, so the generator ends elsewhere
+    _, own = step(encoder, True)
+    assert not torch.equal(own, after_full)
+
+
+def test_same_draws_falls_back_to_the_full_layer_where_it_cannot_match(tiny_model: Path) -> None:
+    """An attention implementation whose draws it does not know: the full layer runs, whose draws
+    are the implementation's own."""
+    from transformers import AttentionInterface, AutoModel
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+    name = "xstilts_test_attention"
+    AttentionInterface.register(name, sdpa_attention_forward)
+    if name not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+        AttentionMaskInterface.register(name, sdpa_mask)
+    encoder = AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                                        attn_implementation=name)
+    assert install(encoder, train="same-draws")
+    batch = _batch()
+    with first_token_only(encoder.train()):
+        assert _hidden(encoder, batch).shape[1] == batch["input_ids"].shape[1]
+    with torch.no_grad(), first_token_only(encoder.eval()):  # evaluation has no draws to match
+        assert _hidden(encoder, batch).shape[1] == 1

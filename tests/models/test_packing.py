@@ -137,7 +137,7 @@ def test_encoder_hidden_packs_training_steps_only_and_not_under_the_first_token_
     from xstilts.heads.base import encoder_hidden
 
     packing.install(encoder, pad_id=1)
-    first_token.install(encoder, train=True)
+    first_token.install(encoder, train="own-draws")
     calls = []
     monkeypatch.setattr(packing, "packed_hidden", lambda *a: calls.append(1) or torch.zeros(1))
     ids, mask = _batch([5, 2])

@@ -64,7 +64,8 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
-                              "first_token_only": False, "first_token_eval": True, "compiled": False,
+                              "first_token_only": False, "first_token_train": True, "first_token_eval": True,
+                              "compiled": False,
                               "packed": False, "precision": "no"}
     plain = copy.deepcopy(base)
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)

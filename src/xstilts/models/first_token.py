@@ -8,17 +8,28 @@ both layer norms are needed for the first token alone. For a BERT/XLM-R layer th
 and per evaluation batch of sentence-level tasks (benchmarks/RESULTS.md measures it).
 
 The same arithmetic, restricted: outputs and gradients equal the full layer's first row up to
-floating-point rounding (a matrix product over fewer rows may round differently). In training the
-last layer's dropout then draws masks for one position instead of all, so every later draw of the
-generator differs: a run trains like one with another seed (measured: XNLI dev accuracy after 20
-steps 43.3 vs 41.7). So ``runtime.first_token_only`` is part of run ids, and off by default.
+floating-point rounding (a matrix product over fewer rows may round differently). Dropout decides
+what a training step may skip, in one of two ways:
+
+- ``"same-draws"`` (``runtime.first_token_train``, default on): the layer draws every dropout mask
+  the full layer draws -- same shapes, same order, same functions -- and applies their first
+  position. The generator ends where the full layer leaves it, so the head's dropout and every later
+  step draw what they would have: results equal the full layer's up to rounding (like another
+  thread count), and the switch is not in run ids. Only the arithmetic is skipped; the draws, a
+  large share of a step on CPUs, stay. Where the draws cannot be matched (a GPU's fused attention
+  dropout, an attention implementation other than SDPA / eager / ``xstilts_sdpa``) the full layer
+  runs.
+- ``"own-draws"`` (``runtime.first_token_only``, opt-in): masks for the first position alone, so the
+  draws are skipped too, and every later draw of the generator differs: a run trains like one with
+  another seed (measured: XNLI dev accuracy after 20 steps 43.3 vs 41.7). In run ids.
+
 Evaluation has no dropout: there the shortcut changes nothing but rounding (like another evaluation
-batch size), so ``runtime.first_token_eval`` (default on, not in run ids) uses it for prediction alone.
+batch size), so ``runtime.first_token_eval`` (default on, not in run ids) uses it for prediction.
 
 How: :func:`install` (called by :func:`xstilts.training.speed.prepare_encoder`) gives the last layer
 an instance-level ``forward`` that is the ordinary one unless a head asks otherwise with
-``with first_token_only(encoder):`` -- and, when installed for evaluation only (``train=False``),
-unless the layer is in training mode. Token-level heads (tagging, span QA, MLM) never ask, so one
+``with first_token_only(encoder):`` -- and, in training mode, unless installed for training
+(``train`` not ``"no"``). Token-level heads (tagging, span QA, MLM) never ask, so one
 encoder can serve both kinds in a multi-task phase. Parameters and state-dict keys are untouched.
 Layers that are not BERT-shaped encoder layers, or attention masks that are not 4-D (flash
 kernels' varlen masks), fall back to the full layer.
@@ -35,8 +46,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from xstilts.models.dropout import ATTENTION_NAME, fast_dropout
+
 _FLAG = "_xstilts_first_token"  # marks an installed layer
-_IN_TRAINING = "_xstilts_first_token_in_training"
+_TRAIN = "_xstilts_first_token_train"  # its training mode: one of TRAIN_MODES
+_EVAL = "_xstilts_first_token_eval"  # whether evaluation mode takes the shortcut
+TRAIN_MODES = ("no", "same-draws", "own-draws")
+_REDRAWN = ("sdpa", "eager", ATTENTION_NAME)  # attention implementations whose draws "same-draws" repeats
 # ids of the layers asked for the first token, per thread: evaluation predicts batches on several
 # threads at once (evaluation/predict.py), and one thread leaving the block must not switch the
 # shortcut off under another
@@ -66,20 +82,24 @@ def _bert_shaped(layer: nn.Module) -> bool:
             and not getattr(layer, "chunk_size_feed_forward", 0))
 
 
-def install(encoder: nn.Module, train: bool = True) -> bool:
+def install(encoder: nn.Module, train: str = "own-draws", evaluation: bool = True) -> bool:
     """Make the last layer able to compute the first token only; False where the model is not BERT-shaped.
 
-    ``train=False``: only in evaluation mode (``encoder.eval()``), where it changes rounding alone;
-    a training step computes the full layer, so its dropout draws, and results, stay the same.
-    A second call sets ``train`` anew.
+    ``train``: what a training-mode forward does when asked (module docstring): ``"no"`` -- the full
+    layer, so the shortcut serves evaluation only; ``"same-draws"`` -- the first token, drawing the
+    full layer's dropout masks; ``"own-draws"`` -- the first token with its own masks.
+    ``evaluation``: whether an evaluation-mode forward takes the shortcut. A second call sets both anew.
     """
+    if train not in TRAIN_MODES:
+        raise ValueError(f"train must be one of {TRAIN_MODES}, got {train!r}")
     layer = _last_layer(encoder)
     if layer is None or not _bert_shaped(layer):
         return False
     if _FLAG not in vars(layer):
         setattr(layer, _FLAG, True)
         layer.forward = types.MethodType(_forward, layer)
-    setattr(layer, _IN_TRAINING, train)
+    setattr(layer, _TRAIN, train)
+    setattr(layer, _EVAL, evaluation)
     return True
 
 
@@ -110,9 +130,21 @@ def first_token_only(encoder: nn.Module) -> Iterator[None]:
 
 
 def _applies(layer: nn.Module) -> bool:
-    """An installed layer computes the first token alone: asked on this thread, and in evaluation
-    mode or installed for training too."""
-    return id(layer) in _asked() and (not layer.training or getattr(layer, _IN_TRAINING, True))
+    """An installed layer computes the first token alone: asked on this thread, and installed for
+    the mode (training or evaluation) the layer is in."""
+    if id(layer) not in _asked():
+        return False
+    return getattr(layer, _TRAIN) != "no" if layer.training else getattr(layer, _EVAL)
+
+
+def _redraws(layer: nn.Module, hidden_states: torch.Tensor) -> bool:
+    """Whether this training step draws the full layer's masks ("same-draws"), and can."""
+    if not layer.training or getattr(layer, _TRAIN) != "same-draws":
+        return False
+    return (hidden_states.device.type == "cpu"
+            and layer.attention.self.config._attn_implementation in _REDRAWN
+            and all(hasattr(m, a) for m in (layer.attention.output, layer.output)
+                    for a in ("dense", "dropout", "LayerNorm")))
 
 
 def in_effect(encoder: nn.Module) -> bool:
@@ -126,6 +158,9 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     full = type(self).forward
     if not _applies(self) or (attention_mask is not None and attention_mask.dim() != 4):
         return full(self, hidden_states, attention_mask, *args, **kwargs)
+    same_draws = _redraws(self, hidden_states)
+    if self.training and getattr(self, _TRAIN) == "same-draws" and not same_draws:
+        return full(self, hidden_states, attention_mask, *args, **kwargs)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.bert.modeling_bert import eager_attention_forward
 
@@ -137,8 +172,58 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     key = attn.key(hidden_states).view(batch, length, *heads).transpose(1, 2)
     value = attn.value(hidden_states).view(batch, length, *heads).transpose(1, 2)
     mask = attention_mask[:, :, :1, :] if attention_mask is not None else None
+    if same_draws:
+        context = _attention_same_draws(attn, query, key, value, mask, length)
+        attended = _output_same_draws(self.attention.output, context.reshape(batch, 1, -1), first, length)
+        return _output_same_draws(self.output, self.intermediate(attended), attended, length)
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
     context, _ = interface(attn, query, key, value, mask, dropout=attn.dropout.p if attn.training else 0.0,
                            scaling=attn.scaling)
     attended = self.attention.output(context.reshape(batch, 1, -1).contiguous(), first)
     return self.output(self.intermediate(attended), attended)
+
+
+def _full_mask_first(drop: Any, like: torch.Tensor, shape: tuple[int, ...], row_dim: int) -> torch.Tensor:
+    """The first row (along ``row_dim``) of the scaled mask ``drop`` draws for a tensor of ``shape``.
+
+    ``drop`` applied to ones returns its mask times 1/(1-p) exactly, and consumes the generator as it
+    does on the full layer's tensor of that shape.
+    """
+    noise = drop(torch.ones(shape, dtype=like.dtype, device=like.device))
+    return noise.narrow(row_dim, 0, 1)
+
+
+def _attention_same_draws(attn: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          mask: torch.Tensor | None, length: int) -> torch.Tensor:
+    """The first query's attention, with the first query row of the full probabilities' dropout mask.
+
+    SDPA on a CPU drops with ``torch.nn.functional.dropout`` on float32 probabilities (its math path,
+    the one it takes whenever ``dropout_p > 0``), eager attention in the query's dtype, and
+    ``xstilts_sdpa`` with :func:`~xstilts.models.dropout.fast_dropout`. Returns ``[batch, 1, heads, head_dim]``.
+    """
+    p = attn.dropout.p
+    implementation = attn.config._attn_implementation
+    scores = torch.matmul(query, key.transpose(-1, -2)).float() * attn.scaling
+    if mask is not None:
+        if mask.dtype == torch.bool:  # True = attend (SDPA's convention)
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + mask
+    probs = torch.softmax(scores, dim=-1)
+    if p > 0:
+        full = (*query.shape[:2], length, length)
+        if implementation == ATTENTION_NAME:
+            drop = lambda t: fast_dropout(t, p, True)  # noqa: E731
+        else:
+            drop = lambda t: torch.nn.functional.dropout(t, p, True)  # noqa: E731
+        dtype_of = query if implementation == "eager" else probs
+        probs = probs * _full_mask_first(drop, dtype_of, full, 2)
+    return torch.matmul(probs.to(value.dtype), value).transpose(1, 2)
+
+
+def _output_same_draws(block: nn.Module, x: torch.Tensor, residual: torch.Tensor, length: int) -> torch.Tensor:
+    """A BERT output block (dense, dropout, residual LayerNorm) for the first position, with the first
+    position of the mask its dropout draws for all ``length`` positions."""
+    h = block.dense(x)
+    h = h * _full_mask_first(block.dropout, h, (h.shape[0], length, h.shape[-1]), 1)
+    return block.LayerNorm(h + residual)

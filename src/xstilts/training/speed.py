@@ -14,7 +14,10 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
-- ``first_token_eval`` (default on): the same shortcut in evaluation only, where it changes nothing
+- ``first_token_train`` (default on): the same shortcut in training, drawing every dropout mask the
+  full layer draws, so it changes nothing but rounding (not in run ids; not with ``pack_sequences``,
+  whose masks fall on the packed layout);
+- ``first_token_eval`` (default on): the same shortcut in evaluation, where it changes nothing
   but rounding (so not in run ids);
 - ``pack_sequences``: training batches packed end to end with a block-diagonal attention mask
   (:mod:`xstilts.models.packing`; no padding; dropout falls on another layout, so it changes results);
@@ -55,7 +58,8 @@ class SpeedSetup:
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
-    first_token_only: bool = False  # the last layer can compute the first token alone (models/first_token.py)
+    first_token_only: bool = False  # the last layer computes the first token alone in training, own draws
+    first_token_train: bool = False  # ... in training, the full layer's draws (models/first_token.py)
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
     compiled: bool = False
     packed: bool = False  # training batches packed (models/packing.py)
@@ -385,14 +389,19 @@ def auto_eval_workers(device_type: str, batches: int | None = None) -> int:
     return threads if batches is None or batches >= 4 * threads else 1
 
 
-def install_first_token(encoder: nn.Module, runtime: RuntimeConfig) -> tuple[bool, bool]:
-    """The runtime's first-token shortcut (models/first_token.py): in training only with
-    ``first_token_only``, in evaluation with either switch. Returns (in training, in evaluation);
-    both False where the encoder is not BERT-shaped. Prediction-only callers use it as is."""
-    if not (runtime.first_token_only or runtime.first_token_eval):
-        return False, False
-    bert_shaped = first_token.install(encoder, train=runtime.first_token_only)
-    return bert_shaped and runtime.first_token_only, bert_shaped
+def install_first_token(encoder: nn.Module, runtime: RuntimeConfig) -> tuple[bool, bool, bool]:
+    """The runtime's first-token shortcut (models/first_token.py). In training: its own draws with
+    ``first_token_only``, else the full layer's draws with ``first_token_train`` (not where packing
+    is on: a packed row holds several first tokens, and its masks fall on the packed layout). In
+    evaluation with ``first_token_only`` or ``first_token_eval``. Returns (own draws, same draws, evaluation); all False
+    where the encoder is not BERT-shaped. Prediction-only callers use it as is."""
+    own = runtime.first_token_only
+    same = not own and runtime.first_token_train and not runtime.pack_sequences
+    if not (own or same or runtime.first_token_eval):
+        return False, False, False
+    bert_shaped = first_token.install(encoder, train="own-draws" if own else "same-draws" if same else "no",
+                                      evaluation=own or runtime.first_token_eval)
+    return bert_shaped and own, bert_shaped and same, bert_shaped and (own or runtime.first_token_eval)
 
 
 def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
@@ -417,7 +426,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.frozen_parameters = freeze_input_embeddings(encoder)
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
-    setup.first_token_only, setup.first_token_eval = install_first_token(encoder, runtime)
+    setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True
