@@ -14,6 +14,9 @@ Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rou
    FLOPs are counted analytically from the padded batch shapes the loop actually ran:
    ``6 × (parameters in matmuls) × tokens`` plus attention ``12 × L × hidden × layers`` per token
    (QKᵀ and AV, forward and backward), embedding lookups and element-wise work excluded.
+   Where the last layer computed the first token alone (sentence-level heads, XNLI:
+   ``runtime.first_token_train``, on by default) only what it computed is counted -- keys and values
+   of every position, the rest for ``<s>`` -- so skipped work never counts as achieved.
    Achieved FLOP/s = those FLOPs / the loop's measured step time.
 3. **The step's products alone** (:func:`gemm_floor`): every matrix product of the encoder's
    forward and backward pass at the batch shapes the loop ran, timed with nothing between them.
@@ -35,6 +38,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,14 +89,46 @@ def step_flops(shapes: list[tuple[int, int]], p_mm: int, hidden: int, n_layers: 
     return float(sum(b * length * (6 * p_mm + 12 * length * hidden * n_layers) for b, length in shapes))
 
 
-def layer_linears(encoder: nn.Module) -> list[tuple[int, int]]:
-    """(in, out) features of every Linear in the encoder's first layer (all layers have the same)."""
+# linears the first-token shortcut still computes for every position: attention needs all keys and values
+ALL_ROWS = ("attention.self.key", "attention.self.value")
+
+
+def layer_linears(encoder: nn.Module) -> list[tuple[str, int, int]]:
+    """(name, in, out) of every Linear in the encoder's first layer (all layers have the same)."""
     layers = encoder.encoder.layer if hasattr(encoder, "encoder") else encoder.layer
-    return [(m.in_features, m.out_features) for m in layers[0].modules() if isinstance(m, nn.Linear)]
+    return [(name, m.in_features, m.out_features) for name, m in layers[0].named_modules()
+            if isinstance(m, nn.Linear)]
 
 
-def gemm_floor(shapes: list[tuple[int, int]], linears: list[tuple[int, int]], hidden: int, heads: int,
-               n_layers: int, dtype: torch.dtype, reps: int = 3) -> tuple[float, float]:
+def skipped_flops(shapes: list[tuple[int, int]], linears: list[tuple[str, int, int]], hidden: int) -> float:
+    """Training FLOPs the last layer skips for batches of (batch, length) when it computes ``<s>`` alone:
+    every linear but keys and values, and attention, for the other length - 1 rows."""
+    p_rows = sum(k * n for name, k, n in linears if name not in ALL_ROWS)
+    return float(sum(b * (length - 1) * (6 * p_rows + 12 * length * hidden) for b, length in shapes))
+
+
+def layer_products(b: int, length: int, rows: int, linears: list[tuple[str, int, int]], hidden: int,
+                   heads: int, dtype: torch.dtype) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
+    """The matrix products of one layer's forward and backward pass, and their FLOPs, for ``b``
+    sequences of ``length`` positions of which ``rows`` are computed (the length, or 1 for ``<s>``
+    alone: keys and values still for every position)."""
+    head_dim = hidden // heads
+    products, flops = [], 0.0
+    for name, k, n in linears:
+        m = b * (length if name in ALL_ROWS else rows)
+        x, w, dy = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), torch.randn(m, n, dtype=dtype)
+        products += [(x, w), (dy, w.t()), (x.t(), dy)]  # forward, input gradient, weight gradient
+        flops += 6 * m * k * n
+    q = torch.randn(b * heads, rows, head_dim, dtype=dtype)
+    k_, v = (torch.randn(b * heads, length, head_dim, dtype=dtype) for _ in range(2))
+    p = torch.randn(b * heads, rows, length, dtype=dtype)
+    products += [(q, k_.transpose(1, 2)), (p, k_), (p.transpose(1, 2), q),  # QKᵀ; its gradients for Q and K
+                 (p, v), (q, v.transpose(1, 2)), (p.transpose(1, 2), q)]  # AV; gradients for P and V
+    return products, flops + 12 * b * rows * length * hidden
+
+
+def gemm_floor(shapes: list[tuple[int, int]], last_rows: list[int], linears: list[tuple[str, int, int]],
+               hidden: int, heads: int, n_layers: int, dtype: torch.dtype, reps: int = 3) -> tuple[float, float]:
     """(FLOPs, seconds) of the encoder's matrix products alone for batches of (batch, padded length).
 
     Why: the fraction of the peak multiplies two things -- how fast the step's own products run at
@@ -100,46 +136,54 @@ def gemm_floor(shapes: list[tuple[int, int]], linears: list[tuple[int, int]], hi
     step is products at all. Timing exactly the products a step makes (per layer: each linear's
     forward, input-gradient and weight-gradient products; QKᵀ and AV with their two gradient products
     each), with nothing else between them, separates the two. Best of ``reps`` per shape, one layer
-    timed and multiplied by ``n_layers`` (every layer has the same shapes).
+    timed and multiplied by the layers of its shape: all alike, unless the last computed ``<s>`` alone
+    (``last_rows``: the rows the last layer computed per batch).
     """
-    head_dim = hidden // heads
     flops = seconds = 0.0
-    for b, length in shapes:
-        m = b * length
-        products = []
-        for k, n in linears:
-            x, w, dy = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), torch.randn(m, n, dtype=dtype)
-            products += [(x, w), (dy, w.t()), (x.t(), dy)]  # forward, input gradient, weight gradient
-        q, k_, v = (torch.randn(b * heads, length, head_dim, dtype=dtype) for _ in range(3))
-        p = torch.randn(b * heads, length, length, dtype=dtype)
-        kt = k_.transpose(1, 2)
-        products += [(q, kt), (p, k_), (p.transpose(1, 2), q),  # QKᵀ; its gradients for Q and K
-                     (p, v), (q, v.transpose(1, 2)), (p.transpose(1, 2), q)]  # AV; gradients for P and V
-        best = math.inf
-        for _ in range(reps):
-            started = time.perf_counter()
-            for a, c in products:
-                torch.matmul(a, c)
-            best = min(best, time.perf_counter() - started)
-        seconds += best * n_layers
-        flops += n_layers * (6 * m * sum(k * n for k, n in linears) + 12 * b * length * length * hidden)
+    for (b, length), rows in zip(shapes, last_rows, strict=True):
+        layers = [(n_layers - 1, length), (1, rows)] if rows != length else [(n_layers, length)]
+        for count, computed in layers:
+            products, layer_flops = layer_products(b, length, computed, linears, hidden, heads, dtype)
+            best = math.inf
+            for _ in range(reps):
+                started = time.perf_counter()
+                for a, c in products:
+                    torch.matmul(a, c)
+                best = min(best, time.perf_counter() - started)
+            seconds += best * count
+            flops += layer_flops * count
     return flops, seconds
 
 
 class RecordingHead(nn.Module):
-    """Wraps a head to record the padded (batch, length) shape of every batch it is given."""
+    """Wraps a head to record the padded (batch, length) shape of every batch it is given, the real
+    length of each of its sequences, and how many rows the encoder's last layer computed for it."""
 
-    def __init__(self, inner: nn.Module):
+    def __init__(self, inner: nn.Module, encoder: nn.Module):
         super().__init__()
         self.inner = inner
         self.shapes: list[tuple[int, int]] = []
-        self.real: list[tuple[int, int]] = []  # (1, real length) per sequence
+        self.real: list[list[int]] = []  # real lengths, per batch
+        self.last_rows: list[int] = []  # rows of the last layer's output, per batch
+        layers = encoder.encoder.layer if hasattr(encoder, "encoder") else encoder.layer
+        layers[-1].register_forward_hook(self._rows)
+
+    def _rows(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        self.last_rows.append(int((output[0] if isinstance(output, tuple) else output).shape[1]))
 
     def forward(self, encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         b, length = batch["input_ids"].shape[:2]
         self.shapes.append((int(b), int(length)))
-        self.real += [(1, int(n)) for n in batch["attention_mask"].sum(dim=1).tolist()]
+        self.real.append([int(n) for n in batch["attention_mask"].sum(dim=1).tolist()])
         return self.inner(encoder, batch)
+
+
+def computed_flops(shapes: list[tuple[int, int]], last_rows: list[int], p_mm: int,
+                   linears: list[tuple[str, int, int]], hidden: int, n_layers: int) -> float:
+    """:func:`step_flops` less what the last layer skipped in the batches where it computed ``<s>`` alone."""
+    assert len(shapes) == len(last_rows), "one last-layer forward per batch"
+    cut = [shape for shape, rows in zip(shapes, last_rows, strict=True) if rows == 1 and shape[1] > 1]
+    return step_flops(shapes, p_mm, hidden, n_layers) - skipped_flops(cut, linears, hidden)
 
 
 def main() -> None:
@@ -174,7 +218,7 @@ def main() -> None:
     set_seed(1)
     encoder = load_encoder("default")
     cfg = encoder.config
-    head = RecordingHead(kind.build(task, cfg.hidden_size, 0.1))
+    head = RecordingHead(kind.build(task, cfg.hidden_size, 0.1), encoder)
     p_mm = matmul_params(encoder, head)
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
     runtimes = {p: RuntimeConfig(progress=False, bf16=p == "bf16") for p in precisions}
@@ -185,7 +229,8 @@ def main() -> None:
     steps: dict[str, list[tuple[float, float, int, float]]] = {p: [] for p in precisions}
     floors: dict[str, list[tuple[float, float]]] = {p: [] for p in precisions}  # (FLOPs, s) per round
     linears = layer_linears(encoder)
-    shapes_seen = real_seen = 0  # (flops, seconds, real tokens, flops on real tokens) per round
+    shapes_seen = 0
+    shortcut_batches = {p: [0, 0] for p in precisions}  # batches whose last layer computed <s> alone, of all
     for r in range(args.rounds):
         for dtype_name, dtype in DTYPES.items():
             if dtype_name == "bf16" and not args.bf16_step:
@@ -195,12 +240,17 @@ def main() -> None:
         for p in precisions:
             out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtimes[p], r, tok.pad_token_id,
                         lambda step: 0.0)
-            shapes, real = head.shapes[shapes_seen:], head.real[real_seen:]
-            shapes_seen, real_seen = len(head.shapes), len(head.real)
-            steps[p].append((step_flops(shapes, p_mm, cfg.hidden_size, cfg.num_hidden_layers),
-                             out.train_seconds, out.train_tokens,
-                             step_flops(real, p_mm, cfg.hidden_size, cfg.num_hidden_layers)))
-            floors[p].append(gemm_floor(shapes, linears, cfg.hidden_size, cfg.num_attention_heads,
+            shapes, rows = head.shapes[shapes_seen:], head.last_rows[shapes_seen:]
+            # each sequence alone at its real length, its batch's last-layer rows
+            real = [((1, n), 1 if r == 1 else n) for lengths, r in zip(head.real[shapes_seen:], rows, strict=True)
+                    for n in lengths]
+            shapes_seen = len(head.shapes)
+            dims = (p_mm, linears, cfg.hidden_size, cfg.num_hidden_layers)
+            steps[p].append((computed_flops(shapes, rows, *dims), out.train_seconds, out.train_tokens,
+                             computed_flops([s for s, _ in real], [r for _, r in real], *dims)))
+            shortcut_batches[p][0] += sum(r == 1 for r in rows)
+            shortcut_batches[p][1] += len(rows)
+            floors[p].append(gemm_floor(shapes, rows, linears, cfg.hidden_size, cfg.num_attention_heads,
                                         cfg.num_hidden_layers, DTYPES[p]))
         rates = ", ".join(f"step {p} {s[-1][0] / s[-1][1] / 1e9:.1f} GFLOP/s" for p, s in steps.items())
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
@@ -229,13 +279,15 @@ def main() -> None:
             "useful_gflops_real_tokens_only": summary(useful),
             "useful_fraction_of_best_peak": summary([u / peak for u in useful]),
             "real_tokens_per_s": summary([t / s for _, s, t, _ in rows]),
+            "batches_last_layer_first_token_only": shortcut_batches[p][0],
+            "batches": shortcut_batches[p][1],
             # the same rounds' batch shapes, their encoder products alone (gemm_floor)
             "products_alone_gflops": summary([f / s / 1e9 for f, s in floors[p]]),
             "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s in floors[p]]),
             "products_alone_share_of_step_time": summary([s / row[1] for (_, s), row in zip(floors[p], rows,
                                                                                             strict=True)]),
         }
-    real_positions = sum(length for _, length in head.real)
+    real_positions = sum(sum(lengths) for lengths in head.real)
     result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
     print(json.dumps(result, indent=2))
     if args.json:
@@ -262,6 +314,9 @@ def main() -> None:
         print(f"| ... their time as a share of the step's | "
               f"{100 * v['products_alone_share_of_step_time']['median']:.0f} % | "
               f"{100 * v['products_alone_share_of_step_time']['best']:.0f} % |")
+    for p, v in result["step"].items():
+        print(f"\n{p}: the last layer computed <s> alone in {v['batches_last_layer_first_token_only']} of "
+              f"{v['batches']} batches (their skipped work not counted)")
     print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of the positions computed")
     print(f"\nload average at the end: {os.getloadavg()}")
 

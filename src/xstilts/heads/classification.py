@@ -25,7 +25,7 @@ class ClassificationModule(nn.Module):
         self.out = nn.Linear(hidden_size, n_labels)
 
     def forward(self, encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with first_token_only(encoder):  # only <s> is read: runtime.first_token_only skips the rest
+        with first_token_only(encoder):  # only <s> is read: the last layer may skip the rest (models/first_token.py)
             cls = encoder_hidden(encoder, batch)[:, 0]
         return self.out(self.dropout(torch.tanh(self.dense(self.dropout(cls)))))
 

@@ -37,7 +37,7 @@ class MultipleChoiceModule(nn.Module):
         b, c, length = ids.shape
         keep = valid.reshape(-1)
         flat_ids, flat_mask = ids.reshape(b * c, length)[keep], mask.reshape(b * c, length)[keep]
-        with first_token_only(encoder):  # only <s> is read: runtime.first_token_only skips the rest
+        with first_token_only(encoder):  # only <s> is read: the last layer may skip the rest (models/first_token.py)
             cls = encoder(input_ids=flat_ids, attention_mask=flat_mask).last_hidden_state[:, 0]
         flat_scores = self.out(self.dropout(torch.tanh(self.dense(self.dropout(cls))))).squeeze(-1)
         scores = torch.full((b * c,), torch.finfo(flat_scores.dtype).min, dtype=flat_scores.dtype,
