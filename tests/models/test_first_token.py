@@ -144,7 +144,7 @@ def test_heads_and_the_runtime_switch(encoder: nn.Module, tiny_model: Path, shar
     off = prepare_encoder(copy.deepcopy(plain), RuntimeConfig(threads=1, first_token_eval=False), [cls_feats],
                           tok.pad_token_id)
     assert off.first_token_train and not off.first_token_eval
-    with torch.no_grad(), first_token_only(plain):  # evaluation takes the full layer then
+    with torch.no_grad():  # evaluation takes the full layer then
         off_encoder = copy.deepcopy(plain)
         prepare_encoder(off_encoder, RuntimeConfig(threads=1, first_token_eval=False), [cls_feats], tok.pad_token_id)
         with first_token_only(off_encoder):
@@ -230,8 +230,8 @@ def test_same_draws_trains_like_the_full_layer(tiny_model: Path, attention: str,
         scale = grads[name].grad.abs().max().item()
         torch.testing.assert_close(p.grad, grads[name].grad, rtol=tol["rtol"], atol=tol["atol"] * max(scale, 1e-3),
                                    msg=name)
-    _, differs = step(copy.deepcopy(plain).train(), True)  # not installed: the full layer, same draws
-    assert torch.equal(differs, after_full)
+    _, not_installed = step(copy.deepcopy(plain).train(), True)  # asked, not installed: the full layer's draws
+    assert torch.equal(not_installed, after_full)
     install(encoder, train="own-draws")  # its own draws: fewer, so the generator ends elsewhere
     _, own = step(encoder, True)
     assert not torch.equal(own, after_full)

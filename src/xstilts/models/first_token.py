@@ -137,10 +137,8 @@ def _applies(layer: nn.Module) -> bool:
     return getattr(layer, _TRAIN) != "no" if layer.training else getattr(layer, _EVAL)
 
 
-def _redraws(layer: nn.Module, hidden_states: torch.Tensor) -> bool:
-    """Whether this training step draws the full layer's masks ("same-draws"), and can."""
-    if not layer.training or getattr(layer, _TRAIN) != "same-draws":
-        return False
+def _can_redraw(layer: nn.Module, hidden_states: torch.Tensor) -> bool:
+    """Whether "same-draws" can repeat the full layer's mask draws here (module docstring)."""
     return (hidden_states.device.type == "cpu"
             and layer.attention.self.config._attn_implementation in _REDRAWN
             and all(hasattr(m, a) for m in (layer.attention.output, layer.output)
@@ -158,8 +156,8 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     full = type(self).forward
     if not _applies(self) or (attention_mask is not None and attention_mask.dim() != 4):
         return full(self, hidden_states, attention_mask, *args, **kwargs)
-    same_draws = _redraws(self, hidden_states)
-    if self.training and getattr(self, _TRAIN) == "same-draws" and not same_draws:
+    same_draws = self.training and getattr(self, _TRAIN) == "same-draws"
+    if same_draws and not _can_redraw(self, hidden_states):
         return full(self, hidden_states, attention_mask, *args, **kwargs)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.bert.modeling_bert import eager_attention_forward
