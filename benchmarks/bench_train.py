@@ -692,7 +692,6 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("bf16 = true", {"bf16": True}),
     ("compile = true", {"compile": True}),
     ("fast_dropout = true", {"fast_dropout": True}),
-    ("same_dropout = false (PyTorch's own mask draws; the same masks)", {"same_dropout": False}),
     ("first_token_train = false (the full last layer in training; sentence-level heads)", {"first_token_train": False}),
     ("first_token_only = true (sentence-level heads only)", {"first_token_only": True}),
     ("fast_dropout + first_token_only", {"fast_dropout": True, "first_token_only": True}),

@@ -128,9 +128,6 @@ class RuntimeConfig(Strict):
     # the encoder's dropout masks from 16 random bits each (models/dropout.py): another random stream,
     # so it changes results (in run ids)
     fast_dropout: bool = False
-    # PyTorch's own dropout masks on CPUs, drawn faster (models/same_dropout.py): outputs, gradients and
-    # the random stream equal nn.Dropout's bit for bit, so not in run ids; superseded by fast_dropout
-    same_dropout: bool = True
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False

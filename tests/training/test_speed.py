@@ -64,7 +64,6 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
-                              "same_dropout_modules": 0,  # fast_dropout replaces the modules instead
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no"}
@@ -72,24 +71,6 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
     assert info.fast_dropout_modules == 0 and plain.config._attn_implementation == "sdpa"
-    assert info.same_dropout_modules == 3 * plain.config.num_hidden_layers + 1  # on by default
-
-
-def test_same_dropout_trains_bit_for_bit_like_pytorchs(setup) -> None:
-    """runtime.same_dropout (default) changes no bit of training: every weight equals nn.Dropout's run."""
-    from xstilts.models.same_dropout import draws_match
-
-    if not draws_match():  # e.g. an Intel CPU's MKL bernoulli_: the modules are nn.Dropout in effect
-        pytest.skip("this CPU's bernoulli_ draws otherwise: same_dropout falls back to F.dropout")
-    assert setup[-1].config.hidden_dropout_prob > 0  # masks are drawn, so equality says something
-    runs = {same: _train(setup, RuntimeConfig(progress=False, same_dropout=same))[0] for same in (True, False)}
-    assert any(type(m).__name__ == "SameDropout" for m in runs[True].modules())
-    assert not any(type(m).__name__ == "SameDropout" for m in runs[False].modules())
-    same, plain = full_state_dict(runs[True]), full_state_dict(runs[False])
-    for key in plain:
-        assert torch.equal(same[key], plain[key]), key
-    assert not torch.equal(same["encoder.layer.0.attention.self.query.weight"],
-                           setup[-1].state_dict()["encoder.layer.0.attention.self.query.weight"])  # it trained
 
 
 @pytest.mark.parametrize("trim", [True, False])

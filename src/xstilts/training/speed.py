@@ -11,9 +11,6 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``fused_adamw``: AdamW's update in one fused kernel (:func:`adamw_options`, used by the loop);
 - ``fast_dropout``: the encoder's dropout masks from 16 random bits each
   (:mod:`xstilts.models.dropout`; another random stream, so it changes results);
-- ``same_dropout`` (default on): the encoder's ``nn.Dropout`` masks drawn faster on CPUs, equal
-  bit for bit to PyTorch's (:mod:`xstilts.models.same_dropout`; not in run ids; not with
-  ``fast_dropout``, which replaces them, nor ``compile``, which traces PyTorch's own dropout);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
@@ -49,7 +46,6 @@ from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
 from xstilts.models import first_token, packing
 from xstilts.models.dropout import use_fast_dropout
-from xstilts.models.same_dropout import use_same_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
 
@@ -62,7 +58,6 @@ class SpeedSetup:
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
-    same_dropout_modules: int = 0  # ... for models.same_dropout.SameDropout (same masks, drawn faster)
     first_token_only: bool = False  # the last layer computes the first token alone in training, own draws
     first_token_train: bool = False  # ... in training, the full layer's draws (models/first_token.py)
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
@@ -431,8 +426,6 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.frozen_parameters = freeze_input_embeddings(encoder)
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
-    elif runtime.same_dropout and not runtime.compile:
-        setup.same_dropout_modules = use_same_dropout(encoder)
     setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
     if runtime.compile:
         compile_encoder(encoder)
