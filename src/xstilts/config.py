@@ -128,6 +128,10 @@ class RuntimeConfig(Strict):
     # the encoder's dropout masks from 16 random bits each (models/dropout.py): another random stream,
     # so it changes results (in run ids)
     fast_dropout: bool = False
+    # draw PyTorch's own CPU dropout masks (nn.Dropout's and SDPA's) with a compiled, vectorised
+    # Mersenne Twister (models/draws.py): the same numbers, bit for bit, so not in run ids; used only
+    # where a check at start shows this CPU's bernoulli_ draws what it draws
+    draw_kernel: bool = True
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from xstilts.config import RuntimeConfig, TrainConfig
+from xstilts.models import draws
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
-from xstilts.training.speed import prepare_encoder
+from xstilts.training.speed import prepare_encoder, uses_draw_kernel
 
 WORD = "embeddings.word_embeddings.weight"
 
@@ -64,6 +65,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
+                              "draw_kernel": draws.available(),
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no"}
@@ -470,3 +472,10 @@ def test_evaluation_batch_size_defaults_by_device(setup) -> None:
     auto = predict(base, head, kind, dev_feats, tok.pad_token_id)
     explicit = predict(base, head, kind, dev_feats, tok.pad_token_id, batch_size=32)
     assert all((a == b).all() for a, b in zip(auto, explicit, strict=True))
+
+
+def test_the_draw_kernel_is_used_only_where_asked_on_a_cpu_and_shown_exact() -> None:
+    assert uses_draw_kernel(RuntimeConfig()) is draws.available()
+    assert not uses_draw_kernel(RuntimeConfig(draw_kernel=False))
+    assert not uses_draw_kernel(RuntimeConfig(), "cuda")  # CUDA's dropout is another kernel altogether
+    assert not uses_draw_kernel(RuntimeConfig(compile=True))  # a compiled graph draws in its own code

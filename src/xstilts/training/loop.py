@@ -15,6 +15,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +28,9 @@ from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.errors import TrainingError
 from xstilts.faults import fault_point, poison
 from xstilts.heads.base import Feature, HeadKind
+from xstilts.models.draws import KernelDraws
 from xstilts.training.batching import train_batches
-from xstilts.training.speed import adamw_options, recheck_threads
+from xstilts.training.speed import adamw_options, recheck_threads, uses_draw_kernel
 from xstilts.training.tracking import RunTracker
 
 
@@ -167,6 +169,8 @@ def train(
     optimizer, schedule = accelerator.prepare(optimizer, schedule)
     device = accelerator.device
 
+    # the same dropout masks, drawn faster (models/draws.py); only the forward pass draws
+    kernel_draws = uses_draw_kernel(runtime, device.type)
     out = Outcome()
     best_state: list[dict] | None = None
     since_best = 0
@@ -193,7 +197,7 @@ def train(
                              for k, v in job.kind.collate([job.features[i] for i in mine], pad_id).items()}
                 out.train_positions += int(batch["input_ids"].numel())
                 with accelerator.accumulate(*modules):
-                    with accelerator.autocast():
+                    with accelerator.autocast(), (KernelDraws() if kernel_draws else nullcontext()):
                         loss = job.kind.loss(heads[j](encoder, batch), batch)
                         if extra_loss is not None:
                             aux = extra_loss(step)

@@ -11,6 +11,9 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``fused_adamw``: AdamW's update in one fused kernel (:func:`adamw_options`, used by the loop);
 - ``fast_dropout``: the encoder's dropout masks from 16 random bits each
   (:mod:`xstilts.models.dropout`; another random stream, so it changes results);
+- ``draw_kernel`` (default on): PyTorch's own dropout masks drawn by a compiled kernel in training
+  (:mod:`xstilts.models.draws`; the same numbers bit for bit, so not in run ids; used by the loop
+  where :func:`~xstilts.models.draws.available`);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
@@ -44,7 +47,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import first_token, packing
+from xstilts.models import draws, first_token, packing
 from xstilts.models.dropout import use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -58,6 +61,7 @@ class SpeedSetup:
     vocab_rows: int | None = None  # rows kept by trimming (None: not trimmed)
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
+    draw_kernel: bool = False  # PyTorch's dropout masks drawn by models/draws.py's kernel in training
     first_token_only: bool = False  # the last layer computes the first token alone in training, own draws
     first_token_train: bool = False  # ... in training, the full layer's draws (models/first_token.py)
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
@@ -389,6 +393,19 @@ def auto_eval_workers(device_type: str, batches: int | None = None) -> int:
     return threads if batches is None or batches >= 4 * threads else 1
 
 
+def _device_type() -> str:
+    """Where a run will train: the accelerator Accelerate picks when there is one, else the CPU."""
+    current = getattr(torch, "accelerator", None)
+    found = current.current_accelerator() if current is not None else None
+    return found.type if found is not None else "cpu"
+
+
+def uses_draw_kernel(runtime: RuntimeConfig, device_type: str = "cpu") -> bool:
+    """Whether the training loop draws dropout masks with :mod:`xstilts.models.draws`' kernel: asked
+    for, on a CPU, and shown there to draw what PyTorch draws (it builds the kernel at first use)."""
+    return runtime.draw_kernel and device_type == "cpu" and not runtime.compile and draws.available()
+
+
 def install_first_token(encoder: nn.Module, runtime: RuntimeConfig) -> tuple[bool, bool, bool]:
     """The runtime's first-token shortcut (models/first_token.py). In training: its own draws with
     ``first_token_only``, else the full layer's draws with ``first_token_train`` (not where packing
@@ -427,6 +444,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
     setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
+    setup.draw_kernel = uses_draw_kernel(runtime, _device_type())
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True

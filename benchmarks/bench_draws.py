@@ -1,0 +1,104 @@
+"""PyTorch's CPU dropout draws against models/draws.py's kernel: per element, and in the training loop.
+
+Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [--steps 8]``
+
+1. The draws alone, one thread (as PyTorch draws them): ns per element for ``bernoulli_`` and the
+   kernel on an attention-probability tensor (fp32) and a hidden activation (bf16), best of 5.
+2. The loop (:func:`xstilts.training.loop.train`) on real English batches of ``--task``, 2 threads:
+   ``--rounds`` pairs of ``--steps``-step runs from the same weights and seed, ``runtime.draw_kernel``
+   off and on, alternating (this VM's speed drifts between minutes, so only paired ratios are read).
+   Each pair's trained weights are compared bit for bit: the kernel claims the same draws.
+Prints real tokens/s per round, the ratio per pair and the median ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def per_element(draw, shape: tuple[int, ...], dtype: torch.dtype, trials: int = 5) -> float:
+    t = torch.empty(shape, dtype=dtype)
+    best = float("inf")
+    for _ in range(trials):
+        start = time.perf_counter()
+        draw(t)
+        best = min(best, time.perf_counter() - start)
+    return 1e9 * best / t.numel()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    ap.add_argument("--task", default="xnli")
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--runtime", default="{}", help="further RuntimeConfig overrides as JSON")
+    args = ap.parse_args()
+
+    from xstilts.config import RuntimeConfig, TrainConfig
+    from xstilts.featurize import load_features
+    from xstilts.heads import get_head_kind
+    from xstilts.models import draws
+    from xstilts.models.loading import load_encoder, load_tokenizer
+    from xstilts.tasks import get_task
+    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.speed import prepare_encoder
+
+    print(f"kernel available: {draws.available()}; load average {os.getloadavg()}")
+    torch.set_num_threads(1)
+    print("\n| tensor | bernoulli_ ns/element | kernel ns/element | ratio |\n|---|---|---|---|")
+    for label, shape, dtype in (("attention probabilities [32, 12, 48, 48] fp32", (32, 12, 48, 48), torch.float32),
+                                ("hidden [32, 48, 384] bf16", (32, 48, 384), torch.bfloat16)):
+        a = per_element(lambda t: t.bernoulli_(0.9), shape, dtype)
+        b = per_element(lambda t: draws.kernel_bernoulli_(t, 0.9), shape, dtype)
+        print(f"| {label} | {a:.2f} | {b:.2f} | {a / b:.1f}× |")
+
+    overrides = {"threads": 2, "progress": False, "bf16": args.bf16, **json.loads(args.runtime)}
+    runtimes = {flag: RuntimeConfig(**{**overrides, "draw_kernel": flag}) for flag in (False, True)}
+    tok = load_tokenizer("default")
+    task = get_task(args.task, data_dir=args.data_dir)
+    kind = get_head_kind(task.head)
+    n = args.rounds * args.steps * args.batch_size
+    _, feats = load_features(task, "train", "en", tok, 128, 4 * n,
+                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
+    set_seed(1)
+    encoder = load_encoder("default")
+    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    prepare_encoder(encoder, runtimes[True], [feats], tok.pad_token_id)
+    hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.steps, eval_every=10**9)
+    warm = hp.model_copy(update={"max_steps": 2})  # first steps allocate and fault in memory: not timed
+    train(copy.deepcopy(encoder), [Job(task.name, kind, copy.deepcopy(head), feats)], warm, runtimes[True], 1,
+          tok.pad_token_id, lambda s: 0.0)
+    print(f"\nthe loop: {args.task}, {'bf16' if args.bf16 else 'fp32'}, 2 threads, {args.steps} steps a run\n")
+    print("| round | PyTorch's draws, real tokens/s | kernel, real tokens/s | ratio | weights equal |")
+    print("|---|---|---|---|---|")
+    ratios = []
+    for r in range(args.rounds):
+        speed, weights = {}, {}
+        for flag in ((False, True) if r % 2 == 0 else (True, False)):
+            enc, hd = copy.deepcopy(encoder), copy.deepcopy(head)
+            set_seed(100 + r)
+            out = train(enc, [Job(task.name, kind, hd, feats)], hp, runtimes[flag], 100 + r, tok.pad_token_id,
+                        lambda s: 0.0)
+            speed[flag] = out.train_tokens / out.train_seconds
+            weights[flag] = [p.detach().clone() for p in (*enc.parameters(), *hd.parameters())]
+        equal = all(torch.equal(a, b) for a, b in zip(weights[False], weights[True], strict=True))
+        ratios.append(speed[True] / speed[False])
+        print(f"| {r + 1} | {speed[False]:.0f} | {speed[True]:.0f} | {ratios[-1]:.3f}× | {'yes' if equal else 'NO'} |")
+    print(f"\nmedian ratio {statistics.median(ratios):.3f}× over {len(ratios)} pairs; load average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
