@@ -1,6 +1,6 @@
 """PyTorch's CPU dropout draws against models/draws.py's kernel: per element, and in the training loop.
 
-Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [--steps 8]``
+Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [--steps 8] [--other JSON]``
 
 1. The draws alone, one thread (as PyTorch draws them): ns per element for ``bernoulli_`` and the
    kernel on an attention-probability tensor (fp32) and a hidden activation (bf16), best of 5.
@@ -8,6 +8,8 @@ Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [-
    ``--rounds`` pairs of ``--steps``-step runs from the same weights and seed, ``runtime.draw_kernel``
    off and on, alternating (this VM's speed drifts between minutes, so only paired ratios are read).
    Each pair's trained weights are compared bit for bit: the kernel claims the same draws.
+   ``--other`` sets what the kernel is paired with (default ``{"draw_kernel": false}``), e.g.
+   ``{"fast_dropout": true}``: another random stream, so there the weights differ by design.
 Prints real tokens/s per round, the ratio per pair and the median ratio.
 """
 
@@ -44,7 +46,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--runtime", default="{}", help="further RuntimeConfig overrides as JSON")
+    ap.add_argument("--runtime", default="{}", help="further RuntimeConfig overrides as JSON (both sides)")
+    ap.add_argument("--other", default='{"draw_kernel": false}', help="the other side's overrides as JSON")
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
@@ -66,7 +69,8 @@ def main() -> None:
         print(f"| {label} | {a:.2f} | {b:.2f} | {a / b:.1f}× |")
 
     overrides = {"threads": 2, "progress": False, "bf16": args.bf16, **json.loads(args.runtime)}
-    runtimes = {flag: RuntimeConfig(**{**overrides, "draw_kernel": flag}) for flag in (False, True)}
+    other = json.loads(args.other)
+    runtimes = {False: RuntimeConfig(**{**overrides, **other}), True: RuntimeConfig(**{**overrides, "draw_kernel": True})}
     tok = load_tokenizer("default")
     task = get_task(args.task, data_dir=args.data_dir)
     kind = get_head_kind(task.head)
@@ -76,19 +80,22 @@ def main() -> None:
     set_seed(1)
     encoder = load_encoder("default")
     head = kind.build(task, encoder.config.hidden_size, 0.1)
-    prepare_encoder(encoder, runtimes[True], [feats], tok.pad_token_id)
+    prepared = {}
+    for flag, runtime in runtimes.items():  # each side's switches on its own copy of the same weights
+        prepared[flag] = copy.deepcopy(encoder)
+        prepare_encoder(prepared[flag], runtime, [feats], tok.pad_token_id)
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.steps, eval_every=10**9)
     warm = hp.model_copy(update={"max_steps": 2})  # first steps allocate and fault in memory: not timed
-    train(copy.deepcopy(encoder), [Job(task.name, kind, copy.deepcopy(head), feats)], warm, runtimes[True], 1,
+    train(copy.deepcopy(prepared[True]), [Job(task.name, kind, copy.deepcopy(head), feats)], warm, runtimes[True], 1,
           tok.pad_token_id, lambda s: 0.0)
     print(f"\nthe loop: {args.task}, {'bf16' if args.bf16 else 'fp32'}, 2 threads, {args.steps} steps a run\n")
-    print("| round | PyTorch's draws, real tokens/s | kernel, real tokens/s | ratio | weights equal |")
+    print(f"| round | {json.dumps(other)}, real tokens/s | kernel, real tokens/s | ratio | weights equal |")
     print("|---|---|---|---|---|")
     ratios = []
     for r in range(args.rounds):
         speed, weights = {}, {}
         for flag in ((False, True) if r % 2 == 0 else (True, False)):
-            enc, hd = copy.deepcopy(encoder), copy.deepcopy(head)
+            enc, hd = copy.deepcopy(prepared[flag]), copy.deepcopy(head)
             set_seed(100 + r)
             out = train(enc, [Job(task.name, kind, hd, feats)], hp, runtimes[flag], 100 + r, tok.pad_token_id,
                         lambda s: 0.0)

@@ -100,6 +100,16 @@ def test_calls_it_cannot_promise_are_pytorchs() -> None:
     assert set(strided.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_one_build_per_source_text_and_torch_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    folder = draws.build_directory()
+    assert folder.parent == tmp_path and folder.name.startswith(draws.NAME + "_")
+    assert (folder / draws.SOURCE.name).read_bytes() == draws.SOURCE.read_bytes()  # built from the copy
+    assert draws.build_directory() == folder  # any checkout with this source lands here
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert draws.build_directory() != folder  # another torch gets its own build
+
+
 def test_without_a_build_nothing_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     draws.available.cache_clear()
     monkeypatch.setattr(draws, "_build", lambda: None)

@@ -10,24 +10,27 @@ the same numbers from the same generator state with the twist and tempering vect
 
 Exact by construction: it writes the 0s and 1s ``bernoulli_`` writes and leaves the default
 generator in the state ``bernoulli_`` leaves, so everything downstream (the noise's scaling, the
-product, the backward, every later draw) is PyTorch's own arithmetic on identical inputs. Not in run
-ids, like the thread count -- less than that: results are equal to the bit
-(tests/models/test_draws.py). Where that cannot be promised the kernel is not used: it is checked
-against ``bernoulli_`` once per process (:func:`available`), and only plain calls are taken
-(default generator, contiguous CPU tensor of a float type or bool, a float ``p``).
+product, the backward, every later draw) is PyTorch's own arithmetic on identical inputs: results
+are equal to the bit (tests/models/test_draws.py), so the switch is not in run ids. Where that
+cannot be promised the kernel is not used: it is checked against ``bernoulli_`` once per process
+(:func:`available`), and only plain calls are taken (default generator, contiguous CPU tensor of a
+float type or bool, a float ``p``).
 
 How: :class:`KernelDraws`, a dispatch mode the training loop holds around each forward pass
 (``runtime.draw_kernel``, default on), routes ``aten.bernoulli_.float`` to the kernel and every
 other operation to PyTorch unchanged -- a mode, not a patched module, because SDPA draws its
 attention dropout inside the operator, where no module can reach. The kernel is compiled with
 ``torch.utils.cpp_extension`` at first use (about 40 s; ``scripts/setup.sh`` does it once) and
-cached; without a compiler the loop draws with PyTorch as before, and says so once.
+cached by source and torch version (:func:`build_directory`); without a compiler the loop draws with
+PyTorch as before, and says so once.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -39,10 +42,27 @@ from torch.utils._python_dispatch import TorchDispatchMode
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "bernoulli_draws.cpp"
-NAME = "xstilts_bernoulli_draws_v1"  # bump with the source: the build cache is keyed by it
+NAME = "xstilts_bernoulli_draws"  # the build folder adds a digest of the source and torch version
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.bool)
 _BERNOULLI = torch.ops.aten.bernoulli_.float
 _LOCK = threading.Lock()
+
+
+def build_directory() -> Path:
+    """Where the kernel is built: one folder per source text and torch version, with the source copied
+    in, so every checkout and environment with the same pair shares one build (torch rebuilds when
+    a source *path* changes) and another torch never loads it."""
+    text = SOURCE.read_bytes()
+    digest = hashlib.sha256(text + torch.__version__.encode()).hexdigest()[:12]
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
+    folder = root / f"{NAME}_{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / SOURCE.name
+    if not copy.exists() or copy.read_bytes() != text:
+        tmp = folder / f".{SOURCE.name}.{os.getpid()}"
+        tmp.write_bytes(text)
+        tmp.replace(copy)  # atomic: a concurrent build never reads half a file
+    return folder
 
 
 @functools.cache
@@ -52,7 +72,9 @@ def _build() -> ModuleType | None:
 
     with _LOCK:
         try:
-            return load(name=NAME, sources=[str(SOURCE)], extra_cflags=["-O3"], verbose=False)
+            folder = build_directory()
+            return load(name=folder.name, sources=[str(folder / SOURCE.name)], build_directory=str(folder),
+                        extra_cflags=["-O3"], verbose=False)
         except Exception as exc:  # no compiler / headers: PyTorch's own draws, which are the same numbers
             log.warning("xstilts: the dropout-draw kernel could not be built (%s); drawing with PyTorch",
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
