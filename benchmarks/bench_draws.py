@@ -10,6 +10,9 @@ Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [-
    Each pair's trained weights are compared bit for bit: the kernel claims the same draws.
    ``--other`` sets what the kernel is paired with (default ``{"draw_kernel": false}``), e.g.
    ``{"fast_dropout": true}``: another random stream, so there the weights differ by design.
+3. ``--mode-cost``: what the dispatch mode costs by itself -- a forward and backward pass of the
+   default model with dropout 0 (nothing to draw), in and out of :class:`~xstilts.models.draws.KernelDraws`,
+   alternating, median of 6 (1 and 2 threads, 32 random sequences of 24 and 48 tokens).
 Prints real tokens/s per round, the ratio per pair and the median ratio.
 """
 
@@ -38,6 +41,32 @@ def per_element(draw, shape: tuple[int, ...], dtype: torch.dtype, trials: int = 
     return 1e9 * best / t.numel()
 
 
+def mode_cost(threads: int, length: int, rounds: int = 6) -> tuple[float, float]:
+    """Median seconds of a forward + backward pass with dropout 0, outside and inside the mode."""
+    from contextlib import nullcontext
+
+    from xstilts.models import draws
+    from xstilts.models.loading import load_encoder
+
+    torch.set_num_threads(threads)
+    encoder = load_encoder("default", dropout=0.0).train()
+    ids = torch.randint(5, 1000, (32, length), generator=torch.Generator().manual_seed(0))
+
+    def step(inside: bool) -> float:
+        start = time.perf_counter()
+        with draws.KernelDraws() if inside else nullcontext():
+            out = encoder(input_ids=ids).last_hidden_state
+        out.float().pow(2).mean().backward()
+        return time.perf_counter() - start
+
+    step(False), step(True)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for inside in (False, True):
+            times[inside].append(step(inside))
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
@@ -47,6 +76,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--runtime", default="{}", help="further RuntimeConfig overrides as JSON (both sides)")
+    ap.add_argument("--mode-cost", action="store_true", help="only measure the dispatch mode's own cost")
     ap.add_argument("--other", default='{"draw_kernel": false}', help="the other side's overrides as JSON")
     args = ap.parse_args()
 
@@ -60,6 +90,12 @@ def main() -> None:
     from xstilts.training.speed import prepare_encoder
 
     print(f"kernel available: {draws.available()}; load average {os.getloadavg()}")
+    if args.mode_cost:
+        print("\n| threads | tokens | outside the mode, ms | inside, ms | ratio |\n|---|---|---|---|---|")
+        for threads, length in ((1, 24), (1, 48), (2, 24), (2, 48)):
+            out, inside = mode_cost(threads, length)
+            print(f"| {threads} | {length} | {1e3 * out:.0f} | {1e3 * inside:.0f} | {inside / out:.3f}× |")
+        return
     torch.set_num_threads(1)
     print("\n| tensor | bernoulli_ ns/element | kernel ns/element | ratio |\n|---|---|---|---|")
     for label, shape, dtype in (("attention probabilities [32, 12, 48, 48] fp32", (32, 12, 48, 48), torch.float32),

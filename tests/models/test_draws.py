@@ -100,7 +100,7 @@ def test_calls_it_cannot_promise_are_pytorchs() -> None:
     assert set(strided.unique().tolist()) <= {0.0, 1.0}
 
 
-def test_one_build_per_source_text_and_torch_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_build_per_source_text_and_torch_installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     folder = draws.build_directory()
     assert folder.parent == tmp_path and folder.name.startswith(draws.NAME + "_")
@@ -108,6 +108,10 @@ def test_one_build_per_source_text_and_torch_version(tmp_path: Path, monkeypatch
     assert draws.build_directory() == folder  # any checkout with this source lands here
     monkeypatch.setattr(torch, "__version__", "0.0.0")
     assert draws.build_directory() != folder  # another torch gets its own build
+    monkeypatch.undo()
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(torch, "__file__", "/elsewhere/venv/torch/__init__.py")
+    assert draws.build_directory() != folder  # and so does the same torch in another environment
 
 
 def test_without_a_build_nothing_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:

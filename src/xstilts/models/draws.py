@@ -21,7 +21,7 @@ How: :class:`KernelDraws`, a dispatch mode the training loop holds around each f
 other operation to PyTorch unchanged -- a mode, not a patched module, because SDPA draws its
 attention dropout inside the operator, where no module can reach. The kernel is compiled with
 ``torch.utils.cpp_extension`` at first use (about 40 s; ``scripts/setup.sh`` does it once) and
-cached by source and torch version (:func:`build_directory`); without a compiler the loop draws with
+cached by source and torch installation (:func:`build_directory`); without a compiler the loop draws with
 PyTorch as before, and says so once.
 """
 
@@ -42,18 +42,20 @@ from torch.utils._python_dispatch import TorchDispatchMode
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "bernoulli_draws.cpp"
-NAME = "xstilts_bernoulli_draws"  # the build folder adds a digest of the source and torch version
+NAME = "xstilts_bernoulli_draws"  # the build folder adds a digest of the source and torch installation
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.bool)
 _BERNOULLI = torch.ops.aten.bernoulli_.float
 _LOCK = threading.Lock()
 
 
 def build_directory() -> Path:
-    """Where the kernel is built: one folder per source text and torch version, with the source copied
-    in, so every checkout and environment with the same pair shares one build (torch rebuilds when
-    a source *path* changes) and another torch never loads it."""
+    """Where the kernel is built: one folder per source text and torch installation, with the source
+    copied in. torch's build rules name the source's path and torch's header path, and it rebuilds
+    (about 40 s) whenever either differs from the last build in the folder: two checkouts, or two
+    virtual environments (a symlinked one counts), sharing one folder would rebuild in turn."""
     text = SOURCE.read_bytes()
-    digest = hashlib.sha256(text + torch.__version__.encode()).hexdigest()[:12]
+    installation = f"{torch.__version__} {os.path.dirname(torch.__file__)}".encode()
+    digest = hashlib.sha256(text + installation).hexdigest()[:12]
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
     folder = root / f"{NAME}_{digest}"
     folder.mkdir(parents=True, exist_ok=True)
