@@ -5,7 +5,11 @@ Why: PyTorch's CPU dropout draws its mask with ``bernoulli_`` into a float tenso
 tensor on the 2-core benchmark machine, and 11 % of an XNLI training step (benchmarks/RESULTS.md).
 Here one 64-bit draw of the generator yields four 16-bit words, and a unit is kept when its word
 is at or above a threshold: the same Bernoulli masks at a quarter of the draws, compared and
-multiplied in two cheap passes, and a one-byte mask kept for the backward pass.
+multiplied in two cheap passes, and a one-byte mask kept for the backward pass. Since
+``runtime.draw_kernel`` (default on, :mod:`xstilts.models.draws`) draws PyTorch's own masks at about
+a tenth of that cost, this switch no longer trains measurably faster than the default (XNLI bf16,
+4 alternating pairs: the default at a median 0.97× of this switch's speed, pairs 0.76-1.12×;
+benchmarks/RESULTS.md), and the default keeps the stream of a plain PyTorch run.
 
 What changes: the random stream (so results differ from ``nn.Dropout``'s the way another seed's
 do: this switch is in run ids) and the probability, rounded to a multiple of 1/65,536
