@@ -56,7 +56,9 @@ def build_directory() -> Path:
     text = SOURCE.read_bytes()
     installation = f"{torch.__version__} {os.path.dirname(torch.__file__)}".encode()
     digest = hashlib.sha256(text + installation).hexdigest()[:12]
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
+    from torch.utils.cpp_extension import get_default_build_root  # torch's own default (honours XDG_CACHE_HOME)
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
     folder = root / f"{NAME}_{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     copy = folder / SOURCE.name
@@ -124,7 +126,7 @@ def available() -> bool:
 
 class KernelDraws(TorchDispatchMode):
     """Inside ``with KernelDraws():``, plain ``bernoulli_(p)`` calls draw with the kernel; all else is
-    PyTorch's. Counts what it took, so a run can record that the kernel drew its masks."""
+    PyTorch's. ``calls`` counts what it took (tests check which draws it routes)."""
 
     def __init__(self) -> None:
         super().__init__()
