@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from xstilts.config import RuntimeConfig, TrainConfig
-from xstilts.models import draws
+from xstilts.models import draws, linear
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
 from xstilts.training.speed import prepare_encoder, uses_draw_kernel
 
@@ -66,6 +66,8 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
                               "draw_kernel": draws.available(),
+                              # q, k, v, attention output, intermediate, output per layer, and the pooler
+                              "onednn_linear": (6 * encoder.config.num_hidden_layers + 1) if linear.available() else 0,
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no"}

@@ -14,6 +14,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``draw_kernel`` (default on): PyTorch's own dropout masks drawn by a compiled kernel in training
   (:mod:`xstilts.models.draws`; the same numbers bit for bit, so not in run ids; used by the loop
   where :func:`~xstilts.models.draws.available`);
+- ``onednn_linear`` (default on): the encoder's fp32 linear layers on a CPU through oneDNN rather
+  than MKL (:mod:`xstilts.models.linear`; equal up to float rounding, so not in run ids);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
@@ -47,7 +49,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import draws, first_token, packing
+from xstilts.models import draws, first_token, linear, packing
 from xstilts.models.dropout import use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -62,6 +64,7 @@ class SpeedSetup:
     frozen_parameters: int = 0
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
     draw_kernel: bool = False  # PyTorch's dropout masks drawn by models/draws.py's kernel in training
+    onednn_linear: int = 0  # linear layers whose fp32 CPU products go through oneDNN (models/linear.py)
     first_token_only: bool = False  # the last layer computes the first token alone in training, own draws
     first_token_train: bool = False  # ... in training, the full layer's draws (models/first_token.py)
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
@@ -445,6 +448,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.fast_dropout_modules = use_fast_dropout(encoder)
     setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
     setup.draw_kernel = uses_draw_kernel(runtime, _device_type())
+    if runtime.onednn_linear and not runtime.compile and _device_type() == "cpu":
+        setup.onednn_linear = linear.install(encoder)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True

@@ -1,0 +1,110 @@
+"""fp32 linear layers on a CPU through oneDNN's inner product instead of MKL's GEMM.
+
+Why: PyTorch's CPU wheel multiplies fp32 matrices with MKL's ``sgemm``. On AMD CPUs MKL does
+not take its fastest code paths, while oneDNN (also inside every PyTorch wheel: it does the bf16
+products) picks its kernels from the CPU's instruction sets alone. On the 2-core Zen 4 machine of
+``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1,152 / 1,536 and back)
+ran at 180-210 GFLOP/s through oneDNN against 135-175 through MKL. The layers' weight gradients
+(an inner dimension of thousands of tokens) are no faster there, so they stay with MKL.
+
+Equal up to float rounding: another library sums the same products in another order, like another
+thread count; the random stream is untouched, so ``runtime.onednn_linear`` is not in run ids.
+
+How: :func:`install` gives each plain ``nn.Linear`` of the encoder the class :class:`OneDNNLinear`
+(same parameters, same state-dict keys, still an ``nn.Linear``; a class rather than a patched
+method so a deep copy stays consistent). Its forward takes the oneDNN path only for fp32 inputs
+on a CPU outside autocast and compilation -- bf16 autocast already multiplies through oneDNN --
+and is ``F.linear`` otherwise. In training an autograd function computes the input gradient
+through oneDNN too and the weight and bias gradients as ``F.linear``'s backward does.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this PyTorch has oneDNN's linear operator and it computes ``F.linear`` (checked once)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        x, w, b = torch.randn(5, 7, dtype=torch.float64).float(), torch.randn(3, 7), torch.randn(3)
+        return bool(torch.allclose(op(x, w, b, "none", [], ""), F.linear(x, w, b), rtol=1e-5, atol=1e-5))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T + bias`` for a 2-D ``x`` (``weight`` may be a transposed view)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _Linear(torch.autograd.Function):
+    """``F.linear`` on 2-D inputs with the forward and the input gradient through oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = _onednn(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        grad_w = grad.t().mm(x) if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def _takes(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and x.numel() > 0 and weight.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling())
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through oneDNN where it applies (module docstring)."""
+    if not _takes(x, weight):
+        return F.linear(x, weight, bias)
+    flat = x.reshape(-1, x.shape[-1])
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        out = _Linear.apply(flat, weight, bias)
+    else:
+        out = _onednn(flat, weight, bias)
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+class OneDNNLinear(nn.Linear):
+    """An ``nn.Linear`` whose fp32 CPU forward goes through :func:`linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def install(module: nn.Module) -> int:
+    """Give every plain ``nn.Linear`` in ``module`` the class :class:`OneDNNLinear`; returns how many.
+
+    Subclasses of ``nn.Linear`` (quantised or adapter layers) keep their own forward. Returns 0,
+    changing nothing, where :func:`available` is False.
+    """
+    if not available():
+        return 0
+    count = 0
+    for m in module.modules():
+        if type(m) is nn.Linear:
+            m.__class__ = OneDNNLinear
+            count += 1
+        elif type(m) is OneDNNLinear:
+            count += 1
+    return count
