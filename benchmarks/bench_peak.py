@@ -3,7 +3,9 @@
 Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rounds 6] [--steps 6] [--bf16-step]``
 
 1. **Peak**: GFLOP/s of ``torch.matmul`` in fp32 and bf16 (bf16 where the CPU runs it natively),
-   2·m·n·k FLOPs per product, over several shapes: large squares (2048³, 3072³) and the default
+   and in fp32 of oneDNN's inner product too (the one the loop's linear layers use,
+   ``runtime.onednn_linear``: faster than MKL on AMD CPUs), 2·m·n·k FLOPs per product, over
+   several shapes: large squares (2048³, 3072³) and the default
    model's own products at 1,024 tokens (Q/K/V/output 384→384, feed-forward 384→1536 and
    1536→384). **The peak is the best of every shape and trial**, not a median: a median peak is
    one the training step's own matmuls can exceed (they did: 164 vs 145.7 GFLOP/s, issue 14), and
@@ -47,15 +49,29 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 
 
-def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
-    """GFLOP/s of repeated (m×k)·(k×n) products for about ``seconds`` (after one warm-up)."""
+def onednn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` through oneDNN's inner product, as :mod:`xstilts.models.linear` computes it."""
+    return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
+
+
+def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1.0, library: str = "torch") -> float:
+    """GFLOP/s of repeated (m×k)·(k×n) products for about ``seconds`` (after one warm-up); ``library``
+    "onednn": through oneDNN's inner product instead of ``torch.matmul``."""
     a = torch.randn(m, k).to(dtype)
     b = torch.randn(k, n).to(dtype)
     out = torch.empty(m, n, dtype=dtype)
-    torch.matmul(a, b, out=out)
+    w = b.t().contiguous()  # a linear layer's weight, [out, in]
+
+    def product() -> None:
+        if library == "onednn":
+            torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
+        else:
+            torch.matmul(a, b, out=out)
+
+    product()
     reps, started = 0, time.perf_counter()
     while True:
-        torch.matmul(a, b, out=out)
+        product()
         reps += 1
         elapsed = time.perf_counter() - started
         if elapsed >= seconds:
@@ -108,27 +124,31 @@ def skipped_flops(shapes: list[tuple[int, int]], linears: list[tuple[str, int, i
 
 
 def layer_products(b: int, length: int, rows: int, linears: list[tuple[str, int, int]], hidden: int,
-                   heads: int, dtype: torch.dtype) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
+                   heads: int, dtype: torch.dtype, use_onednn: bool = False,
+                   ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, bool]], float]:
     """The matrix products of one layer's forward and backward pass, and their FLOPs, for ``b``
     sequences of ``length`` positions of which ``rows`` are computed (the length, or 1 for ``<s>``
-    alone: keys and values still for every position)."""
+    alone: keys and values still for every position). Each product is (a, b, through oneDNN): with
+    ``use_onednn`` a linear's forward and input gradient are, as the loop computes them in fp32."""
     head_dim = hidden // heads
     products, flops = [], 0.0
     for name, k, n in linears:
         m = b * (length if name in ALL_ROWS else rows)
         x, w, dy = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), torch.randn(m, n, dtype=dtype)
-        products += [(x, w), (dy, w.t()), (x.t(), dy)]  # forward, input gradient, weight gradient
+        # forward, input gradient, weight gradient (the last through MKL either way: models/linear.py)
+        products += [(x, w, use_onednn), (dy, w.t(), use_onednn), (x.t(), dy, False)]
         flops += 6 * m * k * n
     q = torch.randn(b * heads, rows, head_dim, dtype=dtype)
     k_, v = (torch.randn(b * heads, length, head_dim, dtype=dtype) for _ in range(2))
     p = torch.randn(b * heads, rows, length, dtype=dtype)
-    products += [(q, k_.transpose(1, 2)), (p, k_), (p.transpose(1, 2), q),  # QKᵀ; its gradients for Q and K
-                 (p, v), (q, v.transpose(1, 2)), (p.transpose(1, 2), q)]  # AV; gradients for P and V
+    products += [(q, k_.transpose(1, 2), False), (p, k_, False), (p.transpose(1, 2), q, False),  # QKᵀ, gradients
+                 (p, v, False), (q, v.transpose(1, 2), False), (p.transpose(1, 2), q, False)]  # AV, gradients
     return products, flops + 12 * b * rows * length * hidden
 
 
 def gemm_floor(shapes: list[tuple[int, int]], last_rows: list[int], linears: list[tuple[str, int, int]],
-               hidden: int, heads: int, n_layers: int, dtype: torch.dtype, reps: int = 3) -> tuple[float, float]:
+               hidden: int, heads: int, n_layers: int, dtype: torch.dtype, reps: int = 3,
+               use_onednn: bool = False) -> tuple[float, float]:
     """(FLOPs, seconds) of the encoder's matrix products alone for batches of (batch, padded length).
 
     Why: the fraction of the peak multiplies two things -- how fast the step's own products run at
@@ -143,12 +163,12 @@ def gemm_floor(shapes: list[tuple[int, int]], last_rows: list[int], linears: lis
     for (b, length), rows in zip(shapes, last_rows, strict=True):
         layers = [(n_layers - 1, length), (1, rows)] if rows != length else [(n_layers, length)]
         for count, computed in layers:
-            products, layer_flops = layer_products(b, length, computed, linears, hidden, heads, dtype)
+            products, layer_flops = layer_products(b, length, computed, linears, hidden, heads, dtype, use_onednn)
             best = math.inf
             for _ in range(reps):
                 started = time.perf_counter()
-                for a, c in products:
-                    torch.matmul(a, c)
+                for a, c, dnn in products:
+                    onednn(a, c) if dnn else torch.matmul(a, c)
                 best = min(best, time.perf_counter() - started)
             seconds += best * count
             flops += layer_flops * count
@@ -222,7 +242,8 @@ def main() -> None:
     p_mm = matmul_params(encoder, head)
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
     runtimes = {p: RuntimeConfig(progress=False, bf16=p == "bf16") for p in precisions}
-    prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
+    setup = prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
+    dnn = setup.onednn_linear > 0  # the loop's fp32 linear layers go through oneDNN (models/linear.py)
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.steps, eval_every=10**9)
 
     peaks: dict[str, list[float]] = {}
@@ -237,6 +258,9 @@ def main() -> None:
                 continue
             for shape_name, shape in SHAPES.items():
                 peaks.setdefault(f"{dtype_name} {shape_name}", []).append(matmul_gflops(*shape, dtype, 0.5))
+                if dtype_name == "fp32" and dnn:
+                    peaks.setdefault(f"fp32 oneDNN {shape_name}", []).append(
+                        matmul_gflops(*shape, dtype, 0.5, library="onednn"))
         for p in precisions:
             out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtimes[p], r, tok.pad_token_id,
                         lambda step: 0.0)
@@ -251,7 +275,7 @@ def main() -> None:
             shortcut_batches[p][0] += sum(r == 1 for r in rows)
             shortcut_batches[p][1] += len(rows)
             floors[p].append(gemm_floor(shapes, rows, linears, cfg.hidden_size, cfg.num_attention_heads,
-                                        cfg.num_hidden_layers, DTYPES[p]))
+                                        cfg.num_hidden_layers, DTYPES[p], use_onednn=dnn and p == "fp32"))
         rates = ", ".join(f"step {p} {s[-1][0] / s[-1][1] / 1e9:.1f} GFLOP/s" for p, s in steps.items())
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
               + " | " + rates, flush=True)
