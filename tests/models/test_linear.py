@@ -92,3 +92,11 @@ def test_a_model_trains_the_same_up_to_rounding() -> None:
             opt.step()
     for a, b in zip(plain.parameters(), swapped.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_availability_check_leaves_the_random_stream_alone() -> None:
+    linear.available.cache_clear()
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    assert linear.available()
+    assert torch.equal(before, torch.get_rng_state())

@@ -29,12 +29,17 @@ from torch import nn
 
 @functools.cache
 def available() -> bool:
-    """Whether this PyTorch has oneDNN's linear operator and it computes ``F.linear`` (checked once)."""
+    """Whether this PyTorch has oneDNN's linear operator and it computes ``F.linear`` (checked once).
+
+    The check draws from a generator of its own: drawing from the default one would shift the random
+    stream of whichever run happens to call it first in a process (a pool worker's first run, a
+    resumed study's first run), so stores would depend on run order."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
         op = torch.ops.mkldnn._linear_pointwise
-        x, w, b = torch.randn(5, 7, dtype=torch.float64).float(), torch.randn(3, 7), torch.randn(3)
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(*shape, generator=g) for shape in ((5, 7), (3, 7), (3,)))
         return bool(torch.allclose(op(x, w, b, "none", [], ""), F.linear(x, w, b), rtol=1e-5, atol=1e-5))
     except (AttributeError, RuntimeError):
         return False
