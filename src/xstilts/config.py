@@ -133,7 +133,7 @@ class RuntimeConfig(Strict):
     # where a check at start shows this CPU's bernoulli_ draws what it draws
     draw_kernel: bool = True
     # fp32 linear layers on a CPU through oneDNN's inner product rather than MKL's GEMM (models/linear.py;
-    # faster on AMD CPUs): equal up to float rounding, like another thread count, so not in run ids
+    # faster on the AMD CPU measured): equal up to float rounding, like another thread count, so not in run ids
     onednn_linear: bool = True
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)

@@ -1,11 +1,11 @@
 """fp32 linear layers on a CPU through oneDNN's inner product instead of MKL's GEMM.
 
-Why: PyTorch's CPU wheel multiplies fp32 matrices with MKL's ``sgemm``. On AMD CPUs MKL does
-not take its fastest code paths, while oneDNN (also inside every PyTorch wheel: it does the bf16
-products) picks its kernels from the CPU's instruction sets alone. On the 2-core Zen 4 machine of
-``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1,152 / 1,536 and back)
-ran at 180-210 GFLOP/s through oneDNN against 135-175 through MKL. The layers' weight gradients
-(an inner dimension of thousands of tokens) are no faster there, so they stay with MKL.
+Why: PyTorch's CPU wheel multiplies fp32 matrices with MKL's ``sgemm``; oneDNN, also inside
+every wheel (it does the bf16 products), has its own fp32 kernels. On the 2-core AMD Zen 4 machine
+of ``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1,152 / 1,536 and
+back) ran at 170-210 GFLOP/s through oneDNN against 130-175 through MKL (why MKL is slower there
+was not investigated; Intel CPUs were not measured). The layers' weight gradients (an inner
+dimension of thousands of tokens) were no faster there, so they stay with MKL.
 
 Equal up to float rounding: another library sums the same products in another order, like another
 thread count; the random stream is untouched, so ``runtime.onednn_linear`` is not in run ids.
