@@ -4,7 +4,7 @@ Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rou
 
 1. **Peak**: GFLOP/s of ``torch.matmul`` in fp32 and bf16 (bf16 where the CPU runs it natively),
    and in fp32 of oneDNN's inner product too (the one the loop's linear layers use,
-   ``runtime.onednn_linear``: faster than MKL on AMD CPUs), 2·m·n·k FLOPs per product, over
+   ``runtime.onednn_linear``: faster than MKL on the Zen 4 machine measured), 2·m·n·k FLOPs per product, over
    several shapes: large squares (2048³, 3072³) and the default
    model's own products at 1,024 tokens (Q/K/V/output 384→384, feed-forward 384→1536 and
    1536→384). **The peak is the best of every shape and trial**, not a median: a median peak is
@@ -46,12 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from xstilts.models.linear import inner_product
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def onednn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` through oneDNN's inner product, as :mod:`xstilts.models.linear` computes it."""
-    return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
 
 
 def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1.0, library: str = "torch") -> float:
@@ -64,7 +61,7 @@ def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1
 
     def product() -> None:
         if library == "onednn":
-            torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
+            inner_product(a, w)
         else:
             torch.matmul(a, b, out=out)
 
@@ -168,7 +165,7 @@ def gemm_floor(shapes: list[tuple[int, int]], last_rows: list[int], linears: lis
             for _ in range(reps):
                 started = time.perf_counter()
                 for a, c, dnn in products:
-                    onednn(a, c) if dnn else torch.matmul(a, c)
+                    inner_product(a, c.t()) if dnn else torch.matmul(a, c)
                 best = min(best, time.perf_counter() - started)
             seconds += best * count
             flops += layer_flops * count

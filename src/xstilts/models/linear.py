@@ -37,16 +37,15 @@ def available() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        op = torch.ops.mkldnn._linear_pointwise
         g = torch.Generator().manual_seed(0)
         x, w, b = (torch.randn(*shape, generator=g) for shape in ((5, 7), (3, 7), (3,)))
-        return bool(torch.allclose(op(x, w, b, "none", [], ""), F.linear(x, w, b), rtol=1e-5, atol=1e-5))
+        return bool(torch.allclose(inner_product(x, w, b), F.linear(x, w, b), rtol=1e-5, atol=1e-5))
     except (AttributeError, RuntimeError):
         return False
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``x @ weight.T + bias`` for a 2-D ``x`` (``weight`` may be a transposed view)."""
+def inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` through oneDNN, for a 2-D ``x`` (``weight`` may be a transposed view)."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -57,13 +56,13 @@ class _Linear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _onednn(x, weight, bias)
+        return inner_product(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         grad = grad.contiguous()
-        grad_x = _onednn(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        grad_x = inner_product(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
         grad_w = grad.t().mm(x) if ctx.needs_input_grad[1] else None
         grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
@@ -86,7 +85,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
                                     or (bias is not None and bias.requires_grad)):
         out = _Linear.apply(flat, weight, bias)
     else:
-        out = _onednn(flat, weight, bias)
+        out = inner_product(flat, weight, bias)
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
