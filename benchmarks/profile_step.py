@@ -6,7 +6,8 @@ Runs the loop (:func:`xstilts.training.loop.train`) on real PAN-X English batche
 model: ``--warmup`` steps unprofiled, then ``--steps`` profiled. Every operator's *self* CPU time is
 attributed to a stage (forward, backward: under ``autograd::engine``, optimizer: under
 ``Optimizer.step``/``zero_grad``, other: gradient clipping, collation, ...) and to an operator
-family (matmul, attention, layer norm, ...). Printed: ms per step and share of the profiled
+family (matmul, attention, layer norm, ...); oneDNN's ``mkldnn::`` operators count too (the fp32
+linear layers' forward and input gradient run there with ``runtime.onednn_linear``). Printed: ms per step and share of the profiled
 time, biggest first, as a Markdown table.
 """
 
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 FAMILIES = [  # (family, substrings of aten op names), first match wins
     ("AdamW update", ("_fused_adam", "adam")),
-    ("matmul (linear layers)", ("addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("matmul (linear layers)", ("addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "_linear_pointwise")),
     ("attention (SDPA kernel)", ("scaled_dot_product", "flash_attention", "_efficient_attention")),
     ("layer norm", ("layer_norm",)),
     ("GELU", ("gelu",)),
@@ -104,7 +105,7 @@ def main() -> None:
     by_stage: dict[str, float] = defaultdict(float)
     by_op: dict[tuple[str, str], float] = defaultdict(float)
     for ev in prof.events():
-        if ev.self_cpu_time_total <= 0 or not ev.name.startswith("aten::"):
+        if ev.self_cpu_time_total <= 0 or not ev.name.startswith(("aten::", "mkldnn::")):
             continue
         s, f = stage(ev), family(ev.name)
         by_key[(s, f)] += ev.self_cpu_time_total / 1e3
