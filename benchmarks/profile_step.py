@@ -7,8 +7,8 @@ model: ``--warmup`` steps unprofiled, then ``--steps`` profiled. Every operator'
 attributed to a stage (forward, backward: under ``autograd::engine``, optimizer: under
 ``Optimizer.step``/``zero_grad``, other: gradient clipping, collation, ...) and to an operator
 family (matmul, attention, layer norm, ...); oneDNN's ``mkldnn::`` operators count too (the fp32
-linear layers' forward and input gradient run there with ``runtime.onednn_linear``). Printed: ms per step and share of the profiled
-time, biggest first, as a Markdown table.
+linear layers' forward and input gradient run there with ``runtime.onednn_linear``). Printed: ms
+per step and share of the profiled time, biggest first, as a Markdown table.
 """
 
 from __future__ import annotations
