@@ -12,6 +12,7 @@ from torch import nn
 from xstilts.models.dropout import (
     ATTENTION_NAME,
     FastDropout,
+    draws_with_pytorch,
     fast_dropout,
     fast_dropout_attention,
     keep_mask,
@@ -148,3 +149,20 @@ def test_swapped_encoder_is_bit_identical_in_eval_and_drops_in_training(tiny_mod
         b = fast(input_ids=ids, attention_mask=attention).last_hidden_state
     assert torch.equal(a, b) and not torch.allclose(a, before)
     assert base.config._attn_implementation == "sdpa"  # the original is untouched
+
+
+def test_what_is_left_to_draw_with_pytorch_after_the_swap(tiny_model) -> None:
+    """The loop holds the draw kernel's dispatch mode only where PyTorch's dropout still draws."""
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(tiny_model)
+    assert draws_with_pytorch(base)  # nn.Dropout modules and SDPA's attention dropout
+    fast = copy.deepcopy(base)
+    use_fast_dropout(fast)
+    assert not draws_with_pytorch(fast)
+    eager = AutoModel.from_pretrained(tiny_model, attn_implementation="eager")
+    use_fast_dropout(eager)  # the modules are swapped, but eager attention drops with F.dropout
+    assert eager.config._attn_implementation == "eager" and draws_with_pytorch(eager)
+    silent = AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    assert not draws_with_pytorch(silent)  # nothing drops at all
+    assert draws_with_pytorch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1)))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.models import draws, linear
@@ -65,7 +66,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
-                              "draw_kernel": draws.available(),
+                              "draw_kernel": False,  # fast_dropout left nothing for it to draw
                               # q, k, v, attention output, intermediate, output per layer, and the pooler
                               "onednn_linear": (6 * encoder.config.num_hidden_layers + 1) if linear.available() else 0,
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
@@ -481,3 +482,5 @@ def test_the_draw_kernel_is_used_only_where_asked_on_a_cpu_and_shown_exact() -> 
     assert not uses_draw_kernel(RuntimeConfig(draw_kernel=False))
     assert not uses_draw_kernel(RuntimeConfig(), "cuda")  # CUDA's dropout is another kernel altogether
     assert not uses_draw_kernel(RuntimeConfig(compile=True))  # a compiled graph draws in its own code
+    assert uses_draw_kernel(RuntimeConfig(), "cpu", nn.Dropout(0.1)) is draws.available()
+    assert not uses_draw_kernel(RuntimeConfig(), "cpu", nn.Dropout(0.0))  # nothing to draw: no dispatch mode

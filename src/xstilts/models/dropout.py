@@ -123,6 +123,22 @@ def _register_attention() -> None:
         AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)  # same boolean masks as "sdpa"
 
 
+def draws_with_pytorch(model: nn.Module) -> bool:
+    """Whether a training forward pass of ``model`` draws dropout masks with PyTorch's ``bernoulli_``:
+    a plain ``nn.Dropout`` with ``p > 0`` is left, or attention dropout runs in an implementation
+    other than :data:`ATTENTION_NAME` (SDPA's and eager attention's draw with PyTorch's dropout).
+
+    Why: the loop's draw kernel (:mod:`xstilts.models.draws`) is a dispatch mode that every operator
+    of the forward pass goes through; after :func:`use_fast_dropout` nothing is left for it to draw,
+    and on one thread in bf16 the mode alone cost 9 % (XNLI) to 19 % (PAN-X) of a training step
+    (benchmarks/RESULTS.md)."""
+    dropping = [m for m in model.modules() if isinstance(m, (nn.Dropout, FastDropout)) and m.p > 0]
+    if any(isinstance(m, nn.Dropout) for m in dropping):
+        return True
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return bool(dropping) and implementation != ATTENTION_NAME
+
+
 def use_fast_dropout(model: nn.Module) -> int:
     """Swap every ``nn.Dropout`` in ``model`` for :class:`FastDropout`, and SDPA for :data:`ATTENTION_NAME`.
 

@@ -170,7 +170,7 @@ def train(
     device = accelerator.device
 
     # the same dropout masks, drawn faster (models/draws.py); only the forward pass draws
-    kernel_draws = uses_draw_kernel(runtime, device.type)
+    kernel_draws = uses_draw_kernel(runtime, device.type, accelerator.unwrap_model(encoder))
     out = Outcome()
     best_state: list[dict] | None = None
     since_best = 0

@@ -13,7 +13,7 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
   (:mod:`xstilts.models.dropout`; another random stream, so it changes results);
 - ``draw_kernel`` (default on): PyTorch's own dropout masks drawn by a compiled kernel in training
   (:mod:`xstilts.models.draws`; the same numbers bit for bit, so not in run ids; used by the loop
-  where :func:`~xstilts.models.draws.available`);
+  where :func:`~xstilts.models.draws.available` and ``fast_dropout`` has left something to draw);
 - ``onednn_linear`` (default on): the encoder's fp32 linear layers on a CPU through oneDNN rather
   than MKL (:mod:`xstilts.models.linear`; equal up to float rounding, so not in run ids);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
@@ -50,7 +50,7 @@ from torch import nn
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
 from xstilts.models import draws, first_token, linear, packing
-from xstilts.models.dropout import use_fast_dropout
+from xstilts.models.dropout import draws_with_pytorch, use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
 
@@ -403,10 +403,13 @@ def _device_type() -> str:
     return found.type if found is not None else "cpu"
 
 
-def uses_draw_kernel(runtime: RuntimeConfig, device_type: str = "cpu") -> bool:
+def uses_draw_kernel(runtime: RuntimeConfig, device_type: str = "cpu", encoder: nn.Module | None = None) -> bool:
     """Whether the training loop draws dropout masks with :mod:`xstilts.models.draws`' kernel: asked
-    for, on a CPU, and shown there to draw what PyTorch draws (it builds the kernel at first use)."""
-    return runtime.draw_kernel and device_type == "cpu" and not runtime.compile and draws.available()
+    for, on a CPU, shown there to draw what PyTorch draws (it builds the kernel at first use), and --
+    given the ``encoder`` -- left something to draw by ``fast_dropout`` (:func:`draws_with_pytorch`;
+    a head's own small dropout then draws with PyTorch, the same numbers)."""
+    return (runtime.draw_kernel and device_type == "cpu" and not runtime.compile
+            and (encoder is None or draws_with_pytorch(encoder)) and draws.available())
 
 
 def install_first_token(encoder: nn.Module, runtime: RuntimeConfig) -> tuple[bool, bool, bool]:
@@ -447,7 +450,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     if runtime.fast_dropout:
         setup.fast_dropout_modules = use_fast_dropout(encoder)
     setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
-    setup.draw_kernel = uses_draw_kernel(runtime, _device_type())
+    setup.draw_kernel = uses_draw_kernel(runtime, _device_type(), encoder)
     if runtime.onednn_linear and not runtime.compile and _device_type() == "cpu":
         setup.onednn_linear = linear.install(encoder)
     if runtime.compile:
