@@ -148,3 +148,52 @@ def test_the_loop_trains_the_same_weights_with_and_without_it(tiny_model: Path, 
         trained.append([p.detach().clone() for p in (*enc.parameters(), *hd.parameters())])
     assert all(torch.equal(a, b) for a, b in zip(*trained, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(trained[0], encoder.parameters(), strict=False))  # it trained
+
+
+def _forward_counting(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch, scope) -> tuple[torch.Tensor, int]:
+    """A bf16 training forward of ``model`` from seed 4 within ``scope``: output, and the kernel's draws."""
+    calls = []
+    real = draws.kernel_bernoulli_
+    monkeypatch.setattr(draws, "kernel_bernoulli_", lambda t, p: calls.append(p) or real(t, p))
+    ids = torch.randint(5, 1000, (3, 10), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16), scope():
+        out = model(input_ids=ids).last_hidden_state
+    monkeypatch.undo()
+    return out, len(calls)
+
+
+@needs_kernel
+def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(tiny_model).train()
+    layers = base.config.num_hidden_layers
+    model = copy.deepcopy(base)
+    # embeddings' dropout, and per layer: attention output's, feed-forward output's, and the attention
+    # module (its own nn.Dropout is counted once, as the module holding SDPA's draw)
+    assert draws.install(model) == (3 * layers + 1) + layers
+    assert draws.install(model) == 4 * layers + 1  # again: nothing more
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+    reference, none = _forward_counting(base, monkeypatch, nullcontext)
+    state = torch.get_rng_state()
+    local, taken = _forward_counting(model, monkeypatch, draws.drawing)
+    assert none == 0 and taken == 3 * layers + 1  # every dropout mask, SDPA's included
+    assert torch.equal(local, reference) and torch.equal(torch.get_rng_state(), state)
+    assert _forward_counting(model, monkeypatch, nullcontext)[1] == 0  # outside drawing(): PyTorch's
+    assert _forward_counting(model.eval(), monkeypatch, draws.drawing)[1] == 0  # evaluation draws nothing
+
+
+@needs_kernel
+def test_a_failing_attention_module_leaves_no_mode_behind(tiny_model: Path) -> None:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_model).train()
+    draws.install(model)
+    attention = draws.attention_modules(model)[0]
+    attention.key = None  # its forward now raises inside the held mode
+    with draws.drawing(), pytest.raises(TypeError):
+        model(input_ids=torch.ones(1, 4, dtype=torch.long))
+    assert _get_current_dispatch_mode() is None and draws._HELD not in vars(attention)

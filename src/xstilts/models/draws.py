@@ -16,10 +16,13 @@ cannot be promised the kernel is not used: it is checked against ``bernoulli_`` 
 (:func:`available`), and only plain calls are taken (default generator, contiguous CPU tensor of a
 float type or bool, a float ``p``).
 
-How: :class:`KernelDraws`, a dispatch mode the training loop holds around each forward pass
-(``runtime.draw_kernel``, default on), routes ``aten.bernoulli_.float`` to the kernel and every
-other operation to PyTorch unchanged -- a mode, not a patched module, because SDPA draws its
-attention dropout inside the operator, where no module can reach. The kernel is compiled with
+How: :class:`KernelDraws`, a dispatch mode, routes ``aten.bernoulli_.float`` to the kernel and
+every other operation to PyTorch unchanged -- a mode, not a patched module, because SDPA draws its
+attention dropout inside the operator, where no module can reach. It is held only where a model
+draws (``runtime.draw_kernel``, default on): the training loop prepares each dropout module and
+each attention module with :func:`install` to hold it for their own forward pass (every operator
+inside the mode goes through Python), and holds it around the whole forward pass only for an
+encoder in which it finds no attention module. The kernel is compiled with
 ``torch.utils.cpp_extension`` at first use (about 40 s; ``scripts/setup.sh`` does it once) and
 cached by source and torch installation (:func:`build_directory`); without a compiler the loop draws with
 PyTorch as before, and says so once.
@@ -27,16 +30,19 @@ PyTorch as before, and says so once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 log = logging.getLogger(__name__)
@@ -138,3 +144,89 @@ class KernelDraws(TorchDispatchMode):
             self.calls += 1
             return kernel_bernoulli_(args[0], args[1])
         return func(*args, **kwargs)
+
+
+# Where the mode is held. A dispatch mode sends every operator inside it through Python; held around
+# a whole forward pass that cost 9-14 % of a one-thread bf16 training step (benchmarks/RESULTS.md),
+# for the sake of a few dozen draws. :func:`install` prepares a model to hold it only where it draws
+# -- inside each dropout module and each attention module -- and those places do so within
+# ``with drawing():`` (the training loop's forward pass), nowhere else.
+_LOCAL = threading.local()  # whether this thread is inside drawing()
+_HELD = "_xstilts_kernel_mode"  # the mode an attention module's forward is holding
+_HOOKED = "_xstilts_kernel_hooks"  # marks an attention module install() has hooked
+
+
+@contextlib.contextmanager
+def drawing() -> Iterator[None]:
+    """Within this block the places :func:`install` prepared draw with the kernel."""
+    before = getattr(_LOCAL, "on", False)
+    _LOCAL.on = True
+    try:
+        yield
+    finally:
+        _LOCAL.on = before
+
+
+def _holds(module: nn.Module) -> bool:
+    return module.training and getattr(_LOCAL, "on", False)
+
+
+@contextlib.contextmanager
+def held(module: nn.Module) -> Iterator[None]:
+    """The mode, for a training-mode ``module`` within :func:`drawing`; nothing otherwise. For code
+    that draws outside the places :func:`install` covers (models/first_token.py's same-draws path)."""
+    if not _holds(module):
+        yield
+        return
+    with KernelDraws():
+        yield
+
+
+class KernelDropout(nn.Dropout):
+    """An ``nn.Dropout`` that draws its mask inside :class:`KernelDraws` within :func:`drawing`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0:
+            return super().forward(x)
+        with held(self):
+            return super().forward(x)
+
+
+def _enter(module: nn.Module, args: Any) -> None:
+    if _holds(module):
+        mode = KernelDraws()
+        mode.__enter__()
+        module.__dict__[_HELD] = mode
+
+
+def _leave(module: nn.Module, args: Any, output: Any) -> None:
+    mode = module.__dict__.pop(_HELD, None)
+    if mode is not None:
+        mode.__exit__(None, None, None)
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """transformers' attention modules: a ``config`` and an ``nn.Dropout`` child named ``dropout``
+    whose ``p`` the attention function (SDPA, eager) is given to drop the probabilities with."""
+    return [m for m in model.modules()
+            if hasattr(m, "config") and isinstance(getattr(m, "dropout", None), nn.Dropout)]
+
+
+def install(model: nn.Module) -> int:
+    """Prepare ``model`` to draw with the kernel where it draws (see :func:`drawing`): plain
+    ``nn.Dropout`` modules become :class:`KernelDropout` (same ``p``, no parameters, still an
+    ``nn.Dropout``), and each attention module gets hooks that hold the mode around its forward pass.
+    Returns the number of places; a second call changes nothing. Draws made anywhere else (a model
+    calling ``F.dropout`` itself) come from PyTorch: the same numbers, drawn slower."""
+    count = 0
+    for m in model.modules():
+        if type(m) is nn.Dropout:
+            m.__class__ = KernelDropout
+        count += isinstance(m, KernelDropout)
+    for m in attention_modules(model):
+        if not getattr(m, _HOOKED, False):
+            m.register_forward_pre_hook(_enter)
+            m.register_forward_hook(_leave, always_call=True)
+            setattr(m, _HOOKED, True)
+        count += 1
+    return count

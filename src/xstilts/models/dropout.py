@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from xstilts.models.draws import KernelDropout
+
 ATTENTION_NAME = "xstilts_sdpa"
 _LEVELS = 1 << 16  # 16-bit words
 
@@ -149,7 +151,7 @@ def use_fast_dropout(model: nn.Module) -> int:
     swapped = 0
     for parent in model.modules():
         for name, child in parent.named_children():
-            if type(child) is nn.Dropout:
+            if type(child) in (nn.Dropout, KernelDropout):
                 setattr(parent, name, FastDropout(child.p).train(child.training))
                 swapped += 1
     config = getattr(model, "config", None)

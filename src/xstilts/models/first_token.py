@@ -46,6 +46,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xstilts.models import draws
 from xstilts.models.dropout import ATTENTION_NAME, fast_dropout
 
 _FLAG = "_xstilts_first_token"  # marks an installed layer
@@ -171,7 +172,8 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     value = attn.value(hidden_states).view(batch, length, *heads).transpose(1, 2)
     mask = attention_mask[:, :, :1, :] if attention_mask is not None else None
     if same_draws:
-        context = _attention_same_draws(attn, query, key, value, mask, length)
+        with draws.held(self):  # its attention mask is drawn here, outside the attention module
+            context = _attention_same_draws(attn, query, key, value, mask, length)
         attended = _output_same_draws(self.attention.output, context.reshape(batch, 1, -1), first, length)
         return _output_same_draws(self.output, self.intermediate(attended), attended, length)
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)

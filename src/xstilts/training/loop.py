@@ -28,6 +28,7 @@ from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.errors import TrainingError
 from xstilts.faults import fault_point, poison
 from xstilts.heads.base import Feature, HeadKind
+from xstilts.models import draws
 from xstilts.models.draws import KernelDraws
 from xstilts.training.batching import train_batches
 from xstilts.training.speed import adamw_options, recheck_threads, uses_draw_kernel
@@ -169,8 +170,14 @@ def train(
     optimizer, schedule = accelerator.prepare(optimizer, schedule)
     device = accelerator.device
 
-    # the same dropout masks, drawn faster (models/draws.py); only the forward pass draws
+    # the same dropout masks, drawn faster (models/draws.py); only the forward pass draws. The mode
+    # is held where the modules draw; around the whole forward pass only if no attention module is found
     kernel_draws = uses_draw_kernel(runtime, device.type, accelerator.unwrap_model(encoder))
+    local_draws = kernel_draws and bool(draws.attention_modules(accelerator.unwrap_model(encoder)))
+    if local_draws:
+        for m in modules:
+            draws.install(accelerator.unwrap_model(m))
+    draw_scope = draws.drawing if local_draws else KernelDraws if kernel_draws else nullcontext
     out = Outcome()
     best_state: list[dict] | None = None
     since_best = 0
@@ -197,7 +204,7 @@ def train(
                              for k, v in job.kind.collate([job.features[i] for i in mine], pad_id).items()}
                 out.train_positions += int(batch["input_ids"].numel())
                 with accelerator.accumulate(*modules):
-                    with accelerator.autocast(), (KernelDraws() if kernel_draws else nullcontext()):
+                    with accelerator.autocast(), draw_scope():
                         loss = job.kind.loss(heads[j](encoder, batch), batch)
                         if extra_loss is not None:
                             aux = extra_loss(step)
