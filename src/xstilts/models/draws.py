@@ -146,11 +146,12 @@ class KernelDraws(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-# Where the mode is held. A dispatch mode sends every operator inside it through Python; held around
-# a whole forward pass that cost 9-14 % of a one-thread bf16 training step (benchmarks/RESULTS.md),
-# for the sake of a few dozen draws. :func:`install` prepares a model to hold it only where it draws
-# -- inside each dropout module and each attention module -- and those places do so within
-# ``with drawing():`` (the training loop's forward pass), nowhere else.
+# Where the mode is held. A dispatch mode sends every operator inside it through Python. Held around
+# the whole forward pass it slowed a one-thread bf16 step to 0.87-0.91x where nothing was left to draw
+# (``fast_dropout``), and held only where draws happen fp32 XNLI trained 1.07x faster on one thread
+# (bf16: no measurable change; benchmarks/RESULTS.md). :func:`install` prepares a model to hold it
+# only where it draws -- inside each dropout module and each attention module -- and those places do
+# so within ``with drawing():`` (the training loop's forward pass), nowhere else.
 _LOCAL = threading.local()  # whether this thread is inside drawing()
 _HELD = "_xstilts_kernel_mode"  # the mode an attention module's forward is holding
 _HOOKED = "_xstilts_kernel_hooks"  # marks an attention module install() has hooked

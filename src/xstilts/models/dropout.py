@@ -132,8 +132,8 @@ def draws_with_pytorch(model: nn.Module) -> bool:
 
     Why: the loop's draw kernel (:mod:`xstilts.models.draws`) is a dispatch mode that every operator
     of the forward pass goes through; after :func:`use_fast_dropout` nothing is left for it to draw,
-    and on one thread in bf16 the mode alone cost 9 % (XNLI) to 19 % (PAN-X) of a training step
-    (benchmarks/RESULTS.md)."""
+    and on one thread in bf16 a step with the mode ran at 0.91x (XNLI) and 0.87x (PAN-X) the speed
+    of one without it (benchmarks/RESULTS.md)."""
     dropping = [m for m in model.modules() if isinstance(m, (nn.Dropout, FastDropout)) and m.p > 0]
     if any(isinstance(m, nn.Dropout) for m in dropping):
         return True
