@@ -132,9 +132,10 @@ class RuntimeConfig(Strict):
     # Mersenne Twister (models/draws.py): the same numbers, bit for bit, so not in run ids; used only
     # where a check at start shows this CPU's bernoulli_ draws what it draws
     draw_kernel: bool = True
-    # fp32 linear layers on a CPU through oneDNN's inner product rather than MKL's GEMM (models/linear.py;
-    # faster on the AMD CPU measured): equal up to float rounding, like another thread count, so not in run ids
-    onednn_linear: bool = True
+    # fp32 linear layers on a CPU through oneDNN's inner product rather than MKL's GEMM (models/linear.py):
+    # equal up to float rounding, like another thread count, so not in run ids. "auto": where PyTorch runs
+    # AVX-512 kernels on this CPU (faster there on the Zen 4 measured; MKL was faster on an AVX2-only Zen)
+    onednn_linear: bool | Literal["auto"] = "auto"
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False

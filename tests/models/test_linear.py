@@ -100,3 +100,11 @@ def test_the_availability_check_leaves_the_random_stream_alone() -> None:
     before = torch.get_rng_state()
     assert linear.available()
     assert torch.equal(before, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("capability, auto", [("AVX512", True), ("AVX512_BF16", True), ("AVX2", False),
+                                              ("DEFAULT", False), ("SVE256", False)])
+def test_auto_takes_onednn_on_avx512_cpus_only_and_explicit_settings_win(monkeypatch, capability, auto) -> None:
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert linear.wanted("auto") is auto
+    assert linear.wanted(True) is True and linear.wanted(False) is False

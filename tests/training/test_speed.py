@@ -68,7 +68,8 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
                               "draw_kernel": False,  # fast_dropout left nothing for it to draw
                               # q, k, v, attention output, intermediate, output per layer, and the pooler
-                              "onednn_linear": (6 * encoder.config.num_hidden_layers + 1) if linear.available() else 0,
+                              "onednn_linear": (6 * encoder.config.num_hidden_layers + 1)
+                              if linear.available() and linear.wanted("auto") else 0,
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no"}
@@ -76,6 +77,10 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
     assert info.fast_dropout_modules == 0 and plain.config._attn_implementation == "sdpa"
+    for setting, installed in ((True, linear.available()), (False, False)):  # explicit settings on any CPU
+        info = prepare_encoder(copy.deepcopy(base), RuntimeConfig(trim_vocab=False, onednn_linear=setting),
+                               [feats], tok.pad_token_id)
+        assert (info.onednn_linear > 0) is installed
 
 
 @pytest.mark.parametrize("trim", [True, False])

@@ -5,7 +5,9 @@ every wheel (it does the bf16 products), has its own fp32 kernels. On the 2-core
 of ``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1,152 / 1,536 and
 back) ran at 170-210 GFLOP/s through oneDNN against 130-175 through MKL (why MKL is slower there
 was not investigated; Intel CPUs were not measured). The layers' weight gradients (an inner
-dimension of thousands of tokens) were no faster there, so they stay with MKL.
+dimension of thousands of tokens) were no faster there, so they stay with MKL. On an AVX2-only AMD
+EPYC (Zen 1) it went the other way: PAN-X trained 1.09x faster on MKL. So ``runtime.onednn_linear =
+"auto"`` (the default) takes oneDNN only where PyTorch runs AVX-512 kernels (:func:`wanted`).
 
 Equal up to float rounding: another library sums the same products in another order, like another
 thread count; the random stream is untouched, so ``runtime.onednn_linear`` is not in run ids.
@@ -42,6 +44,14 @@ def available() -> bool:
         return bool(torch.allclose(inner_product(x, w, b), F.linear(x, w, b), rtol=1e-5, atol=1e-5))
     except (AttributeError, RuntimeError):
         return False
+
+
+def wanted(setting: bool | str) -> bool:
+    """``runtime.onednn_linear`` decided for this CPU: ``"auto"`` is True where PyTorch's CPU kernels
+    are AVX-512 ones (``torch.backends.cpu.get_cpu_capability``), the machines oneDNN was faster on."""
+    if setting != "auto":
+        return bool(setting)
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

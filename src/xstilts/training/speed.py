@@ -14,8 +14,9 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``draw_kernel`` (default on): PyTorch's own dropout masks drawn by a compiled kernel in training
   (:mod:`xstilts.models.draws`; the same numbers bit for bit, so not in run ids; used by the loop
   where :func:`~xstilts.models.draws.available` and ``fast_dropout`` has left something to draw);
-- ``onednn_linear`` (default on): the encoder's fp32 linear layers on a CPU through oneDNN rather
-  than MKL (:mod:`xstilts.models.linear`; equal up to float rounding, so not in run ids);
+- ``onednn_linear`` (default ``"auto"``: on where PyTorch runs AVX-512 kernels): the encoder's fp32
+  linear layers on a CPU through oneDNN rather than MKL (:mod:`xstilts.models.linear`; equal up to
+  float rounding, so not in run ids);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
@@ -451,7 +452,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.fast_dropout_modules = use_fast_dropout(encoder)
     setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
     setup.draw_kernel = uses_draw_kernel(runtime, _device_type(), encoder)
-    if runtime.onednn_linear and not runtime.compile and _device_type() == "cpu":
+    if linear.wanted(runtime.onednn_linear) and not runtime.compile and _device_type() == "cpu":
         setup.onednn_linear = linear.install(encoder)
     if runtime.compile:
         compile_encoder(encoder)
