@@ -100,7 +100,8 @@ class RuntimeConfig(Strict):
     """
 
     # intra-op threads; None = auto: the cores competing processes leave free (niced ones and a VM host's
-    # stolen time do not count), at most PyTorch's default, re-checked between evaluation intervals;
+    # stolen time do not count), at most PyTorch's default, re-checked between evaluation intervals
+    # (and at once when runs at once start or end beside it);
     # a reading that would take a thread away is confirmed over a fresh second (training/speed.py).
     # A change of count changes float rounding, which training can grow into a seed-sized difference:
     # fix N for bit-exact repeats (docs/reliability.md, "Determinism")

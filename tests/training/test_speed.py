@@ -165,11 +165,11 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
 
     monkeypatch.setattr(speed, "_initial_threads", 3)  # e.g. what PyTorch or an executor chose
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: others)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25, fresh=False: others)
     assert speed.choose_threads(RuntimeConfig()) == expected  # 4 cores, never above the initial 3
     assert speed.choose_threads(RuntimeConfig(threads=2)) == 2  # an explicit count always wins
     # without /proc: the load average stands in; without that, the initial count
-    monkeypatch.setattr(speed, "other_busy_cores", lambda: None)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda fresh=False: None)
     monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 0.0, 0.0))
     assert speed.choose_threads(RuntimeConfig()) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
@@ -387,6 +387,62 @@ def test_the_pool_executors_bound_caps_auto_threads(monkeypatch: pytest.MonkeyPa
     assert speed.decide_threads(RuntimeConfig()).threads == 2
 
 
+def test_a_change_of_the_pools_bound_is_seen_and_measured_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last run standing: the bound rises when the sibling ends. The change is seen without a
+    /proc reading, and the re-decision measures a fresh window, not the interval since the last
+    decision, in which the sibling still worked (here 0.9 of a core: that window would keep 1 thread)."""
+    import os
+
+    from xstilts.training import speed
+
+    monkeypatch.setattr(speed, "_initial_threads", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(speed.torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(speed.torch, "set_num_threads", lambda n: None)
+    running = {"runs": 2}
+    monkeypatch.setattr(speed, "_thread_cap", None)
+    assert not speed.thread_cap_changed()  # no pool: never
+    speed.set_thread_cap(lambda: max(1, 2 // running["runs"]))
+    assert not speed.thread_cap_changed()  # no decision taken yet
+    # decision at t=100.25 (fresh window); the sibling then works 10 s, ends, and a fresh window is quiet
+    slept, clock = _scripted_proc(monkeypatch, [(0, 0, {}), (0, 0, {}), (900, 0, {}), (902, 0, {})])
+    assert speed.decide_threads(RuntimeConfig()).threads == 1
+    assert not speed.thread_cap_changed()
+    running["runs"] = 1
+    assert speed.thread_cap_changed()
+    clock["t"] += 10.0
+    log: list = []
+    speed.recheck_threads(RuntimeConfig(), 7, log, fresh=True)
+    assert log == [[7, 2, 0.08]] and slept == [0.25, 0.25]
+    assert not speed.thread_cap_changed()
+    speed.set_thread_cap(None)
+    assert not speed.thread_cap_changed()
+
+
+def test_the_loop_re_decides_at_the_step_after_the_bound_changed(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not at the next evaluation: a step's check is enough. Without a pool nothing is checked between evaluations."""
+    from xstilts.training import speed
+    from xstilts.training.loop import Job, train
+
+    tok, task, kind, feats, _, _, base = setup
+    hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=6, eval_every=3)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25, fresh=False: 0.0)
+    running = {"runs": 2}
+
+    def evaluate(step: int) -> float:
+        running["runs"] = 1  # the sibling ends while this run evaluates at step 3
+        return 0.0
+
+    monkeypatch.setattr(speed, "_thread_cap", None)
+    speed.set_thread_cap(lambda: max(1, 2 // running["runs"]))
+    try:
+        out = train(copy.deepcopy(base), [Job(task.name, kind, kind.build(task, 32, 0.1), feats)], hp,
+                    RuntimeConfig(progress=False), 7, tok.pad_token_id, evaluate)
+    finally:
+        speed.set_thread_cap(None)
+    assert [e[0] for e in out.thread_log] == [3, 4, 6]
+
+
 def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A decision taken at the start must not outlive the load it saw; explicit counts are kept."""
     import os
@@ -397,7 +453,7 @@ def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     # another job runs at the first check (and at its confirmation) and has ended by the second check
     loads = iter([1.4, 1.3, 0.1])
-    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: next(loads))
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25, fresh=False: next(loads))
     set_to: list[int] = []
     monkeypatch.setattr(speed.torch, "set_num_threads", set_to.append)
     monkeypatch.setattr(speed.torch, "get_num_threads", lambda: set_to[-1] if set_to else 2)

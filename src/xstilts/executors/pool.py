@@ -16,7 +16,8 @@ leaves the unfinished runs for the next invocation, as with the local executor.
 
 Threads: with auto threads (``runtime.threads`` unset) every worker decides within the machine's
 cores divided by the runs running now (:func:`xstilts.training.speed.set_thread_cap`), so N runs
-take a core each and the last run standing takes every core at its next check. A change of
+take a core each and the last run standing takes every core at its next step (the loop sees the
+bound change: :func:`xstilts.training.speed.thread_cap_changed`). A change of
 thread count changes float rounding, so scores can differ from a one-at-a-time run's the way a
 run's do between two thread counts (docs/reliability.md, "Determinism").
 """

@@ -31,7 +31,7 @@ from xstilts.heads.base import Feature, HeadKind
 from xstilts.models import draws
 from xstilts.models.draws import KernelDraws
 from xstilts.training.batching import train_batches
-from xstilts.training.speed import adamw_options, recheck_threads, uses_draw_kernel
+from xstilts.training.speed import adamw_options, recheck_threads, thread_cap_changed, uses_draw_kernel
 from xstilts.training.tracking import RunTracker
 
 
@@ -253,6 +253,8 @@ def train(
                     m.train()
                 if hp.patience is not None and since_best >= hp.patience:
                     break
+            elif thread_cap_changed():  # a sibling run of the pool ended (or started): re-decide now
+                recheck_threads(runtime, step, out.thread_log, fresh=True)
 
     if best_state is not None:
         for m, state in zip(modules, best_state, strict=True):

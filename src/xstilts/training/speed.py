@@ -4,7 +4,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 
 - ``threads``: intra-op threads of this process (None = auto: the cores other processes leave
   free, at most PyTorch's default of one per core; see :func:`decide_threads`,
-  re-decided between evaluation intervals by :func:`recheck_threads`);
+  re-decided between evaluation intervals by :func:`recheck_threads`, and at once when the pool
+  executor's bound changes: :func:`thread_cap_changed`);
 - ``trim_vocab``: train only the word-embedding rows the run's data uses
   (:mod:`xstilts.models.vocab`; exact, and checkpoints are saved full-vocabulary);
 - ``freeze_embeddings``: no gradient for the word-embedding matrix (changes results);
@@ -79,6 +80,7 @@ class SpeedSetup:
 
 _initial_threads: int | None = None  # the process's thread count before xstilts first changed it
 _thread_cap: Callable[[], int] | None = None  # set in the pool executor's workers (set_thread_cap)
+_cap_seen: int | None = None  # the bound the latest auto decision was taken within
 
 
 def set_thread_cap(cap: Callable[[], int] | None) -> None:
@@ -89,8 +91,19 @@ def set_thread_cap(cap: Callable[[], int] | None) -> None:
     pausing for a moment (saving a checkpoint, loading the next model) would otherwise read as a
     free core, and a run that took it would share a core with the sibling until its next check.
     """
-    global _thread_cap
-    _thread_cap = cap
+    global _thread_cap, _cap_seen
+    _thread_cap, _cap_seen = cap, None
+
+
+def thread_cap_changed() -> bool:
+    """True when the pool's bound differs from the one the latest auto decision was taken within.
+
+    Why: the bound rises when a sibling run ends with nothing left to start (the grid's last run
+    standing) and falls when one starts beside this run. Checked at every step (a read of a shared
+    counter), it lets the loop re-decide at once rather than at its next evaluation, which at one
+    thread can be a minute away with the other core idle meanwhile.
+    """
+    return _thread_cap is not None and _cap_seen is not None and _thread_cap() != _cap_seen
 
 
 SCHED_IDLE = 5  # scheduling policy number of idle-priority processes (``chrt --idle``)
@@ -204,14 +217,14 @@ REUSE_WINDOW_S = (0.25, 300.0)  # a window since the latest reading must be this
 STALLED, FRESH_TRIES = 4.0, 3  # a fresh window that took 4× its length is measured again, up to 3 times
 
 
-def other_busy_cores(window_s: float = 0.25) -> float | None:
+def other_busy_cores(window_s: float = 0.25, fresh: bool = False) -> float | None:
     """Cores kept busy by *other* processes that compete with this one, on average over a window.
 
     The window runs from the latest reading (the previous decision: the training interval since the
     last evaluation) when that is between 0.25 s and 5 min old, else it is a fresh ``window_s`` of
-    sleep. Why reuse: the loop re-decides between evaluation intervals, and a 0.25 s sleep at each
-    check left both cores idle for 4 s per quickstart seed; the interval's average is also a
-    steadier measure than a quarter second. A competitor of our own priority is measured while it
+    sleep (always with ``fresh``). Why reuse: the loop re-decides between evaluation intervals, and
+    a 0.25 s sleep at each check left both cores idle for 4 s per quickstart seed; the interval's
+    average is also a steadier measure than a quarter second. A competitor of our own priority is measured while it
     shares the cores with us, so it shows less than it would take alone: one busy process beside
     our 2 threads on 2 cores shows about 2/3 of a core, which still rounds to one core taken.
 
@@ -232,7 +245,8 @@ def other_busy_cores(window_s: float = 0.25) -> float | None:
     global _last_reading
     try:
         now = time.monotonic()
-        if _last_reading is not None and REUSE_WINDOW_S[0] <= now - _last_reading[0] <= REUSE_WINDOW_S[1]:
+        if (not fresh and _last_reading is not None
+                and REUSE_WINDOW_S[0] <= now - _last_reading[0] <= REUSE_WINDOW_S[1]):
             (started, (busy0, own0, yielding0)), reading = _last_reading, _cpu_jiffies()
             ended = time.monotonic()
         else:
@@ -273,7 +287,7 @@ def _threads_for(others: float, cores: int, initial: int) -> int:
     return max(1, min(initial, round(cores - others)))
 
 
-def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
+def decide_threads(runtime: RuntimeConfig, fresh: bool = False) -> ThreadChoice:
     """``runtime.threads``, or (None) the cores other processes leave free, within the initial count.
 
     Why: PyTorch's CPU kernels synchronise their threads at every operation; when the cores are
@@ -291,15 +305,20 @@ def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     check above 0.02) and its first run trained 17 steps on one of two cores. A competitor that
     persists is seen in both windows; a blip of 0.2 core-seconds reads 0.2 cores over a second,
     which takes no thread away. It costs a second's wait only when threads would be dropped.
+
+    ``fresh`` measures a new 0.25-s window rather than the interval since the latest reading: where
+    the pool's bound changed mid-interval, that interval holds the sibling's work from before.
     """
-    global _initial_threads
+    global _initial_threads, _cap_seen
     if _initial_threads is None:
         _initial_threads = torch.get_num_threads()
     if runtime.threads:
         return ThreadChoice(runtime.threads, None)
-    initial = _initial_threads if _thread_cap is None else max(1, min(_initial_threads, _thread_cap()))
+    if _thread_cap is not None:
+        _cap_seen = _thread_cap()
+    initial = _initial_threads if _cap_seen is None else max(1, min(_initial_threads, _cap_seen))
     cores = usable_cores()
-    others = other_busy_cores()
+    others = other_busy_cores(fresh=fresh)
     if others is None:
         try:
             others = os.getloadavg()[0]
@@ -321,25 +340,27 @@ def choose_threads(runtime: RuntimeConfig) -> int:
     return decide_threads(runtime).threads
 
 
-def apply_threads(runtime: RuntimeConfig) -> ThreadChoice:
+def apply_threads(runtime: RuntimeConfig, fresh: bool = False) -> ThreadChoice:
     """Set this process's intra-op thread count (see :func:`decide_threads`); return the decision."""
-    choice = decide_threads(runtime)
+    choice = decide_threads(runtime, fresh)
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
     return choice
 
 
-def recheck_threads(runtime: RuntimeConfig, step: int, log: list[list[float | int | None]]) -> None:
+def recheck_threads(runtime: RuntimeConfig, step: int, log: list[list[float | int | None]],
+                    fresh: bool = False) -> None:
     """Re-decide auto threads mid-run and log ``[step, threads, other_cores]``; explicit counts stay.
 
     Why: a decision taken once at the start of a run outlives the load it saw; a job that starts or
     ends mid-run would otherwise leave this run oversubscribed, or a core idle, for the rest of it.
     The loop calls this between evaluation intervals; it measures the interval just trained
-    (:func:`other_busy_cores`), so it costs no waiting.
+    (:func:`other_busy_cores`), so it costs no waiting. It also calls it, ``fresh`` (a 0.25-s
+    window), after any step where the pool's bound changed (:func:`thread_cap_changed`).
     """
     if runtime.threads:
         return
-    choice = apply_threads(runtime)
+    choice = apply_threads(runtime, fresh)
     log.append(choice.log_entry(step))
 
 
