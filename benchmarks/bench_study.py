@@ -220,15 +220,18 @@ def active_times(records: list[dict[str, Any]], running: list[tuple[float, float
 
 def xstilts_runs(out_dir: Path) -> list[dict[str, Any]]:
     """The store's final scores in trainer_grid.py's record shape (primary metric only), with each
-    run's wall time and, from the store's ``extra``, its training and evaluation seconds."""
+    run's wall time and, from the store's ``extra``, its training and evaluation seconds and its
+    auto-thread decisions."""
     with sqlite3.connect(out_dir / "results.sqlite") as db:
         primary = json.loads(db.execute("SELECT value FROM meta WHERE key = 'primary_metric'").fetchone()[0])
         runs = db.execute("SELECT run_id, phase, intermediate, target, seed, train_steps, wall_s, started_at, "
                           "finished_at, extra FROM runs WHERE status = 'done' ORDER BY run_id").fetchall()
         records = []
         for run_id, phase, setting, target, seed, steps, wall_s, started_at, finished_at, extra in runs:
+            info = json.loads(extra or "{}")
             times = {"wall_s": wall_s, "started_at": started_at, "finished_at": finished_at,
-                     **{k: v for k, v in json.loads(extra or "{}").items() if k in ("train_s", "eval_s")}}
+                     **{k: v for k, v in info.items() if k in ("train_s", "eval_s")},
+                     "thread_log": info.get("speed", {}).get("thread_log")}  # [step, threads, other cores]
             rows = db.execute("SELECT task, language, metric, value, step FROM scores WHERE run_id = ? "
                               "AND kind = 'final' AND split = 'eval'", (run_id,)).fetchall()
             if phase == "intermediate":
