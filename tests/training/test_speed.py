@@ -165,11 +165,11 @@ def test_auto_threads_use_the_cores_others_leave_free(monkeypatch, others: float
 
     monkeypatch.setattr(speed, "_initial_threads", 3)  # e.g. what PyTorch or an executor chose
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25, fresh=False: others)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: others)
     assert speed.choose_threads(RuntimeConfig()) == expected  # 4 cores, never above the initial 3
     assert speed.choose_threads(RuntimeConfig(threads=2)) == 2  # an explicit count always wins
     # without /proc: the load average stands in; without that, the initial count
-    monkeypatch.setattr(speed, "other_busy_cores", lambda fresh=False: None)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda: None)
     monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 0.0, 0.0))
     assert speed.choose_threads(RuntimeConfig()) == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (_ for _ in ()).throw(OSError()))
@@ -412,7 +412,7 @@ def test_a_change_of_the_pools_bound_is_seen_and_measured_afresh(monkeypatch: py
     assert speed.thread_cap_changed()
     clock["t"] += 10.0
     log: list = []
-    speed.recheck_threads(RuntimeConfig(), 7, log, fresh=True)
+    speed.recheck_threads(RuntimeConfig(), 7, log)
     assert log == [[7, 2, 0.08]] and slept == [0.25, 0.25]
     assert not speed.thread_cap_changed()
     speed.set_thread_cap(None)
@@ -426,7 +426,7 @@ def test_the_loop_re_decides_at_the_step_after_the_bound_changed(setup, monkeypa
 
     tok, task, kind, feats, _, _, base = setup
     hp = TrainConfig(lr=1e-2, batch_size=8, max_steps=6, eval_every=3)
-    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25, fresh=False: 0.0)
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: 0.0)
     running = {"runs": 2}
 
     def evaluate(step: int) -> float:
@@ -453,7 +453,7 @@ def test_auto_threads_are_rechecked_and_logged_during_a_run(monkeypatch: pytest.
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     # another job runs at the first check (and at its confirmation) and has ended by the second check
     loads = iter([1.4, 1.3, 0.1])
-    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25, fresh=False: next(loads))
+    monkeypatch.setattr(speed, "other_busy_cores", lambda window_s=0.25: next(loads))
     set_to: list[int] = []
     monkeypatch.setattr(speed.torch, "set_num_threads", set_to.append)
     monkeypatch.setattr(speed.torch, "get_num_threads", lambda: set_to[-1] if set_to else 2)

@@ -254,7 +254,7 @@ def train(
                 if hp.patience is not None and since_best >= hp.patience:
                     break
             elif thread_cap_changed():  # a sibling run of the pool ended (or started): re-decide now
-                recheck_threads(runtime, step, out.thread_log, fresh=True)
+                recheck_threads(runtime, step, out.thread_log)
 
     if best_state is not None:
         for m, state in zip(modules, best_state, strict=True):

@@ -217,14 +217,14 @@ REUSE_WINDOW_S = (0.25, 300.0)  # a window since the latest reading must be this
 STALLED, FRESH_TRIES = 4.0, 3  # a fresh window that took 4× its length is measured again, up to 3 times
 
 
-def other_busy_cores(window_s: float = 0.25, fresh: bool = False) -> float | None:
+def other_busy_cores(window_s: float = 0.25) -> float | None:
     """Cores kept busy by *other* processes that compete with this one, on average over a window.
 
     The window runs from the latest reading (the previous decision: the training interval since the
     last evaluation) when that is between 0.25 s and 5 min old, else it is a fresh ``window_s`` of
-    sleep (always with ``fresh``). Why reuse: the loop re-decides between evaluation intervals, and
-    a 0.25 s sleep at each check left both cores idle for 4 s per quickstart seed; the interval's
-    average is also a steadier measure than a quarter second. A competitor of our own priority is measured while it
+    sleep. Why reuse: the loop re-decides between evaluation intervals, and a 0.25 s sleep at each
+    check left both cores idle for 4 s per quickstart seed; the interval's average is also a
+    steadier measure than a quarter second. A competitor of our own priority is measured while it
     shares the cores with us, so it shows less than it would take alone: one busy process beside
     our 2 threads on 2 cores shows about 2/3 of a core, which still rounds to one core taken.
 
@@ -245,8 +245,7 @@ def other_busy_cores(window_s: float = 0.25, fresh: bool = False) -> float | Non
     global _last_reading
     try:
         now = time.monotonic()
-        if (not fresh and _last_reading is not None
-                and REUSE_WINDOW_S[0] <= now - _last_reading[0] <= REUSE_WINDOW_S[1]):
+        if _last_reading is not None and REUSE_WINDOW_S[0] <= now - _last_reading[0] <= REUSE_WINDOW_S[1]:
             (started, (busy0, own0, yielding0)), reading = _last_reading, _cpu_jiffies()
             ended = time.monotonic()
         else:
@@ -287,7 +286,7 @@ def _threads_for(others: float, cores: int, initial: int) -> int:
     return max(1, min(initial, round(cores - others)))
 
 
-def decide_threads(runtime: RuntimeConfig, fresh: bool = False) -> ThreadChoice:
+def decide_threads(runtime: RuntimeConfig) -> ThreadChoice:
     """``runtime.threads``, or (None) the cores other processes leave free, within the initial count.
 
     Why: PyTorch's CPU kernels synchronise their threads at every operation; when the cores are
@@ -306,19 +305,22 @@ def decide_threads(runtime: RuntimeConfig, fresh: bool = False) -> ThreadChoice:
     persists is seen in both windows; a blip of 0.2 core-seconds reads 0.2 cores over a second,
     which takes no thread away. It costs a second's wait only when threads would be dropped.
 
-    ``fresh`` measures a new 0.25-s window rather than the interval since the latest reading: where
-    the pool's bound changed mid-interval, that interval holds the sibling's work from before.
+    Where the pool's bound changed since the latest decision, the window is a fresh one: the
+    interval since the latest reading holds the work of a sibling that has since ended (or not yet
+    started), which would read as a busy core.
     """
-    global _initial_threads, _cap_seen
+    global _initial_threads, _cap_seen, _last_reading
     if _initial_threads is None:
         _initial_threads = torch.get_num_threads()
     if runtime.threads:
         return ThreadChoice(runtime.threads, None)
     if _thread_cap is not None:
+        if thread_cap_changed():
+            _last_reading = None
         _cap_seen = _thread_cap()
     initial = _initial_threads if _cap_seen is None else max(1, min(_initial_threads, _cap_seen))
     cores = usable_cores()
-    others = other_busy_cores(fresh=fresh)
+    others = other_busy_cores()
     if others is None:
         try:
             others = os.getloadavg()[0]
@@ -340,27 +342,26 @@ def choose_threads(runtime: RuntimeConfig) -> int:
     return decide_threads(runtime).threads
 
 
-def apply_threads(runtime: RuntimeConfig, fresh: bool = False) -> ThreadChoice:
+def apply_threads(runtime: RuntimeConfig) -> ThreadChoice:
     """Set this process's intra-op thread count (see :func:`decide_threads`); return the decision."""
-    choice = decide_threads(runtime, fresh)
+    choice = decide_threads(runtime)
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
     return choice
 
 
-def recheck_threads(runtime: RuntimeConfig, step: int, log: list[list[float | int | None]],
-                    fresh: bool = False) -> None:
+def recheck_threads(runtime: RuntimeConfig, step: int, log: list[list[float | int | None]]) -> None:
     """Re-decide auto threads mid-run and log ``[step, threads, other_cores]``; explicit counts stay.
 
     Why: a decision taken once at the start of a run outlives the load it saw; a job that starts or
     ends mid-run would otherwise leave this run oversubscribed, or a core idle, for the rest of it.
     The loop calls this between evaluation intervals; it measures the interval just trained
-    (:func:`other_busy_cores`), so it costs no waiting. It also calls it, ``fresh`` (a 0.25-s
-    window), after any step where the pool's bound changed (:func:`thread_cap_changed`).
+    (:func:`other_busy_cores`), so it costs no waiting. It also calls it after any step where the
+    pool's bound changed (:func:`thread_cap_changed`); that decision measures a fresh 0.25-s window.
     """
     if runtime.threads:
         return
-    choice = apply_threads(runtime, fresh)
+    choice = apply_threads(runtime)
     log.append(choice.log_entry(step))
 
 
