@@ -26,6 +26,11 @@ Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rou
    Their rate against the peak says what the shapes allow; their time against the step's says how
    much of the step is anything else.
 
+``--runs-at-once N`` measures the step as a grid trains by default (``runtime.parallel_runs``): N
+copies of this benchmark at once, one thread each, each reporting its step against the peak of its
+own core (measured while the other copies run); the machine's figure is their summed useful FLOP/s
+against the larger of their summed per-core peaks and the all-thread peak measured right after them.
+
 Other engineers share the 2 CPUs, so peak trials and training chunks are interleaved (one peak
 trial of each kind, then one chunk of ``--steps`` steps, ``--rounds`` times) and both the median
 and the best round are reported: contention then hits both sides alike.
@@ -39,6 +44,9 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -215,7 +223,12 @@ def main() -> None:
     ap.add_argument("--bf16-step", action="store_true", help="also time the step under bf16 autocast")
     ap.add_argument("--task", default="panx", help="whose English training examples the step trains on")
     ap.add_argument("--json", type=Path, default=None, help="write the numbers here too")
+    ap.add_argument("--runs-at-once", type=int, default=1,
+                    help="N copies at once, one thread each, as a pool of N runs trains (see the docstring)")
     args = ap.parse_args()
+    if args.runs_at_once > 1:
+        at_once(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -342,6 +355,58 @@ def main() -> None:
         print(f"\n{p}: the last layer computed <s> alone in {v['batches_last_layer_first_token_only']} of "
               f"{v['batches']} batches (their skipped work not counted)")
     print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of the positions computed")
+    print(f"\nload average at the end: {os.getloadavg()}")
+
+
+def at_once(args: argparse.Namespace) -> None:
+    """``--runs-at-once``: the copies, then the all-thread peak, then one table of both."""
+    common = ["--task", args.task, "--rounds", str(args.rounds), "--steps", str(args.steps),
+              "--batch-size", str(args.batch_size), "--data-dir", str(args.data_dir), "--threads", "1"]
+    common += ["--bf16-step"] if args.bf16_step else []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"run{i}.json" for i in range(args.runs_at_once)]
+        logs = [Path(tmp) / f"run{i}.out" for i in range(args.runs_at_once)]
+        procs = []
+        for path, log in zip(paths, logs, strict=True):
+            with log.open("w") as out:
+                procs.append(subprocess.Popen([sys.executable, __file__, *common, "--json", str(path)],
+                                              stdout=out, stderr=subprocess.STDOUT))
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.wait() != 0:
+                sys.exit(f"bench_peak: a copy failed (exit {proc.returncode}):\n"
+                         + "\n".join(log.read_text().splitlines()[-15:]))
+        runs = [json.loads(path.read_text()) for path in paths]
+    # the machine's peak on all its threads, right after the copies (best of 3 trials per shape)
+    machine: dict[str, float] = {}
+    for dtype_name in runs[0]["step"]:
+        libraries = ["torch", "onednn"] if dtype_name == "fp32" and linear.available() else ["torch"]
+        machine[dtype_name] = max(matmul_gflops(*shape, DTYPES[dtype_name], 0.5, library=lib)
+                                  for _ in range(3) for shape in SHAPES.values() for lib in libraries)
+    result: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                                         f"{args.runs_at_once} copies at once, 1 thread each",
+                              "task": args.task, "runs": runs, "all_thread_peak_gflops": machine, "combined": {}}
+    print(f"\n| {args.task}, {args.runs_at_once} copies at once, 1 thread each | median | best round |\n|---|---|---|")
+    for p in runs[0]["step"]:
+        steps = [run["step"][p] for run in runs]
+        for i, v in enumerate(steps):
+            print(f"| copy {i + 1}: step ({p}) on real tokens / its core's best peak ({v['best_peak_gflops']:.1f}) "
+                  f"| {100 * v['useful_fraction_of_best_peak']['median']:.0f} % "
+                  f"| {100 * v['useful_fraction_of_best_peak']['best']:.0f} % |")
+        per_core = sum(v["best_peak_gflops"] for v in steps)
+        peak = max(per_core, machine[p])
+        useful = {k: sum(v["useful_gflops_real_tokens_only"][k] for v in steps) for k in ("median", "best")}
+        tokens = {k: sum(v["real_tokens_per_s"][k] for v in steps) for k in ("median", "best")}
+        result["combined"][p] = {"useful_gflops_real_tokens_only": useful, "real_tokens_per_s": tokens,
+                                 "summed_core_peaks_gflops": per_core, "peak_gflops": peak,
+                                 "useful_fraction_of_peak": {k: u / peak for k, u in useful.items()}}
+        print(f"| all copies, summed: useful GFLOP/s ({p}, real tokens only) | {useful['median']:.1f} | "
+              f"{useful['best']:.1f} |")
+        print(f"| all copies, summed: step ({p}) on real tokens / the machine's peak ({peak:.1f}: the larger of the "
+              f"summed cores' {per_core:.1f} and all threads' {machine[p]:.1f}) | {100 * useful['median'] / peak:.0f} % "
+              f"| {100 * useful['best'] / peak:.0f} % |")
+        print(f"| all copies, summed: real tokens/s ({p}) | {tokens['median']:.0f} | {tokens['best']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
     print(f"\nload average at the end: {os.getloadavg()}")
 
 
