@@ -96,6 +96,16 @@ SHAPES = {  # (m, n, k): m×k times k×n
 }
 
 
+def peak_trial(peaks: dict[str, list[float]], precision: str, onednn: bool) -> None:
+    """One trial of every shape in ``precision`` (fp32 through oneDNN too, with ``onednn``), each
+    appended to ``peaks`` under its name ("fp32 2048^3", "fp32 oneDNN 2048^3", ...)."""
+    for shape_name, shape in SHAPES.items():
+        peaks.setdefault(f"{precision} {shape_name}", []).append(matmul_gflops(*shape, DTYPES[precision], 0.5))
+        if precision == "fp32" and onednn:
+            peaks.setdefault(f"fp32 oneDNN {shape_name}", []).append(
+                matmul_gflops(*shape, DTYPES[precision], 0.5, library="onednn"))
+
+
 def best_peak(peaks: dict[str, list[float]], precision: str) -> tuple[float, str]:
     """The best GFLOP/s of any shape and trial in ``precision``, and which shape gave it."""
     return max((max(v), k) for k, v in peaks.items() if k.startswith(precision + " "))
@@ -266,14 +276,8 @@ def main() -> None:
     shapes_seen = 0
     shortcut_batches = {p: [0, 0] for p in precisions}  # batches whose last layer computed <s> alone, of all
     for r in range(args.rounds):
-        for dtype_name, dtype in DTYPES.items():
-            if dtype_name == "bf16" and not args.bf16_step:
-                continue
-            for shape_name, shape in SHAPES.items():
-                peaks.setdefault(f"{dtype_name} {shape_name}", []).append(matmul_gflops(*shape, dtype, 0.5))
-                if dtype_name == "fp32" and dnn_peak:
-                    peaks.setdefault(f"fp32 oneDNN {shape_name}", []).append(
-                        matmul_gflops(*shape, dtype, 0.5, library="onednn"))
+        for p in precisions:
+            peak_trial(peaks, p, dnn_peak)
         for p in precisions:
             out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtimes[p], r, tok.pad_token_id,
                         lambda step: 0.0)
@@ -373,15 +377,17 @@ def at_once(args: argparse.Namespace) -> None:
                                               stdout=out, stderr=subprocess.STDOUT))
         for proc, log in zip(procs, logs, strict=True):
             if proc.wait() != 0:
+                for other in procs:
+                    other.kill()  # the others would run on alone, for nothing
                 sys.exit(f"bench_peak: a copy failed (exit {proc.returncode}):\n"
                          + "\n".join(log.read_text().splitlines()[-15:]))
         runs = [json.loads(path.read_text()) for path in paths]
     # the machine's peak on all its threads, right after the copies (best of 3 trials per shape)
-    machine: dict[str, float] = {}
-    for dtype_name in runs[0]["step"]:
-        libraries = ["torch", "onednn"] if dtype_name == "fp32" and linear.available() else ["torch"]
-        machine[dtype_name] = max(matmul_gflops(*shape, DTYPES[dtype_name], 0.5, library=lib)
-                                  for _ in range(3) for shape in SHAPES.values() for lib in libraries)
+    all_threads: dict[str, list[float]] = {}
+    for _ in range(3):
+        for p in runs[0]["step"]:
+            peak_trial(all_threads, p, linear.available())
+    machine = {p: best_peak(all_threads, p)[0] for p in runs[0]["step"]}
     result: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, "
                                          f"{args.runs_at_once} copies at once, 1 thread each",
                               "task": args.task, "runs": runs, "all_thread_peak_gflops": machine, "combined": {}}
