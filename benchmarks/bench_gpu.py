@@ -4,8 +4,11 @@ How to run on the device (one NVIDIA H100/H200, no network, the repository and i
 
     .venv/bin/python benchmarks/bench_gpu.py --json $OUT/bench_gpu.json
 
-It needs a CUDA build of torch in the venv (``scripts/setup.sh`` pins the torch version, not the
-build); without a CUDA device it prints why and exits with status 2. It stays within
+It needs a CUDA build of torch (``scripts/setup.sh`` pins the torch version, not the build); without a
+CUDA device it prints why and exits with status 2. Where the device machine has its own CUDA torch but
+neither the data nor this project's other packages (how it ran on 2026-12-04, RESULTS.md): tokenise
+here with ``--features-dir DIR --prepare-only``, carry DIR and the packages' wheels, and run there
+with the machine's python and ``--features-dir DIR``. It stays within
 ``--budget-s`` (default 450 s, so under 8 minutes with start-up): every measurement is a fixed number of
 warm-up steps plus timed steps in a worker process of its own, and the measurements that no longer fit
 the remaining time are skipped with a printed note (a worker that overruns is stopped). The Markdown
@@ -44,6 +47,12 @@ weights (mixed precision), batch 32, max length 128, lr 2e-5 with linear warm-up
   dynamic-padding collator (``DataCollatorForTokenClassification`` / ``DataCollatorWithPadding``),
   length-grouped sampling, ``optim="adamw_torch_fused"``, ``bf16=True``, as bench_train.py's fair
   Trainer side.
+
+SDPA's cuDNN attention (PyTorch's default choice on Hopper) builds a plan for every new padded shape,
+about 130 ms each on an H200 (``benchmarks/gpu_overhead.py``); with length-bucketed dynamic padding most
+of a short window's steps bring a new shape, so both sides then measure plan building, not training
+(~200 ms a step for either model). ``--cudnn-attention off`` (the default, and xstilts' own
+``runtime.cudnn_attention``) switches it off on both sides; ``on`` measures PyTorch's default.
 
 Each side runs ``--warmup`` + ``--steps`` optimizer steps (plus, for xstilts, one more, whose start
 closes the clock) in one training run; the timed window is the ``--steps`` steps after the warm-up,
@@ -203,7 +212,11 @@ def prepare_data(cases: list[str], args: argparse.Namespace, workdir: Path, note
     from xstilts.tasks import get_task
 
     tokenizer = None
-    if not args.synthetic and args.data_dir.is_dir():
+    prepared = args.features_dir is not None and not args.prepare_only and all(
+        (args.features_dir / f"{case}.pkl").exists() for case in cases)
+    if prepared:
+        notes.append(f"features read from {args.features_dir} (tokenised where they were prepared)")
+    elif not args.synthetic and args.data_dir.is_dir():
         try:
             from xstilts.models.loading import load_tokenizer
 
@@ -216,7 +229,11 @@ def prepare_data(cases: list[str], args: argparse.Namespace, workdir: Path, note
     for case in cases:
         task = get_task(CASES[case]["task"])
         feats, source = None, "synthetic"
-        if tokenizer is not None:
+        saved = args.features_dir / f"{case}.pkl" if args.features_dir else None
+        if saved is not None and saved.exists() and not args.prepare_only:
+            feats = pickle.loads(saved.read_bytes())[: args.examples]
+            source = json.loads(saved.with_suffix(".json").read_text(encoding="utf-8"))["source"]
+        elif tokenizer is not None:
             try:
                 feats, source = real_features(case, args.data_dir, args.examples, tokenizer), "real"
             except Exception as exc:
@@ -225,6 +242,10 @@ def prepare_data(cases: list[str], args: argparse.Namespace, workdir: Path, note
             feats = synthetic_features(case, get_head_kind(task.head).kind, len(task.labels), args.examples)
         path = workdir / f"{case}.pkl"
         path.write_bytes(pickle.dumps(feats))
+        if args.prepare_only:
+            args.features_dir.mkdir(parents=True, exist_ok=True)
+            (args.features_dir / path.name).write_bytes(path.read_bytes())
+            (args.features_dir / f"{case}.json").write_text(json.dumps({"source": source}), encoding="utf-8")
         lengths = sorted(f["length"] for f in feats)
         out[case] = {"path": str(path), "source": source, "features": len(feats),
                      "median_length": lengths[len(lengths) // 2],
@@ -289,10 +310,13 @@ class Window:
 
 
 def _threads(spec: dict[str, Any]) -> None:
+    """One thread for the CPU smoke test; on a GPU, SDPA's cuDNN backend as ``--cudnn-attention`` says."""
     import torch
 
     if spec["cpu_smoke"]:
         torch.set_num_threads(1)
+    elif torch.cuda.is_available():
+        torch.backends.cuda.enable_cudnn_sdp(spec["cudnn_attention"])
 
 
 def _task_kind(spec: dict[str, Any]) -> tuple[Any, Any]:
@@ -326,7 +350,8 @@ def worker_xstilts(spec: dict[str, Any]) -> dict[str, Any]:
                                                    attention_probs_dropout_prob=0.1))
     head = kind.build(task, encoder.config.hidden_size, 0.1)
     overrides = {"threads": 1} if spec["cpu_smoke"] else {}
-    runtime = RuntimeConfig(**{"progress": False, "bf16": True, **overrides, **spec["runtime"]})
+    runtime = RuntimeConfig(**{"progress": False, "bf16": True, "cudnn_attention": spec["cudnn_attention"],
+                               **overrides, **spec["runtime"]})
     speed = prepare_encoder(encoder, runtime, [feats], PAD_ID)
     window = Window()
     warmup, steps = spec["warmup"], spec["steps"]
@@ -364,7 +389,7 @@ def worker_xstilts(spec: dict[str, Any]) -> dict[str, Any]:
             "trainable_params": sum(p.numel() for m in (encoder, head) for p in m.parameters() if p.requires_grad),
             "attn_implementation": getattr(encoder.config, "_attn_implementation", None),
             "runtime": runtime.model_dump(include={"bf16", "bucket_by_length", "trim_vocab", "fused_adamw",
-                                                   "compile", "freeze_embeddings", "threads"})}
+                                                   "compile", "cudnn_attention", "freeze_embeddings", "threads"})}
 
 
 def _pad_tokenizer() -> tuple[Any, str]:
@@ -580,7 +605,15 @@ def main() -> int:
                     help="training examples per case (default 6400; 300 with --cpu-smoke)")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--synthetic", action="store_true", help="synthetic token sequences even where data exists")
+    ap.add_argument("--features-dir", type=Path, default=None,
+                    help="read each case's features from DIR/<case>.pkl where present (a device without the "
+                         "data or the tokenizer); with --prepare-only, write them there and stop")
+    ap.add_argument("--prepare-only", action="store_true", help="with --features-dir: prepare the features only")
     ap.add_argument("--runtime", default="{}", help="RuntimeConfig overrides for the xstilts side, as JSON")
+    ap.add_argument("--cudnn-attention", choices=("off", "on"), default="off",
+                    help="SDPA's cuDNN backend on both sides (PyTorch's default on Hopper is on; it builds a "
+                         "plan per new padded shape, ~130 ms each on an H200, which a short timed window "
+                         "cannot amortise: default off, xstilts' own default)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's dense bf16 peak, TFLOP/s")
     ap.add_argument("--budget-s", type=float, default=450.0, help="whole run, data preparation included")
     ap.add_argument("--cpu-smoke", action="store_true",
@@ -595,6 +628,16 @@ def main() -> int:
 
     started = time.monotonic()
     deadline = started + args.budget_s
+    if args.prepare_only:
+        if args.features_dir is None:
+            ap.error("--prepare-only needs --features-dir")
+        args.examples = args.examples or 6400
+        notes: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
+            prepare_data(args.cases, args, Path(tmp), notes)
+        for note in notes:
+            print(f"note: {note}")
+        return 0
     import torch
 
     if not args.cpu_smoke and not torch.cuda.is_available():
@@ -609,7 +652,7 @@ def main() -> int:
     args.examples = args.examples if args.examples is not None else (300 if smoke else 6400)
     tiny = smoke and not args.full_size
     runtime = json.loads(args.runtime)
-    notes: list[str] = []
+    notes = []
     if tiny:
         notes.append(f"--cpu-smoke: tiny shapes {TINY} on the CPU; numbers check the script, not the device")
 
@@ -632,6 +675,7 @@ def main() -> int:
             pretrained[model] = None
 
     results: dict[str, Any] = {"machine": _machine(), "hp": HP, "warmup_steps": warmup, "timed_steps": steps,
+                               "cudnn_attention": args.cudnn_attention,
                                "examples": args.examples, "runtime_overrides": runtime, "budget_s": args.budget_s,
                                "cpu_smoke": smoke, "tiny": tiny, "notes": notes, "rows": []}
     log_dir = args.json.parent / "bench_gpu_logs" if args.json else None
@@ -659,7 +703,8 @@ def main() -> int:
                     cfg = model_config(model, tiny)
                     spec = {"model": model, "case": case, "side": side, "data": data[case]["path"],
                             "pretrained": pretrained[model], "config": cfg,
-                            "warmup": warmup, "steps": steps, "runtime": runtime, "cpu_smoke": smoke}
+                            "warmup": warmup, "steps": steps, "runtime": runtime, "cpu_smoke": smoke,
+                            "cudnn_attention": args.cudnn_attention == "on"}
                     row.update(launch(spec, remaining - 2.0, logs / f"{model}-{case}-{side}.log", workdir))
                     estimates[model] = max(estimates.get(model, 0.0), 1.1 * row["wall_s"])
                     if row["status"] == "ok":

@@ -152,6 +152,11 @@ class RuntimeConfig(Strict):
     # it changes results (in run ids); evaluation stays padded. Gains where a small training set leaves a
     # long tail of lengths in a batch (the quickstart's PAN-X runs: 1.07×), little elsewhere
     pack_sequences: bool = False
+    # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
+    # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new
+    # shape most steps until every length has been seen; off = the flash / memory-efficient kernels,
+    # which need no plan (benchmarks/gpu_overhead.py). Equal up to float rounding: not in run ids
+    cudnn_attention: bool = False
     cache_dir: str | None = None  # tokenised-data cache; default <output_dir>/../.xstilts-cache
     save_target_checkpoints: bool = False
     # write each target run's predictions in XTREME's submission layout (xstilts.evaluation.submission);

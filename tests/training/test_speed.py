@@ -13,7 +13,7 @@ from torch import nn
 from xstilts.config import RuntimeConfig, TrainConfig
 from xstilts.models import draws, linear
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
-from xstilts.training.speed import prepare_encoder, uses_draw_kernel
+from xstilts.training.speed import prepare_encoder, set_cudnn_attention, uses_draw_kernel
 
 WORD = "embeddings.word_embeddings.weight"
 
@@ -72,7 +72,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               if linear.available() and linear.wanted("auto") else 0,
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
-                              "packed": False, "precision": "no"}
+                              "packed": False, "precision": "no", "cudnn_attention": None}
     plain = copy.deepcopy(base)
     info = prepare_encoder(plain, RuntimeConfig(trim_vocab=False), [feats], tok.pad_token_id)
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
@@ -81,6 +81,19 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
         info = prepare_encoder(copy.deepcopy(base), RuntimeConfig(trim_vocab=False, onednn_linear=setting),
                                [feats], tok.pad_token_id)
         assert (info.onednn_linear > 0) is installed
+
+
+@pytest.mark.parametrize("wanted", [False, True])
+def test_cudnn_attention_is_switched_on_cuda_only(wanted: bool) -> None:
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(not wanted)
+        assert set_cudnn_attention(RuntimeConfig(cudnn_attention=wanted), "cpu") is None
+        assert torch.backends.cuda.cudnn_sdp_enabled() is (not wanted)  # a CPU run leaves it alone
+        assert set_cudnn_attention(RuntimeConfig(cudnn_attention=wanted), "cuda") is wanted
+        assert torch.backends.cuda.cudnn_sdp_enabled() is wanted
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)
 
 
 @pytest.mark.parametrize("trim", [True, False])

@@ -73,6 +73,7 @@ class SpeedSetup:
     compiled: bool = False
     packed: bool = False  # training batches packed (models/packing.py)
     precision: str = "no"  # autocast: "bf16", "fp16" or "no"; what runtime.bf16 = "auto" chose on this machine
+    cudnn_attention: bool | None = None  # SDPA's cuDNN backend on a CUDA device (None: not a CUDA run)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -479,4 +480,18 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True
+    setup.cudnn_attention = set_cudnn_attention(runtime, _device_type())
     return setup
+
+
+def set_cudnn_attention(runtime: RuntimeConfig, device_type: str) -> bool | None:
+    """Switch SDPA's cuDNN backend for this process on a CUDA device (None elsewhere: nothing to do).
+
+    Why: cuDNN's attention plans are per shape, so length-bucketed batches (a new width most steps)
+    spend ~130 ms a step building plans early in a run (H200, RESULTS.md); the flash and
+    memory-efficient kernels SDPA falls back to need no plan and ran as fast once warm.
+    """
+    if device_type != "cuda":
+        return None
+    torch.backends.cuda.enable_cudnn_sdp(runtime.cudnn_attention)
+    return runtime.cudnn_attention
