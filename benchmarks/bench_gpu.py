@@ -231,7 +231,7 @@ def prepare_data(cases: list[str], args: argparse.Namespace, workdir: Path, note
         feats, source = None, "synthetic"
         saved = args.features_dir / f"{case}.pkl" if args.features_dir else None
         if saved is not None and saved.exists() and not args.prepare_only:
-            feats = pickle.loads(saved.read_bytes())[: args.examples]
+            feats = pickle.loads(saved.read_bytes())  # as prepared (--examples applied there)
             source = json.loads(saved.with_suffix(".json").read_text(encoding="utf-8"))["source"]
         elif tokenizer is not None:
             try:

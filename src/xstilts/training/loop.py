@@ -125,6 +125,14 @@ def param_groups(modules: Sequence[nn.Module], weight_decay: float) -> list[dict
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _host_values(loss: torch.Tensor, norm: torch.Tensor | float | None) -> tuple[float, float]:
+    """The loss and the gradient norm (0.0 when there is none) as Python floats, in one device wait."""
+    if isinstance(norm, torch.Tensor):
+        loss_value, norm_value = torch.stack([loss.detach().float(), norm.detach().float().to(loss.device)]).tolist()
+        return loss_value, norm_value
+    return float(loss.detach()), 0.0 if norm is None else float(norm)
+
+
 def train(
     encoder: nn.Module,
     jobs: Sequence[Job],
@@ -211,22 +219,26 @@ def train(
                             if aux is not None:
                                 loss = loss + aux
                         loss = poison("loss", loss)  # XSTILTS_FAULT=loss:n:nan tests the check below
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"{describe}: loss became {loss.item()} at step {step}; stopping "
-                                            "(try a lower learning rate)")
                     accelerator.backward(loss)  # divides by accum: the update of one big batch
+                    norm = None
                     if accelerator.sync_gradients:
                         norm = accelerator.clip_grad_norm_(params, hp.max_grad_norm)
-                        # a finite loss with NaN/inf gradients would write NaN weights that the next
-                        # evaluation could still select; fp16's scaler skips such steps by design
-                        if norm is not None and runtime.precision != "fp16" and not torch.isfinite(norm):
-                            raise TrainingError(f"{describe}: gradient norm became {float(norm)} at step "
-                                                f"{step}; stopping (try a lower learning rate)")
                     optimizer.step()  # these three wait for the last micro-batch of the update
                     schedule.step()
                     optimizer.zero_grad(set_to_none=True)
+                # the loss and the gradient norm reach the host together, one wait for the device per
+                # micro-batch (the Trainer waits only when it logs; three waits a step cost a GPU's overlap)
+                loss_value, norm_value = _host_values(loss, norm if runtime.precision != "fp16" else None)
+                if not math.isfinite(loss_value):
+                    raise TrainingError(f"{describe}: loss became {loss_value} at step {step}; stopping "
+                                        "(try a lower learning rate)")
+                # a finite loss with NaN/inf gradients has written NaN weights: stop before any evaluation
+                # could select them; fp16's scaler skips such steps by design
+                if not math.isfinite(norm_value):
+                    raise TrainingError(f"{describe}: gradient norm became {norm_value} at step "
+                                        f"{step}; stopping (try a lower learning rate)")
                 step_tokens += sum(int(job.features[i]["length"]) for i in idx)
-                step_loss += float(loss.detach()) / accum
+                step_loss += loss_value / accum
             step_seconds = time.perf_counter() - t0
             out.train_seconds += step_seconds
             out.train_tokens += step_tokens
