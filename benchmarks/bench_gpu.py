@@ -54,6 +54,10 @@ of a short window's steps bring a new shape, so both sides then measure plan bui
 (~200 ms a step for either model). ``--cudnn-attention off`` (the default, and xstilts' own
 ``runtime.cudnn_attention``) switches it off on both sides; ``on`` measures PyTorch's default.
 
+``--compile`` compiles both sides (xstilts' ``runtime.compile``, ``torch.compile(dynamic=True)`` of the
+encoder; the Trainer's ``torch_compile=True``, which recompiles for new padded shapes: 16 s a step in the
+CPU smoke test), ``--sides`` runs one side alone.
+
 Each side runs ``--warmup`` + ``--steps`` optimizer steps (plus, for xstilts, one more, whose start
 closes the clock) in one training run; the timed window is the ``--steps`` steps after the warm-up,
 from a device synchronisation to another, and includes batch collation and the host-to-device copy.
@@ -351,7 +355,7 @@ def worker_xstilts(spec: dict[str, Any]) -> dict[str, Any]:
     head = kind.build(task, encoder.config.hidden_size, 0.1)
     overrides = {"threads": 1} if spec["cpu_smoke"] else {}
     runtime = RuntimeConfig(**{"progress": False, "bf16": True, "cudnn_attention": spec["cudnn_attention"],
-                               **overrides, **spec["runtime"]})
+                               "compile": spec["compile"], **overrides, **spec["runtime"]})
     speed = prepare_encoder(encoder, runtime, [feats], PAD_ID)
     window = Window()
     warmup, steps = spec["warmup"], spec["steps"]
@@ -467,7 +471,7 @@ def worker_hf(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = _hf_trainer(model, len(rows), tmp, collator, padded=False, train_dataset=rows,
                               hp={**HP, "epochs": 1}, seed=SEED, use_cpu=spec["cpu_smoke"], callbacks=[Clock()],
-                              bf16=True, max_steps=warmup + steps)
+                              bf16=True, max_steps=warmup + steps, torch_compile=spec["compile"])
         setup_s = time.perf_counter() - t_setup
         trainer.train()
     window.rows = batches[warmup: warmup + steps]
@@ -614,6 +618,9 @@ def main() -> int:
                     help="SDPA's cuDNN backend on both sides (PyTorch's default on Hopper is on; it builds a "
                          "plan per new padded shape, ~130 ms each on an H200, which a short timed window "
                          "cannot amortise: default off, xstilts' own default)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile on both sides: xstilts' runtime.compile, the Trainer's torch_compile=True")
+    ap.add_argument("--sides", type=_csv(SIDES), default=list(SIDES), help=f"comma list of {', '.join(SIDES)}")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's dense bf16 peak, TFLOP/s")
     ap.add_argument("--budget-s", type=float, default=450.0, help="whole run, data preparation included")
     ap.add_argument("--cpu-smoke", action="store_true",
@@ -675,7 +682,7 @@ def main() -> int:
             pretrained[model] = None
 
     results: dict[str, Any] = {"machine": _machine(), "hp": HP, "warmup_steps": warmup, "timed_steps": steps,
-                               "cudnn_attention": args.cudnn_attention,
+                               "cudnn_attention": args.cudnn_attention, "compile": args.compile,
                                "examples": args.examples, "runtime_overrides": runtime, "budget_s": args.budget_s,
                                "cpu_smoke": smoke, "tiny": tiny, "notes": notes, "rows": []}
     log_dir = args.json.parent / "bench_gpu_logs" if args.json else None
@@ -689,7 +696,7 @@ def main() -> int:
         results["data"] = {case: {k: v for k, v in d.items() if k != "path"} for case, d in data.items()}
         for case in args.cases:
             for model in args.models:
-                for side in SIDES:
+                for side in args.sides:
                     row: dict[str, Any] = {"model": model, "case": case, "side": side,
                                            "phase": CASES[case]["phase"], "data": data[case]["source"],
                                            "weights": "real" if pretrained[model] else "random"}
@@ -704,7 +711,7 @@ def main() -> int:
                     spec = {"model": model, "case": case, "side": side, "data": data[case]["path"],
                             "pretrained": pretrained[model], "config": cfg,
                             "warmup": warmup, "steps": steps, "runtime": runtime, "cpu_smoke": smoke,
-                            "cudnn_attention": args.cudnn_attention == "on"}
+                            "cudnn_attention": args.cudnn_attention == "on", "compile": args.compile}
                     row.update(launch(spec, remaining - 2.0, logs / f"{model}-{case}-{side}.log", workdir))
                     estimates[model] = max(estimates.get(model, 0.0), 1.1 * row["wall_s"])
                     if row["status"] == "ok":

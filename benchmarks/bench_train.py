@@ -226,11 +226,11 @@ def _hf_model(task: Any, path: str | None = None, seed: int | None = None, dropo
 def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: Any, padded: bool,
                 train_dataset: Any = None, hp: dict[str, Any] | None = None, seed: int | None = None,
                 eval_batch_size: int = 32, use_cpu: bool = True, callbacks: list | None = None,
-                bf16: bool = False, max_steps: int | None = None) -> Any:
+                bf16: bool = False, max_steps: int | None = None, torch_compile: bool = False) -> Any:
     """The Trainer as its best users set it up; ``hp`` (default ``HP``) keys as in ``HP``.
 
-    ``bf16`` and ``max_steps`` (which replaces ``hp["epochs"]``) are for the GPU benchmark
-    (bench_gpu.py), which runs this same setup on a device, with pinned host memory there.
+    ``bf16``, ``max_steps`` (which replaces ``hp["epochs"]``) and ``torch_compile`` are for the GPU
+    benchmark (bench_gpu.py), which runs this same setup on a device, with pinned host memory there.
     """
     import dataclasses
     import math
@@ -256,7 +256,7 @@ def _hf_trainer(model: Any, n_train: int, out_dir: str, collator: Any, padded: b
         weight_decay=hp["weight_decay"], max_grad_norm=hp["max_grad_norm"], lr_scheduler_type="linear",
         seed=seed, save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none",
         use_cpu=use_cpu, disable_tqdm=True, dataloader_pin_memory=not use_cpu, bf16=bf16,
-        per_device_eval_batch_size=eval_batch_size, **sampling,
+        per_device_eval_batch_size=eval_batch_size, torch_compile=torch_compile, **sampling,
         optim="adamw_torch" if padded else "adamw_torch_fused")
     return Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator,
                    callbacks=callbacks)

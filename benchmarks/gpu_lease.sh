@@ -7,8 +7,10 @@
 #           training features (tokenised here) into .gpu/features/; both are kept out of git through
 #           .git/info/exclude, and the device tool carries them (carry: [".whl", ".gpu"]).
 #   there:  bash benchmarks/gpu_lease.sh run
-#           installs the wheels into /tmp/site, then gpu_overhead.py --large (~40 s) and every bench_gpu.py
-#           pair with cuDNN attention off on both sides (--budget-s, default 360); results under $OUT.
+#           installs the wheels into /tmp/site, then gpu_overhead.py --large (~40 s), every bench_gpu.py
+#           pair with cuDNN attention off on both sides (BUDGET_S, default 280 s), and xstilts' side alone
+#           compiled (runtime.compile) on XNLI for both models (COMPILE_BUDGET_S, default 140 s), to set
+#           against its eager rows of the same call; results under $OUT.
 #
 # Why this shape: the 2026-12-04 lease (benchmarks/RESULTS.md, twenty-sixth session) had 15 minutes of
 # device time in all, a minute of it per machine start; this runs in about 7 minutes in one call.
@@ -37,7 +39,7 @@ prepare() {
 }
 
 run() {
-    local out="${OUT:-/tmp/gpu-lease}" budget="${BUDGET_S:-360}"
+    local out="${OUT:-/tmp/gpu-lease}" budget="${BUDGET_S:-280}" compile_budget="${COMPILE_BUDGET_S:-140}"
     mkdir -p "$out"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD/src" PYTHONUNBUFFERED=1
@@ -45,6 +47,11 @@ run() {
     timeout 120 python3 benchmarks/gpu_overhead.py --large --json "$out/gpu_overhead.json" || echo "gpu_overhead: exit $?"
     python3 benchmarks/bench_gpu.py --features-dir .gpu/features --cudnn-attention off --budget-s "$budget" \
         --json "$out/bench_gpu.json"
+    # the Trainer's torch_compile recompiles for new padded shapes (seen on the CPU smoke test: 16 s a
+    # step), so only xstilts' side is compiled here: compiled against eager, not against the Trainer
+    python3 benchmarks/bench_gpu.py --features-dir .gpu/features --cudnn-attention off --compile --sides xstilts \
+        --models e5-small,xlmr-large-size --cases phase3-xnli --budget-s "$compile_budget" \
+        --json "$out/bench_gpu_compile.json"
 }
 
 case "${1:-}" in
