@@ -245,10 +245,11 @@ def prepare_data(cases: list[str], args: argparse.Namespace, workdir: Path, note
         if feats is None:
             feats = synthetic_features(case, get_head_kind(task.head).kind, len(task.labels), args.examples)
         path = workdir / f"{case}.pkl"
-        path.write_bytes(pickle.dumps(feats))
+        blob = pickle.dumps(feats)
+        path.write_bytes(blob)
         if args.prepare_only:
             args.features_dir.mkdir(parents=True, exist_ok=True)
-            (args.features_dir / path.name).write_bytes(path.read_bytes())
+            (args.features_dir / path.name).write_bytes(blob)
             (args.features_dir / f"{case}.json").write_text(json.dumps({"source": source}), encoding="utf-8")
         lengths = sorted(f["length"] for f in feats)
         out[case] = {"path": str(path), "source": source, "features": len(feats),
@@ -314,13 +315,10 @@ class Window:
 
 
 def _threads(spec: dict[str, Any]) -> None:
-    """One thread for the CPU smoke test; on a GPU, SDPA's cuDNN backend as ``--cudnn-attention`` says."""
     import torch
 
     if spec["cpu_smoke"]:
         torch.set_num_threads(1)
-    elif torch.cuda.is_available():
-        torch.backends.cuda.enable_cudnn_sdp(spec["cudnn_attention"])
 
 
 def _task_kind(spec: dict[str, Any]) -> tuple[Any, Any]:
@@ -423,6 +421,7 @@ def _pad_tokenizer() -> tuple[Any, str]:
 
 def worker_hf(spec: dict[str, Any]) -> dict[str, Any]:
     """The Trainer as bench_train.py's fair side runs it, on the same token ids, bf16, on the device."""
+    import torch
     from bench_train import _hf_trainer  # the one definition of the fair Trainer
     from transformers import (
         AutoModelForSequenceClassification,
@@ -437,6 +436,8 @@ def worker_hf(spec: dict[str, Any]) -> dict[str, Any]:
     from xstilts.models.loading import resolve_model_path
 
     _threads(spec)
+    if torch.cuda.is_available():  # as --cudnn-attention says; xstilts' side sets it through its runtime
+        torch.backends.cuda.enable_cudnn_sdp(spec["cudnn_attention"])
     t_setup = time.perf_counter()
     feats = pickle.loads(Path(spec["data"]).read_bytes())
     task, kind = _task_kind(spec)
