@@ -137,6 +137,9 @@ class RuntimeConfig(Strict):
     # equal up to float rounding, like another thread count, so not in run ids. "auto": where PyTorch runs
     # AVX-512 kernels on this CPU (faster there on the Zen 4 measured; MKL was faster on an AVX2-only Zen)
     onednn_linear: bool | Literal["auto"] = "auto"
+    # self-attention's query, key and value projections as one product of the stacked weights
+    # (models/fused_qkv.py): fewer operators a step, equal up to float rounding, so not in run ids
+    fuse_qkv: bool = False
     # sentence-level heads: the last layer computes the first token only (models/first_token.py);
     # predictions equal up to rounding, but training draws fewer dropout masks (in run ids)
     first_token_only: bool = False

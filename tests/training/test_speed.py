@@ -56,7 +56,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     tok, _, _, feats, _, dev_feats, base = setup
     encoder = copy.deepcopy(base)
     info = prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=True, freeze_embeddings=True,
-                                                  fast_dropout=True),
+                                                  fast_dropout=True, fuse_qkv=True),
                            [feats, dev_feats], tok.pad_token_id)
     emb = encoder.get_input_embeddings()
     assert isinstance(emb, TrimmedEmbedding) and not emb.weight.requires_grad
@@ -70,6 +70,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               # q, k, v, attention output, intermediate, output per layer, and the pooler
                               "onednn_linear": (6 * encoder.config.num_hidden_layers + 1)
                               if linear.available() and linear.wanted("auto") else 0,
+                              "fused_qkv": encoder.config.num_hidden_layers,
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no", "cudnn_attention": None}

@@ -18,6 +18,8 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``onednn_linear`` (default ``"auto"``: on where PyTorch runs AVX-512 kernels): the encoder's fp32
   linear layers on a CPU through oneDNN rather than MKL (:mod:`xstilts.models.linear`; equal up to
   float rounding, so not in run ids);
+- ``fuse_qkv``: self-attention's query, key and value projections as one matrix product
+  (:mod:`xstilts.models.fused_qkv`; equal up to float rounding, so not in run ids);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
   first token alone (:mod:`xstilts.models.first_token`; predictions equal up to rounding, training
   draws fewer dropout masks, so it changes results);
@@ -51,7 +53,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import draws, first_token, linear, packing
+from xstilts.models import draws, first_token, fused_qkv, linear, packing
 from xstilts.models.dropout import draws_with_pytorch, use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -67,6 +69,7 @@ class SpeedSetup:
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
     draw_kernel: bool = False  # PyTorch's dropout masks drawn by models/draws.py's kernel in training
     onednn_linear: int = 0  # linear layers whose fp32 CPU products go through oneDNN (models/linear.py)
+    fused_qkv: int = 0  # self-attention modules projecting query, key and value in one product
     first_token_only: bool = False  # the last layer computes the first token alone in training, own draws
     first_token_train: bool = False  # ... in training, the full layer's draws (models/first_token.py)
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
@@ -462,6 +465,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     choice = apply_threads(runtime)
     setup = SpeedSetup(threads=choice.threads, thread_log=[choice.log_entry(0)], precision=runtime.precision)
     pad = pad_id if pad_id is not None and pad_id >= 0 else None  # a real padding id, or none
+    if runtime.fuse_qkv:  # before trimming: its check feeds token ids the data may not have
+        setup.fused_qkv = fused_qkv.install(encoder)
     if runtime.pack_sequences:  # before trimming: its check feeds token ids the data may not have
         packing.install(encoder, pad if pad is not None else 0)
         setup.packed = True
