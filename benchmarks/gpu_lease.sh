@@ -8,12 +8,14 @@
 #           .git/info/exclude, and the device tool carries them (carry: [".whl", ".gpu"]).
 #   there:  bash benchmarks/gpu_lease.sh run
 #           installs the wheels into /tmp/site, then gpu_overhead.py --large (~40 s), every bench_gpu.py
-#           pair with cuDNN attention off on both sides (BUDGET_S, default 280 s), and xstilts' side alone
-#           compiled (runtime.compile) on XNLI for both models (COMPILE_BUDGET_S, default 140 s), to set
-#           against its eager rows of the same call; results under $OUT.
+#           pair with cuDNN attention off on both sides (BUDGET_S, default 250 s), xstilts' side alone with
+#           runtime.fuse_qkv on XNLI and PAN-X for both models (FUSED_BUDGET_S, default 80 s), and xstilts'
+#           side alone compiled (runtime.compile) on XNLI for both models (COMPILE_BUDGET_S, default 120 s),
+#           the last two to set against xstilts' default rows of the same call; results under $OUT.
 #
 # Why this shape: the 2026-12-04 lease (benchmarks/RESULTS.md, twenty-sixth session) had 15 minutes of
-# device time in all, a minute of it per machine start; this runs in about 7 minutes in one call.
+# device time in all, a minute of it per machine start; this runs in about 8 minutes in one call (its
+# budgets sum to 450 s, plus the wheels' installation and gpu_overhead.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +41,8 @@ prepare() {
 }
 
 run() {
-    local out="${OUT:-/tmp/gpu-lease}" budget="${BUDGET_S:-280}" compile_budget="${COMPILE_BUDGET_S:-140}"
+    local out="${OUT:-/tmp/gpu-lease}" budget="${BUDGET_S:-250}" compile_budget="${COMPILE_BUDGET_S:-120}"
+    local fused_budget="${FUSED_BUDGET_S:-80}"
     mkdir -p "$out"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD/src" PYTHONUNBUFFERED=1
@@ -47,6 +50,10 @@ run() {
     timeout 120 python3 benchmarks/gpu_overhead.py --large --json "$out/gpu_overhead.json" || echo "gpu_overhead: exit $?"
     python3 benchmarks/bench_gpu.py --features-dir .gpu/features --cudnn-attention off --budget-s "$budget" \
         --json "$out/bench_gpu.json"
+    # one stacked query/key/value product: fewer operators a step, where dispatch is what a step waits on
+    python3 benchmarks/bench_gpu.py --features-dir .gpu/features --cudnn-attention off --sides xstilts \
+        --runtime '{"fuse_qkv": true}' --cases phase3-xnli,phase3-panx --budget-s "$fused_budget" \
+        --json "$out/bench_gpu_fused.json"
     # the Trainer's torch_compile recompiles for new padded shapes (seen on the CPU smoke test: 16 s a
     # step), so only xstilts' side is compiled here: compiled against eager, not against the Trainer
     python3 benchmarks/bench_gpu.py --features-dir .gpu/features --cudnn-attention off --compile --sides xstilts \
