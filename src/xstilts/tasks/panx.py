@@ -11,10 +11,7 @@ into overlapping windows (options ``stride``, ``windows``: see ``xstilts.heads.t
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from xstilts.tasks.base import TaggingExample, Task
-from xstilts.tasks.formats import read_conll
+from xstilts.tasks._conll import XtremeTaggingTask
 from xstilts.tasks.registry import register
 
 XTREME_LANGUAGES = tuple(
@@ -25,23 +22,11 @@ XTREME_R_EXTRA = tuple("az gu lt pa pl qu ro uk".split())
 
 
 @register
-class PanX(Task):
+class PanX(XtremeTaggingTask):
     name = "panx"
-    head = "tagging"
-    options_read = ("dir",)
+    folder = "xtreme/panx"
     metric = "f1"
     labels = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
     languages = XTREME_LANGUAGES
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
     description = "PAN-X / WikiANN NER (entity-level F1, seqeval)"
-
-    def files(self, split: str, language: str) -> list[Path]:
-        folder = self.option_path("dir", "xtreme/panx")
-        name = "train-en.tsv" if split == "train" else f"dev-{language}.tsv"
-        return [folder / name]
-
-    def read(self, split: str, language: str) -> list[TaggingExample]:
-        (path,) = self.files(split, language)
-        file_language = "en" if split == "train" else language  # a raw XTREME file's token prefix
-        return [TaggingExample(tuple(toks), tuple(tags))
-                for _, toks, tags in read_conll(path, self.labels, file_language)]

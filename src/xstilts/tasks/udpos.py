@@ -21,10 +21,7 @@ UD v2.5 and are absent.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from xstilts.tasks.base import TaggingExample, Task
-from xstilts.tasks.formats import read_conll
+from xstilts.tasks._conll import XtremeTaggingTask
 from xstilts.tasks.registry import register
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
@@ -37,10 +34,9 @@ XTREME_R_EXTRA = tuple("lt pl ro uk wo".split())
 
 
 @register
-class UDPOS(Task):
+class UDPOS(XtremeTaggingTask):
     name = "udpos"
-    head = "tagging"
-    options_read = ("dir",)
+    folder = "xtreme/udpos"
     metric = "token_accuracy"
     metrics = ("token_accuracy", "f1")
     xtreme_metrics = ("f1",)  # evaluate.py's seqeval F1 over the tag sequences
@@ -49,14 +45,3 @@ class UDPOS(Task):
     languages_r = tuple(sorted(XTREME_LANGUAGES + XTREME_R_EXTRA))
     chance = 100 / len(UPOS_TAGS)
     description = "UD-POS tagging, 17 UPOS tags (word accuracy, first sub-token; seqeval F1 as XTREME)"
-
-    def files(self, split: str, language: str) -> list[Path]:
-        folder = self.option_path("dir", "xtreme/udpos")
-        name = "train-en.tsv" if split == "train" else f"dev-{language}.tsv"
-        return [folder / name]
-
-    def read(self, split: str, language: str) -> list[TaggingExample]:
-        (path,) = self.files(split, language)
-        file_language = "en" if split == "train" else language  # a raw XTREME file's token prefix
-        return [TaggingExample(tuple(toks), tuple(tags))
-                for _, toks, tags in read_conll(path, self.labels, file_language)]
