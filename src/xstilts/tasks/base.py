@@ -139,6 +139,15 @@ class Task:
             return Path(self.options[option])
         return self.data / default
 
+    def split_file(self, split: str, folder: str, train: str, dev: str) -> Path:
+        """An English task's one file for ``split``: ``train`` or ``dev`` under ``folder``.
+
+        Why one helper: every single-file task takes the same three options, ``dir`` for the folder
+        and ``train_file`` / ``eval_file`` to name another file in it.
+        """
+        key, default = ("train_file", train) if split == "train" else ("eval_file", dev)
+        return self.option_path("dir", folder) / self.options.get(key, default)
+
     @classmethod
     def known_options(cls) -> tuple[str, ...]:
         """Every ``task_options`` key this task understands: its own, nested tasks' and its head's."""

@@ -72,8 +72,7 @@ class CCG(Task):
 
     def files(self, split: str, language: str) -> list[Path]:
         tags = self._load_labels()
-        key, default = ("train_file", "ccg.train") if split == "train" else ("eval_file", "ccg.dev")
-        return [self._folder() / self.options.get(key, default), tags]
+        return [self.split_file(split, "english/ccg", "ccg.train", "ccg.dev"), tags]
 
     def read(self, split: str, language: str) -> list[TaggingExample]:
         path, _ = self.files(split, language)

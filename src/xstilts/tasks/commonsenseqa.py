@@ -48,10 +48,8 @@ class CommonsenseQA(Task):
     description = "CommonsenseQA (5-way; accuracy on dev)"
 
     def files(self, split: str, language: str) -> list[Path]:
-        folder = self.option_path("dir", "english/commonsenseqa")
-        key, default = (("train_file", "train_rand_split.jsonl") if split == "train"
-                        else ("eval_file", "dev_rand_split.jsonl"))
-        return [folder / self.options.get(key, default)]
+        return [self.split_file(split, "english/commonsenseqa", "train_rand_split.jsonl",
+                                "dev_rand_split.jsonl")]
 
     def read(self, split: str, language: str) -> list[MultipleChoiceExample]:
         (path,) = self.files(split, language)

@@ -68,10 +68,7 @@ class MNLI(Task):
     description = "MultiNLI (GLUE tsv or multinli jsonl); eval = dev_matched"
 
     def files(self, split: str, language: str) -> list[Path]:
-        folder = self.option_path("dir", "english/mnli")
-        key = "train_file" if split == "train" else "eval_file"
-        default = "train.tsv" if split == "train" else "dev_matched.tsv"
-        return [folder / self.options.get(key, default)]
+        return [self.split_file(split, "english/mnli", "train.tsv", "dev_matched.tsv")]
 
     def read(self, split: str, language: str) -> list[ClassificationExample]:
         (path,) = self.files(split, language)

@@ -57,9 +57,7 @@ class QQP(Task):
     description = "Quora Question Pairs (GLUE; accuracy)"
 
     def files(self, split: str, language: str) -> list[Path]:
-        folder = self.option_path("dir", "english/qqp")
-        key, default = ("train_file", "train.tsv") if split == "train" else ("eval_file", "dev.tsv")
-        return [folder / self.options.get(key, default)]
+        return [self.split_file(split, "english/qqp", "train.tsv", "dev.tsv")]
 
     def read(self, split: str, language: str) -> list[ClassificationExample]:
         (path,) = self.files(split, language)

@@ -39,9 +39,7 @@ class SST2(Task):
     description = "SST-2 sentiment (GLUE; accuracy)"
 
     def files(self, split: str, language: str) -> list[Path]:
-        folder = self.option_path("dir", "english/sst2")
-        key, default = ("train_file", "train.tsv") if split == "train" else ("eval_file", "dev.tsv")
-        return [folder / self.options.get(key, default)]
+        return [self.split_file(split, "english/sst2", "train.tsv", "dev.tsv")]
 
     def read(self, split: str, language: str) -> list[ClassificationExample]:
         (path,) = self.files(split, language)
