@@ -13,6 +13,7 @@ and the head still needs ``labels`` to be built.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from xstilts.errors import DataError
 from xstilts.tasks.base import TaggingExample, Task
@@ -61,9 +62,10 @@ class CCG(Task):
     options_read = ("dir", "train_file", "eval_file")
     metric = "token_accuracy"
     description = "CCG supertagging (jiant format; token accuracy)"
+    folder: ClassVar[str] = "english/ccg"  # under the data directory; option ``dir`` moves it
 
     def _folder(self) -> Path:
-        return self.option_path("dir", "english/ccg")
+        return self.option_path("dir", self.folder)
 
     def _load_labels(self) -> Path:
         path = self._folder() / "tags_to_id.json"
@@ -72,7 +74,7 @@ class CCG(Task):
 
     def files(self, split: str, language: str) -> list[Path]:
         tags = self._load_labels()
-        return [self.split_file(split, "english/ccg", "ccg.train", "ccg.dev"), tags]
+        return [self.split_file(split, self.folder, "ccg.train", "ccg.dev"), tags]
 
     def read(self, split: str, language: str) -> list[TaggingExample]:
         path, _ = self.files(split, language)
