@@ -1,7 +1,6 @@
 """PyTorch's CPU dropout draws against models/draws.py's kernel: per element, and in the training loop.
 
-Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [--steps 8] [--threads 2]
-[--other JSON | --module-scope]``
+Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [--steps 8] [--other JSON]``
 
 1. The draws alone, one thread (as PyTorch draws them): ns per element for ``bernoulli_`` and the
    kernel on an attention-probability tensor (fp32) and a hidden activation (bf16), best of 5.
@@ -11,9 +10,6 @@ Usage: ``python benchmarks/bench_draws.py [--task xnli] [--bf16] [--rounds 4] [-
    Each pair's trained weights are compared bit for bit: the kernel claims the same draws.
    ``--other`` sets what the kernel is paired with (default ``{"draw_kernel": false}``), e.g.
    ``{"fast_dropout": true}``: another random stream, so there the weights differ by design.
-   ``--module-scope``: the kernel on both sides, the other holding the mode for each attention
-   module's whole forward pass (:func:`install_module_scope`, as before 2026-12-05) rather than for
-   SDPA's attention function alone; the same draws, so the weights must be equal.
 3. ``--mode-cost``: what the dispatch mode costs by itself -- a forward and backward pass of the
    default model with dropout 0 (nothing to draw), in and out of :class:`~xstilts.models.draws.KernelDraws`,
    alternating, median of 6 (1 and 2 threads, 32 random sequences of 24 and 48 tokens).
@@ -71,25 +67,6 @@ def mode_cost(threads: int, length: int, rounds: int = 6) -> tuple[float, float]
     return statistics.median(times[False]), statistics.median(times[True])
 
 
-def install_module_scope(model: torch.nn.Module) -> int:
-    """``draws.install`` as it was before 2026-12-05: hooks hold the mode around every attention
-    module's forward pass (its query, key and value products too), SDPA's included."""
-    from xstilts.models import draws
-
-    count = 0
-    for m in model.modules():
-        if type(m) is torch.nn.Dropout:
-            m.__class__ = draws.KernelDropout
-        count += isinstance(m, draws.KernelDropout)
-    for m in draws.attention_modules(model):
-        if not getattr(m, draws._HOOKED, False):
-            m.register_forward_pre_hook(draws._enter)
-            m.register_forward_hook(draws._leave, always_call=True)
-            setattr(m, draws._HOOKED, True)
-        count += 1
-    return count
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
@@ -101,9 +78,6 @@ def main() -> None:
     ap.add_argument("--runtime", default="{}", help="further RuntimeConfig overrides as JSON (both sides)")
     ap.add_argument("--mode-cost", action="store_true", help="only measure the dispatch mode's own cost")
     ap.add_argument("--other", default='{"draw_kernel": false}', help="the other side's overrides as JSON")
-    ap.add_argument("--module-scope", action="store_true",
-                    help="the other side: the kernel with the mode held for whole attention modules")
-    ap.add_argument("--threads", type=int, default=2, help="intra-op threads in the loop")
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
@@ -130,9 +104,8 @@ def main() -> None:
         b = per_element(lambda t: draws.kernel_bernoulli_(t, 0.9), shape, dtype)
         print(f"| {label} | {a:.2f} | {b:.2f} | {a / b:.1f}× |")
 
-    overrides = {"threads": args.threads, "progress": False, "bf16": args.bf16, **json.loads(args.runtime)}
-    other = {"draw_kernel": True} if args.module_scope else json.loads(args.other)
-    other_label = "kernel, mode per attention module" if args.module_scope else json.dumps(other)
+    overrides = {"threads": 2, "progress": False, "bf16": args.bf16, **json.loads(args.runtime)}
+    other = json.loads(args.other)
     runtimes = {False: RuntimeConfig(**{**overrides, **other}), True: RuntimeConfig(**{**overrides, "draw_kernel": True})}
     tok = load_tokenizer("default")
     task = get_task(args.task, data_dir=args.data_dir)
@@ -151,9 +124,8 @@ def main() -> None:
     warm = hp.model_copy(update={"max_steps": 2})  # first steps allocate and fault in memory: not timed
     train(copy.deepcopy(prepared[True]), [Job(task.name, kind, copy.deepcopy(head), feats)], warm, runtimes[True], 1,
           tok.pad_token_id, lambda s: 0.0)
-    print(f"\nthe loop: {args.task}, {'bf16' if args.bf16 else 'fp32'}, {args.threads} threads, "
-          f"{args.steps} steps a run\n")
-    print(f"| round | {other_label}, real tokens/s | kernel, real tokens/s | ratio | weights equal |")
+    print(f"\nthe loop: {args.task}, {'bf16' if args.bf16 else 'fp32'}, 2 threads, {args.steps} steps a run\n")
+    print(f"| round | {json.dumps(other)}, real tokens/s | kernel, real tokens/s | ratio | weights equal |")
     print("|---|---|---|---|---|")
     ratios = []
     for r in range(args.rounds):
@@ -161,14 +133,8 @@ def main() -> None:
         for flag in ((False, True) if r % 2 == 0 else (True, False)):
             enc, hd = copy.deepcopy(prepared[flag]), copy.deepcopy(head)
             set_seed(100 + r)
-            install = draws.install
-            if args.module_scope and not flag:
-                draws.install = install_module_scope  # the loop calls draws.install on its model
-            try:
-                out = train(enc, [Job(task.name, kind, hd, feats)], hp, runtimes[flag], 100 + r, tok.pad_token_id,
-                            lambda s: 0.0)
-            finally:
-                draws.install = install
+            out = train(enc, [Job(task.name, kind, hd, feats)], hp, runtimes[flag], 100 + r, tok.pad_token_id,
+                        lambda s: 0.0)
             speed[flag] = out.train_tokens / out.train_seconds
             weights[flag] = [p.detach().clone() for p in (*enc.parameters(), *hd.parameters())]
         equal = all(torch.equal(a, b) for a, b in zip(weights[False], weights[True], strict=True))

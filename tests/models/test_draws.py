@@ -164,12 +164,11 @@ def _forward_counting(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch, s
 
 
 @needs_kernel
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: Path, implementation: str,
+def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModel
 
-    base = AutoModel.from_pretrained(tiny_model, attn_implementation=implementation).train()
+    base = AutoModel.from_pretrained(tiny_model).train()
     layers = base.config.num_hidden_layers
     model = copy.deepcopy(base)
     # embeddings' dropout, and per layer: attention output's, feed-forward output's, and the attention
@@ -177,71 +176,24 @@ def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: P
     assert draws.install(model) == (3 * layers + 1) + layers
     assert draws.install(model) == 4 * layers + 1  # again: nothing more
     assert not any(type(m) is torch.nn.Dropout for m in model.modules())
-    expected = draws.ATTENTION_NAME if implementation == "sdpa" else implementation
-    assert model.config._attn_implementation == expected
     reference, none = _forward_counting(base, monkeypatch, nullcontext)
     state = torch.get_rng_state()
     local, taken = _forward_counting(model, monkeypatch, draws.drawing)
-    assert none == 0 and taken == 3 * layers + 1  # every dropout mask, the attention probabilities' included
+    assert none == 0 and taken == 3 * layers + 1  # every dropout mask, SDPA's included
     assert torch.equal(local, reference) and torch.equal(torch.get_rng_state(), state)
     assert _forward_counting(model, monkeypatch, nullcontext)[1] == 0  # outside drawing(): PyTorch's
     assert _forward_counting(model.eval(), monkeypatch, draws.drawing)[1] == 0  # evaluation draws nothing
 
 
 @needs_kernel
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_the_mode_leaves_sdpa_attentions_products_outside(tiny_model: Path, implementation: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every operator inside the mode goes through Python: on SDPA it is held for the attention
-    function alone, so the query, key and value products run outside it; hooks hold it for the
-    whole attention module (products included) where the implementation is another."""
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(tiny_model, attn_implementation=implementation).train()
-    draws.install(model)
-    seen: list[str] = []
-    real = draws.KernelDraws.__torch_dispatch__
-
-    def counting(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN202
-        seen.append(str(func))
-        return real(self, func, types, args, kwargs)
-
-    monkeypatch.setattr(draws.KernelDraws, "__torch_dispatch__", counting)
-    with draws.drawing():
-        model(input_ids=torch.ones(2, 6, dtype=torch.long))
-    products = [name for name in seen if name.startswith("aten.addmm")]
-    assert any("bernoulli_" in name for name in seen)
-    assert (products == []) == (implementation == "sdpa")
-
-
-def test_a_saved_model_still_names_sdpa(tiny_model: Path, tmp_path: Path) -> None:
+def test_a_failing_attention_module_leaves_no_mode_behind(tiny_model: Path) -> None:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(tiny_model).train()
     draws.install(model)
-    model.save_pretrained(tmp_path)
-    assert AutoModel.from_pretrained(tmp_path).config._attn_implementation == "sdpa"
-
-
-@needs_kernel
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_a_failing_attention_leaves_no_mode_behind(tiny_model: Path, implementation: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-    from transformers import AutoModel
-    from transformers.integrations import sdpa_attention
-
-    model = AutoModel.from_pretrained(tiny_model, attn_implementation=implementation).train()
-    draws.install(model)
     attention = draws.attention_modules(model)[0]
-    if implementation == "sdpa":  # fails inside the attention function, within the mode
-        def failing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            assert _get_current_dispatch_mode() is not None
-            raise TypeError("inside")
-
-        monkeypatch.setattr(sdpa_attention, "sdpa_attention_forward", failing)
-    else:
-        attention.key = None  # its forward now raises inside the held mode
+    attention.key = None  # its forward now raises inside the held mode
     with draws.drawing(), pytest.raises(TypeError):
         model(input_ids=torch.ones(1, 4, dtype=torch.long))
     assert _get_current_dispatch_mode() is None and draws._HELD not in vars(attention)

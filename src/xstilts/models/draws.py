@@ -19,11 +19,10 @@ float type or bool, a float ``p``).
 How: :class:`KernelDraws`, a dispatch mode, routes ``aten.bernoulli_.float`` to the kernel and
 every other operation to PyTorch unchanged -- a mode, not a patched module, because SDPA draws its
 attention dropout inside the operator, where no module can reach. It is held only where a model
-draws (``runtime.draw_kernel``, default on), since every operator inside the mode goes through
-Python: the training loop prepares the model with :func:`install`, which has each dropout module
-hold it for its own forward pass and SDPA attention hold it for the attention function alone
-(:data:`ATTENTION_NAME`; other attention implementations for their module's forward pass), and
-holds it around the whole forward pass only for an encoder in which it finds no attention module. The kernel is compiled with
+draws (``runtime.draw_kernel``, default on): the training loop prepares each dropout module and
+each attention module with :func:`install` to hold it for their own forward pass (every operator
+inside the mode goes through Python), and holds it around the whole forward pass only for an
+encoder in which it finds no attention module. The kernel is compiled with
 ``torch.utils.cpp_extension`` at first use (about 40 s; ``scripts/setup.sh`` does it once) and
 cached by source and torch installation (:func:`build_directory`); without a compiler the loop draws with
 PyTorch as before, and says so once.
@@ -49,7 +48,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "bernoulli_draws.cpp"
-ATTENTION_NAME = "xstilts_sdpa_kernel_draws"  # SDPA, its dropout drawn by the kernel (install())
 NAME = "xstilts_bernoulli_draws"  # the build folder adds a digest of the source and torch installation
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.bool)
 _BERNOULLI = torch.ops.aten.bernoulli_.float
@@ -151,11 +149,9 @@ class KernelDraws(TorchDispatchMode):
 # Where the mode is held. A dispatch mode sends every operator inside it through Python. Held around
 # the whole forward pass it slowed a one-thread bf16 step to 0.87-0.91x where nothing was left to draw
 # (``fast_dropout``), and held only where draws happen fp32 XNLI trained 1.07x faster on one thread
-# (bf16: no measurable change; benchmarks/RESULTS.md). Held for SDPA's attention function rather than
-# the whole attention module (its query, key and value products, reshapes and transposes outside the
-# mode), fp32 PAN-X trained 1.03x faster on one thread (four alternating pairs, the same losses).
-# :func:`install` prepares a model to hold it only where it draws, and those places do so within
-# ``with drawing():`` (the training loop's forward pass), nowhere else.
+# (bf16: no measurable change; benchmarks/RESULTS.md). :func:`install` prepares a model to hold it
+# only where it draws -- inside each dropout module and each attention module -- and those places do
+# so within ``with drawing():`` (the training loop's forward pass), nowhere else.
 _LOCAL = threading.local()  # whether this thread is inside drawing()
 _HELD = "_xstilts_kernel_mode"  # the mode an attention module's forward is holding
 _HOOKED = "_xstilts_kernel_hooks"  # marks an attention module install() has hooked
@@ -197,26 +193,6 @@ class KernelDropout(nn.Dropout):
             return super().forward(x)
 
 
-def sdpa_attention(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-    """transformers' SDPA attention function, with the mode held while a training ``module`` draws
-    within :func:`drawing` (SDPA drops the attention probabilities inside the operator)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    if not _holds(module):
-        return sdpa_attention_forward(module, *args, **kwargs)
-    with KernelDraws():
-        return sdpa_attention_forward(module, *args, **kwargs)
-
-
-def _register_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(ATTENTION_NAME, sdpa_attention)
-    if ATTENTION_NAME not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)  # the masks "sdpa" gets
-
-
 def _enter(module: nn.Module, args: Any) -> None:
     if _holds(module):
         mode = KernelDraws()
@@ -240,20 +216,16 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
 def install(model: nn.Module) -> int:
     """Prepare ``model`` to draw with the kernel where it draws (see :func:`drawing`): plain
     ``nn.Dropout`` modules become :class:`KernelDropout` (same ``p``, no parameters, still an
-    ``nn.Dropout``); attention modules on SDPA switch to :data:`ATTENTION_NAME` (SDPA holding the
-    mode; a saved config still says ``"sdpa"``), others get hooks that hold it around their forward
-    pass. Returns the number of places; a second call changes nothing. Draws made anywhere else (a
-    model calling ``F.dropout`` itself) come from PyTorch: the same numbers, drawn slower."""
+    ``nn.Dropout``), and each attention module gets hooks that hold the mode around its forward pass.
+    Returns the number of places; a second call changes nothing. Draws made anywhere else (a model
+    calling ``F.dropout`` itself) come from PyTorch: the same numbers, drawn slower."""
     count = 0
     for m in model.modules():
         if type(m) is nn.Dropout:
             m.__class__ = KernelDropout
         count += isinstance(m, KernelDropout)
     for m in attention_modules(model):
-        if m.config._attn_implementation == "sdpa":
-            _register_attention()
-            m.config._attn_implementation = ATTENTION_NAME
-        elif m.config._attn_implementation != ATTENTION_NAME and not getattr(m, _HOOKED, False):
+        if not getattr(m, _HOOKED, False):
             m.register_forward_pre_hook(_enter)
             m.register_forward_hook(_leave, always_call=True)
             setattr(m, _HOOKED, True)

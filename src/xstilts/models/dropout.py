@@ -31,7 +31,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from xstilts.models import draws
 from xstilts.models.draws import KernelDropout
 
 ATTENTION_NAME = "xstilts_sdpa"
@@ -155,12 +154,11 @@ def use_fast_dropout(model: nn.Module) -> int:
             if type(child) in (nn.Dropout, KernelDropout):
                 setattr(parent, name, FastDropout(child.p).train(child.training))
                 swapped += 1
-    sdpa = ("sdpa", draws.ATTENTION_NAME)  # the latter: SDPA as a training loop's draw kernel left it
     config = getattr(model, "config", None)
-    if config is not None and getattr(config, "_attn_implementation", None) in sdpa:
+    if config is not None and getattr(config, "_attn_implementation", None) == "sdpa":
         _register_attention()
         for sub in model.modules():  # every sub-config that says "sdpa" (one, for BERT)
             sub_config = getattr(sub, "config", None)
-            if sub_config is not None and getattr(sub_config, "_attn_implementation", None) in sdpa:
+            if sub_config is not None and getattr(sub_config, "_attn_implementation", None) == "sdpa":
                 sub_config._attn_implementation = ATTENTION_NAME
     return swapped

@@ -17,8 +17,8 @@ what a training step may skip, in one of two ways:
   step draw what they would have: results equal the full layer's up to rounding (like another
   thread count), and the switch is not in run ids. Only the arithmetic is skipped; the draws, a
   large share of a step on CPUs, stay. Where the draws cannot be matched (a GPU's fused attention
-  dropout, an attention implementation other than SDPA -- also as the draw kernel's
-  ``xstilts_sdpa_kernel_draws`` -- / eager / ``xstilts_sdpa``) the full layer runs.
+  dropout, an attention implementation other than SDPA / eager / ``xstilts_sdpa``) the full layer
+  runs.
 - ``"own-draws"`` (``runtime.first_token_only``, opt-in): masks for the first position alone, so the
   draws are skipped too, and every later draw of the generator differs: a run trains like one with
   another seed (measured: XNLI dev accuracy after 20 steps 43.3 vs 41.7). In run ids.
@@ -53,8 +53,7 @@ _FLAG = "_xstilts_first_token"  # marks an installed layer
 _TRAIN = "_xstilts_first_token_train"  # its training mode: one of TRAIN_MODES
 _EVAL = "_xstilts_first_token_eval"  # whether evaluation mode takes the shortcut
 TRAIN_MODES = ("no", "same-draws", "own-draws")
-# attention implementations whose draws "same-draws" repeats
-_REDRAWN = ("sdpa", draws.ATTENTION_NAME, "eager", ATTENTION_NAME)
+_REDRAWN = ("sdpa", "eager", ATTENTION_NAME)  # attention implementations whose draws "same-draws" repeats
 # ids of the layers asked for the first token, per thread: evaluation predicts batches on several
 # threads at once (evaluation/predict.py), and one thread leaving the block must not switch the
 # shortcut off under another
