@@ -164,11 +164,12 @@ def _forward_counting(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch, s
 
 
 @needs_kernel
-def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: Path,
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])  # SDPA draws inside its operator, eager in F.dropout
+def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: Path, implementation: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModel
 
-    base = AutoModel.from_pretrained(tiny_model).train()
+    base = AutoModel.from_pretrained(tiny_model, attn_implementation=implementation).train()
     layers = base.config.num_hidden_layers
     model = copy.deepcopy(base)
     # embeddings' dropout, and per layer: attention output's, feed-forward output's, and the attention
@@ -186,11 +187,12 @@ def test_installed_places_draw_with_the_kernel_only_within_drawing(tiny_model: P
 
 
 @needs_kernel
-def test_a_failing_attention_module_leaves_no_mode_behind(tiny_model: Path) -> None:
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_a_failing_attention_module_leaves_no_mode_behind(tiny_model: Path, implementation: str) -> None:
     from torch.utils._python_dispatch import _get_current_dispatch_mode
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(tiny_model).train()
+    model = AutoModel.from_pretrained(tiny_model, attn_implementation=implementation).train()
     draws.install(model)
     attention = draws.attention_modules(model)[0]
     attention.key = None  # its forward now raises inside the held mode
