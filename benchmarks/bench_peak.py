@@ -1,6 +1,7 @@
 """Matmul peak of this machine, and the fraction of it the xstilts training step achieves.
 
-Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rounds 6] [--steps 6] [--bf16-step]``
+Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rounds 6] [--steps 6] [--bf16-step]
+[--runtime JSON]``
 
 1. **Peak**: GFLOP/s of ``torch.matmul`` in fp32 and bf16 (bf16 where the CPU runs it natively),
    and in fp32 of oneDNN's inner product too wherever this PyTorch has it, whether or not the
@@ -25,6 +26,11 @@ Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rou
    forward and backward pass at the batch shapes the loop ran, timed with nothing between them.
    Their rate against the peak says what the shapes allow; their time against the step's says how
    much of the step is anything else.
+
+``--runtime`` sets runtime switches for the step (e.g. ``'{"pack_sequences": true}'``, opt-in and in
+run ids). With ``pack_sequences`` the encoder computes packed rows, not the padded batch shapes
+recorded here, so only the real-token figures are reported: the FLOPs computed and the products
+alone would be counted at the wrong shapes.
 
 ``--runs-at-once N`` measures the step as a grid trains by default (``runtime.parallel_runs``): N
 copies of this benchmark at once, one thread each, each reporting its step against the peak of its
@@ -233,6 +239,7 @@ def main() -> None:
     ap.add_argument("--bf16-step", action="store_true", help="also time the step under bf16 autocast")
     ap.add_argument("--task", default="panx", help="whose English training examples the step trains on")
     ap.add_argument("--json", type=Path, default=None, help="write the numbers here too")
+    ap.add_argument("--runtime", default="{}", help="RuntimeConfig overrides for the step, as JSON")
     ap.add_argument("--runs-at-once", type=int, default=1,
                     help="N copies at once, one thread each, as a pool of N runs trains (see the docstring)")
     args = ap.parse_args()
@@ -263,7 +270,9 @@ def main() -> None:
     head = RecordingHead(kind.build(task, cfg.hidden_size, 0.1), encoder)
     p_mm = matmul_params(encoder, head)
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
-    runtimes = {p: RuntimeConfig(progress=False, bf16=p == "bf16") for p in precisions}
+    overrides = json.loads(args.runtime)
+    runtimes = {p: RuntimeConfig(**{"progress": False, **overrides, "bf16": p == "bf16"}) for p in precisions}
+    packed = runtimes["fp32"].pack_sequences  # the encoder computes packed rows, not the shapes recorded
     setup = prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
     dnn = setup.onednn_linear > 0  # the loop's fp32 linear layers go through oneDNN (models/linear.py)
     dnn_peak = linear.available()  # the peak counts oneDNN's products wherever they exist, used or not
@@ -291,9 +300,11 @@ def main() -> None:
                              computed_flops([s for s, _ in real], [r for _, r in real], *dims)))
             shortcut_batches[p][0] += sum(r == 1 for r in rows)
             shortcut_batches[p][1] += len(rows)
-            floors[p].append(gemm_floor(shapes, rows, linears, cfg.hidden_size, cfg.num_attention_heads,
-                                        cfg.num_hidden_layers, DTYPES[p], use_onednn=dnn and p == "fp32"))
-        rates = ", ".join(f"step {p} {s[-1][0] / s[-1][1] / 1e9:.1f} GFLOP/s" for p, s in steps.items())
+            if not packed:
+                floors[p].append(gemm_floor(shapes, rows, linears, cfg.hidden_size, cfg.num_attention_heads,
+                                            cfg.num_hidden_layers, DTYPES[p], use_onednn=dnn and p == "fp32"))
+        rates = ", ".join(f"step {p} {s[-1][3 if packed else 0] / s[-1][1] / 1e9:.1f} {'useful ' * packed}GFLOP/s"
+                          for p, s in steps.items())
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
               + " | " + rates, flush=True)
 
@@ -306,6 +317,7 @@ def main() -> None:
                    f"cpu capability {torch.backends.cpu.get_cpu_capability()}",
         "load_average": os.getloadavg(),
         "task": task.name,
+        "runtime": overrides,
         "matmul_params": p_mm,
         "peak_gflops": {k: summary(v) for k, v in peaks.items()},
         "step": {},
@@ -322,14 +334,19 @@ def main() -> None:
             "real_tokens_per_s": summary([t / s for _, s, t, _ in rows]),
             "batches_last_layer_first_token_only": shortcut_batches[p][0],
             "batches": shortcut_batches[p][1],
-            # the same rounds' batch shapes, their encoder products alone (gemm_floor)
-            "products_alone_gflops": summary([f / s / 1e9 for f, s in floors[p]]),
-            "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s in floors[p]]),
-            "products_alone_share_of_step_time": summary([s / row[1] for (_, s), row in zip(floors[p], rows,
-                                                                                            strict=True)]),
         }
+        if not packed:  # the same rounds' batch shapes, their encoder products alone (gemm_floor)
+            result["step"][p].update({
+                "products_alone_gflops": summary([f / s / 1e9 for f, s in floors[p]]),
+                "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s in floors[p]]),
+                "products_alone_share_of_step_time": summary([s / row[1] for (_, s), row in zip(floors[p], rows,
+                                                                                                strict=True)]),
+            })
+        else:
+            del result["step"][p]["achieved_gflops"]
     real_positions = sum(sum(lengths) for lengths in head.real)
-    result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
+    if not packed:  # of the padded batches: the packed rows the encoder computed are not recorded
+        result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -337,8 +354,9 @@ def main() -> None:
     for k, v in result["peak_gflops"].items():
         print(f"| matmul {k} GFLOP/s | {v['median']:.1f} | {v['best']:.1f} |")
     for p, v in result["step"].items():
-        print(f"| training step ({p}) achieved GFLOP/s | {v['achieved_gflops']['median']:.1f} | "
-              f"{v['achieved_gflops']['best']:.1f} |")
+        if not packed:
+            print(f"| training step ({p}) achieved GFLOP/s | {v['achieved_gflops']['median']:.1f} | "
+                  f"{v['achieved_gflops']['best']:.1f} |")
         print(f"| training step ({p}) useful GFLOP/s (real tokens only) | "
               f"{v['useful_gflops_real_tokens_only']['median']:.1f} | "
               f"{v['useful_gflops_real_tokens_only']['best']:.1f} |")
@@ -347,6 +365,8 @@ def main() -> None:
               f"{100 * v['useful_fraction_of_best_peak']['best']:.0f} % |")
         print(f"| training step ({p}) real tokens/s | {v['real_tokens_per_s']['median']:.0f} | "
               f"{v['real_tokens_per_s']['best']:.0f} |")
+        if packed:
+            continue
         print(f"| the step's encoder products alone ({p}), GFLOP/s | {v['products_alone_gflops']['median']:.1f} | "
               f"{v['products_alone_gflops']['best']:.1f} |")
         print(f"| ... as a fraction of the best {p} peak | "
@@ -358,7 +378,8 @@ def main() -> None:
     for p, v in result["step"].items():
         print(f"\n{p}: the last layer computed <s> alone in {v['batches_last_layer_first_token_only']} of "
               f"{v['batches']} batches (their skipped work not counted)")
-    print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of the positions computed")
+    if not packed:
+        print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of the positions computed")
     print(f"\nload average at the end: {os.getloadavg()}")
 
 
@@ -367,6 +388,7 @@ def at_once(args: argparse.Namespace) -> None:
     common = ["--task", args.task, "--rounds", str(args.rounds), "--steps", str(args.steps),
               "--batch-size", str(args.batch_size), "--data-dir", str(args.data_dir), "--threads", "1"]
     common += ["--bf16-step"] if args.bf16_step else []
+    common += ["--runtime", args.runtime]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / f"run{i}.json" for i in range(args.runs_at_once)]
         logs = [Path(tmp) / f"run{i}.out" for i in range(args.runs_at_once)]
