@@ -274,6 +274,7 @@ def main() -> None:
     runtimes = {p: RuntimeConfig(**{"progress": False, **overrides, "bf16": p == "bf16"}) for p in precisions}
     packed = runtimes["fp32"].pack_sequences  # the encoder computes packed rows, not the shapes recorded
     setup = prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
+    head.last_rows.clear()  # the forward passes of packing's check (pack_sequences) are not training batches
     dnn = setup.onednn_linear > 0  # the loop's fp32 linear layers go through oneDNN (models/linear.py)
     dnn_peak = linear.available()  # the peak counts oneDNN's products wherever they exist, used or not
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.steps, eval_every=10**9)
