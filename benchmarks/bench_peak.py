@@ -325,26 +325,25 @@ def main() -> None:
     }
     for p, rows in steps.items():
         peak, shape = best_peak(peaks, p)
-        rates = [f / s / 1e9 for f, s, *_ in rows]
         useful = [fr / s / 1e9 for _, s, _, fr in rows]
-        result["step"][p] = {
-            "best_peak_gflops": peak, "best_peak_shape": shape,
-            "achieved_gflops": summary(rates),
+        step: dict[str, Any] = {"best_peak_gflops": peak, "best_peak_shape": shape}
+        if not packed:  # FLOPs computed, at the recorded batch shapes
+            step["achieved_gflops"] = summary([f / s / 1e9 for f, s, *_ in rows])
+        step.update({
             "useful_gflops_real_tokens_only": summary(useful),
             "useful_fraction_of_best_peak": summary([u / peak for u in useful]),
             "real_tokens_per_s": summary([t / s for _, s, t, _ in rows]),
             "batches_last_layer_first_token_only": shortcut_batches[p][0],
             "batches": shortcut_batches[p][1],
-        }
+        })
         if not packed:  # the same rounds' batch shapes, their encoder products alone (gemm_floor)
-            result["step"][p].update({
+            step.update({
                 "products_alone_gflops": summary([f / s / 1e9 for f, s in floors[p]]),
                 "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s in floors[p]]),
                 "products_alone_share_of_step_time": summary([s / row[1] for (_, s), row in zip(floors[p], rows,
                                                                                                 strict=True)]),
             })
-        else:
-            del result["step"][p]["achieved_gflops"]
+        result["step"][p] = step
     real_positions = sum(sum(lengths) for lengths in head.real)
     if not packed:  # of the padded batches: the packed rows the encoder computed are not recorded
         result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
