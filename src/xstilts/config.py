@@ -155,6 +155,10 @@ class RuntimeConfig(Strict):
     # it changes results (in run ids); evaluation stays padded. Gains where a small training set leaves a
     # long tail of lengths in a batch (the quickstart's PAN-X runs: 1.07×), little elsewhere
     pack_sequences: bool = False
+    # on a CPU, every layer's linear layers, norms and activations on the batch's real tokens alone,
+    # attention in the padded layout (models/unpadding.py): the padded encoder's dropout masks, results
+    # equal up to float rounding (like another thread count), so not in run ids; off where packing is on
+    unpad: bool = False
     # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
     # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new
     # shape most steps until every length has been seen; off = the flash / memory-efficient kernels,

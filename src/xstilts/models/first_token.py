@@ -73,7 +73,7 @@ def _last_layer(encoder: nn.Module) -> nn.Module | None:
     return layers[-1]
 
 
-def _bert_shaped(layer: nn.Module) -> bool:
+def bert_shaped(layer: nn.Module) -> bool:
     attention = getattr(layer, "attention", None)
     self_attn = getattr(attention, "self", None)
     return (self_attn is not None and all(hasattr(self_attn, a) for a in
@@ -94,7 +94,7 @@ def install(encoder: nn.Module, train: str = "own-draws", evaluation: bool = Tru
     if train not in TRAIN_MODES:
         raise ValueError(f"train must be one of {TRAIN_MODES}, got {train!r}")
     layer = _last_layer(encoder)
-    if layer is None or not _bert_shaped(layer):
+    if layer is None or not bert_shaped(layer):
         return False
     if _FLAG not in vars(layer):
         setattr(layer, _FLAG, True)
@@ -146,10 +146,15 @@ def _can_redraw(layer: nn.Module, hidden_states: torch.Tensor) -> bool:
                     for a in ("dense", "dropout", "LayerNorm")))
 
 
+def applies_to(layer: nn.Module) -> bool:
+    """Whether ``layer``, if installed, would compute the first token alone in a forward pass now."""
+    return _FLAG in vars(layer) and _applies(layer)
+
+
 def in_effect(encoder: nn.Module) -> bool:
     """Whether a forward pass now would compute the last layer for the first token alone."""
     layer = _last_layer(encoder)
-    return layer is not None and _FLAG in vars(layer) and _applies(layer)
+    return layer is not None and applies_to(layer)
 
 
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,

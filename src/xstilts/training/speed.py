@@ -53,7 +53,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import draws, first_token, fused_qkv, linear, packing
+from xstilts.models import draws, first_token, fused_qkv, linear, packing, unpadding
 from xstilts.models.dropout import draws_with_pytorch, use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -75,6 +75,7 @@ class SpeedSetup:
     first_token_eval: bool = False  # ... in evaluation (first_token_only or runtime.first_token_eval)
     compiled: bool = False
     packed: bool = False  # training batches packed (models/packing.py)
+    unpadded: int = 0  # layers computing real tokens only, attention padded (models/unpadding.py)
     precision: str = "no"  # autocast: "bf16", "fp16" or "no"; what runtime.bf16 = "auto" chose on this machine
     cudnn_attention: bool | None = None  # SDPA's cuDNN backend on a CUDA device (None: not a CUDA run)
 
@@ -482,6 +483,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     setup.draw_kernel = uses_draw_kernel(runtime, _device_type(), encoder)
     if linear.wanted(runtime.onednn_linear) and not runtime.compile and _device_type() == "cpu":
         setup.onednn_linear = linear.install(encoder)
+    if runtime.unpad and not runtime.pack_sequences and not runtime.compile and _device_type() == "cpu":
+        setup.unpadded = unpadding.install(encoder)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True

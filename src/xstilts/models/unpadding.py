@@ -1,0 +1,133 @@
+"""Unpadding (``runtime.unpad``): the encoder's linear layers, norms and activations see real tokens only.
+
+Why: a padded batch of B sequences padded to length L holds B·L positions, and every linear layer,
+layer norm, GELU and dropout of every layer computes all of them, padding included -- yet only
+attention needs the padded ``[batch, heads, length, length]`` layout. On a CPU those per-token
+operators are nine tenths of a training step (benchmarks/profile_step.py), so the padding that
+length buckets leave (7-8 % of PAN-X's positions, 2-6 % of evaluation's) costs about as much in
+time. Here each layer runs on ``[real tokens, hidden]``: the query, key and value projections are
+spread into the padded layout for attention (zeros at padding, which the attention mask hides
+anyway) and attention's output is gathered back, one copy each, small against the products saved.
+
+The same arithmetic on fewer rows: every real token's outputs and gradients equal the padded
+encoder's up to floating-point rounding (a product over fewer rows may round differently), and the
+dropout masks are the ones the padded encoder draws -- attention's are drawn on the same padded
+shape, each hidden-state dropout draws its mask for all B·L positions (the module applied to ones:
+the same calls, the same generator state after) and keeps the real rows. So results are equal up to
+rounding, like another thread count, and the switch is not in run ids. The last hidden state comes
+back padded (zeros at padding, which no head reads). Where the first-token shortcut
+(models/first_token.py) computes the last layer, that layer gets the padded states and runs as before.
+
+Where it does not apply the encoder runs as before: a batch without padding (the attention mask is
+then None), a mask that is not a key-padding mask (packed rows' block diagonal), a model whose layers
+are not BERT-shaped, cross-attention or a cache, and devices other than the CPU (untested there).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+from xstilts.models import draws, first_token
+
+_FLAG = "_xstilts_unpad"  # set on an encoder stack whose forward is the unpadded one
+
+
+def _stack(encoder: nn.Module) -> nn.Module | None:
+    """The module holding ``layer`` (a BertModel's ``encoder``), or None."""
+    stack = getattr(encoder, "encoder", None)
+    layers = getattr(stack, "layer", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        return None
+    return stack
+
+
+def install(encoder: nn.Module) -> int:
+    """Give ``encoder``'s layer stack the unpadded forward; returns the number of layers (0: not BERT-shaped)."""
+    stack = _stack(encoder)
+    if stack is None or not all(first_token.bert_shaped(layer) for layer in stack.layer):
+        return 0
+    if _FLAG not in vars(stack):
+        setattr(stack, _FLAG, True)
+        stack.forward = types.MethodType(_forward, stack)
+    return len(stack.layer)
+
+
+def installed(encoder: nn.Module) -> bool:
+    stack = _stack(encoder)
+    return stack is not None and _FLAG in vars(stack)
+
+
+def real_positions(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Indices into ``batch × length`` of the real tokens, from a 4-D attention mask, or None where
+    there is nothing to unpad: no mask, no padding, or a mask that is not the same key-padding row
+    for every query (a packed batch's block diagonal). Bool masks are SDPA's (True: attend), float
+    ones additive (0: attend)."""
+    if mask is None or mask.dim() != 4 or mask.shape[1] != 1:
+        return None
+    keep = mask if mask.dtype == torch.bool else mask == 0
+    keys = keep[:, :, :1, :]  # the first query's row: a key-padding mask gives every query the same
+    if bool(keys.all()) or not bool((keep == keys).all()):
+        return None
+    return keys.reshape(-1).nonzero().squeeze(1)
+
+
+def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+             encoder_hidden_states: torch.Tensor | None = None, *args: Any, **kwargs: Any) -> Any:
+    full = type(self).forward
+    index = None
+    if (hidden_states.device.type == "cpu" and encoder_hidden_states is None
+            and kwargs.get("encoder_attention_mask") is None and kwargs.get("cache") is None):
+        index = real_positions(attention_mask)
+    if index is None:
+        return full(self, hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
+    from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+
+    batch, length, hidden = hidden_states.shape
+    layers = list(self.layer)
+    tail = layers[-1] if first_token.applies_to(layers[-1]) else None  # the shortcut's layer runs padded
+    x = hidden_states.reshape(batch * length, hidden).index_select(0, index)
+    for layer in layers[:-1] if tail is not None else layers:
+        x = _layer(layer, x, index, batch, length, attention_mask)
+    padded = x.new_zeros(batch * length, x.shape[-1]).index_copy(0, index, x).view(batch, length, -1)
+    if tail is not None:
+        padded = tail(padded, attention_mask)
+    return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=padded)
+
+
+def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, batch: int, length: int,
+           mask: torch.Tensor) -> torch.Tensor:
+    """One BERT layer on ``[real tokens, hidden]`` rows, attention in the padded layout."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    attn = layer.attention.self
+
+    def spread(t: torch.Tensor) -> torch.Tensor:  # [tokens, heads·d] -> [batch, heads, length, d]
+        rows = t.new_zeros(batch * length, t.shape[-1]).index_copy(0, index, t)
+        return rows.view(batch, length, -1, attn.attention_head_size).transpose(1, 2)
+
+    query, key, value = spread(attn.query(x)), spread(attn.key(x)), spread(attn.value(x))
+    interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
+    with draws.held(attn):  # attention draws its mask here, outside the attention module's own forward
+        context, _ = interface(attn, query, key, value, mask, dropout=attn.dropout.p if attn.training else 0.0,
+                               scaling=attn.scaling)
+    context = context.reshape(batch * length, -1).index_select(0, index)
+    attended = _output(layer.attention.output, context, x, index, batch, length)
+    return _output(layer.output, layer.intermediate(attended), attended, index, batch, length)
+
+
+def _output(block: nn.Module, x: torch.Tensor, residual: torch.Tensor, index: torch.Tensor, batch: int,
+            length: int) -> torch.Tensor:
+    """A BERT output block (dense, dropout, residual LayerNorm) on real rows, with the real rows of
+    the mask its dropout draws for all ``batch × length`` positions."""
+    h = block.dense(x)
+    if block.training and getattr(block.dropout, "p", 0.0) > 0:
+        # dropout applied to ones is its mask times 1/(1-p), exactly, and draws what it draws on the
+        # padded hidden states (the same shape, dtype and device)
+        noise = block.dropout(torch.ones((batch, length, h.shape[-1]), dtype=h.dtype, device=h.device))
+        h = h * noise.view(batch * length, -1).index_select(0, index)
+    return block.LayerNorm(h + residual)
