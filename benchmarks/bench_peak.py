@@ -209,10 +209,13 @@ class RecordingHead(nn.Module):
         self.real: list[list[int]] = []  # real lengths, per batch
         self.last_rows: list[int] = []  # rows of the last layer's output, per batch
         layers = encoder.encoder.layer if hasattr(encoder, "encoder") else encoder.layer
-        layers[-1].register_forward_hook(self._rows)
+        # the last layer's output block: unpadded layers (models/unpadding.py) call it, not the layer
+        layers[-1].output.register_forward_hook(self._rows)
 
     def _rows(self, module: nn.Module, inputs: Any, output: Any) -> None:
-        self.last_rows.append(int((output[0] if isinstance(output, tuple) else output).shape[1]))
+        out = output[0] if isinstance(output, tuple) else output
+        # [batch, rows, hidden]; unpadded, [real tokens, hidden]: every row of the batch's length
+        self.last_rows.append(int(out.shape[1]) if out.dim() == 3 else self.shapes[-1][1])
 
     def forward(self, encoder: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         b, length = batch["input_ids"].shape[:2]
