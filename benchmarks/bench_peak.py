@@ -209,8 +209,8 @@ class RecordingHead(nn.Module):
         self.real: list[list[int]] = []  # real lengths, per batch
         self.last_rows: list[int] = []  # rows of the last layer's output, per batch
         layers = encoder.encoder.layer if hasattr(encoder, "encoder") else encoder.layer
-        # the last layer's output block: unpadded layers (models/unpadding.py) call it, not the layer
-        layers[-1].output.register_forward_hook(self._rows)
+        # the last layer's final norm: unpadded layers (models/unpadding.py) call it, not the layer
+        layers[-1].output.LayerNorm.register_forward_hook(self._rows)
 
     def _rows(self, module: nn.Module, inputs: Any, output: Any) -> None:
         out = output[0] if isinstance(output, tuple) else output

@@ -153,6 +153,29 @@ def test_packed_training_without_dropout_equals_padded_training(setup) -> None:
     assert differing <= 1e-4 * sum(v.numel() for v in padded_state.values())
 
 
+def test_unpadded_training_equals_padded_training_dropout_included(setup) -> None:
+    """unpad computes the layers on real tokens alone and draws the padded encoder's dropout masks:
+    the same steps, dropout on, give the same weights up to rounding."""
+    from xstilts.models import unpadding
+
+    runs = {unpad: _train(setup, RuntimeConfig(progress=False, unpad=unpad), steps=3) for unpad in (True, False)}
+    assert runs[True][2].unpadded == 2 and unpadding.installed(runs[True][0])
+    assert not runs[False][2].unpadded and not unpadding.installed(runs[False][0])
+    base = setup[-1]
+    assert any(m.p > 0 for m in base.modules() if isinstance(m, torch.nn.Dropout))  # masks were drawn
+    unpadded, padded = full_state_dict(runs[True][0]), full_state_dict(runs[False][0])
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(unpadded[layer], base.state_dict()[layer])  # it trained
+    differing = 0  # as for packing above: rounding-noise gradients may move a few rows by up to lr
+    for key, value in padded.items():
+        torch.testing.assert_close(unpadded[key], value, rtol=1e-3, atol=1e-3, msg=key)
+        differing += int(((unpadded[key] - value).abs() > 1e-5).sum())
+    assert differing <= 1e-4 * sum(v.numel() for v in padded.values())
+    head_a, head_b = runs[True][1].state_dict(), runs[False][1].state_dict()
+    for key, value in head_b.items():
+        torch.testing.assert_close(head_a[key], value, rtol=1e-3, atol=1e-3, msg=key)
+
+
 def test_phase_two_checkpoint_is_full_vocabulary(tiny_config: Path) -> None:
     """A trimmed phase-2 run still hands phase 3 a full-vocabulary encoder."""
     from safetensors.torch import load_file
