@@ -28,9 +28,9 @@ Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rou
    much of the step is anything else.
 
 ``--runtime`` sets runtime switches for the step (e.g. ``'{"pack_sequences": true}'``, opt-in and in
-run ids). With ``pack_sequences`` the encoder computes packed rows, not the padded batch shapes
-recorded here, so only the real-token figures are reported: the FLOPs computed and the products
-alone would be counted at the wrong shapes.
+run ids). With ``pack_sequences`` the encoder computes packed rows, and with ``unpad`` its layers the
+real tokens alone, not the padded batch shapes recorded here, so only the real-token figures are
+reported: the FLOPs computed and the products alone would be counted at the wrong shapes.
 
 ``--runs-at-once N`` measures the step as a grid trains by default (``runtime.parallel_runs``): N
 copies of this benchmark at once, one thread each, each reporting its step against the peak of its
@@ -275,8 +275,9 @@ def main() -> None:
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
     overrides = json.loads(args.runtime)
     runtimes = {p: RuntimeConfig(**{"progress": False, **overrides, "bf16": p == "bf16"}) for p in precisions}
-    packed = runtimes["fp32"].pack_sequences  # the encoder computes packed rows, not the shapes recorded
     setup = prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
+    # the encoder computes packed rows or unpadded layers, not the padded shapes recorded
+    packed = runtimes["fp32"].pack_sequences or setup.unpadded > 0
     head.last_rows.clear()  # the forward passes of packing's check (pack_sequences) are not training batches
     dnn = setup.onednn_linear > 0  # the loop's fp32 linear layers go through oneDNN (models/linear.py)
     dnn_peak = linear.available()  # the peak counts oneDNN's products wherever they exist, used or not
@@ -348,7 +349,7 @@ def main() -> None:
             })
         result["step"][p] = step
     real_positions = sum(sum(lengths) for lengths in head.real)
-    if not packed:  # of the padded batches: the packed rows the encoder computed are not recorded
+    if not runtimes["fp32"].pack_sequences:  # of the padded batches: packed rows are not recorded
         result["real_share_of_padded_positions"] = real_positions / sum(b * length for b, length in head.shapes)
     print(json.dumps(result, indent=2))
     if args.json:
@@ -381,8 +382,10 @@ def main() -> None:
     for p, v in result["step"].items():
         print(f"\n{p}: the last layer computed <s> alone in {v['batches_last_layer_first_token_only']} of "
               f"{v['batches']} batches (their skipped work not counted)")
-    if not packed:
-        print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of the positions computed")
+    if not runtimes["fp32"].pack_sequences:
+        what = ("the padded batches' positions (the unpadded layers computed the real tokens alone)"
+                if setup.unpadded else "the positions computed")
+        print(f"\nreal tokens were {100 * result['real_share_of_padded_positions']:.1f} % of {what}")
     print(f"\nload average at the end: {os.getloadavg()}")
 
 
