@@ -158,7 +158,7 @@ class RuntimeConfig(Strict):
     # on a CPU, every layer's linear layers, norms and activations on the batch's real tokens alone,
     # attention in the padded layout (models/unpadding.py): the padded encoder's dropout masks, results
     # equal up to float rounding (like another thread count), so not in run ids; off where packing is on
-    unpad: bool = False
+    unpad: bool = True
     # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
     # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new
     # shape most steps until every length has been seen; off = the flash / memory-efficient kernels,

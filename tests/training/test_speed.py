@@ -71,6 +71,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               "onednn_linear": (6 * encoder.config.num_hidden_layers + 1)
                               if linear.available() and linear.wanted("auto") else 0,
                               "fused_qkv": encoder.config.num_hidden_layers,
+                              "unpadded": encoder.config.num_hidden_layers,
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no", "cudnn_attention": None}

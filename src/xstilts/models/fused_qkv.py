@@ -51,19 +51,30 @@ def candidates(encoder: nn.Module) -> list[nn.Module]:
     return found
 
 
+def fused(module: nn.Module) -> bool:
+    """Whether ``module`` computes the fused projection (:func:`install` passed it)."""
+    return bool(vars(module).get(_FLAG, False))
+
+
+def project(module: nn.Module, hidden_states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Query, key and value of ``hidden_states`` (``[..., hidden]`` to three ``[..., heads·d]``) as one
+    product of the stacked weights; also for models/unpadding.py's layers on real tokens."""
+    q, k, v = module.query, module.key, module.value
+    weight = torch.cat([q.weight, k.weight, v.weight])
+    bias = torch.cat([q.bias, k.bias, v.bias])
+    linear = onednn.linear if isinstance(q, onednn.OneDNNLinear) else F.linear
+    return linear(hidden_states, weight, bias).chunk(3, dim=-1)
+
+
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              cache: Any = None, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if cache is not None:  # a decoder's key/value cache: the class's own forward knows it
         return type(self).forward(self, hidden_states, attention_mask, cache, **kwargs)
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    q, k, v = self.query, self.key, self.value
-    weight = torch.cat([q.weight, k.weight, v.weight])
-    bias = torch.cat([q.bias, k.bias, v.bias])
-    project = onednn.linear if isinstance(q, onednn.OneDNNLinear) else F.linear
     shape = hidden_states.shape[:-1]
-    stacked = project(hidden_states, weight, bias).view(*shape, 3, -1, self.attention_head_size)
-    query, key, value = (t.transpose(1, 2) for t in stacked.unbind(-3))
+    query, key, value = (t.view(*shape, -1, self.attention_head_size).transpose(1, 2)
+                         for t in project(self, hidden_states))
     eager = getattr(sys.modules[type(self).__module__], "eager_attention_forward", None)
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager)
     out, weights = interface(self, query, key, value, attention_mask,
@@ -85,7 +96,7 @@ def _unpatch(modules: list[nn.Module]) -> None:
 
 def installed(encoder: nn.Module) -> int:
     """How many of ``encoder``'s modules compute the fused projection."""
-    return sum(1 for m in encoder.modules() if vars(m).get(_FLAG, False))
+    return sum(1 for m in encoder.modules() if fused(m))
 
 
 def _check_batch(encoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +117,7 @@ def install(encoder: nn.Module) -> int:
 
     Call it before other wrappers of the vocabulary (trimming): the check feeds token ids the
     run's data may not have."""
-    modules = [m for m in candidates(encoder) if not vars(m).get(_FLAG, False)]
+    modules = [m for m in candidates(encoder) if not fused(m)]
     if not modules or not hasattr(encoder, "get_input_embeddings"):
         return installed(encoder)
     was_training = encoder.training
@@ -117,8 +128,8 @@ def install(encoder: nn.Module) -> int:
             reference = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
             _patch(modules)
             try:
-                fused = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-                same = bool(torch.allclose(fused, reference, rtol=1e-4, atol=1e-5))
+                patched = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                same = bool(torch.allclose(patched, reference, rtol=1e-4, atol=1e-5))
             except (TypeError, ValueError, RuntimeError, IndexError, AttributeError):
                 same = False
             if not same:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xstilts.models import draws, first_token
+from xstilts.models import draws, first_token, fused_qkv
 
 _FLAG = "_xstilts_unpad"  # set on an encoder stack whose forward is the unpadded one
 
@@ -110,7 +110,8 @@ def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, batch: int, l
         rows = t.new_zeros(batch * length, t.shape[-1]).index_copy(0, index, t)
         return rows.view(batch, length, -1, attn.attention_head_size).transpose(1, 2)
 
-    query, key, value = spread(attn.query(x)), spread(attn.key(x)), spread(attn.value(x))
+    projected = fused_qkv.project(attn, x) if fused_qkv.fused(attn) else (attn.query(x), attn.key(x), attn.value(x))
+    query, key, value = (spread(t) for t in projected)
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
     with draws.held(attn):  # attention draws its mask here, outside the attention module's own forward
         context, _ = interface(attn, query, key, value, mask, dropout=attn.dropout.p if attn.training else 0.0,
