@@ -161,6 +161,34 @@ def test_real_positions_read_key_padding_masks_only() -> None:
     assert unpadding.real_positions(block.expand(2, 1, 3, 3)) is None
 
 
+def test_packed_rows_run_as_before_and_padded_batches_unpadded(tiny_model: Path) -> None:
+    """pack_sequences with unpad: a packed training batch (block-diagonal mask) takes the padded
+    path, so packing trains as it did; the padded batches of evaluation are unpadded."""
+    from xstilts.models import packing
+
+    batch = _batch()
+    encoder = _encoder(tiny_model)
+    packing.install(encoder, 1)
+    plain = copy.deepcopy(encoder).train()
+    unpadding.install(encoder)
+    encoder.train()
+    layers = []
+    original = unpadding._layer
+    unpadding._layer = lambda *a: layers.append(1) or original(*a)
+    try:
+        torch.manual_seed(5)
+        packed = packing.packed_hidden(encoder, batch["input_ids"], batch["attention_mask"])
+        assert not layers  # the packed rows ran the ordinary layers
+        torch.manual_seed(5)
+        reference = packing.packed_hidden(plain, batch["input_ids"], batch["attention_mask"])
+        assert torch.equal(packed, reference)
+        with torch.no_grad():
+            encoder.eval()(**batch)
+        assert len(layers) == 2  # evaluation's padded batch: both layers on real tokens
+    finally:
+        unpadding._layer = original
+
+
 def test_not_bert_shaped_installs_nothing() -> None:
     assert unpadding.install(nn.Linear(3, 3)) == 0
     assert not unpadding.installed(nn.Linear(3, 3))
@@ -176,5 +204,5 @@ def test_the_runtime_switch(tiny_model: Path) -> None:
     assert RuntimeConfig().unpad  # on by default
     assert prepare_encoder(_encoder(tiny_model), RuntimeConfig(threads=1, unpad=False), [], None).unpadded == 0
     packed = RuntimeConfig(threads=1, unpad=True, pack_sequences=True)
-    assert prepare_encoder(_encoder(tiny_model), packed, [], None).unpadded == 0  # packing has no padding to skip
+    assert prepare_encoder(_encoder(tiny_model), packed, [], None).unpadded == 2  # for evaluation's padded batches
     assert runtime_key(on) == runtime_key(RuntimeConfig(threads=1, unpad=False))  # rounding only: not in run ids

@@ -483,7 +483,9 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     setup.draw_kernel = uses_draw_kernel(runtime, _device_type(), encoder)
     if linear.wanted(runtime.onednn_linear) and not runtime.compile and _device_type() == "cpu":
         setup.onednn_linear = linear.install(encoder)
-    if runtime.unpad and not runtime.pack_sequences and not runtime.compile and _device_type() == "cpu":
+    # with packing too: packed training rows fall back to the padded path (their mask is not a key-padding
+    # mask), evaluation's padded batches are unpadded
+    if runtime.unpad and not runtime.compile and _device_type() == "cpu":
         setup.unpadded = unpadding.install(encoder)
     if runtime.compile:
         compile_encoder(encoder)
