@@ -149,6 +149,45 @@ def test_a_batch_without_padding_runs_the_ordinary_encoder(tiny_model: Path) -> 
         assert torch.equal(encoder(**batch).last_hidden_state, plain(**batch).last_hidden_state)
 
 
+def test_hidden_states_of_every_layer_as_the_padded_encoder_returns_them(tiny_model: Path) -> None:
+    """output_hidden_states (retrieval reads a middle layer): transformers records it with hooks on
+    the layers, so those batches run the padded layers."""
+    batch = _batch()
+    encoder = _encoder(tiny_model).eval()
+    plain = copy.deepcopy(encoder)
+    unpadding.install(encoder)
+    with torch.no_grad():
+        states = encoder(**batch, output_hidden_states=True).hidden_states
+        reference = plain(**batch, output_hidden_states=True).hidden_states
+    assert len(states) == len(reference) == 3
+    for got, want in zip(states, reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_draw_kernels_hooks_do_not_stop_it(tiny_model: Path) -> None:
+    """The draw kernel holds its mode with hooks on attention modules: those are not watchers, so the
+    layers still run on real tokens, and draw what the padded encoder draws."""
+    from xstilts.models import draws
+
+    batch = _batch()
+    encoder = _encoder(tiny_model)
+    plain = copy.deepcopy(encoder).train()
+    assert draws.install(encoder) and unpadding.install(encoder)
+    encoder.train()
+    layers = []
+    original = unpadding._layer
+    unpadding._layer = lambda *a: layers.append(1) or original(*a)
+    try:
+        with draws.drawing():
+            hidden, after = _step(encoder, batch)
+    finally:
+        unpadding._layer = original
+    full, after_full = _step(plain, batch)
+    assert len(layers) == 2 and torch.equal(after, after_full)
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(hidden[real], full[real], rtol=1e-5, atol=1e-5)
+
+
 def test_real_positions_read_key_padding_masks_only() -> None:
     keys = torch.tensor([[True, True, False], [True, True, True]])
     bool_mask = keys[:, None, None, :].expand(2, 1, 3, 3)

@@ -159,8 +159,14 @@ def test_unpadded_training_equals_padded_training_dropout_included(setup) -> Non
     the same steps, dropout on, give the same weights up to rounding."""
     from xstilts.models import unpadding
 
-    runs = {unpad: _train(setup, RuntimeConfig(progress=False, unpad=unpad), steps=3) for unpad in (True, False)}
-    assert runs[True][2].unpadded == 2 and unpadding.installed(runs[True][0])
+    layers = []
+    original = unpadding._layer
+    unpadding._layer = lambda *a: layers.append(1) or original(*a)  # the loop's batches took the unpadded path
+    try:
+        runs = {unpad: _train(setup, RuntimeConfig(progress=False, unpad=unpad), steps=3) for unpad in (True, False)}
+    finally:
+        unpadding._layer = original
+    assert layers and runs[True][2].unpadded == 2 and unpadding.installed(runs[True][0])
     assert not runs[False][2].unpadded and not unpadding.installed(runs[False][0])
     base = setup[-1]
     assert any(m.p > 0 for m in base.modules() if isinstance(m, torch.nn.Dropout))  # masks were drawn

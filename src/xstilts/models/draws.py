@@ -206,6 +206,9 @@ def _leave(module: nn.Module, args: Any, output: Any) -> None:
         mode.__exit__(None, None, None)
 
 
+HOOKS = (_enter, _leave)  # the hooks install() registers: they watch nothing (models/unpadding.py)
+
+
 def attention_modules(model: nn.Module) -> list[nn.Module]:
     """transformers' attention modules: a ``config`` and an ``nn.Dropout`` child named ``dropout``
     whose ``p`` the attention function (SDPA, eager) is given to drop the probabilities with."""

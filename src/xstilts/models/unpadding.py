@@ -20,7 +20,8 @@ back padded (zeros at padding, which no head reads). Where the first-token short
 
 Where it does not apply the encoder runs as before: a batch without padding (the attention mask is
 then None), a mask that is not a key-padding mask (packed rows' block diagonal), a model whose layers
-are not BERT-shaped, cross-attention or a cache, and devices other than the CPU (untested there).
+are not BERT-shaped, cross-attention or a cache, hooks on a layer or its attention (how transformers
+returns ``output_hidden_states``, which retrieval reads), and devices other than the CPU (untested there).
 """
 
 from __future__ import annotations
@@ -75,12 +76,23 @@ def real_positions(mask: torch.Tensor | None) -> torch.Tensor | None:
     return keys.reshape(-1).nonzero().squeeze(1)
 
 
+def _hooked(layer: nn.Module) -> bool:
+    """Whether something watches a layer's forward: transformers records ``output_hidden_states`` and
+    ``output_attentions`` with hooks on the layer and attention modules, which unpadded layers do
+    not call, and a user's hook expects the padded output."""
+    attn = getattr(getattr(layer, "attention", None), "self", None)
+    return any(hook not in draws.HOOKS  # the draw kernel's own hooks (models/draws.py) hold a mode only
+               for m in (layer, attn) if m is not None
+               for hook in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
+
+
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              encoder_hidden_states: torch.Tensor | None = None, *args: Any, **kwargs: Any) -> Any:
     full = type(self).forward
     index = None
     if (hidden_states.device.type == "cpu" and encoder_hidden_states is None
-            and kwargs.get("encoder_attention_mask") is None and kwargs.get("cache") is None):
+            and kwargs.get("encoder_attention_mask") is None and kwargs.get("cache") is None
+            and not any(_hooked(layer) for layer in self.layer)):
         index = real_positions(attention_mask)
     if index is None:
         return full(self, hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
