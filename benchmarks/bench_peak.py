@@ -277,7 +277,7 @@ def main() -> None:
     runtimes = {p: RuntimeConfig(**{"progress": False, **overrides, "bf16": p == "bf16"}) for p in precisions}
     setup = prepare_encoder(encoder, runtimes["fp32"], [feats], tok.pad_token_id)
     # the encoder computes packed rows or unpadded layers, not the padded shapes recorded
-    packed = runtimes["fp32"].pack_sequences or setup.unpadded > 0
+    reshaped = runtimes["fp32"].pack_sequences or setup.unpadded > 0
     head.last_rows.clear()  # the forward passes of packing's check (pack_sequences) are not training batches
     dnn = setup.onednn_linear > 0  # the loop's fp32 linear layers go through oneDNN (models/linear.py)
     dnn_peak = linear.available()  # the peak counts oneDNN's products wherever they exist, used or not
@@ -305,10 +305,10 @@ def main() -> None:
                              computed_flops([s for s, _ in real], [r for _, r in real], *dims)))
             shortcut_batches[p][0] += sum(r == 1 for r in rows)
             shortcut_batches[p][1] += len(rows)
-            if not packed:
+            if not reshaped:
                 floors[p].append(gemm_floor(shapes, rows, linears, cfg.hidden_size, cfg.num_attention_heads,
                                             cfg.num_hidden_layers, DTYPES[p], use_onednn=dnn and p == "fp32"))
-        rates = ", ".join(f"step {p} {s[-1][3 if packed else 0] / s[-1][1] / 1e9:.1f} {'useful ' * packed}GFLOP/s"
+        rates = ", ".join(f"step {p} {s[-1][3 if reshaped else 0] / s[-1][1] / 1e9:.1f} {'useful ' * reshaped}GFLOP/s"
                           for p, s in steps.items())
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in peaks.items())
               + " | " + rates, flush=True)
@@ -331,7 +331,7 @@ def main() -> None:
         peak, shape = best_peak(peaks, p)
         useful = [fr / s / 1e9 for _, s, _, fr in rows]
         step: dict[str, Any] = {"best_peak_gflops": peak, "best_peak_shape": shape}
-        if not packed:  # FLOPs computed, at the recorded batch shapes
+        if not reshaped:  # FLOPs computed, at the recorded batch shapes
             step["achieved_gflops"] = summary([f / s / 1e9 for f, s, *_ in rows])
         step.update({
             "useful_gflops_real_tokens_only": summary(useful),
@@ -340,7 +340,7 @@ def main() -> None:
             "batches_last_layer_first_token_only": shortcut_batches[p][0],
             "batches": shortcut_batches[p][1],
         })
-        if not packed:  # the same rounds' batch shapes, their encoder products alone (gemm_floor)
+        if not reshaped:  # the same rounds' batch shapes, their encoder products alone (gemm_floor)
             step.update({
                 "products_alone_gflops": summary([f / s / 1e9 for f, s in floors[p]]),
                 "products_alone_fraction_of_best_peak": summary([f / s / 1e9 / peak for f, s in floors[p]]),
@@ -358,7 +358,7 @@ def main() -> None:
     for k, v in result["peak_gflops"].items():
         print(f"| matmul {k} GFLOP/s | {v['median']:.1f} | {v['best']:.1f} |")
     for p, v in result["step"].items():
-        if not packed:
+        if not reshaped:
             print(f"| training step ({p}) achieved GFLOP/s | {v['achieved_gflops']['median']:.1f} | "
                   f"{v['achieved_gflops']['best']:.1f} |")
         print(f"| training step ({p}) useful GFLOP/s (real tokens only) | "
@@ -369,7 +369,7 @@ def main() -> None:
               f"{100 * v['useful_fraction_of_best_peak']['best']:.0f} % |")
         print(f"| training step ({p}) real tokens/s | {v['real_tokens_per_s']['median']:.0f} | "
               f"{v['real_tokens_per_s']['best']:.0f} |")
-        if packed:
+        if reshaped:
             continue
         print(f"| the step's encoder products alone ({p}), GFLOP/s | {v['products_alone_gflops']['median']:.1f} | "
               f"{v['products_alone_gflops']['best']:.1f} |")

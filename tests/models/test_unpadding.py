@@ -17,6 +17,15 @@ from xstilts.models.first_token import install as install_first_token
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.fixture()
+def layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per layer computed on real tokens (``unpadding._layer`` called)."""
+    calls: list[int] = []
+    original = unpadding._layer
+    monkeypatch.setattr(unpadding, "_layer", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
 def _encoder(tiny_model: Path, attention: str = "sdpa", dropout: float = 0.1) -> nn.Module:
     from transformers import AutoModel
 
@@ -107,7 +116,7 @@ def test_with_the_first_token_shortcut_the_last_layer_runs_padded(tiny_model: Pa
     torch.testing.assert_close(first[:, 0], full[:, 0], rtol=1e-5, atol=1e-5)
 
 
-def test_fused_projections_are_used_on_real_tokens(tiny_model: Path) -> None:
+def test_fused_projections_are_used_on_real_tokens(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With runtime.fuse_qkv the unpadded layers project query, key and value as one product too."""
     from xstilts.models import fused_qkv
 
@@ -118,11 +127,8 @@ def test_fused_projections_are_used_on_real_tokens(tiny_model: Path) -> None:
     encoder.train()
     calls = []
     original = fused_qkv.project
-    fused_qkv.project = lambda *a: calls.append(1) or original(*a)
-    try:
-        hidden, after = _step(encoder, batch)
-    finally:
-        fused_qkv.project = original
+    monkeypatch.setattr(fused_qkv, "project", lambda *a: calls.append(1) or original(*a))
+    hidden, after = _step(encoder, batch)
     full, after_full = _step(plain, batch)
     assert len(calls) == 2 and torch.equal(after, after_full)
     real = batch["attention_mask"].bool()
@@ -164,7 +170,7 @@ def test_hidden_states_of_every_layer_as_the_padded_encoder_returns_them(tiny_mo
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_the_draw_kernels_hooks_do_not_stop_it(tiny_model: Path) -> None:
+def test_the_draw_kernels_hooks_do_not_stop_it(tiny_model: Path, layer_calls: list[int]) -> None:
     """The draw kernel holds its mode with hooks on attention modules: those are not watchers, so the
     layers still run on real tokens, and draw what the padded encoder draws."""
     from xstilts.models import draws
@@ -174,16 +180,10 @@ def test_the_draw_kernels_hooks_do_not_stop_it(tiny_model: Path) -> None:
     plain = copy.deepcopy(encoder).train()
     assert draws.install(encoder) and unpadding.install(encoder)
     encoder.train()
-    layers = []
-    original = unpadding._layer
-    unpadding._layer = lambda *a: layers.append(1) or original(*a)
-    try:
-        with draws.drawing():
-            hidden, after = _step(encoder, batch)
-    finally:
-        unpadding._layer = original
+    with draws.drawing():
+        hidden, after = _step(encoder, batch)
     full, after_full = _step(plain, batch)
-    assert len(layers) == 2 and torch.equal(after, after_full)
+    assert len(layer_calls) == 2 and torch.equal(after, after_full)
     real = batch["attention_mask"].bool()
     torch.testing.assert_close(hidden[real], full[real], rtol=1e-5, atol=1e-5)
 
@@ -200,7 +200,7 @@ def test_real_positions_read_key_padding_masks_only() -> None:
     assert unpadding.real_positions(block.expand(2, 1, 3, 3)) is None
 
 
-def test_packed_rows_run_as_before_and_padded_batches_unpadded(tiny_model: Path) -> None:
+def test_packed_rows_run_as_before_and_padded_batches_unpadded(tiny_model: Path, layer_calls: list[int]) -> None:
     """pack_sequences with unpad: a packed training batch (block-diagonal mask) takes the padded
     path, so packing trains as it did; the padded batches of evaluation are unpadded."""
     from xstilts.models import packing
@@ -211,21 +211,15 @@ def test_packed_rows_run_as_before_and_padded_batches_unpadded(tiny_model: Path)
     plain = copy.deepcopy(encoder).train()
     unpadding.install(encoder)
     encoder.train()
-    layers = []
-    original = unpadding._layer
-    unpadding._layer = lambda *a: layers.append(1) or original(*a)
-    try:
-        torch.manual_seed(5)
-        packed = packing.packed_hidden(encoder, batch["input_ids"], batch["attention_mask"])
-        assert not layers  # the packed rows ran the ordinary layers
-        torch.manual_seed(5)
-        reference = packing.packed_hidden(plain, batch["input_ids"], batch["attention_mask"])
-        assert torch.equal(packed, reference)
-        with torch.no_grad():
-            encoder.eval()(**batch)
-        assert len(layers) == 2  # evaluation's padded batch: both layers on real tokens
-    finally:
-        unpadding._layer = original
+    torch.manual_seed(5)
+    packed = packing.packed_hidden(encoder, batch["input_ids"], batch["attention_mask"])
+    assert not layer_calls  # the packed rows ran the ordinary layers
+    torch.manual_seed(5)
+    reference = packing.packed_hidden(plain, batch["input_ids"], batch["attention_mask"])
+    assert torch.equal(packed, reference)
+    with torch.no_grad():
+        encoder.eval()(**batch)
+    assert len(layer_calls) == 2  # evaluation's padded batch: both layers on real tokens
 
 
 def test_not_bert_shaped_installs_nothing() -> None:

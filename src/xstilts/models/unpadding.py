@@ -97,13 +97,17 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     if index is None:
         return full(self, hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
     from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.bert.modeling_bert import eager_attention_forward
 
     batch, length, hidden = hidden_states.shape
     layers = list(self.layer)
     tail = layers[-1] if first_token.applies_to(layers[-1]) else None  # the shortcut's layer runs padded
+    config = layers[0].attention.self.config  # one config, so one attention function, for every layer
+    interface = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
     x = hidden_states.reshape(batch * length, hidden).index_select(0, index)
     for layer in layers[:-1] if tail is not None else layers:
-        x = _layer(layer, x, index, batch, length, attention_mask)
+        x = _layer(layer, x, index, batch, length, attention_mask, interface)
     padded = x.new_zeros(batch * length, x.shape[-1]).index_copy(0, index, x).view(batch, length, -1)
     if tail is not None:
         padded = tail(padded, attention_mask)
@@ -111,11 +115,9 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
 
 
 def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, batch: int, length: int,
-           mask: torch.Tensor) -> torch.Tensor:
-    """One BERT layer on ``[real tokens, hidden]`` rows, attention in the padded layout."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.bert.modeling_bert import eager_attention_forward
-
+           mask: torch.Tensor, interface: Any) -> torch.Tensor:
+    """One BERT layer on ``[real tokens, hidden]`` rows, attention (``interface``, transformers'
+    attention function) in the padded layout."""
     attn = layer.attention.self
 
     def spread(t: torch.Tensor) -> torch.Tensor:  # [tokens, heads·d] -> [batch, heads, length, d]
@@ -124,7 +126,6 @@ def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, batch: int, l
 
     projected = fused_qkv.project(attn, x) if fused_qkv.fused(attn) else (attn.query(x), attn.key(x), attn.value(x))
     query, key, value = (spread(t) for t in projected)
-    interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
     with draws.held(attn):  # attention draws its mask here, outside the attention module's own forward
         context, _ = interface(attn, query, key, value, mask, dropout=attn.dropout.p if attn.training else 0.0,
                                scaling=attn.scaling)
