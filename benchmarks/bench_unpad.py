@@ -1,7 +1,7 @@
 """The encoder padded against unpadded (``runtime.unpad``), batch by batch, in one process.
 
 Usage: ``python benchmarks/bench_unpad.py [--task panx] [--threads 1] [--train-examples 1200]
-[--eval-languages en,de] [--eval-examples 300] [--bf16]``
+[--eval-languages en,de] [--eval-examples 300] [--bf16] [--one-pass] [--first-token]``
 
 Why this shape: a machine's speed drifts by a few percent between minutes (benchmarks/RESULTS.md),
 about the size of what unpadding saves, so two runs one after the other cannot tell them apart.
@@ -12,8 +12,11 @@ batch by batch, so drift falls on both.
 Training: one epoch of the task's English training batches as the loop forms them (length buckets,
 ``training/batching.py``), a forward, backward and fused AdamW step per batch and side, after an
 untimed epoch that warms both. Evaluation: each language's dev batches as evaluation forms them
-(longest first), forward passes without gradients, after an untimed pass. Printed: the real-token
-share of the positions, seconds per side, and the ratio padded / unpadded.
+(longest first), forward passes without gradients, after an untimed pass. ``--one-pass`` pools the
+languages into one set batched as ``evaluation/predict.py`` batches it (``runtime.eval_one_pass``: full,
+barely padded batches); ``--first-token`` computes the last layer for ``<s>`` alone, as sentence-level
+heads do (``models/first_token.py``). Printed: the real-token share of the positions, seconds per
+side, and the ratio padded / unpadded.
 """
 
 from __future__ import annotations
@@ -63,11 +66,14 @@ def main() -> None:
     ap.add_argument("--eval-examples", type=int, default=300, help="per language")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
+    ap.add_argument("--one-pass", action="store_true", help="the languages' dev sets as one pass, as evaluation runs them")
+    ap.add_argument("--first-token", action="store_true", help="the last layer for <s> alone (sentence-level heads)")
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig
     from xstilts.featurize import load_features
     from xstilts.models import draws
+    from xstilts.models.first_token import first_token_only
     from xstilts.models.loading import load_encoder, load_tokenizer
     from xstilts.tasks import get_task
     from xstilts.training.batching import eval_batches, train_batches
@@ -92,28 +98,39 @@ def main() -> None:
         sides[unpad] = (encoder, optimizer)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
 
+    def forward(encoder: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not args.first_token:
+            return encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        with first_token_only(encoder):
+            return encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, :1]
+
     def train_step(side: tuple, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         encoder, optimizer = side
         ids, mask = batch
         with draws.drawing(), autocast:
-            hidden = encoder.train()(input_ids=ids, attention_mask=mask).last_hidden_state
-        (hidden.float() * mask[..., None]).pow(2).mean().backward()
+            hidden = forward(encoder.train(), ids, mask)
+        (hidden.float() * mask[:, :hidden.shape[1], None]).pow(2).mean().backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     def predict(side: tuple, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         with torch.no_grad(), autocast:
-            side[0].eval()(input_ids=batch[0], attention_mask=batch[1])
+            forward(side[0].eval(), *batch)
 
     lengths = [len(f["input_ids"]) for f in train_feats]
     order = train_batches(lengths, args.batch_size, np.random.default_rng(0))
     batches = [tensors(train_feats, b, tok.pad_token_id) for b in order]
     rows = [("training, English", batches, train_step)]
+    if args.one_pass:
+        evals = {"+".join(evals): [f for feats in evals.values() for f in feats]}
     for lang, feats in evals.items():
-        order = eval_batches([len(f["input_ids"]) for f in feats], args.batch_size)
+        # predict's batching: longest first, at most batch_size rows and batch_size × 128 tokens
+        order = eval_batches([len(f["input_ids"]) for f in feats], args.batch_size, max_tokens=args.batch_size * 128)
         rows.append((f"evaluation, {lang}", [tensors(feats, b, tok.pad_token_id) for b in order], predict))
     precision = "bf16" if args.bf16 else "fp32"
-    print(f"\n{args.task}, {precision}, {args.threads} thread(s), load average before {os.getloadavg()[0]:.2f}\n")
+    extras = "".join(f", {flag}" for flag, on in (("one pass", args.one_pass), ("first token", args.first_token)) if on)
+    print(f"\n{args.task}, {precision}{extras}, {args.threads} thread(s), "
+          f"load average before {os.getloadavg()[0]:.2f}\n")
     print("| pass | batches | real tokens / positions | padded s | unpadded s | padded / unpadded |")
     print("|---|---|---|---|---|---|")
     for name, data, run in rows:
