@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _gradients import assert_same_gradients
 from torch import nn
 
 from xstilts.models import unpadding
@@ -62,18 +63,6 @@ def _step(model: nn.Module, batch: dict[str, torch.Tensor], bf16: bool = False,
     return hidden, torch.rand(4)  # the generator's next draw: where the step left it
 
 
-def _assert_same_gradients(model: nn.Module, plain: nn.Module, rtol: float, atol: float) -> None:
-    grads = dict(plain.named_parameters())
-    for name, p in model.named_parameters():
-        if grads[name].grad is None:
-            assert p.grad is None, name
-            continue
-        if name.endswith("attention.self.key.bias"):  # adds one constant to a query's scores: gradient 0,
-            continue  # so both sides hold rounding noise alone
-        scale = grads[name].grad.abs().max().item()
-        torch.testing.assert_close(p.grad, grads[name].grad, rtol=rtol, atol=atol * max(scale, 1e-3), msg=name)
-
-
 @pytest.mark.parametrize("attention", ["sdpa", "eager", "fast"])
 @pytest.mark.parametrize("bf16", [False, True])
 def test_real_tokens_and_gradients_equal_the_padded_encoders_with_its_draws(tiny_model: Path, attention: str,
@@ -95,7 +84,7 @@ def test_real_tokens_and_gradients_equal_the_padded_encoders_with_its_draws(tiny
     weights = torch.randn(encoder.config.hidden_size)
     ((hidden.float() @ weights) * real).sum().backward()
     ((full.float() @ weights) * real).sum().backward()
-    _assert_same_gradients(encoder, plain, **tol)
+    assert_same_gradients(encoder, plain, **tol)
     dropped = copy.deepcopy(plain)  # the check can fail: another seed's draws move every real token
     torch.manual_seed(6)
     assert not torch.allclose(dropped(**batch).last_hidden_state[real], full[real].detach(), **tol)

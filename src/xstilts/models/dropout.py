@@ -37,6 +37,17 @@ ATTENTION_NAME = "xstilts_sdpa"
 _LEVELS = 1 << 16  # 16-bit words
 
 
+def drawn_mask(drop: Any, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """The scaled mask (kept: 1/(1-p), dropped: 0) that the dropout ``drop`` draws for a tensor of
+    ``shape`` in ``like``'s dtype and device, drawing exactly what it draws on such a tensor.
+
+    Why: a shortcut that computes only some positions (models/first_token.py, models/unpadding.py)
+    must still consume the random generator as the full layer does, or every later mask moves.
+    Dropout applied to ones returns its mask times 1/(1-p), exactly, after the same calls.
+    """
+    return drop(torch.ones(shape, dtype=like.dtype, device=like.device))
+
+
 def keep_threshold(p: float) -> tuple[int, float]:
     """(threshold on signed 16-bit words, the drop probability actually used) for probability ``p``."""
     if not 0.0 <= p < 1.0:

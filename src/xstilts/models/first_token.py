@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from xstilts.models import draws
-from xstilts.models.dropout import ATTENTION_NAME, fast_dropout
+from xstilts.models.dropout import ATTENTION_NAME, drawn_mask, fast_dropout
 
 _FLAG = "_xstilts_first_token"  # marks an installed layer
 _TRAIN = "_xstilts_first_token_train"  # its training mode: one of TRAIN_MODES
@@ -188,16 +188,6 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     return self.output(self.intermediate(attended), attended)
 
 
-def _full_mask_first(drop: Any, like: torch.Tensor, shape: tuple[int, ...], row_dim: int) -> torch.Tensor:
-    """The first row (along ``row_dim``) of the scaled mask ``drop`` draws for a tensor of ``shape``.
-
-    ``drop`` applied to ones returns its mask times 1/(1-p) exactly, and consumes the generator as it
-    does on the full layer's tensor of that shape.
-    """
-    noise = drop(torch.ones(shape, dtype=like.dtype, device=like.device))
-    return noise.narrow(row_dim, 0, 1)
-
-
 def _attention_same_draws(attn: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                           mask: torch.Tensor | None, length: int) -> torch.Tensor:
     """The first query's attention, with the first query row of the full probabilities' dropout mask.
@@ -222,7 +212,7 @@ def _attention_same_draws(attn: nn.Module, query: torch.Tensor, key: torch.Tenso
         else:
             drop = lambda t: torch.nn.functional.dropout(t, p, True)  # noqa: E731
         dtype_of = query if implementation == "eager" else probs
-        probs = probs * _full_mask_first(drop, dtype_of, full, 2)
+        probs = probs * drawn_mask(drop, full, dtype_of).narrow(2, 0, 1)  # the first query row
     return torch.matmul(probs.to(value.dtype), value).transpose(1, 2)
 
 
@@ -230,5 +220,5 @@ def _output_same_draws(block: nn.Module, x: torch.Tensor, residual: torch.Tensor
     """A BERT output block (dense, dropout, residual LayerNorm) for the first position, with the first
     position of the mask its dropout draws for all ``length`` positions."""
     h = block.dense(x)
-    h = h * _full_mask_first(block.dropout, h, (h.shape[0], length, h.shape[-1]), 1)
+    h = h * drawn_mask(block.dropout, (h.shape[0], length, h.shape[-1]), h).narrow(1, 0, 1)
     return block.LayerNorm(h + residual)

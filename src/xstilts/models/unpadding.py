@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from xstilts.models import draws, first_token, fused_qkv
+from xstilts.models.dropout import drawn_mask
 
 _FLAG = "_xstilts_unpad"  # set on an encoder stack whose forward is the unpadded one
 
@@ -140,8 +141,7 @@ def _output(block: nn.Module, x: torch.Tensor, residual: torch.Tensor, index: to
     the mask its dropout draws for all ``batch × length`` positions."""
     h = block.dense(x)
     if block.training and getattr(block.dropout, "p", 0.0) > 0:
-        # dropout applied to ones is its mask times 1/(1-p), exactly, and draws what it draws on the
-        # padded hidden states (the same shape, dtype and device)
-        noise = block.dropout(torch.ones((batch, length, h.shape[-1]), dtype=h.dtype, device=h.device))
+        # the mask dropout draws on the padded hidden states (the same shape, dtype and device), real rows
+        noise = drawn_mask(block.dropout, (batch, length, h.shape[-1]), h)
         h = h * noise.view(batch * length, -1).index_select(0, index)
     return block.LayerNorm(h + residual)
