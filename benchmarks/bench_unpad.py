@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
     ap.add_argument("--one-pass", action="store_true", help="the languages' dev sets as one pass, as evaluation runs them")
     ap.add_argument("--first-token", action="store_true", help="the last layer for <s> alone (sentence-level heads)")
+    ap.add_argument("--runtime", default="{}", help='other runtime switches for both sides (JSON)')
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig
@@ -91,7 +93,8 @@ def main() -> None:
     sides = {}
     for unpad in (False, True):
         encoder = copy.deepcopy(base)
-        setup = prepare_encoder(encoder, RuntimeConfig(threads=args.threads, unpad=unpad, progress=False), every,
+        setup = prepare_encoder(encoder, RuntimeConfig(**{**json.loads(args.runtime), "threads": args.threads,
+                                                                 "unpad": unpad, "progress": False}), every,
                                 tok.pad_token_id)
         assert bool(setup.unpadded) == unpad, setup
         optimizer = torch.optim.AdamW([p for p in encoder.parameters() if p.requires_grad], lr=1e-5, fused=True)
@@ -128,7 +131,8 @@ def main() -> None:
         order = eval_batches([len(f["input_ids"]) for f in feats], args.batch_size, max_tokens=args.batch_size * 128)
         rows.append((f"evaluation, {lang}", [tensors(feats, b, tok.pad_token_id) for b in order], predict))
     precision = "bf16" if args.bf16 else "fp32"
-    extras = "".join(f", {flag}" for flag, on in (("one pass", args.one_pass), ("first token", args.first_token)) if on)
+    extras = "".join(f", {flag}" for flag, on in (("one pass", args.one_pass), ("first token", args.first_token),
+                                                  (f"runtime {args.runtime}", args.runtime != "{}")) if on)
     print(f"\n{args.task}, {precision}{extras}, {args.threads} thread(s), "
           f"load average before {os.getloadavg()[0]:.2f}\n")
     print("| pass | batches | real tokens / positions | padded s | unpadded s | padded / unpadded |")
