@@ -1,12 +1,13 @@
 """The encoder padded against unpadded (``runtime.unpad``), batch by batch, in one process.
 
 Usage: ``python benchmarks/bench_unpad.py [--task panx] [--threads 1] [--train-examples 1200]
-[--eval-languages en,de] [--eval-examples 300] [--bf16] [--one-pass] [--first-token]``
+[--eval-languages en,de] [--eval-examples 300] [--bf16] [--one-pass] [--first-token]
+[--runtime '{"fast_dropout": true}']``
 
 Why this shape: a machine's speed drifts by a few percent between minutes (benchmarks/RESULTS.md),
 about the size of what unpadding saves, so two runs one after the other cannot tell them apart.
 Here two copies of the default model -- one prepared with ``unpad = false``, one with ``unpad = true``
-(every other runtime switch at its default) -- take every batch in turn, the order alternating
+(every other runtime switch at its default or as ``--runtime`` sets it) -- take every batch in turn, the order alternating
 batch by batch, so drift falls on both.
 
 Training: one epoch of the task's English training batches as the loop forms them (length buckets,
@@ -15,8 +16,8 @@ untimed epoch that warms both. Evaluation: each language's dev batches as evalua
 (longest first), forward passes without gradients, after an untimed pass. ``--one-pass`` pools the
 languages into one set batched as ``evaluation/predict.py`` batches it (``runtime.eval_one_pass``: full,
 barely padded batches); ``--first-token`` computes the last layer for ``<s>`` alone, as sentence-level
-heads do (``models/first_token.py``). Printed: the real-token share of the positions, seconds per
-side, and the ratio padded / unpadded.
+heads do (``models/first_token.py``); ``--runtime`` sets other runtime switches on both copies.
+Printed: the real-token share of the positions, seconds per side, and the ratio padded / unpadded.
 """
 
 from __future__ import annotations

@@ -133,3 +133,14 @@ def write_config(path: Path, text: str) -> Path:
 def tiny_config(tmp_path: Path, mini_data: Path, tiny_model: Path) -> Path:
     """A complete 2-setting × 2-target × 1-seed experiment on the tiny model and mini data."""
     return write_config(tmp_path / "tiny.toml", experiment_toml(tiny_model, mini_data, tmp_path / "exp"))
+
+
+@pytest.fixture()
+def layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per layer computed on real tokens (``models/unpadding.py``'s ``_layer`` called)."""
+    from xstilts.models import unpadding
+
+    calls: list[int] = []
+    original = unpadding._layer
+    monkeypatch.setattr(unpadding, "_layer", lambda *a: calls.append(1) or original(*a))
+    return calls

@@ -18,15 +18,6 @@ from xstilts.models.first_token import install as install_first_token
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture()
-def layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per layer computed on real tokens (``unpadding._layer`` called)."""
-    calls: list[int] = []
-    original = unpadding._layer
-    monkeypatch.setattr(unpadding, "_layer", lambda *a: calls.append(1) or original(*a))
-    return calls
-
-
 def _encoder(tiny_model: Path, attention: str = "sdpa", dropout: float = 0.1) -> nn.Module:
     from transformers import AutoModel
 

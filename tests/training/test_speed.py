@@ -154,17 +154,14 @@ def test_packed_training_without_dropout_equals_padded_training(setup) -> None:
     assert differing <= 1e-4 * sum(v.numel() for v in padded_state.values())
 
 
-def test_unpadded_training_equals_padded_training_dropout_included(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unpadded_training_equals_padded_training_dropout_included(setup, layer_calls: list[int]) -> None:
     """unpad computes the layers on real tokens alone and draws the padded encoder's dropout masks:
     the same steps, dropout on, give the same weights up to rounding."""
     from xstilts.models import unpadding
 
-    layers = []
-    original = unpadding._layer
-    # the loop's batches took the unpadded path
-    monkeypatch.setattr(unpadding, "_layer", lambda *a: layers.append(1) or original(*a))
     runs = {unpad: _train(setup, RuntimeConfig(progress=False, unpad=unpad), steps=3) for unpad in (True, False)}
-    assert layers and runs[True][2].unpadded == 2 and unpadding.installed(runs[True][0])
+    # layer_calls: the loop's batches took the unpadded path
+    assert layer_calls and runs[True][2].unpadded == 2 and unpadding.installed(runs[True][0])
     assert not runs[False][2].unpadded and not unpadding.installed(runs[False][0])
     base = setup[-1]
     assert any(m.p > 0 for m in base.modules() if isinstance(m, torch.nn.Dropout))  # masks were drawn
