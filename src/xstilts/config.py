@@ -157,8 +157,9 @@ class RuntimeConfig(Strict):
     pack_sequences: bool = False
     # on a CPU, every layer's linear layers, norms and activations on the batch's real tokens alone,
     # attention in the padded layout (models/unpadding.py): the padded encoder's dropout masks, results
-    # equal up to float rounding (like another thread count), so not in run ids. Packed training rows
-    # (pack_sequences) have no padding to skip and run as before; evaluation is unpadded there too
+    # equal up to float rounding (like another thread count), so not in run ids. Only batches with at
+    # least 5 % of their positions padding (below that the gathers cost more than they save). Packed
+    # training rows (pack_sequences) have no padding to skip and run as before; evaluation is unpadded there too
     unpad: bool = True
     # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
     # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new

@@ -180,6 +180,17 @@ def test_real_positions_read_key_padding_masks_only() -> None:
     assert unpadding.real_positions(block.expand(2, 1, 3, 3)) is None
 
 
+def test_batches_with_little_padding_run_padded() -> None:
+    """Under MIN_PADDING of the positions padding, the gathers would cost more than they save."""
+    def mask(real: list[int], length: int) -> torch.Tensor:
+        keys = torch.arange(length)[None, :] < torch.tensor(real)[:, None]
+        return keys[:, None, None, :].expand(len(real), 1, length, length)
+
+    assert unpadding.real_positions(mask([20, 20, 20, 19], 20)) is None  # 1 of 80 positions padding
+    assert unpadding.real_positions(mask([20, 20, 20, 16], 20)).numel() == 76  # 4 of 80: exactly 5 %
+    assert unpadding.real_positions(mask([20, 20, 20, 17], 20)) is None  # 3 of 80
+
+
 def test_packed_rows_run_as_before_and_padded_batches_unpadded(tiny_model: Path, layer_calls: list[int]) -> None:
     """pack_sequences with unpad: a packed training batch (block-diagonal mask) takes the padded
     path, so packing trains as it did; the padded batches of evaluation are unpadded."""

@@ -4,8 +4,8 @@ Why: a padded batch of B sequences padded to length L holds B·L positions, and 
 layer norm, GELU and dropout of every layer computes all of them, padding included -- yet only
 attention needs the padded ``[batch, heads, length, length]`` layout. On a CPU those per-token
 operators are nine tenths of a training step (benchmarks/profile_step.py), so the padding that
-length buckets leave (7-8 % of PAN-X's positions, 2-6 % of evaluation's) costs about as much in
-time. Here each layer runs on ``[real tokens, hidden]``: the query, key and value projections are
+length buckets leave (13 % of the quickstart's PAN-X training positions, 6 % of its evaluation's)
+costs about as much in time. Here each layer runs on ``[real tokens, hidden]``: the query, key and value projections are
 spread into the padded layout for attention (zeros at padding, which the attention mask hides
 anyway) and attention's output is gathered back, one copy each, small against the products saved.
 
@@ -18,10 +18,19 @@ rounding, like another thread count, and the switch is not in run ids. The last 
 back padded (zeros at padding, which no head reads). Where the first-token shortcut
 (models/first_token.py) computes the last layer, that layer gets the padded states and runs as before.
 
-Where it does not apply the encoder runs as before: a batch without padding (the attention mask is
-then None), a mask that is not a key-padding mask (packed rows' block diagonal), a model whose layers
-are not BERT-shaped, cross-attention or a cache, hooks on a layer or its attention (how transformers
-returns ``output_hidden_states``, which retrieval reads), and devices other than the CPU (untested there).
+Only where there is padding enough to pay for it: the gathers and scatters around attention cost a few
+per cent of a layer, so a batch with under :data:`MIN_PADDING` of its positions padding runs padded. In
+whole runs on the 2-core Zen 4 machine (benchmarks/RESULTS.md, thirty-fifth session) unpadding every
+padded batch made XNLI's runs (2 % of positions padding) 3-7 % slower to evaluate and 2-4 % slower to
+train in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 10 % faster in fp32;
+batches with at least 5 % padding hold 93 % of PAN-X's training padding and 83 % of its evaluation's,
+and 8 % / 3 % of XNLI's batches.
+
+Where it does not apply the encoder runs as before: a batch with too little padding (none at all
+included: its attention mask is then None), a mask that is not a key-padding mask (packed rows' block
+diagonal), a model whose layers are not BERT-shaped, cross-attention or a cache, hooks on a layer or
+its attention (how transformers returns ``output_hidden_states``, which retrieval reads), and devices
+other than the CPU (untested there).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from torch import nn
 from xstilts.models import draws, first_token, fused_qkv
 from xstilts.models.dropout import drawn_mask
 
+MIN_PADDING = 0.05  # the share of a batch's positions that must be padding for it to run unpadded
 _FLAG = "_xstilts_unpad"  # set on an encoder stack whose forward is the unpadded one
 
 
@@ -65,16 +75,16 @@ def installed(encoder: nn.Module) -> bool:
 
 def real_positions(mask: torch.Tensor | None) -> torch.Tensor | None:
     """Indices into ``batch × length`` of the real tokens, from a 4-D attention mask, or None where
-    there is nothing to unpad: no mask, no padding, or a mask that is not the same key-padding row
-    for every query (a packed batch's block diagonal). Bool masks are SDPA's (True: attend), float
-    ones additive (0: attend)."""
+    there is nothing worth unpadding: no mask, under :data:`MIN_PADDING` of the positions padding, or
+    a mask that is not the same key-padding row for every query (a packed batch's block diagonal).
+    Bool masks are SDPA's (True: attend), float ones additive (0: attend)."""
     if mask is None or mask.dim() != 4 or mask.shape[1] != 1:
         return None
     keep = mask if mask.dtype == torch.bool else mask == 0
-    keys = keep[:, :, :1, :]  # the first query's row: a key-padding mask gives every query the same
-    if bool(keys.all()) or not bool((keep == keys).all()):
+    first = keep[:, :, :1, :]  # the first query's row: a key-padding mask gives every query the same
+    if int(first.sum()) > (1 - MIN_PADDING) * first.numel() or not bool((keep == first).all()):
         return None
-    return keys.reshape(-1).nonzero().squeeze(1)
+    return first.reshape(-1).nonzero().squeeze(1)
 
 
 def _hooked(layer: nn.Module) -> bool:
