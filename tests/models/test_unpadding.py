@@ -180,15 +180,30 @@ def test_real_positions_read_key_padding_masks_only() -> None:
     assert unpadding.real_positions(block.expand(2, 1, 3, 3)) is None
 
 
-def test_batches_with_little_padding_run_padded() -> None:
-    """Under MIN_PADDING of the positions padding, the gathers would cost more than they save."""
+def test_batches_with_little_padding_run_padded_when_asked() -> None:
+    """unpad_min_padding: under that share of the positions padding, the gathers would cost more than they save."""
     def mask(real: list[int], length: int) -> torch.Tensor:
         keys = torch.arange(length)[None, :] < torch.tensor(real)[:, None]
         return keys[:, None, None, :].expand(len(real), 1, length, length)
 
-    assert unpadding.real_positions(mask([20, 20, 20, 19], 20)) is None  # 1 of 80 positions padding
-    assert unpadding.real_positions(mask([20, 20, 20, 16], 20)).numel() == 76  # 4 of 80: exactly 5 %
-    assert unpadding.real_positions(mask([20, 20, 20, 17], 20)) is None  # 3 of 80
+    assert unpadding.real_positions(mask([20, 20, 20, 19], 20)).numel() == 79  # by default any padding
+    assert unpadding.real_positions(mask([20, 20, 20, 19], 20), 0.05) is None  # 1 of 80 positions padding
+    assert unpadding.real_positions(mask([20, 20, 20, 17], 20), 0.05) is None  # 3 of 80
+    assert unpadding.real_positions(mask([20, 20, 20, 16], 20), 0.05).numel() == 76  # 4 of 80: exactly 5 %
+
+
+def test_the_threshold_reaches_the_encoder(tiny_model: Path, layer_calls: list[int]) -> None:
+    from xstilts.config import RuntimeConfig
+    from xstilts.training.speed import prepare_encoder
+
+    batch = _batch()  # 16 of 55 positions padding: 29 %
+    for min_padding, calls in ((0.25, 2), (0.3, 0)):
+        encoder = _encoder(tiny_model)
+        prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=False, unpad_min_padding=min_padding), [], None)
+        layer_calls.clear()
+        with torch.no_grad():
+            encoder.eval()(**batch)
+        assert len(layer_calls) == calls, min_padding
 
 
 def test_packed_rows_run_as_before_and_padded_batches_unpadded(tiny_model: Path, layer_calls: list[int]) -> None:
@@ -230,3 +245,4 @@ def test_the_runtime_switch(tiny_model: Path) -> None:
     packed = RuntimeConfig(threads=1, unpad=True, pack_sequences=True)
     assert prepare_encoder(_encoder(tiny_model), packed, [], None).unpadded == 2  # for evaluation's padded batches
     assert runtime_key(on) == runtime_key(RuntimeConfig(threads=1, unpad=False))  # rounding only: not in run ids
+    assert runtime_key(on) == runtime_key(RuntimeConfig(threads=1, unpad_min_padding=0.05))

@@ -18,16 +18,17 @@ rounding, like another thread count, and the switch is not in run ids. The last 
 back padded (zeros at padding, which no head reads). Where the first-token shortcut
 (models/first_token.py) computes the last layer, that layer gets the padded states and runs as before.
 
-Only where there is padding enough to pay for it: the gathers and scatters around attention cost a few
-per cent of a layer, so a batch with under :data:`MIN_PADDING` of its positions padding runs padded. In
-whole runs on the 2-core Zen 4 machine (benchmarks/RESULTS.md, thirty-fifth session) unpadding every
-padded batch made XNLI's runs (2 % of positions padding) 3-7 % slower to evaluate and 2-4 % slower to
-train in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 10 % faster in fp32;
+The gathers and scatters around attention cost a few per cent of a layer, so a batch with almost
+no padding can be slower unpadded: ``runtime.unpad_min_padding`` (default 0: every padded batch is
+unpadded) sends batches with a smaller share of padding positions down the padded path. In whole
+runs on the 2-core Zen 4 machine (benchmarks/RESULTS.md, thirty-fifth session) unpadding every padded
+batch made XNLI's runs (2 % of positions padding) 3-7 % slower to evaluate and 2-4 % slower to train
+in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 10 % faster in fp32;
 batches with at least 5 % padding hold 93 % of PAN-X's training padding and 83 % of its evaluation's,
 and 8 % / 3 % of XNLI's batches.
 
-Where it does not apply the encoder runs as before: a batch with too little padding (none at all
-included: its attention mask is then None), a mask that is not a key-padding mask (packed rows' block
+Where it does not apply the encoder runs as before: a batch without padding (its attention mask is
+then None) or with less than ``unpad_min_padding``, a mask that is not a key-padding mask (packed rows' block
 diagonal), a model whose layers are not BERT-shaped, cross-attention or a cache, hooks on a layer or
 its attention (how transformers returns ``output_hidden_states``, which retrieval reads), and devices
 other than the CPU (untested there).
@@ -44,8 +45,7 @@ from torch import nn
 from xstilts.models import draws, first_token, fused_qkv
 from xstilts.models.dropout import drawn_mask
 
-MIN_PADDING = 0.05  # the share of a batch's positions that must be padding for it to run unpadded
-_FLAG = "_xstilts_unpad"  # set on an encoder stack whose forward is the unpadded one
+_FLAG = "_xstilts_unpad"  # on an encoder stack whose forward is the unpadded one: its min_padding
 
 
 def _stack(encoder: nn.Module) -> nn.Module | None:
@@ -57,14 +57,15 @@ def _stack(encoder: nn.Module) -> nn.Module | None:
     return stack
 
 
-def install(encoder: nn.Module) -> int:
-    """Give ``encoder``'s layer stack the unpadded forward; returns the number of layers (0: not BERT-shaped)."""
+def install(encoder: nn.Module, min_padding: float = 0.0) -> int:
+    """Give ``encoder``'s layer stack the unpadded forward, for batches with at least ``min_padding``
+    of their positions padding; returns the number of layers (0: not BERT-shaped)."""
     stack = _stack(encoder)
     if stack is None or not all(first_token.bert_shaped(layer) for layer in stack.layer):
         return 0
     if _FLAG not in vars(stack):
-        setattr(stack, _FLAG, True)
         stack.forward = types.MethodType(_forward, stack)
+    setattr(stack, _FLAG, float(min_padding))
     return len(stack.layer)
 
 
@@ -73,16 +74,17 @@ def installed(encoder: nn.Module) -> bool:
     return stack is not None and _FLAG in vars(stack)
 
 
-def real_positions(mask: torch.Tensor | None) -> torch.Tensor | None:
+def real_positions(mask: torch.Tensor | None, min_padding: float = 0.0) -> torch.Tensor | None:
     """Indices into ``batch × length`` of the real tokens, from a 4-D attention mask, or None where
-    there is nothing worth unpadding: no mask, under :data:`MIN_PADDING` of the positions padding, or
-    a mask that is not the same key-padding row for every query (a packed batch's block diagonal).
-    Bool masks are SDPA's (True: attend), float ones additive (0: attend)."""
+    there is nothing worth unpadding: no mask, no padding or less than ``min_padding`` of the
+    positions, or a mask that is not the same key-padding row for every query (a packed batch's block
+    diagonal). Bool masks are SDPA's (True: attend), float ones additive (0: attend)."""
     if mask is None or mask.dim() != 4 or mask.shape[1] != 1:
         return None
     keep = mask if mask.dtype == torch.bool else mask == 0
     first = keep[:, :, :1, :]  # the first query's row: a key-padding mask gives every query the same
-    if int(first.sum()) > (1 - MIN_PADDING) * first.numel() or not bool((keep == first).all()):
+    padding = first.numel() - int(first.sum())
+    if padding == 0 or padding < min_padding * first.numel() or not bool((keep == first).all()):
         return None
     return first.reshape(-1).nonzero().squeeze(1)
 
@@ -104,7 +106,7 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     if (hidden_states.device.type == "cpu" and encoder_hidden_states is None
             and kwargs.get("encoder_attention_mask") is None and kwargs.get("cache") is None
             and not any(_hooked(layer) for layer in self.layer)):
-        index = real_positions(attention_mask)
+        index = real_positions(attention_mask, getattr(self, _FLAG))
     if index is None:
         return full(self, hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
     from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions

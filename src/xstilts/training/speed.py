@@ -486,7 +486,7 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     # with packing too: packed training rows fall back to the padded path (their mask is not a key-padding
     # mask), evaluation's padded batches are unpadded
     if runtime.unpad and not runtime.compile and _device_type() == "cpu":
-        setup.unpadded = unpadding.install(encoder)
+        setup.unpadded = unpadding.install(encoder, runtime.unpad_min_padding)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True
