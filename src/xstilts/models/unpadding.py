@@ -5,9 +5,9 @@ layer norm, GELU and dropout of every layer computes all of them, padding includ
 attention needs the padded ``[batch, heads, length, length]`` layout. On a CPU those per-token
 operators are nine tenths of a training step (benchmarks/profile_step.py), so the padding that
 length buckets leave (13 % of the quickstart's PAN-X training positions, 6 % of its evaluation's)
-costs about as much in time. Here each layer runs on ``[real tokens, hidden]``: the query, key and value projections are
-spread into the padded layout for attention (zeros at padding, which the attention mask hides
-anyway) and attention's output is gathered back, one copy each, small against the products saved.
+costs about as much in time. Here each layer runs on ``[real tokens, hidden]``: the query, key and
+value projections are spread into the padded layout for attention (zeros at padding, which the
+attention mask hides anyway) and attention's output is gathered back, one copy each.
 
 The same arithmetic on fewer rows: every real token's outputs and gradients equal the padded
 encoder's up to floating-point rounding (a product over fewer rows may round differently), and the
@@ -23,13 +23,13 @@ no padding can be slower unpadded: ``runtime.unpad_min_padding`` (default 0: eve
 unpadded) sends batches with a smaller share of padding positions down the padded path. In whole
 runs on the 2-core Zen 4 machine (benchmarks/RESULTS.md, thirty-fifth session) unpadding every padded
 batch made XNLI's runs (2 % of positions padding) 3-7 % slower to evaluate and 2-4 % slower to train
-in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 10 % faster in fp32;
+in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 7-10 % faster in fp32;
 batches with at least 5 % padding hold 93 % of PAN-X's training padding and 83 % of its evaluation's,
 and 8 % / 3 % of XNLI's batches.
 
 Where it does not apply the encoder runs as before: a batch without padding (its attention mask is
-then None) or with less than ``unpad_min_padding``, a mask that is not a key-padding mask (packed rows' block
-diagonal), a model whose layers are not BERT-shaped, cross-attention or a cache, hooks on a layer or
+then None) or with less than ``unpad_min_padding``, a mask that is not a key-padding mask (packed
+rows' block diagonal), a model whose layers are not BERT-shaped, cross-attention or a cache, hooks on a layer or
 its attention (how transformers returns ``output_hidden_states``, which retrieval reads), and devices
 other than the CPU (untested there).
 """
