@@ -161,9 +161,9 @@ class RuntimeConfig(Strict):
     # (pack_sequences) have no padding to skip and run as before; evaluation is unpadded there too
     unpad: bool = True
     # ... only for batches with at least this share of their positions padding: below it the gathers
-    # around attention can cost more than they save (0.05 was on the Zen 4 machine: models/unpadding.py).
-    # Rounding only, not in run ids
-    unpad_min_padding: float = Field(0.0, ge=0.0, lt=1.0)
+    # around attention cost more than they save (whole runs on the Zen 4 machine: models/unpadding.py).
+    # 0 unpads every padded batch. Rounding only, not in run ids
+    unpad_min_padding: float = Field(0.05, ge=0.0, lt=1.0)
     # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
     # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new
     # shape most steps until every length has been seen; off = the flash / memory-efficient kernels,

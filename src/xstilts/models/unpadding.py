@@ -19,8 +19,8 @@ back padded (zeros at padding, which no head reads). Where the first-token short
 (models/first_token.py) computes the last layer, that layer gets the padded states and runs as before.
 
 The gathers and scatters around attention cost a few per cent of a layer, so a batch with almost
-no padding can be slower unpadded: ``runtime.unpad_min_padding`` (default 0: every padded batch is
-unpadded) sends batches with a smaller share of padding positions down the padded path. In whole
+no padding can be slower unpadded: ``runtime.unpad_min_padding`` (default 0.05; 0 unpads every padded
+batch) sends batches with a smaller share of padding positions down the padded path. In whole
 runs on the 2-core Zen 4 machine (benchmarks/RESULTS.md, thirty-fifth session) unpadding every padded
 batch made XNLI's runs (2 % of positions padding) 3-7 % slower to evaluate and 2-4 % slower to train
 in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 7-10 % faster in fp32;
