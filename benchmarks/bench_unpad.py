@@ -22,8 +22,9 @@ Printed: the real-token share of the positions, seconds per side, and the ratio 
 Its limit: on batches with almost no padding (XNLI's: 2 % of positions) this in-process A/B put
 unpadding at no cost in evaluation (0.99-1.00×) and 5 % faster in training, yet whole runs of the
 study's grid, one process per side in alternating order, were 3-7 % slower to evaluate and 2-4 %
-slower to train unpadded (benchmarks/RESULTS.md, thirty-fifth session). Judge a threshold such as
-``--runtime '{"unpad_min_padding": 0.05}'`` by whole runs, not by this alone.
+slower to train unpadded (benchmarks/RESULTS.md, thirty-fifth session). Judge a threshold (the
+default ``runtime.unpad_min_padding`` 0.05 applies here too; ``--runtime '{"unpad_min_padding": 0}'``
+unpads every padded batch) by whole runs, not by this alone.
 """
 
 from __future__ import annotations
