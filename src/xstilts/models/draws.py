@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,50 +43,25 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from xstilts.models import extensions
+
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "csrc" / "bernoulli_draws.cpp"
+SOURCE = extensions.SOURCES / "bernoulli_draws.cpp"
 NAME = "xstilts_bernoulli_draws"  # the build folder adds a digest of the source and torch installation
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.bool)
 _BERNOULLI = torch.ops.aten.bernoulli_.float
-_LOCK = threading.Lock()
 
 
 def build_directory() -> Path:
-    """Where the kernel is built: one folder per source text and torch installation, with the source
-    copied in. torch's build rules name the source's path and torch's header path, and it rebuilds
-    (about 40 s) whenever either differs from the last build in the folder: two checkouts, or two
-    virtual environments (a symlinked one counts), sharing one folder would rebuild in turn."""
-    text = SOURCE.read_bytes()
-    installation = f"{torch.__version__} {os.path.dirname(torch.__file__)}".encode()
-    digest = hashlib.sha256(text + installation).hexdigest()[:12]
-    from torch.utils.cpp_extension import get_default_build_root  # torch's own default (honours XDG_CACHE_HOME)
-
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-    folder = root / f"{NAME}_{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / SOURCE.name
-    if not copy.exists() or copy.read_bytes() != text:
-        tmp = folder / f".{SOURCE.name}.{os.getpid()}"
-        tmp.write_bytes(text)
-        tmp.replace(copy)  # atomic: a concurrent build never reads half a file
-    return folder
+    """Where the kernel is built (models/extensions.py): one folder per source text and torch installation."""
+    return extensions.build_directory(SOURCE, NAME)
 
 
 @functools.cache
 def _build() -> ModuleType | None:
     """The compiled kernel (built and cached at first use), or None where it cannot be built."""
-    from torch.utils.cpp_extension import load
-
-    with _LOCK:
-        try:
-            folder = build_directory()
-            return load(name=folder.name, sources=[str(folder / SOURCE.name)], build_directory=str(folder),
-                        extra_cflags=["-O3"], verbose=False)
-        except Exception as exc:  # no compiler / headers: PyTorch's own draws, which are the same numbers
-            log.warning("xstilts: the dropout-draw kernel could not be built (%s); drawing with PyTorch",
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            return None
+    return extensions.build(SOURCE, NAME, "the dropout-draw kernel")
 
 
 def kernel_bernoulli_(tensor: torch.Tensor, p: float) -> torch.Tensor:

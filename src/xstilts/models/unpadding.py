@@ -42,10 +42,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from xstilts.models import draws, first_token, fused_qkv
+from xstilts.models import attention_kernel, draws, first_token, fused_qkv
 from xstilts.models.dropout import drawn_mask
 
 _FLAG = "_xstilts_unpad"  # on an encoder stack whose forward is the unpadded one: its min_padding
+_KERNEL = "_xstilts_unpad_kernel"  # ... and whether evaluation's attention may use models/attention_kernel.py
 
 
 def _stack(encoder: nn.Module) -> nn.Module | None:
@@ -57,16 +58,25 @@ def _stack(encoder: nn.Module) -> nn.Module | None:
     return stack
 
 
-def install(encoder: nn.Module, min_padding: float = 0.0) -> int:
+def install(encoder: nn.Module, min_padding: float = 0.0, kernel: bool = False) -> int:
     """Give ``encoder``'s layer stack the unpadded forward, for batches with at least ``min_padding``
-    of their positions padding; returns the number of layers (0: not BERT-shaped)."""
+    of their positions padding; returns the number of layers (0: not BERT-shaped). ``kernel``: in
+    evaluation (eval mode, no gradients) every batch runs unpadded with attention by
+    models/attention_kernel.py where it is available, whatever its padding."""
     stack = _stack(encoder)
     if stack is None or not all(first_token.bert_shaped(layer) for layer in stack.layer):
         return 0
     if _FLAG not in vars(stack):
         stack.forward = types.MethodType(_forward, stack)
     setattr(stack, _FLAG, float(min_padding))
+    setattr(stack, _KERNEL, bool(kernel))
     return len(stack.layer)
+
+
+def kernel_installed(encoder: nn.Module) -> bool:
+    """Whether evaluation's attention runs by the kernel: asked for at install, and available here."""
+    stack = _stack(encoder)
+    return stack is not None and bool(vars(stack).get(_KERNEL)) and attention_kernel.available()
 
 
 def installed(encoder: nn.Module) -> bool:
@@ -79,14 +89,45 @@ def real_positions(mask: torch.Tensor | None, min_padding: float = 0.0) -> torch
     there is nothing worth unpadding: no mask, no padding or less than ``min_padding`` of the
     positions, or a mask that is not the same key-padding row for every query (a packed batch's block
     diagonal). Bool masks are SDPA's (True: attend), float ones additive (0: attend)."""
+    keys = key_padding(mask)
+    if keys is None:
+        return None
+    padding = keys.numel() - int(keys.sum())
+    if padding == 0 or padding < min_padding * keys.numel():
+        return None
+    return keys.reshape(-1).nonzero().squeeze(1)
+
+
+def key_padding(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``[batch, length]``, True at real keys, from a 4-D key-padding mask; None for no mask or any
+    other mask (a packed batch's block diagonal gives queries different rows)."""
     if mask is None or mask.dim() != 4 or mask.shape[1] != 1:
         return None
     keep = mask if mask.dtype == torch.bool else mask == 0
     first = keep[:, :, :1, :]  # the first query's row: a key-padding mask gives every query the same
-    padding = first.numel() - int(first.sum())
-    if padding == 0 or padding < min_padding * first.numel() or not bool((keep == first).all()):
+    if not bool((keep == first).all()):
         return None
-    return first.reshape(-1).nonzero().squeeze(1)
+    return first.reshape(keep.shape[0], keep.shape[-1])
+
+
+def _kernel_rows(self: nn.Module, mask: torch.Tensor | None, batch: int, length: int,
+                 ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(real rows' indices, each sequence's real-token count) for evaluation by the attention kernel,
+    whatever the padding, or None: not evaluation, the kernel not asked for or not available, or a
+    mask that is not a key-padding mask."""
+    if self.training or torch.is_grad_enabled() or not vars(self).get(_KERNEL) or not attention_kernel.available():
+        return None
+    if getattr(self.layer[0].attention.self.config, "is_decoder", False):  # causal without a mask
+        return None
+    if mask is None:  # no padding anywhere
+        return torch.arange(batch * length), torch.full((batch,), length, dtype=torch.int64)
+    keys = key_padding(mask)
+    if keys is None:
+        return None
+    lengths = keys.sum(dim=1, dtype=torch.int64)
+    if not bool((lengths > 0).all()):  # a row of padding alone: SDPA's answer for it is its own
+        return None
+    return keys.reshape(-1).nonzero().squeeze(1), lengths
 
 
 def _hooked(layer: nn.Module) -> bool:
@@ -102,11 +143,12 @@ def _hooked(layer: nn.Module) -> bool:
 def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
              encoder_hidden_states: torch.Tensor | None = None, *args: Any, **kwargs: Any) -> Any:
     full = type(self).forward
-    index = None
+    index = lengths = None
     if (hidden_states.device.type == "cpu" and encoder_hidden_states is None
             and kwargs.get("encoder_attention_mask") is None and kwargs.get("cache") is None
             and not any(_hooked(layer) for layer in self.layer)):
-        index = real_positions(attention_mask, getattr(self, _FLAG))
+        rows = _kernel_rows(self, attention_mask, hidden_states.shape[0], hidden_states.shape[1])
+        index, lengths = rows if rows is not None else (real_positions(attention_mask, getattr(self, _FLAG)), None)
     if index is None:
         return full(self, hidden_states, attention_mask, encoder_hidden_states, *args, **kwargs)
     from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
@@ -120,7 +162,7 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
     x = hidden_states.reshape(batch * length, hidden).index_select(0, index)
     for layer in layers[:-1] if tail is not None else layers:
-        x = _layer(layer, x, index, batch, length, attention_mask, interface)
+        x = _layer(layer, x, index, batch, length, attention_mask, interface, lengths)
     padded = x.new_zeros(batch * length, x.shape[-1]).index_copy(0, index, x).view(batch, length, -1)
     if tail is not None:
         padded = tail(padded, attention_mask)
@@ -128,23 +170,34 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
 
 
 def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, batch: int, length: int,
-           mask: torch.Tensor, interface: Any) -> torch.Tensor:
+           mask: torch.Tensor | None, interface: Any, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """One BERT layer on ``[real tokens, hidden]`` rows, attention (``interface``, transformers'
-    attention function) in the padded layout."""
+    attention function) in the padded layout, or on the rows themselves by the attention kernel
+    where ``lengths`` (each sequence's rows) is given and the kernel takes the projections."""
     attn = layer.attention.self
+    projected = fused_qkv.project(attn, x) if fused_qkv.fused(attn) else (attn.query(x), attn.key(x), attn.value(x))
+    heads = projected[0].shape[-1] // attn.attention_head_size
+    if lengths is not None and attention_kernel.takes(projected[0], heads):
+        context = attention_kernel.attend(*projected, lengths, heads, attn.scaling)
+    else:
+        context = _padded_attention(attn, projected, index, batch, length, mask, interface)
+    attended = _output(layer.attention.output, context, x, index, batch, length)
+    return _output(layer.output, layer.intermediate(attended), attended, index, batch, length)
+
+
+def _padded_attention(attn: nn.Module, projected: tuple[torch.Tensor, ...], index: torch.Tensor, batch: int,
+                      length: int, mask: torch.Tensor | None, interface: Any) -> torch.Tensor:
+    """transformers' attention function on the projections spread into the padded layout; the real rows back."""
 
     def spread(t: torch.Tensor) -> torch.Tensor:  # [tokens, heads·d] -> [batch, heads, length, d]
         rows = t.new_zeros(batch * length, t.shape[-1]).index_copy(0, index, t)
         return rows.view(batch, length, -1, attn.attention_head_size).transpose(1, 2)
 
-    projected = fused_qkv.project(attn, x) if fused_qkv.fused(attn) else (attn.query(x), attn.key(x), attn.value(x))
     query, key, value = (spread(t) for t in projected)
     with draws.held(attn):  # attention draws its mask here, outside the attention module's own forward
         context, _ = interface(attn, query, key, value, mask, dropout=attn.dropout.p if attn.training else 0.0,
                                scaling=attn.scaling)
-    context = context.reshape(batch * length, -1).index_select(0, index)
-    attended = _output(layer.attention.output, context, x, index, batch, length)
-    return _output(layer.output, layer.intermediate(attended), attended, index, batch, length)
+    return context.reshape(batch * length, -1).index_select(0, index)
 
 
 def _output(block: nn.Module, x: torch.Tensor, residual: torch.Tensor, index: torch.Tensor, batch: int,

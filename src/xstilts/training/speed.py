@@ -76,6 +76,7 @@ class SpeedSetup:
     compiled: bool = False
     packed: bool = False  # training batches packed (models/packing.py)
     unpadded: int = 0  # layers computing real tokens only, attention padded (models/unpadding.py)
+    attention_kernel: bool = False  # evaluation's attention on real tokens by models/attention_kernel.py
     precision: str = "no"  # autocast: "bf16", "fp16" or "no"; what runtime.bf16 = "auto" chose on this machine
     cudnn_attention: bool | None = None  # SDPA's cuDNN backend on a CUDA device (None: not a CUDA run)
 
@@ -486,7 +487,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     # with packing too: packed training rows fall back to the padded path (their mask is not a key-padding
     # mask), evaluation's padded batches are unpadded
     if runtime.unpad and not runtime.compile and _device_type() == "cpu":
-        setup.unpadded = unpadding.install(encoder, runtime.unpad_min_padding)
+        setup.unpadded = unpadding.install(encoder, runtime.unpad_min_padding, runtime.attention_kernel)
+        setup.attention_kernel = bool(setup.unpadded) and unpadding.kernel_installed(encoder)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True

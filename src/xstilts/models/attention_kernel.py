@@ -1,0 +1,105 @@
+"""Evaluation's self-attention on real tokens, by a compiled kernel (``runtime.attention_kernel``).
+
+Why: PyTorch's CPU attention (SDPA's flash kernel) is built for long sequences. At the shapes
+evaluation batches have here (32 sequences × 12 heads × 10-110 positions × 32 dimensions) it ran at
+about a tenth of the machine's fp32 multiply rate and took 15 % of an XNLI or PAN-X evaluation pass
+on the default model (benchmarks/RESULTS.md), and the unpadded encoder (models/unpadding.py) must
+also spread the query, key and value rows into the padded layout for it and gather the result back.
+``csrc/varlen_attention.cpp`` reads the unpadded ``[tokens, heads·d]`` rows directly, one sequence and
+head at a time with everything in cache, touching neither padding nor other sequences' keys: 2-7×
+SDPA's speed with the spreads counted, on one thread.
+
+Equal up to float rounding: scores, softmax and the weighted sum are computed in fp32 from the same
+inputs (bf16 inputs widened exactly), only the summation order and the exponential's last bits
+differ, and the output is rounded to the input's type as SDPA rounds it. Like another thread count,
+so not in run ids. A check at first use compares it with fp32 attention on random sequences
+(:func:`available`); where it fails, or no compiler is found, evaluation uses SDPA as before.
+
+Only for inference (no autograd, no dropout): :mod:`xstilts.models.unpadding` calls it for an encoder
+in eval mode with gradients off, which is how evaluation runs (evaluation/predict.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from types import ModuleType
+
+import torch
+
+from xstilts.models import extensions
+
+log = logging.getLogger(__name__)
+
+SOURCE = extensions.SOURCES / "varlen_attention.cpp"
+NAME = "xstilts_varlen_attention"  # the build folder adds a digest of the source and torch installation
+HEAD_SIZES = (16, 32, 64, 128)
+DTYPES = (torch.float32, torch.bfloat16)
+
+
+@functools.cache
+def _build() -> ModuleType | None:
+    return extensions.build(SOURCE, NAME, "the attention kernel")
+
+
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, lengths: torch.Tensor, heads: int,
+           scale: float) -> torch.Tensor:
+    """``softmax(q kᵀ · scale) v`` for each sequence and head, as ``[tokens, heads·d]`` like ``query``.
+
+    The rows of ``query``/``key``/``value`` hold the sequences end to end, ``lengths[i]`` rows for
+    sequence ``i`` (an int64 tensor). Each row must be contiguous; the tensors may be views (a
+    fused projection's slices) with other row strides.
+    """
+    module = _build()
+    assert module is not None, "attend needs the built kernel (see available())"
+    lengths = lengths.to(torch.int64).contiguous()
+    starts = torch.cumsum(lengths, 0) - lengths
+    q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
+    return module.attention(q, k, v, starts, lengths, heads, float(scale))
+
+
+def takes(query: torch.Tensor, heads: int) -> bool:
+    """Whether :func:`attend` computes this projection's attention: a CPU tensor of a supported type
+    and head size, nothing that autograd would need to differentiate."""
+    return (query.device.type == "cpu" and query.dtype in DTYPES and query.dim() == 2
+            and heads > 0 and query.shape[-1] % heads == 0 and query.shape[-1] // heads in HEAD_SIZES
+            and not (torch.is_grad_enabled() and query.requires_grad))
+
+
+@functools.cache
+def available() -> bool:
+    """Whether the kernel is built and agrees with fp32 attention (checked once per process, on
+    sequences of 1-70 tokens, every head size, fp32 and bf16 inputs)."""
+    if _build() is None:
+        return False
+    generator = torch.Generator().manual_seed(20261206)
+    lengths = torch.tensor([1, 7, 16, 17, 70, 33], dtype=torch.int64)
+    tokens = int(lengths.sum())
+    worst = {}
+    for size in HEAD_SIZES:
+        heads = 128 // size if size < 128 else 2
+        q, k, v = (torch.randn(tokens, heads * size, generator=generator) for _ in range(3))
+        for dtype in DTYPES:  # against the same inputs, rounded to the dtype, in float64
+            q_, k_, v_ = (t.to(dtype) for t in (q, k, v))
+            want = _reference(q_.double(), k_.double(), v_.double(), lengths, heads, size ** -0.5)
+            got = attend(q_, k_, v_, lengths, heads, size ** -0.5).double()
+            worst[(size, str(dtype))] = float((got - want).abs().max() / want.abs().max())
+    # relative to the largest output (measured ~1e-6 in fp32 and ~2e-3 in bf16, SDPA's own ~5e-7 and
+    # ~2e-3): a broken build errs by whole units
+    ok = all(err <= (1e-5 if dtype == "torch.float32" else 2 ** -7) for (_, dtype), err in worst.items())
+    if not ok:
+        log.warning("xstilts: the attention kernel disagrees with PyTorch here (%s); evaluating with SDPA", worst)
+    return ok
+
+
+def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, heads: int,
+               scale: float) -> torch.Tensor:
+    """The same attention by PyTorch, one sequence at a time (for the check and the tests)."""
+    out, start = [], 0
+    for n in lengths.tolist():
+        rows = slice(start, start + n)
+        split = [t[rows].reshape(n, heads, -1).transpose(0, 1) for t in (q, k, v)]  # [heads, n, d]
+        weights = torch.softmax(split[0] @ split[1].transpose(1, 2) * scale, dim=-1)
+        out.append((weights @ split[2]).transpose(0, 1).reshape(n, -1))
+        start += n
+    return torch.cat(out)

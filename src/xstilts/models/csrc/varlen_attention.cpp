@@ -1,0 +1,235 @@
+// Inference attention over variable-length sequences stored end to end ([tokens, heads * d], the
+// unpadded layout of models/unpadding.py): softmax(q k^T * scale) v per sequence and head, keys of
+// other sequences and padding never touched. Loaded by xstilts/models/attention_kernel.py (built at
+// first use); that module says why and when it is used.
+//
+// Each (sequence, head) is one work item: its keys are widened to fp32 and transposed, its values
+// widened, and four query rows at a time get their scores (16 keys per vector), an fp32 softmax
+// (max-subtracted, a polynomial exp) and their weighted sum of values, all in fp32; the output is
+// rounded to the input's type (round to nearest even for bf16). No autograd, no dropout.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+#define INLINE inline __attribute__((always_inline))
+
+INLINE v16 load16(const float* p) { v16 r; std::memcpy(&r, p, 64); return r; }
+INLINE void store16(float* p, v16 x) { std::memcpy(p, &x, 64); }
+INLINE v16 splat(float x) { return (v16){} + x; }
+
+// exp(x) for x <= 0: 2^(x log2 e) split into 2^k * 2^f, 2^f by a degree-6 polynomial on [0, 1)
+// (relative error ~2e-7); below -87 it returns exp(-87) ~ 1.6e-38, which the caller zeroes where it
+// matters (padding lanes)
+INLINE v16 exp_neg(v16 x) {
+  x = x < -87.0f ? splat(-87.0f) : x;
+  const v16 t = x * 1.44269504088896341f;
+  v16i k = __builtin_convertvector(t, v16i);  // toward zero
+  k += (v16i)(__builtin_convertvector(k, v16) > t);  // -1 where that rounded up: floor
+  const v16 f = t - __builtin_convertvector(k, v16);
+  v16 p = splat(1.535336188319500e-4f);
+  p = p * f + 1.339887440266574e-3f;
+  p = p * f + 9.618437357674640e-3f;
+  p = p * f + 5.550332471162809e-2f;
+  p = p * f + 2.402264791363012e-1f;
+  p = p * f + 6.931472028550421e-1f;
+  p = p * f + 1.0f;
+  v16i bits;
+  std::memcpy(&bits, &p, 64);
+  bits += k << 23;
+  v16 r;
+  std::memcpy(&r, &bits, 64);
+  return r;
+}
+
+INLINE float widen(float x) { return x; }
+INLINE float widen(c10::BFloat16 x) {
+  uint16_t u;
+  std::memcpy(&u, &x, 2);
+  const uint32_t w = uint32_t(u) << 16;
+  float f;
+  std::memcpy(&f, &w, 4);
+  return f;
+}
+INLINE void narrow(float* p, float x) { *p = x; }
+INLINE void narrow(c10::BFloat16* p, float x) {  // round to nearest even, as c10::BFloat16 (x finite)
+  uint32_t w;
+  std::memcpy(&w, &x, 4);
+  w += 0x7FFFu + ((w >> 16) & 1u);
+  const uint16_t u = uint16_t(w >> 16);
+  std::memcpy(p, &u, 2);
+}
+
+constexpr int R = 4;  // query rows per block: their scores share each loaded key vector
+
+struct Scratch {
+  std::vector<float> kt, vf, s, qf;
+  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), vf(npad * d), s(R * npad), qf(R * d) {}
+};
+
+// one sequence and head: n rows of q, k, v starting at the given pointers, row strides qs, ks, vs, os
+template <typename T, int D>
+INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
+                     int64_t n, float scale, Scratch& w) {
+  const int64_t npad = (n + 15) & ~int64_t(15), blocks = npad / 16;
+  float* kt = w.kt.data();
+  float* vf = w.vf.data();
+  float* s = w.s.data();
+  float* qf = w.qf.data();
+  for (int64_t j = 0; j < n; ++j)
+    for (int d = 0; d < D; ++d) {
+      kt[d * npad + j] = widen(k[j * ks + d]);
+      vf[j * D + d] = widen(v[j * vs + d]);
+    }
+  for (int d = 0; d < D; ++d)
+    for (int64_t j = n; j < npad; ++j) kt[d * npad + j] = 0.f;
+  const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const v16i valid = lane < (v16i){} + int32_t(n - (blocks - 1) * 16);  // real keys in the last block
+  for (int64_t i0 = 0; i0 < n; i0 += R) {
+    const int rows = int(std::min<int64_t>(R, n - i0));
+    for (int r = 0; r < R; ++r)
+      for (int d = 0; d < D; ++d) qf[r * D + d] = r < rows ? widen(q[(i0 + r) * qs + d]) * scale : 0.f;
+    for (int64_t b = 0; b < blocks; ++b) {  // scores, 16 keys at a time for R rows
+      v16 acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = splat(0.f);
+      for (int d = 0; d < D; ++d) {
+        const v16 key = load16(kt + d * npad + b * 16);
+        for (int r = 0; r < R; ++r) acc[r] += qf[r * D + d] * key;
+      }
+      for (int r = 0; r < R; ++r) store16(s + r * npad + b * 16, acc[r]);
+    }
+    float inv[R] = {0.f, 0.f, 0.f, 0.f};
+    for (int r = 0; r < rows; ++r) {  // softmax over the real keys, in place
+      float* row = s + r * npad;
+      v16 top = splat(-INFINITY);
+      for (int64_t b = 0; b < blocks; ++b) {
+        v16 x = load16(row + b * 16);
+        if (b == blocks - 1) x = valid ? x : splat(-INFINITY);
+        top = x > top ? x : top;
+      }
+      float m = top[0];
+      for (int l = 1; l < 16; ++l) m = std::max(m, top[l]);
+      v16 sum = splat(0.f);
+      for (int64_t b = 0; b < blocks; ++b) {
+        v16 e = exp_neg(load16(row + b * 16) - m);
+        if (b == blocks - 1) e = valid ? e : splat(0.f);
+        store16(row + b * 16, e);
+        sum += e;
+      }
+      float total = 0.f;
+      for (int l = 0; l < 16; ++l) total += sum[l];
+      inv[r] = 1.f / total;
+    }
+    constexpr int C = D / 16;
+    v16 acc[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) acc[r][c] = splat(0.f);
+    for (int64_t j = 0; j < n; ++j) {  // probabilities times values
+      v16 val[C];
+      for (int c = 0; c < C; ++c) val[c] = load16(vf + j * D + c * 16);
+      for (int r = 0; r < R; ++r) {
+        const float p = s[r * npad + j];
+        for (int c = 0; c < C; ++c) acc[r][c] += p * val[c];
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      T* out = o + (i0 + r) * os;
+      for (int c = 0; c < C; ++c) {
+        const v16 x = acc[r][c] * inv[r];
+        for (int l = 0; l < 16; ++l) narrow(out + c * 16 + l, x[l]);
+      }
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+// the work items [begin, end) of one thread: item = sequence * heads + head
+template <typename T, int D>
+struct Items {
+  CLONES static void run(const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
+                         const int64_t* starts, const int64_t* lengths, int64_t heads, float scale, int64_t npad,
+                         int64_t begin, int64_t end) {
+    Scratch w(npad, D);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t seq = item / heads, h = item % heads, row = starts[seq];
+      one_head<T, D>(q + row * qs + h * D, k + row * ks + h * D, v + row * vs + h * D, o + row * os + h * D,
+                     qs, ks, vs, os, lengths[seq], scale, w);
+    }
+  }
+};
+
+template <typename T>
+void dispatch_d(int64_t d, const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
+                const int64_t* starts, const int64_t* lengths, int64_t heads, float scale, int64_t npad,
+                int64_t begin, int64_t end) {
+  switch (d) {
+    case 16: return Items<T, 16>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 32: return Items<T, 32>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 64: return Items<T, 64>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 128: return Items<T, 128>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    default: TORCH_CHECK(false, "varlen attention: head size ", d, " is not one of 16, 32, 64, 128");
+  }
+}
+
+// q, k, v: [tokens, heads * d], each row contiguous (row strides may differ); starts, lengths: int64
+// [sequences], sequence s's rows are starts[s] .. starts[s] + lengths[s] - 1
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads, double scale) {
+  RECORD_FUNCTION("xstilts::varlen_attention", std::vector<c10::IValue>({q, k, v}));
+  TORCH_CHECK(q.dim() == 2 && k.sizes() == q.sizes() && v.sizes() == q.sizes(), "q, k, v: one [tokens, width] shape");
+  TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(), "CPU tensors only");
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(), "q, k, v: one dtype");
+  TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16, "float32 or bfloat16 only");
+  TORCH_CHECK(q.stride(1) == 1 && k.stride(1) == 1 && v.stride(1) == 1, "rows must be contiguous");
+  TORCH_CHECK(heads > 0 && q.size(1) % heads == 0, "width not divisible by heads");
+  TORCH_CHECK(starts.scalar_type() == at::kLong && lengths.scalar_type() == at::kLong && starts.is_contiguous() &&
+              lengths.is_contiguous() && starts.numel() == lengths.numel(), "starts, lengths: int64, one size");
+  const int64_t* st = starts.data_ptr<int64_t>();
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  const int64_t sequences = starts.numel(), tokens = q.size(0);
+  int64_t longest = 0;
+  for (int64_t s = 0; s < sequences; ++s) {
+    TORCH_CHECK(len[s] > 0 && st[s] >= 0 && st[s] + len[s] <= tokens, "sequence ", s, " outside the rows");
+    longest = std::max(longest, len[s]);
+  }
+  const int64_t npad = (longest + 15) & ~int64_t(15), d = q.size(1) / heads;
+  auto out = torch::empty({tokens, q.size(1)}, q.options());
+  const float sc = static_cast<float>(scale);
+  auto all = [&](auto tag) {
+    using T = decltype(tag);
+    const T* qp = reinterpret_cast<const T*>(q.data_ptr());
+    const T* kp = reinterpret_cast<const T*>(k.data_ptr());
+    const T* vp = reinterpret_cast<const T*>(v.data_ptr());
+    T* op = reinterpret_cast<T*>(out.data_ptr());
+    at::parallel_for(0, sequences * heads, 1, [&](int64_t begin, int64_t end) {
+      dispatch_d<T>(d, qp, kp, vp, op, q.stride(0), k.stride(0), v.stride(0), out.stride(0), st, len, heads, sc,
+                    npad, begin, end);
+    });
+  };
+  if (q.scalar_type() == at::kBFloat16) all(c10::BFloat16());
+  else all(float());
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("attention", &attention, "softmax(q k^T scale) v per sequence and head (inference)",
+        pybind11::call_guard<pybind11::gil_scoped_release>());
+}

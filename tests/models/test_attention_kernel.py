@@ -1,0 +1,235 @@
+"""runtime.attention_kernel: evaluation's attention on real tokens by a compiled kernel, equal to
+PyTorch's attention up to float rounding, and never where autograd or dropout is involved."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xstilts.models import attention_kernel, unpadding
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+needs_kernel = pytest.mark.skipif(not attention_kernel.available(), reason="no C++ compiler here")
+
+
+def _rows(lengths: list[int], width: int, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(sum(lengths), width, generator=g).to(dtype) for _ in range(3))
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: list[int], heads: int) -> torch.Tensor:
+    """PyTorch's SDPA in the padded layout with a key-padding mask, real rows back (float64)."""
+    batch, length, width = len(lengths), max(lengths), q.shape[-1]
+    keys = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    index = keys.reshape(-1).nonzero().squeeze(1)
+
+    def spread(t: torch.Tensor) -> torch.Tensor:
+        rows = t.new_zeros(batch * length, width).index_copy(0, index, t)
+        return rows.view(batch, length, heads, -1).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(spread(q.double()), spread(k.double()), spread(v.double()),
+                                         attn_mask=keys[:, None, None, :])
+    return out.transpose(1, 2).reshape(batch * length, width)[index]
+
+
+@needs_kernel
+@pytest.mark.parametrize("head_size", [16, 32, 64, 128])
+def test_fp32_attention_equals_sdpa_to_rounding(head_size: int) -> None:
+    lengths = [1, 5, 16, 17, 40, 3]
+    heads = 2
+    q, k, v = _rows(lengths, heads * head_size, torch.float32)
+    got = attention_kernel.attend(q, k, v, torch.tensor(lengths), heads, head_size ** -0.5)
+    assert got.dtype == torch.float32 and got.shape == q.shape
+    torch.testing.assert_close(got.double(), _sdpa(q, k, v, lengths, heads), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_bf16_attention_is_the_exact_result_rounded_once() -> None:
+    """From bf16 inputs the kernel computes in fp32 and rounds the output: within bf16's half-step."""
+    lengths = [7, 33, 2]
+    q, k, v = _rows(lengths, 4 * 32, torch.bfloat16)
+    got = attention_kernel.attend(q, k, v, torch.tensor(lengths), 4, 32 ** -0.5)
+    assert got.dtype == torch.bfloat16
+    want = _sdpa(q, k, v, lengths, 4)
+    assert float(((got.double() - want).abs() / want.abs().clamp_min(1e-3)).max()) <= 2 ** -8 * 1.01
+
+
+@needs_kernel
+def test_the_other_sequences_and_the_scale_matter_as_they_should() -> None:
+    lengths = [6, 9]
+    q, k, v = _rows(lengths, 64, torch.float32)
+    both = attention_kernel.attend(q, k, v, torch.tensor(lengths), 2, 0.25)
+    alone = attention_kernel.attend(q[6:], k[6:], v[6:], torch.tensor([9]), 2, 0.25)
+    assert torch.equal(both[6:], alone)  # a sequence never sees another's keys
+    other = attention_kernel.attend(q, k, v, torch.tensor(lengths), 2, 0.5)
+    assert not torch.allclose(both, other)
+    want = attention_kernel._reference(q.double(), k.double(), v.double(), torch.tensor(lengths), 2, 0.5)
+    torch.testing.assert_close(other.double(), want, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_views_with_other_row_strides_and_any_thread_count_give_the_same_bits() -> None:
+    lengths = [12, 30, 1, 19]
+    stacked = _rows(lengths, 3 * 96, torch.float32)[0]  # a fused projection's output
+    q, k, v = stacked[:, :96], stacked[:, 96:192], stacked[:, 192:]
+    one = attention_kernel.attend(q, k, v, torch.tensor(lengths), 3, 0.2)
+    assert torch.equal(one, attention_kernel.attend(q.contiguous(), k.contiguous(), v.contiguous(),
+                                                    torch.tensor(lengths), 3, 0.2))
+    torch.set_num_threads(2)
+    try:
+        assert torch.equal(one, attention_kernel.attend(q, k, v, torch.tensor(lengths), 3, 0.2))
+    finally:
+        torch.set_num_threads(1)
+
+
+@needs_kernel
+def test_sequences_outside_the_rows_are_refused() -> None:
+    q, k, v = _rows([4], 32, torch.float32)
+    with pytest.raises(RuntimeError, match="outside the rows"):
+        attention_kernel.attend(q, k, v, torch.tensor([5]), 2, 0.25)
+    with pytest.raises(RuntimeError, match="outside the rows"):
+        attention_kernel.attend(q, k, v, torch.tensor([0, 4]), 2, 0.25)
+
+
+def test_what_it_takes() -> None:
+    q = torch.zeros(5, 64)
+    assert attention_kernel.takes(q, 2) and attention_kernel.takes(q.bfloat16(), 4)
+    assert not attention_kernel.takes(q, 3)  # 64 is not 3 heads
+    assert not attention_kernel.takes(torch.zeros(5, 48), 1)  # head size 48
+    assert not attention_kernel.takes(q.half(), 2)
+    assert not attention_kernel.takes(q.requires_grad_(), 2)  # autograd would need its backward
+    with torch.no_grad():
+        assert attention_kernel.takes(q, 2)
+
+
+def test_a_kernel_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check at first use: a build whose results are wrong (here: zeros) is refused."""
+    wrong = SimpleNamespace(attention=lambda q, k, v, starts, lengths, heads, scale: torch.zeros_like(q))
+    attention_kernel.available.cache_clear()
+    monkeypatch.setattr(attention_kernel, "_build", lambda: wrong)
+    try:
+        assert attention_kernel.available() is False
+        monkeypatch.setattr(attention_kernel, "_build", lambda: None)
+        attention_kernel.available.cache_clear()
+        assert attention_kernel.available() is False  # no compiler
+    finally:
+        monkeypatch.undo()
+        attention_kernel.available.cache_clear()
+
+
+# --- in the encoder (models/unpadding.py) ---
+
+def _encoder(tiny_model: Path) -> nn.Module:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(tiny_model, attn_implementation="sdpa")
+
+
+def _batch(padded: bool) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    ids = torch.randint(5, 1000, (4, 9))
+    mask = torch.ones_like(ids)
+    if padded:
+        mask[1, 5:] = 0
+        mask[3, 1:] = 0
+        ids[mask == 0] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture()
+def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    attention_kernel.available()  # its check calls attend: counted before, not here
+    calls: list[int] = []
+    original = attention_kernel.attend
+    monkeypatch.setattr(attention_kernel, "attend", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@needs_kernel
+@pytest.mark.parametrize("padded", [True, False])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_evaluation_equals_the_padded_encoder(tiny_model: Path, kernel_calls: list[int], padded: bool,
+                                              bf16: bool) -> None:
+    """Every batch in evaluation, padded or not, runs its layers on real tokens with the kernel."""
+    batch = _batch(padded)
+    encoder = _encoder(tiny_model).eval()
+    plain = copy.deepcopy(encoder)
+    assert unpadding.install(encoder, 0.05, kernel=True) == 2 and unpadding.kernel_installed(encoder)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden, full = encoder(**batch).last_hidden_state, plain(**batch).last_hidden_state
+    assert len(kernel_calls) == 2
+    real = batch["attention_mask"].bool()
+    tolerance = 2e-2 if bf16 else 1e-5
+    torch.testing.assert_close(hidden[real].float(), full[real].float(), rtol=tolerance, atol=tolerance)
+
+
+@needs_kernel
+def test_training_and_gradients_use_pytorchs_attention(tiny_model: Path, kernel_calls: list[int]) -> None:
+    batch = _batch(True)
+    encoder = _encoder(tiny_model)
+    unpadding.install(encoder, kernel=True)
+    encoder.train()
+    encoder(**batch).last_hidden_state.sum().backward()  # training: dropout, autograd
+    encoder.eval()
+    encoder(**batch).last_hidden_state.sum().backward()  # eval mode but gradients wanted (saliency, probes)
+    assert not kernel_calls
+    with torch.no_grad():
+        encoder(**batch)
+    assert len(kernel_calls) == 2
+
+
+@needs_kernel
+def test_only_when_asked_and_available(tiny_model: Path, kernel_calls: list[int],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = _batch(False)
+    encoder = _encoder(tiny_model).eval()
+    plain = copy.deepcopy(encoder)
+    unpadding.install(encoder)  # not asked: a batch without padding runs the ordinary encoder
+    with torch.no_grad():
+        assert torch.equal(encoder(**batch).last_hidden_state, plain(**batch).last_hidden_state)
+    unpadding.install(encoder, kernel=True)
+    monkeypatch.setattr(attention_kernel, "available", lambda: False)
+    assert not unpadding.kernel_installed(encoder)
+    with torch.no_grad():
+        assert torch.equal(encoder(**batch).last_hidden_state, plain(**batch).last_hidden_state)
+    assert not kernel_calls
+
+
+@needs_kernel
+def test_packed_rows_and_rows_of_padding_alone_are_not_its_to_take() -> None:
+    stack = SimpleNamespace(training=False, layer=[SimpleNamespace(attention=SimpleNamespace(
+        self=SimpleNamespace(config=SimpleNamespace(is_decoder=False))))])
+    vars(stack)[unpadding._KERNEL] = True
+    block = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool).expand(2, 1, 3, 3)
+    keys = torch.tensor([[True, True, False], [False, False, False]])
+    with torch.no_grad():
+        index, lengths = unpadding._kernel_rows(stack, None, 2, 3)  # no mask: no padding
+        assert index.tolist() == list(range(6)) and lengths.tolist() == [3, 3]
+        index, lengths = unpadding._kernel_rows(stack, keys[:1, None, None, :].expand(1, 1, 3, 3), 1, 3)
+        assert index.tolist() == [0, 1] and lengths.tolist() == [2]
+        assert unpadding._kernel_rows(stack, block, 2, 3) is None
+        assert unpadding._kernel_rows(stack, keys[:, None, None, :].expand(2, 1, 3, 3), 2, 3) is None
+        stack.layer[0].attention.self.config.is_decoder = True  # causal attention may come without a mask
+        assert unpadding._kernel_rows(stack, None, 2, 3) is None
+
+
+def test_the_runtime_switch(tiny_model: Path) -> None:
+    from xstilts.config import RuntimeConfig
+    from xstilts.plan import runtime_key
+    from xstilts.training.speed import prepare_encoder
+
+    on = RuntimeConfig(threads=1)
+    assert on.attention_kernel  # on by default
+    assert prepare_encoder(_encoder(tiny_model), on, [], None).attention_kernel == attention_kernel.available()
+    off = RuntimeConfig(threads=1, attention_kernel=False)
+    assert prepare_encoder(_encoder(tiny_model), off, [], None).attention_kernel is False
+    assert prepare_encoder(_encoder(tiny_model), RuntimeConfig(threads=1, unpad=False), [], None).attention_kernel \
+        is False  # it runs inside the unpadded layers
+    assert runtime_key(on) == runtime_key(off)  # rounding only: not in run ids
