@@ -51,7 +51,7 @@ def main() -> None:
     from xstilts.training.speed import prepare_encoder
 
     runtime = RuntimeConfig(progress=False, threads=args.threads, bf16=args.bf16, fast_dropout=True,
-                            first_token_only=True, pack_sequences=True)
+                            first_token_only=True, pack_sequences=True, attention_kernel=True)
     tok = load_tokenizer("default")
     task = get_task(args.task, data_dir=args.data_dir)
     kind = get_head_kind(task.head)

@@ -225,11 +225,11 @@ def test_the_runtime_switch(tiny_model: Path) -> None:
     from xstilts.plan import runtime_key
     from xstilts.training.speed import prepare_encoder
 
-    on = RuntimeConfig(threads=1)
-    assert on.attention_kernel  # on by default
+    on = RuntimeConfig(threads=1, attention_kernel=True)
     assert prepare_encoder(_encoder(tiny_model), on, [], None).attention_kernel == attention_kernel.available()
-    off = RuntimeConfig(threads=1, attention_kernel=False)
+    off = RuntimeConfig(threads=1)
+    assert not off.attention_kernel  # opt-in for now
     assert prepare_encoder(_encoder(tiny_model), off, [], None).attention_kernel is False
-    assert prepare_encoder(_encoder(tiny_model), RuntimeConfig(threads=1, unpad=False), [], None).attention_kernel \
-        is False  # it runs inside the unpadded layers
+    no_unpad = RuntimeConfig(threads=1, unpad=False, attention_kernel=True)
+    assert prepare_encoder(_encoder(tiny_model), no_unpad, [], None).attention_kernel is False  # runs in unpadded layers
     assert runtime_key(on) == runtime_key(off)  # rounding only: not in run ids

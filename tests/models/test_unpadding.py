@@ -199,8 +199,7 @@ def test_the_threshold_reaches_the_encoder(tiny_model: Path, layer_calls: list[i
     batch = _batch()  # 16 of 55 positions padding: 29 %
     for min_padding, calls in ((0.25, 2), (0.3, 0)):
         encoder = _encoder(tiny_model)
-        runtime = RuntimeConfig(threads=1, trim_vocab=False, unpad_min_padding=min_padding, attention_kernel=False)
-        prepare_encoder(encoder, runtime, [], None)
+        prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=False, unpad_min_padding=min_padding), [], None)
         layer_calls.clear()
         with torch.no_grad():
             encoder.eval()(**batch)
