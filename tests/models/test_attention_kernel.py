@@ -133,13 +133,10 @@ def _encoder(tiny_model: Path) -> nn.Module:
 
 
 def _batch(padded: bool) -> dict[str, torch.Tensor]:
-    torch.manual_seed(0)
-    ids = torch.randint(5, 1000, (4, 9))
-    mask = torch.ones_like(ids)
-    if padded:
-        mask[1, 5:] = 0
-        mask[3, 1:] = 0
-        ids[mask == 0] = 1
+    """Four sequences of 9 tokens, or of 9, 5, 9 and 1 with padding after them (id 1)."""
+    lengths = torch.tensor([9, 5, 9, 1] if padded else [9] * 4)
+    mask = (torch.arange(9)[None, :] < lengths[:, None]).long()
+    ids = torch.randint(5, 1000, (4, 9), generator=torch.Generator().manual_seed(0)).masked_fill(mask == 0, 1)
     return {"input_ids": ids, "attention_mask": mask}
 
 
