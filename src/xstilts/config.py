@@ -165,7 +165,7 @@ class RuntimeConfig(Strict):
     # 0 unpads every padded batch. Rounding only, not in run ids
     unpad_min_padding: float = Field(0.05, ge=0.0, lt=1.0)
     # ... and in evaluation (eval mode, no gradients) every batch runs unpadded, attention computed on
-    # the real tokens by a compiled kernel (models/attention_kernel.py; 2-7x SDPA's speed at evaluation's
+    # the real tokens by a compiled kernel (models/attention_kernel.py; 1.9-7x SDPA's speed at evaluation's
     # shapes) where a check at first use passes; equal up to float rounding, so not in run ids. Opt-in
     # until the figures that evaluation's rounding reaches (README, benchmarks/RESULTS.md) are rerun with it
     attention_kernel: bool = False

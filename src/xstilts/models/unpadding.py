@@ -81,7 +81,11 @@ def install(encoder: nn.Module, min_padding: float = 0.0, kernel: bool = False) 
 def kernel_installed(encoder: nn.Module) -> bool:
     """Whether evaluation's attention runs by the kernel: asked for at install, and available here."""
     stack = _stack(encoder)
-    return stack is not None and bool(vars(stack).get(_KERNEL)) and attention_kernel.available()
+    return stack is not None and _kernel_on(stack)
+
+
+def _kernel_on(stack: nn.Module) -> bool:
+    return bool(vars(stack).get(_KERNEL)) and attention_kernel.available()
 
 
 def installed(encoder: nn.Module) -> bool:
@@ -120,7 +124,7 @@ def _kernel_rows(self: nn.Module, mask: torch.Tensor | None, batch: int, length:
     """(real rows' indices, each sequence's real-token count) for evaluation by the attention kernel,
     whatever the padding, or None: not evaluation, the kernel not asked for or not available, or a
     mask that is not a key-padding mask."""
-    if self.training or torch.is_grad_enabled() or not vars(self).get(_KERNEL) or not attention_kernel.available():
+    if self.training or torch.is_grad_enabled() or not _kernel_on(self):
         return None
     if getattr(self.layer[0].attention.self.config, "is_decoder", False):  # causal without a mask
         return None
