@@ -224,8 +224,8 @@ def test_the_runtime_switch(tiny_model: Path) -> None:
 
     on = RuntimeConfig(threads=1, attention_kernel=True)
     assert prepare_encoder(_encoder(tiny_model), on, [], None).attention_kernel == attention_kernel.available()
-    off = RuntimeConfig(threads=1)
-    assert not off.attention_kernel  # opt-in for now
+    assert RuntimeConfig(threads=1).attention_kernel  # on by default
+    off = RuntimeConfig(threads=1, attention_kernel=False)
     assert prepare_encoder(_encoder(tiny_model), off, [], None).attention_kernel is False
     no_unpad = RuntimeConfig(threads=1, unpad=False, attention_kernel=True)
     assert prepare_encoder(_encoder(tiny_model), no_unpad, [], None).attention_kernel is False  # runs in unpadded layers

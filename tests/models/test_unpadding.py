@@ -197,9 +197,11 @@ def test_the_threshold_reaches_the_encoder(tiny_model: Path, layer_calls: list[i
     from xstilts.training.speed import prepare_encoder
 
     batch = _batch()  # 16 of 55 positions padding: 29 %
+    # without the attention kernel (with it, evaluation unpads every batch: tests/models/test_attention_kernel.py)
     for min_padding, calls in ((0.25, 2), (0.3, 0)):
         encoder = _encoder(tiny_model)
-        prepare_encoder(encoder, RuntimeConfig(threads=1, trim_vocab=False, unpad_min_padding=min_padding), [], None)
+        runtime = RuntimeConfig(threads=1, trim_vocab=False, unpad_min_padding=min_padding, attention_kernel=False)
+        prepare_encoder(encoder, runtime, [], None)
         layer_calls.clear()
         with torch.no_grad():
             encoder.eval()(**batch)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xstilts.config import RuntimeConfig, TrainConfig
-from xstilts.models import draws, linear
+from xstilts.models import attention_kernel, draws, linear
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
 from xstilts.training.speed import prepare_encoder, set_cudnn_attention, uses_draw_kernel
 
@@ -72,7 +72,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               if linear.available() and linear.wanted("auto") else 0,
                               "fused_qkv": encoder.config.num_hidden_layers,
                               "unpadded": encoder.config.num_hidden_layers,
-                              "attention_kernel": False,  # opt-in (runtime.attention_kernel)
+                              "attention_kernel": attention_kernel.available(),  # on by default
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no", "cudnn_attention": None}

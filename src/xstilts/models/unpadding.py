@@ -27,7 +27,7 @@ in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 7-1
 batches with at least 5 % padding hold 93 % of PAN-X's training padding and 83 % of its evaluation's,
 and 8 % / 3 % of XNLI's batches.
 
-In evaluation (eval mode, gradients off) with ``runtime.attention_kernel`` (opt-in) every batch runs
+In evaluation (eval mode, gradients off) with ``runtime.attention_kernel`` (on by default) every batch runs
 unpadded, whatever its padding, and attention is computed on the unpadded rows themselves by
 models/attention_kernel.py: no spreads or gathers around it, so the threshold has nothing to save
 there. Training always takes the paths above.
@@ -169,10 +169,13 @@ def _forward(self: nn.Module, hidden_states: torch.Tensor, attention_mask: torch
     tail = layers[-1] if first_token.applies_to(layers[-1]) else None  # the shortcut's layer runs padded
     config = layers[0].attention.self.config  # one config, so one attention function, for every layer
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
-    x = hidden_states.reshape(batch * length, hidden).index_select(0, index)
+    dense = index.numel() == batch * length  # the kernel's batch without padding: rows are the positions
+    x = hidden_states.reshape(batch * length, hidden)
+    x = x if dense else x.index_select(0, index)
     for layer in layers[:-1] if tail is not None else layers:
         x = _layer(layer, x, index, batch, length, attention_mask, interface, lengths)
-    padded = x.new_zeros(batch * length, x.shape[-1]).index_copy(0, index, x).view(batch, length, -1)
+    padded = x.view(batch, length, -1) if dense else (
+        x.new_zeros(batch * length, x.shape[-1]).index_copy(0, index, x).view(batch, length, -1))
     if tail is not None:
         padded = tail(padded, attention_mask)
     return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=padded)
