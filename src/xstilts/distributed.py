@@ -35,6 +35,17 @@ def native_bf16() -> bool:
     return False
 
 
+def on_avx512(setting: bool | str) -> bool:
+    """A CPU speed switch decided for this machine: ``"auto"`` is True where PyTorch's CPU kernels are
+    AVX-512 ones (``torch.backends.cpu.get_cpu_capability``), the machines those switches were measured
+    faster on; ``True``/``False`` as given."""
+    import torch
+
+    if setting != "auto":
+        return bool(setting)
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def process_state():  # -> accelerate.state.PartialState
     """This process's place in an ``accelerate launch``/``torchrun`` job (one process otherwise).
 

@@ -217,6 +217,20 @@ def test_packed_rows_and_rows_of_padding_alone_are_not_its_to_take() -> None:
         assert unpadding._kernel_rows(stack, None, 2, 3) is None
 
 
+@pytest.mark.parametrize("capability, auto", [("AVX512", True), ("AVX512_BF16", True), ("AVX2", False),
+                                              ("DEFAULT", False)])
+def test_auto_uses_the_kernel_on_avx512_cpus_only(tiny_model: Path, monkeypatch, capability, auto) -> None:
+    from xstilts.config import RuntimeConfig
+    from xstilts.training.speed import prepare_encoder
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert attention_kernel.wanted("auto") is auto
+    assert attention_kernel.wanted(True) is True and attention_kernel.wanted(False) is False
+    runtime = RuntimeConfig(threads=1, onednn_linear=False)  # the default, "auto"
+    assert prepare_encoder(_encoder(tiny_model), runtime, [], None).attention_kernel is (
+        auto and attention_kernel.available())
+
+
 def test_the_runtime_switch(tiny_model: Path) -> None:
     from xstilts.config import RuntimeConfig
     from xstilts.plan import runtime_key
@@ -224,7 +238,7 @@ def test_the_runtime_switch(tiny_model: Path) -> None:
 
     on = RuntimeConfig(threads=1, attention_kernel=True)
     assert prepare_encoder(_encoder(tiny_model), on, [], None).attention_kernel == attention_kernel.available()
-    assert RuntimeConfig(threads=1).attention_kernel  # on by default
+    assert RuntimeConfig(threads=1).attention_kernel == "auto"
     off = RuntimeConfig(threads=1, attention_kernel=False)
     assert prepare_encoder(_encoder(tiny_model), off, [], None).attention_kernel is False
     no_unpad = RuntimeConfig(threads=1, unpad=False, attention_kernel=True)

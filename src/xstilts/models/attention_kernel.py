@@ -14,6 +14,8 @@ inputs (bf16 inputs widened exactly), only the summation order and the exponenti
 differ, and the output is rounded to the input's type as SDPA rounds it. Like another thread count,
 so not in run ids. A check at first use compares it with float64 attention on random sequences
 (:func:`available`); where it fails, or no compiler is found, evaluation uses SDPA as before.
+``"auto"`` (the default) uses it only where PyTorch runs AVX-512 kernels (:func:`wanted`): the
+AVX-512 code is what was measured faster; on an AVX2-only CPU SDPA was faster.
 
 Only for inference (no autograd, no dropout): :mod:`xstilts.models.unpadding` calls it for an encoder
 in eval mode with gradients off, which is how evaluation runs (evaluation/predict.py).
@@ -27,6 +29,7 @@ from types import ModuleType
 
 import torch
 
+from xstilts.distributed import on_avx512
 from xstilts.models import extensions
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,14 @@ def takes(query: torch.Tensor, heads: int) -> bool:
     return (query.device.type == "cpu" and query.dtype in DTYPES and query.dim() == 2
             and heads > 0 and query.shape[-1] % heads == 0 and query.shape[-1] // heads in HEAD_SIZES
             and not (torch.is_grad_enabled() and query.requires_grad))
+
+
+def wanted(setting: bool | str) -> bool:
+    """``runtime.attention_kernel`` decided for this CPU: ``"auto"`` is on where PyTorch's CPU kernels
+    are AVX-512 ones. There the kernel made evaluation passes 1.06-1.12x faster (Zen 4); on a VM of the
+    same processor that shows only AVX2 it made the fp32 XNLI pass 1.46x slower than SDPA
+    (benchmarks/RESULTS.md, fortieth session), so SDPA evaluates there."""
+    return on_avx512(setting)
 
 
 @functools.cache

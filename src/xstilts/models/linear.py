@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xstilts.distributed import on_avx512
+
 
 @functools.cache
 def available() -> bool:
@@ -47,11 +49,9 @@ def available() -> bool:
 
 
 def wanted(setting: bool | str) -> bool:
-    """``runtime.onednn_linear`` decided for this CPU: ``"auto"`` is True where PyTorch's CPU kernels
-    are AVX-512 ones (``torch.backends.cpu.get_cpu_capability``), the machines oneDNN was faster on."""
-    if setting != "auto":
-        return bool(setting)
-    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    """``runtime.onednn_linear`` decided for this CPU: ``"auto"`` is on where PyTorch's CPU kernels
+    are AVX-512 ones, the machines oneDNN was faster on (MKL was faster on an AVX2-only Zen)."""
+    return on_avx512(setting)
 
 
 def inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

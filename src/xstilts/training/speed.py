@@ -53,7 +53,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import draws, first_token, fused_qkv, linear, packing, unpadding
+from xstilts.models import attention_kernel, draws, first_token, fused_qkv, linear, packing, unpadding
 from xstilts.models.dropout import draws_with_pytorch, use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -487,7 +487,8 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     # with packing too: packed training rows fall back to the padded path (their mask is not a key-padding
     # mask), evaluation's padded batches are unpadded
     if runtime.unpad and not runtime.compile and _device_type() == "cpu":
-        setup.unpadded = unpadding.install(encoder, runtime.unpad_min_padding, runtime.attention_kernel)
+        setup.unpadded = unpadding.install(encoder, runtime.unpad_min_padding,
+                                           attention_kernel.wanted(runtime.attention_kernel))
         setup.attention_kernel = bool(setup.unpadded) and unpadding.kernel_installed(encoder)
     if runtime.compile:
         compile_encoder(encoder)
