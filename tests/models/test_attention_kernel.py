@@ -4,6 +4,7 @@ PyTorch's attention up to float rounding, and never where autograd or dropout is
 from __future__ import annotations
 
 import copy
+import platform
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -48,6 +49,17 @@ def test_fp32_attention_equals_sdpa_to_rounding(head_size: int) -> None:
     got = attention_kernel.attend(q, k, v, torch.tensor(lengths), heads, head_size ** -0.5)
     assert got.dtype == torch.float32 and got.shape == q.shape
     torch.testing.assert_close(got.double(), _sdpa(q, k, v, lengths, heads), rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.skipif(platform.machine() != "x86_64" or not Path("/proc/cpuinfo").exists(),
+                    reason="reads an x86-64 CPU's flags from /proc/cpuinfo")
+def test_it_runs_the_widest_instruction_set_the_cpu_has() -> None:
+    """AVX-512 where the CPU has it, else AVX2 with FMA (an AVX2 build without FMA was the slow one)."""
+    flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags")).split(":", 1)[1].split())
+    want = "avx512" if "avx512f" in flags else "avx2+fma" if {"avx2", "fma"} <= flags else "baseline"
+    assert attention_kernel.instruction_set() == want
 
 
 @needs_kernel

@@ -61,6 +61,13 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, lengths:
     return module.attention(q, k, v, starts, lengths, heads, float(scale))
 
 
+def instruction_set() -> str | None:
+    """What the built kernel runs on this CPU: ``"avx512"``, ``"avx2+fma"`` or ``"baseline"`` (the
+    compiler's default), chosen once per process; None where it is not built."""
+    module = _build()
+    return None if module is None else str(module.isa())
+
+
 def takes(query: torch.Tensor, heads: int) -> bool:
     """Whether :func:`attend` computes this projection's attention: a CPU tensor of a supported type
     and head size, nothing that autograd would need to differentiate."""

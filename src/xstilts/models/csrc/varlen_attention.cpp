@@ -4,9 +4,15 @@
 // first use); that module says why and when it is used.
 //
 // Each (sequence, head) is one work item: its keys are widened to fp32 and transposed, its values
-// widened, and four query rows at a time get their scores (16 keys per vector), an fp32 softmax
+// widened, and R query rows at a time get their scores (16 keys per vector), an fp32 softmax
 // (max-subtracted, a polynomial exp) and their weighted sum of values, all in fp32; the output is
 // rounded to the input's type (round to nearest even for bf16). No autograd, no dropout.
+//
+// Compiled three times and chosen once per process by what the CPU has (isa()): AVX-512 (R = 4),
+// AVX2 with FMA (R = 2: 256-bit vectors have 16 registers, and four rows' accumulators of a 32-wide
+// head alone would fill them) and the compiler's baseline. AVX2 is named together with FMA: a
+// "target_clones(avx2)" build multiplies and adds separately, which made this kernel slower than
+// PyTorch's SDPA on an AVX2-only VM (benchmarks/RESULTS.md).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -70,15 +76,15 @@ INLINE void narrow(c10::BFloat16* p, float x) {  // round to nearest even, as c1
   std::memcpy(p, &u, 2);
 }
 
-constexpr int R = 4;  // query rows per block: their scores share each loaded key vector
+constexpr int MAX_R = 4;  // query rows per block (R, at most this): their scores share each loaded key vector
 
 struct Scratch {
   std::vector<float> kt, vf, s, qf;
-  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), vf(npad * d), s(R * npad), qf(R * d) {}
+  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), vf(npad * d), s(MAX_R * npad), qf(MAX_R * d) {}
 };
 
 // one sequence and head: n rows of q, k, v starting at the given pointers, row strides qs, ks, vs, os
-template <typename T, int D>
+template <typename T, int D, int R>
 INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
                      int64_t n, float scale, Scratch& w) {
   const int64_t npad = (n + 15) & ~int64_t(15), blocks = npad / 16;
@@ -108,7 +114,7 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
       }
       for (int r = 0; r < R; ++r) store16(s + r * npad + b * 16, acc[r]);
     }
-    float inv[R] = {0.f, 0.f, 0.f, 0.f};
+    float inv[R] = {};
     for (int r = 0; r < rows; ++r) {  // softmax over the real keys, in place
       float* row = s + r * npad;
       v16 top = splat(-INFINITY);
@@ -152,36 +158,65 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
+#define ITEM_ARGS                                                                                          \
+  const T *q, const T *k, const T *v, T *o, int64_t qs, int64_t ks, int64_t vs, int64_t os, const int64_t *starts, \
+      const int64_t *lengths, int64_t heads, float scale, int64_t npad, int64_t begin, int64_t end
 
 // the work items [begin, end) of one thread: item = sequence * heads + head
-template <typename T, int D>
-struct Items {
-  CLONES static void run(const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
-                         const int64_t* starts, const int64_t* lengths, int64_t heads, float scale, int64_t npad,
-                         int64_t begin, int64_t end) {
-    Scratch w(npad, D);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t seq = item / heads, h = item % heads, row = starts[seq];
-      one_head<T, D>(q + row * qs + h * D, k + row * ks + h * D, v + row * vs + h * D, o + row * os + h * D,
-                     qs, ks, vs, os, lengths[seq], scale, w);
-    }
+template <typename T, int D, int R>
+INLINE void items(ITEM_ARGS) {
+  Scratch w(npad, D);
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t seq = item / heads, h = item % heads, row = starts[seq];
+    one_head<T, D, R>(q + row * qs + h * D, k + row * ks + h * D, v + row * vs + h * D, o + row * os + h * D,
+                      qs, ks, vs, os, lengths[seq], scale, w);
   }
-};
+}
+
+enum class Isa { avx512, avx2, baseline };
+
+#if defined(__x86_64__) && defined(__GNUC__)
+template <typename T, int D>
+__attribute__((target("avx512f"))) void items_avx512(ITEM_ARGS) {
+  items<T, D, 4>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+}
+template <typename T, int D>
+__attribute__((target("avx2,fma"))) void items_avx2(ITEM_ARGS) {
+  items<T, D, 2>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+}
+Isa detect() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+  return Isa::baseline;
+}
+#else
+Isa detect() { return Isa::baseline; }
+#endif
+
+Isa isa() {
+  static const Isa chosen = detect();
+  return chosen;
+}
+
+template <typename T, int D>
+void run(ITEM_ARGS) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (isa() == Isa::avx512) return items_avx512<T, D>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+  if (isa() == Isa::avx2) return items_avx2<T, D>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+#endif
+  items<T, D, 2>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+}
 
 template <typename T>
 void dispatch_d(int64_t d, const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
                 const int64_t* starts, const int64_t* lengths, int64_t heads, float scale, int64_t npad,
                 int64_t begin, int64_t end) {
   switch (d) {
-    case 16: return Items<T, 16>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-    case 32: return Items<T, 32>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-    case 64: return Items<T, 64>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-    case 128: return Items<T, 128>::run(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 16: return run<T, 16>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 32: return run<T, 32>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 64: return run<T, 64>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 128: return run<T, 128>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
     default: TORCH_CHECK(false, "varlen attention: head size ", d, " is not one of 16, 32, 64, 128");
   }
 }
@@ -229,6 +264,13 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("isa", [] {
+    switch (isa()) {
+      case Isa::avx512: return "avx512";
+      case Isa::avx2: return "avx2+fma";
+      default: return "baseline";
+    }
+  }, "the instruction set the kernel runs on this CPU");
   m.def("attention", &attention, "softmax(q k^T scale) v per sequence and head (inference)",
         pybind11::call_guard<pybind11::gil_scoped_release>());
 }
