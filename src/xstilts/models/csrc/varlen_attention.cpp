@@ -4,15 +4,14 @@
 // first use); that module says why and when it is used.
 //
 // Each (sequence, head) is one work item: its keys are widened to fp32 and transposed, its values
-// widened, and R query rows at a time get their scores (16 keys per vector), an fp32 softmax
+// widened, and four query rows at a time get their scores (a vector of keys at a time), an fp32 softmax
 // (max-subtracted, a polynomial exp) and their weighted sum of values, all in fp32; the output is
 // rounded to the input's type (round to nearest even for bf16). No autograd, no dropout.
 //
-// Compiled three times and chosen once per process by what the CPU has (isa()): AVX-512 (R = 4),
-// AVX2 with FMA (R = 2: 256-bit vectors have 16 registers, and four rows' accumulators of a 32-wide
-// head alone would fill them) and the compiler's baseline. AVX2 is named together with FMA: a
-// "target_clones(avx2)" build multiplies and adds separately, which made this kernel slower than
-// PyTorch's SDPA on an AVX2-only VM (benchmarks/RESULTS.md).
+// Compiled three times and chosen once per process by what the CPU has (isa()): AVX-512 (16-lane
+// vectors), AVX2 with FMA (8 lanes) and the compiler's baseline (4 lanes). Each build uses vectors of
+// its own width: 16-lane code built for AVX2 kept its vectors on the stack and ran at a tenth of
+// the AVX2 build's speed, slower than PyTorch's SDPA (benchmarks/RESULTS.md).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -25,36 +24,51 @@
 
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-
 #define INLINE inline __attribute__((always_inline))
 
-INLINE v16 load16(const float* p) { v16 r; std::memcpy(&r, p, 64); return r; }
-INLINE void store16(float* p, v16 x) { std::memcpy(p, &x, 64); }
-INLINE v16 splat(float x) { return (v16){} + x; }
+// W-lane float and int32 vectors (GCC/Clang vector extensions). W must be the build's native width:
+// wider generic vectors are split by the compiler into halves kept on the stack, which made an AVX2
+// build of 16-lane code several times slower than PyTorch's attention.
+template <int W> struct Lanes;
+template <> struct Lanes<16> {
+  typedef float f __attribute__((vector_size(64)));
+  typedef int32_t i __attribute__((vector_size(64)));
+};
+template <> struct Lanes<8> {
+  typedef float f __attribute__((vector_size(32)));
+  typedef int32_t i __attribute__((vector_size(32)));
+};
+template <> struct Lanes<4> {
+  typedef float f __attribute__((vector_size(16)));
+  typedef int32_t i __attribute__((vector_size(16)));
+};
+
+template <typename V> INLINE V load(const float* p) { V r; std::memcpy(&r, p, sizeof(V)); return r; }
+template <typename V> INLINE void store(float* p, V x) { std::memcpy(p, &x, sizeof(V)); }
+template <typename V> INLINE V splat(float x) { return V{} + x; }
 
 // exp(x) for x <= 0: 2^(x log2 e) split into 2^k * 2^f, 2^f by a degree-6 polynomial on [0, 1)
 // (relative error ~2e-7); below -87 it returns exp(-87) ~ 1.6e-38, which the caller zeroes where it
 // matters (padding lanes)
-INLINE v16 exp_neg(v16 x) {
-  x = x < -87.0f ? splat(-87.0f) : x;
-  const v16 t = x * 1.44269504088896341f;
-  v16i k = __builtin_convertvector(t, v16i);  // toward zero
-  k += (v16i)(__builtin_convertvector(k, v16) > t);  // -1 where that rounded up: floor
-  const v16 f = t - __builtin_convertvector(k, v16);
-  v16 p = splat(1.535336188319500e-4f);
+template <typename V, typename VI>
+INLINE V exp_neg(V x) {
+  x = x < -87.0f ? splat<V>(-87.0f) : x;
+  const V t = x * 1.44269504088896341f;
+  VI k = __builtin_convertvector(t, VI);  // toward zero
+  k += (VI)(__builtin_convertvector(k, V) > t);  // -1 where that rounded up: floor
+  const V f = t - __builtin_convertvector(k, V);
+  V p = splat<V>(1.535336188319500e-4f);
   p = p * f + 1.339887440266574e-3f;
   p = p * f + 9.618437357674640e-3f;
   p = p * f + 5.550332471162809e-2f;
   p = p * f + 2.402264791363012e-1f;
   p = p * f + 6.931472028550421e-1f;
   p = p * f + 1.0f;
-  v16i bits;
-  std::memcpy(&bits, &p, 64);
+  VI bits;
+  std::memcpy(&bits, &p, sizeof(V));
   bits += k << 23;
-  v16 r;
-  std::memcpy(&r, &bits, 64);
+  V r;
+  std::memcpy(&r, &bits, sizeof(V));
   return r;
 }
 
@@ -76,18 +90,21 @@ INLINE void narrow(c10::BFloat16* p, float x) {  // round to nearest even, as c1
   std::memcpy(p, &u, 2);
 }
 
-constexpr int MAX_R = 4;  // query rows per block (R, at most this): their scores share each loaded key vector
+constexpr int R = 4;  // query rows per block: their scores share each loaded key vector
 
 struct Scratch {
   std::vector<float> kt, vf, s, qf;
-  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), vf(npad * d), s(MAX_R * npad), qf(MAX_R * d) {}
+  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), vf(npad * d), s(R * npad), qf(R * d) {}
 };
 
-// one sequence and head: n rows of q, k, v starting at the given pointers, row strides qs, ks, vs, os
-template <typename T, int D, int R>
+// one sequence and head: n rows of q, k, v starting at the given pointers, row strides qs, ks, vs, os;
+// W keys (or value columns) per vector
+template <typename T, int D, int W>
 INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
                      int64_t n, float scale, Scratch& w) {
-  const int64_t npad = (n + 15) & ~int64_t(15), blocks = npad / 16;
+  typedef typename Lanes<W>::f V;
+  typedef typename Lanes<W>::i VI;
+  const int64_t npad = (n + W - 1) / W * W, blocks = npad / W;
   float* kt = w.kt.data();
   float* vf = w.vf.data();
   float* s = w.s.data();
@@ -99,50 +116,51 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
     }
   for (int d = 0; d < D; ++d)
     for (int64_t j = n; j < npad; ++j) kt[d * npad + j] = 0.f;
-  const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  const v16i valid = lane < (v16i){} + int32_t(n - (blocks - 1) * 16);  // real keys in the last block
+  VI lane;
+  for (int l = 0; l < W; ++l) lane[l] = l;
+  const VI valid = lane < VI{} + int32_t(n - (blocks - 1) * W);  // real keys in the last block
   for (int64_t i0 = 0; i0 < n; i0 += R) {
     const int rows = int(std::min<int64_t>(R, n - i0));
     for (int r = 0; r < R; ++r)
       for (int d = 0; d < D; ++d) qf[r * D + d] = r < rows ? widen(q[(i0 + r) * qs + d]) * scale : 0.f;
-    for (int64_t b = 0; b < blocks; ++b) {  // scores, 16 keys at a time for R rows
-      v16 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = splat(0.f);
+    for (int64_t b = 0; b < blocks; ++b) {  // scores, W keys at a time for R rows
+      V acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = splat<V>(0.f);
       for (int d = 0; d < D; ++d) {
-        const v16 key = load16(kt + d * npad + b * 16);
+        const V key = load<V>(kt + d * npad + b * W);
         for (int r = 0; r < R; ++r) acc[r] += qf[r * D + d] * key;
       }
-      for (int r = 0; r < R; ++r) store16(s + r * npad + b * 16, acc[r]);
+      for (int r = 0; r < R; ++r) store<V>(s + r * npad + b * W, acc[r]);
     }
     float inv[R] = {};
     for (int r = 0; r < rows; ++r) {  // softmax over the real keys, in place
       float* row = s + r * npad;
-      v16 top = splat(-INFINITY);
+      V top = splat<V>(-INFINITY);
       for (int64_t b = 0; b < blocks; ++b) {
-        v16 x = load16(row + b * 16);
-        if (b == blocks - 1) x = valid ? x : splat(-INFINITY);
+        V x = load<V>(row + b * W);
+        if (b == blocks - 1) x = valid ? x : splat<V>(-INFINITY);
         top = x > top ? x : top;
       }
       float m = top[0];
-      for (int l = 1; l < 16; ++l) m = std::max(m, top[l]);
-      v16 sum = splat(0.f);
+      for (int l = 1; l < W; ++l) m = std::max(m, top[l]);
+      V sum = splat<V>(0.f);
       for (int64_t b = 0; b < blocks; ++b) {
-        v16 e = exp_neg(load16(row + b * 16) - m);
-        if (b == blocks - 1) e = valid ? e : splat(0.f);
-        store16(row + b * 16, e);
+        V e = exp_neg<V, VI>(load<V>(row + b * W) - m);
+        if (b == blocks - 1) e = valid ? e : splat<V>(0.f);
+        store<V>(row + b * W, e);
         sum += e;
       }
       float total = 0.f;
-      for (int l = 0; l < 16; ++l) total += sum[l];
+      for (int l = 0; l < W; ++l) total += sum[l];
       inv[r] = 1.f / total;
     }
-    constexpr int C = D / 16;
-    v16 acc[R][C];
+    constexpr int C = D / W;
+    V acc[R][C];
     for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) acc[r][c] = splat(0.f);
+      for (int c = 0; c < C; ++c) acc[r][c] = splat<V>(0.f);
     for (int64_t j = 0; j < n; ++j) {  // probabilities times values
-      v16 val[C];
-      for (int c = 0; c < C; ++c) val[c] = load16(vf + j * D + c * 16);
+      V val[C];
+      for (int c = 0; c < C; ++c) val[c] = load<V>(vf + j * D + c * W);
       for (int r = 0; r < R; ++r) {
         const float p = s[r * npad + j];
         for (int c = 0; c < C; ++c) acc[r][c] += p * val[c];
@@ -151,8 +169,8 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
     for (int r = 0; r < rows; ++r) {
       T* out = o + (i0 + r) * os;
       for (int c = 0; c < C; ++c) {
-        const v16 x = acc[r][c] * inv[r];
-        for (int l = 0; l < 16; ++l) narrow(out + c * 16 + l, x[l]);
+        const V x = acc[r][c] * inv[r];
+        for (int l = 0; l < W; ++l) narrow(out + c * W + l, x[l]);
       }
     }
   }
@@ -163,12 +181,12 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
       const int64_t *lengths, int64_t heads, float scale, int64_t npad, int64_t begin, int64_t end
 
 // the work items [begin, end) of one thread: item = sequence * heads + head
-template <typename T, int D, int R>
+template <typename T, int D, int W>
 INLINE void items(ITEM_ARGS) {
   Scratch w(npad, D);
   for (int64_t item = begin; item < end; ++item) {
     const int64_t seq = item / heads, h = item % heads, row = starts[seq];
-    one_head<T, D, R>(q + row * qs + h * D, k + row * ks + h * D, v + row * vs + h * D, o + row * os + h * D,
+    one_head<T, D, W>(q + row * qs + h * D, k + row * ks + h * D, v + row * vs + h * D, o + row * os + h * D,
                       qs, ks, vs, os, lengths[seq], scale, w);
   }
 }
@@ -178,11 +196,11 @@ enum class Isa { avx512, avx2, baseline };
 #if defined(__x86_64__) && defined(__GNUC__)
 template <typename T, int D>
 __attribute__((target("avx512f"))) void items_avx512(ITEM_ARGS) {
-  items<T, D, 4>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+  items<T, D, 16>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
 }
 template <typename T, int D>
 __attribute__((target("avx2,fma"))) void items_avx2(ITEM_ARGS) {
-  items<T, D, 2>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+  items<T, D, 8>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
 }
 Isa detect() {
   __builtin_cpu_init();
@@ -205,7 +223,7 @@ void run(ITEM_ARGS) {
   if (isa() == Isa::avx512) return items_avx512<T, D>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
   if (isa() == Isa::avx2) return items_avx2<T, D>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
 #endif
-  items<T, D, 2>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+  items<T, D, 4>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
 }
 
 template <typename T>
