@@ -229,14 +229,13 @@ def test_packed_rows_and_rows_of_padding_alone_are_not_its_to_take() -> None:
         assert unpadding._kernel_rows(stack, None, 2, 3) is None
 
 
-@pytest.mark.parametrize("built_for, auto", [("avx512", True), ("avx2+fma", True), ("baseline", False),
-                                            (None, False)])
-def test_auto_uses_the_kernel_where_it_is_built_for_avx512_or_avx2(tiny_model: Path, monkeypatch, built_for,
-                                                                    auto) -> None:
+@pytest.mark.parametrize("capability, auto", [("AVX512", True), ("AVX512_BF16", True), ("AVX2", False),
+                                              ("DEFAULT", False)])
+def test_auto_uses_the_kernel_on_avx512_cpus_only(tiny_model: Path, monkeypatch, capability, auto) -> None:
     from xstilts.config import RuntimeConfig
     from xstilts.training.speed import prepare_encoder
 
-    monkeypatch.setattr(attention_kernel, "instruction_set", lambda: built_for)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     assert attention_kernel.wanted("auto") is auto
     assert attention_kernel.wanted(True) is True and attention_kernel.wanted(False) is False
     runtime = RuntimeConfig(threads=1, onednn_linear=False)  # attention_kernel left at its default, "auto"

@@ -72,7 +72,7 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               if linear.available() and linear.wanted("auto") else 0,
                               "fused_qkv": encoder.config.num_hidden_layers,
                               "unpadded": encoder.config.num_hidden_layers,
-                              # "auto": where the kernel is built for AVX-512 or AVX2+FMA
+                              # "auto": where PyTorch runs AVX-512 kernels
                               "attention_kernel": attention_kernel.available() and attention_kernel.wanted("auto"),
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,

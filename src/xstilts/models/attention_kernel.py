@@ -14,8 +14,9 @@ inputs (bf16 inputs widened exactly), only the summation order and the exponenti
 differ, and the output is rounded to the input's type as SDPA rounds it. Like another thread count,
 so not in run ids. A check at first use compares it with float64 attention on random sequences
 (:func:`available`); where it fails, or no compiler is found, evaluation uses SDPA as before.
-``"auto"`` (the default) uses it where it is built for AVX-512 or for AVX2 with FMA
-(:func:`wanted`), the builds measured faster than SDPA; not on the compiler's baseline build.
+``"auto"`` (the default) uses it only where PyTorch runs AVX-512 kernels (:func:`wanted`): there
+evaluation passes were measured faster with it; on an AVX2-only CPU its AVX2 build is as fast as
+SDPA over a whole pass, not faster.
 
 Only for inference (no autograd, no dropout): :mod:`xstilts.models.unpadding` calls it for an encoder
 in eval mode with gradients off, which is how evaluation runs (evaluation/predict.py).
@@ -29,6 +30,7 @@ from types import ModuleType
 
 import torch
 
+from xstilts.distributed import on_avx512
 from xstilts.models import extensions
 
 log = logging.getLogger(__name__)
@@ -76,14 +78,13 @@ def takes(query: torch.Tensor, heads: int) -> bool:
 
 
 def wanted(setting: bool | str) -> bool:
-    """``runtime.attention_kernel`` decided for this CPU: ``"auto"`` is on where the kernel runs its
-    AVX-512 or AVX2+FMA build. Passes measured 1.06-1.12x faster with it on Zen 4 with AVX-512; on a
-    VM of the same processor that shows only AVX2 the first AVX2 build (16-lane vectors split by the
-    compiler) made the fp32 XNLI pass 1.46x slower than SDPA, the 8-lane build faster
-    (benchmarks/RESULTS.md, fortieth and forty-first sessions)."""
-    if setting != "auto":
-        return bool(setting)
-    return instruction_set() in ("avx512", "avx2+fma")
+    """``runtime.attention_kernel`` decided for this CPU: ``"auto"`` is on where PyTorch's CPU kernels
+    are AVX-512 ones. There the kernel made evaluation passes 1.06-1.12x faster (Zen 4). On a VM of the
+    same processor that shows only AVX2 its first AVX2 build (16-lane vectors split by the compiler)
+    made the fp32 XNLI pass 1.46x slower than SDPA; the 8-lane build computes attention several times
+    faster than SDPA, but the pass as a whole ran at 0.96x SDPA's (benchmarks/RESULTS.md, fortieth and
+    forty-first sessions), so SDPA evaluates there."""
+    return on_avx512(setting)
 
 
 @functools.cache

@@ -27,8 +27,8 @@ in bf16, while PAN-X's (13 % padding in training, 6 % in evaluation) trained 7-1
 batches with at least 5 % padding hold 93 % of PAN-X's training padding and 83 % of its evaluation's,
 and 8 % / 3 % of XNLI's batches.
 
-In evaluation (eval mode, gradients off) with ``runtime.attention_kernel`` (by default where the kernel
-is built for AVX-512 or AVX2 with FMA) every batch runs unpadded, whatever its padding, and attention is computed on
+In evaluation (eval mode, gradients off) with ``runtime.attention_kernel`` (by default where PyTorch
+runs AVX-512 kernels) every batch runs unpadded, whatever its padding, and attention is computed on
 the unpadded rows themselves by models/attention_kernel.py: no spreads or gathers around it, so the
 threshold has nothing to save there. Training always takes the paths above.
 

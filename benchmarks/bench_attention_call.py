@@ -1,0 +1,111 @@
+"""One attention call at evaluation's shapes: the compiled kernel against SDPA as the unpadded encoder calls it.
+
+Usage: ``python benchmarks/bench_attention_call.py [--sequences 32] [--heads 12] [--head-size 32]
+[--min-length 20] [--max-length 80] [--rounds 5] [--calls 50] [--bf16] [--other-source F.cpp] [--json F]``
+
+Why beside ``bench_eval_attention.py`` (whole evaluation passes): a pass also runs the linear layers,
+which dominate it, so a kernel can be several times faster at attention and no faster over a pass;
+this isolates the part the kernel replaces. One thread. The SDPA side spreads the unpadded
+``[tokens, heads·d]`` rows into the padded layout, runs ``scaled_dot_product_attention`` with a
+key-padding mask and gathers the real rows back, as ``models/unpadding.py`` does without the kernel;
+the kernel side reads the rows directly. Sides alternate round by round (ABBA), each round ``--calls``
+calls after a warm-up; printed: the kernel's instruction set, milliseconds per call (medians) and
+their ratio, and how far the outputs are apart. ``--other-source`` builds another version of
+``varlen_attention.cpp`` (e.g. ``git show OLD:src/xstilts/models/csrc/varlen_attention.cpp > old.cpp``)
+and times it as a third side in the same rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sequences", type=int, default=32)
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--head-size", type=int, default=32)
+    ap.add_argument("--min-length", type=int, default=20)
+    ap.add_argument("--max-length", type=int, default=80)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=50)
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--other-source", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    from xstilts.models import attention_kernel, extensions
+
+    if not attention_kernel.available():
+        raise SystemExit("bench_attention_call: the attention kernel is not available here (no compiler?)")
+    torch.set_num_threads(1)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(args.min_length, args.max_length + 1, (args.sequences,), generator=g)
+    tokens, width, size = int(lengths.sum()), args.heads * args.head_size, args.head_size
+    q, k, v = (torch.randn(tokens, width, generator=g).to(dtype) for _ in range(3))
+    longest = int(lengths.max())
+    keys = torch.arange(longest)[None, :] < lengths[:, None]
+    index = keys.reshape(-1).nonzero().squeeze(1)
+    mask = keys[:, None, None, :]
+
+    def kernel() -> torch.Tensor:
+        return attention_kernel.attend(q, k, v, lengths, args.heads, size ** -0.5)
+
+    other = None
+    if args.other_source is not None:
+        other = extensions.build(args.other_source.resolve(), "bench_other_varlen_attention", "the other kernel")
+        if other is None:
+            raise SystemExit(f"bench_attention_call: {args.other_source} could not be built")
+        starts = torch.cumsum(lengths, 0) - lengths
+
+    def other_kernel() -> torch.Tensor:
+        return other.attention(q, k, v, starts, lengths, args.heads, size ** -0.5)
+
+    def sdpa() -> torch.Tensor:
+        def spread(t: torch.Tensor) -> torch.Tensor:
+            rows = t.new_zeros(args.sequences * longest, width).index_copy(0, index, t)
+            return rows.view(args.sequences, longest, args.heads, size).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)
+        return out.transpose(1, 2).reshape(args.sequences * longest, width)[index]
+
+    with torch.inference_mode():
+        apart = float((kernel().double() - sdpa().double()).abs().max())
+        sides = {"sdpa": sdpa, "kernel": kernel} | ({"other": other_kernel} if other is not None else {})
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        for r in range(args.rounds):
+            for name in list(sides) if r % 2 == 0 else list(sides)[::-1]:
+                fn = sides[name]
+                for _ in range(3):
+                    fn()
+                start = time.perf_counter()
+                for _ in range(args.calls):
+                    fn()
+                times[name].append((time.perf_counter() - start) / args.calls * 1e3)
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    result = {"instruction_set": attention_kernel.instruction_set(), "dtype": str(dtype), "tokens": tokens,
+              "sequences": args.sequences, "heads": args.heads, "head_size": size,
+              "ms_per_call": median, "rounds": times, "sdpa_over_kernel": median["sdpa"] / median["kernel"],
+              "max_abs_difference": apart}
+    print(f"{args.sequences} sequences of {args.min_length}-{args.max_length} tokens ({tokens}), {args.heads} heads "
+          f"x {size}, {dtype}, 1 thread; kernel built for {result['instruction_set']}")
+    for name in sides:
+        print(f"  {name:6s} {median[name]:7.2f} ms a call (rounds: {', '.join(f'{t:.2f}' for t in times[name])})")
+    print(f"SDPA / kernel: {result['sdpa_over_kernel']:.2f}x; outputs apart by at most {apart:.2e}")
+    if other is not None:
+        result["other_over_kernel"] = median["other"] / median["kernel"]
+        print(f"other build / kernel: {result['other_over_kernel']:.2f}x ({args.other_source})")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
