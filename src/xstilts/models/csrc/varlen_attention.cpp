@@ -176,18 +176,27 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
   }
 }
 
-#define ITEM_ARGS                                                                                          \
-  const T *q, const T *k, const T *v, T *o, int64_t qs, int64_t ks, int64_t vs, int64_t os, const int64_t *starts, \
-      const int64_t *lengths, int64_t heads, float scale, int64_t npad, int64_t begin, int64_t end
+// one call's inputs: q, k, v and the output with their row strides, each sequence's first row and
+// length, and the key count every thread's scratch is sized for
+template <typename T>
+struct Job {
+  const T *q, *k, *v;
+  T* o;
+  int64_t qs, ks, vs, os;
+  const int64_t *starts, *lengths;
+  int64_t heads;
+  float scale;
+  int64_t npad;
+};
 
 // the work items [begin, end) of one thread: item = sequence * heads + head
 template <typename T, int D, int W>
-INLINE void items(ITEM_ARGS) {
-  Scratch w(npad, D);
+INLINE void items(const Job<T>& job, int64_t begin, int64_t end) {
+  Scratch w(job.npad, D);
   for (int64_t item = begin; item < end; ++item) {
-    const int64_t seq = item / heads, h = item % heads, row = starts[seq];
-    one_head<T, D, W>(q + row * qs + h * D, k + row * ks + h * D, v + row * vs + h * D, o + row * os + h * D,
-                      qs, ks, vs, os, lengths[seq], scale, w);
+    const int64_t seq = item / job.heads, h = item % job.heads, row = job.starts[seq];
+    one_head<T, D, W>(job.q + row * job.qs + h * D, job.k + row * job.ks + h * D, job.v + row * job.vs + h * D,
+                      job.o + row * job.os + h * D, job.qs, job.ks, job.vs, job.os, job.lengths[seq], job.scale, w);
   }
 }
 
@@ -195,12 +204,12 @@ enum class Isa { avx512, avx2, baseline };
 
 #if defined(__x86_64__) && defined(__GNUC__)
 template <typename T, int D>
-__attribute__((target("avx512f"))) void items_avx512(ITEM_ARGS) {
-  items<T, D, 16>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+__attribute__((target("avx512f"))) void items_avx512(const Job<T>& job, int64_t begin, int64_t end) {
+  items<T, D, 16>(job, begin, end);
 }
 template <typename T, int D>
-__attribute__((target("avx2,fma"))) void items_avx2(ITEM_ARGS) {
-  items<T, D, 8>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+__attribute__((target("avx2,fma"))) void items_avx2(const Job<T>& job, int64_t begin, int64_t end) {
+  items<T, D, 8>(job, begin, end);
 }
 Isa detect() {
   __builtin_cpu_init();
@@ -218,23 +227,21 @@ Isa isa() {
 }
 
 template <typename T, int D>
-void run(ITEM_ARGS) {
+void run(const Job<T>& job, int64_t begin, int64_t end) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (isa() == Isa::avx512) return items_avx512<T, D>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-  if (isa() == Isa::avx2) return items_avx2<T, D>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+  if (isa() == Isa::avx512) return items_avx512<T, D>(job, begin, end);
+  if (isa() == Isa::avx2) return items_avx2<T, D>(job, begin, end);
 #endif
-  items<T, D, 4>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+  items<T, D, 4>(job, begin, end);
 }
 
 template <typename T>
-void dispatch_d(int64_t d, const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
-                const int64_t* starts, const int64_t* lengths, int64_t heads, float scale, int64_t npad,
-                int64_t begin, int64_t end) {
+void dispatch_d(int64_t d, const Job<T>& job, int64_t begin, int64_t end) {
   switch (d) {
-    case 16: return run<T, 16>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-    case 32: return run<T, 32>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-    case 64: return run<T, 64>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
-    case 128: return run<T, 128>(q, k, v, o, qs, ks, vs, os, starts, lengths, heads, scale, npad, begin, end);
+    case 16: return run<T, 16>(job, begin, end);
+    case 32: return run<T, 32>(job, begin, end);
+    case 64: return run<T, 64>(job, begin, end);
+    case 128: return run<T, 128>(job, begin, end);
     default: TORCH_CHECK(false, "varlen attention: head size ", d, " is not one of 16, 32, 64, 128");
   }
 }
@@ -265,14 +272,10 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   const float sc = static_cast<float>(scale);
   auto all = [&](auto tag) {
     using T = decltype(tag);
-    const T* qp = reinterpret_cast<const T*>(q.data_ptr());
-    const T* kp = reinterpret_cast<const T*>(k.data_ptr());
-    const T* vp = reinterpret_cast<const T*>(v.data_ptr());
-    T* op = reinterpret_cast<T*>(out.data_ptr());
-    at::parallel_for(0, sequences * heads, 1, [&](int64_t begin, int64_t end) {
-      dispatch_d<T>(d, qp, kp, vp, op, q.stride(0), k.stride(0), v.stride(0), out.stride(0), st, len, heads, sc,
-                    npad, begin, end);
-    });
+    const Job<T> job{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
+                     reinterpret_cast<const T*>(v.data_ptr()), reinterpret_cast<T*>(out.data_ptr()),
+                     q.stride(0), k.stride(0), v.stride(0), out.stride(0), st, len, heads, sc, npad};
+    at::parallel_for(0, sequences * heads, 1, [&](int64_t begin, int64_t end) { dispatch_d<T>(d, job, begin, end); });
   };
   if (q.scalar_type() == at::kBFloat16) all(c10::BFloat16());
   else all(float());
