@@ -82,6 +82,18 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
+def cpu_flags() -> set[str]:
+    """This CPU's x86 feature flags as the kernel lists them (``/proc/cpuinfo``; empty where it lists
+    none, as on other architectures); skips where there is no such file."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    line = next((line for line in lines if line.startswith("flags")), None)
+    return set(line.split(":", 1)[1].split()) if line else set()
+
+
+@pytest.fixture(scope="session")
 def mini_data(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few dozen real sentences per file, in the shared data layout."""
     root = tmp_path_factory.mktemp("mini_data")
