@@ -12,6 +12,10 @@ pass of each first. With it off, evaluation is what it was before the kernel: ba
 ``unpad_min_padding`` of padding unpadded with SDPA attention in the padded layout, the rest padded.
 Printed: seconds per pass on each side, the ratio of the medians, and how far the outputs (logits)
 of the two sides are apart, with the share of examples whose predicted class or tag differs.
+
+``--profile``: then one more pass a side under ``torch.profiler``, its operators' self CPU time summed
+by family (``profile_step.py``'s families) side by side -- how much of a pass attention is, and so
+the most a faster attention can take off it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import json
 import os
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--profile", action="store_true", help="then one profiled pass a side, by operator family")
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig
@@ -100,8 +107,35 @@ def main() -> None:
     print(f"\nSDPA / kernel: **{result['ratio']:.3f}×**; outputs differ by at most {result['max_abs_diff']:.2e} "
           f"(largest |output| {result['max_abs_output']:.2f}); examples with another predicted class or tag: "
           f"{100 * flips:.2f} %")
+    if args.profile:
+        result["profile_s"] = {side: profiled(lambda k=kernel: one_pass(k))
+                               for side, kernel in (("sdpa", False), ("kernel", True))}
+        print_profile(result["profile_s"])
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+
+
+def profiled(run: Callable[[], object]) -> dict[str, float]:
+    """Seconds of operator self time by family in one call of ``run`` (aten, oneDNN and xstilts ops)."""
+    from profile_step import family
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    by_family: dict[str, float] = defaultdict(float)
+    for ev in prof.events():
+        if ev.self_cpu_time_total > 0 and ev.name.startswith(("aten::", "mkldnn::", "xstilts::")):
+            by_family[family(ev.name)] += ev.self_cpu_time_total / 1e6
+    return dict(by_family)
+
+
+def print_profile(sides: dict[str, dict[str, float]]) -> None:
+    totals = {side: sum(f.values()) for side, f in sides.items()}
+    print("\n| operator family | SDPA side: s (share) | kernel side: s (share) |\n|---|---|---|")
+    for fam in sorted({f for fams in sides.values() for f in fams}, key=lambda f: -sides["sdpa"].get(f, 0.0)):
+        cells = [f"{sides[s].get(fam, 0.0):.2f} ({100 * sides[s].get(fam, 0.0) / totals[s]:.1f} %)" for s in sides]
+        print(f"| {fam} | {' | '.join(cells)} |")
+    print(f"| all operators | {totals['sdpa']:.2f} | {totals['kernel']:.2f} |")
 
 
 if __name__ == "__main__":
