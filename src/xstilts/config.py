@@ -168,7 +168,8 @@ class RuntimeConfig(Strict):
     # the real tokens by a compiled kernel (models/attention_kernel.py; 1.9-7x SDPA's speed at evaluation's
     # shapes) where a check at first use passes, else SDPA; equal up to float rounding, so not in run ids.
     # "auto": where PyTorch runs AVX-512 kernels (faster there on the Zen 4 measured; on an AVX2-only VM
-    # of the same processor evaluation passes ran at 0.96x SDPA's with it)
+    # of the same processor fp32 evaluation passes ran at 0.96x and 1.06x SDPA's with it, two A/Bs: there
+    # products are 87 % of a pass and attention 6 %)
     attention_kernel: bool | Literal["auto"] = "auto"
     # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
     # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new

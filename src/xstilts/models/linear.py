@@ -6,7 +6,8 @@ of ``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1
 back) ran at 170-210 GFLOP/s through oneDNN against 130-175 through MKL (why MKL is slower there
 was not investigated; Intel CPUs were not measured). The layers' weight gradients (an inner
 dimension of thousands of tokens) were no faster there, so they stay with MKL. On an AVX2-only AMD
-EPYC (Zen 1) it went the other way: PAN-X trained 1.09x faster on MKL. So ``runtime.onednn_linear =
+EPYC (Zen 1) it went the other way: PAN-X trained 1.09x faster on MKL; on a Zen 4 VM that hides
+AVX-512 the two ran level (72-80 GFLOP/s a thread at these shapes). So ``runtime.onednn_linear =
 "auto"`` (the default) takes oneDNN only where PyTorch runs AVX-512 kernels (:func:`wanted`).
 
 Equal up to float rounding: another library sums the same products in another order, like another
