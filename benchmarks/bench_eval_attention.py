@@ -117,14 +117,14 @@ def main() -> None:
 
 def profiled(run: Callable[[], object]) -> dict[str, float]:
     """Seconds of operator self time by family in one call of ``run`` (aten, oneDNN and xstilts ops)."""
-    from profile_step import family
+    from profile_step import COUNTED, family
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run()
     by_family: dict[str, float] = defaultdict(float)
     for ev in prof.events():
-        if ev.self_cpu_time_total > 0 and ev.name.startswith(("aten::", "mkldnn::", "xstilts::")):
+        if ev.self_cpu_time_total > 0 and ev.name.startswith(COUNTED):
             by_family[family(ev.name)] += ev.self_cpu_time_total / 1e6
     return dict(by_family)
 

@@ -24,7 +24,9 @@ from torch.profiler import ProfilerActivity, profile
 
 REPO = Path(__file__).resolve().parents[1]
 
-FAMILIES = [  # (family, substrings of aten op names), first match wins
+# operators whose self time is counted: PyTorch's, oneDNN's and xstilts' compiled ones (the attention kernel)
+COUNTED = ("aten::", "mkldnn::", "xstilts::")
+FAMILIES = [  # (family, substrings of operator names), first match wins
     ("AdamW update", ("_fused_adam", "adam")),
     ("matmul (linear layers)", ("addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "_linear_pointwise")),
     ("attention (SDPA kernel)", ("scaled_dot_product", "flash_attention", "_efficient_attention")),
@@ -106,7 +108,7 @@ def main() -> None:
     by_stage: dict[str, float] = defaultdict(float)
     by_op: dict[tuple[str, str], float] = defaultdict(float)
     for ev in prof.events():
-        if ev.self_cpu_time_total <= 0 or not ev.name.startswith(("aten::", "mkldnn::")):
+        if ev.self_cpu_time_total <= 0 or not ev.name.startswith(COUNTED):
             continue
         s, f = stage(ev), family(ev.name)
         by_key[(s, f)] += ev.self_cpu_time_total / 1e3

@@ -55,8 +55,7 @@ def test_fp32_attention_equals_sdpa_to_rounding(head_size: int) -> None:
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the kernel's builds are chosen by x86-64 flags")
 def test_it_runs_the_widest_instruction_set_the_cpu_has(cpu_flags: set[str]) -> None:
     """AVX-512 where the CPU has it, else AVX2 with FMA (an AVX2 build without FMA was the slow one)."""
-    flags = cpu_flags
-    want = "avx512" if "avx512f" in flags else "avx2+fma" if {"avx2", "fma"} <= flags else "baseline"
+    want = "avx512" if "avx512f" in cpu_flags else "avx2+fma" if {"avx2", "fma"} <= cpu_flags else "baseline"
     assert attention_kernel.instruction_set() == want
 
 
