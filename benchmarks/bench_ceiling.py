@@ -17,8 +17,9 @@ machine can do at all before anyone tries to make a run faster.
 3. **An experiment's floor** (``--store``): every finished run's real training and evaluation tokens
    (results.sqlite) times the FLOPs of the encoder's linear layers per token -- 6 × parameters for a
    training token, 2 × for an evaluated one; for sentence-level heads (classification, multiple
-   choice) the last layer's key and value projections only, as the first-token shortcut computes --
-   on ``--threads`` cores at the best product rate. Attention, heads, embeddings and element-wise work
+   choice; a multi-task setting where any of its tasks has one) the last layer's key and value
+   projections only, as the first-token shortcut computes -- on ``--threads`` cores at the best
+   product rate. Attention, heads, embeddings and element-wise work
    are left out, so it is a lower bound: the experiment's wall time (first start to last finish)
    against it is the share of the machine's product rate the whole experiment achieved.
 """
@@ -152,8 +153,10 @@ def experiment_flops(store_dir: Path) -> dict[str, Any]:
     full, shortcut = n_layers * per_layer, (n_layers - 1) * per_layer + 2 * h * h
     flops, train_tokens, eval_tokens = 0.0, 0, 0
     for r in runs:
-        tasks = [r["target"]] if r["phase"] == "target" else list(setting_tasks(r["intermediate"]))
-        sentence = all(t in task_names() and get_task(t).head in SENTENCE_HEADS for t in tasks)
+        tasks = [r["target"]] if r["phase"] == "target" else list(setting_tasks(r["intermediate"].split("+")))
+        # the run's tokens are not split by task: the smaller count wherever any task (or one this
+        # registry does not know) may have read the first token alone, so the floor stays a floor
+        sentence = any(t not in task_names() or get_task(t).head in SENTENCE_HEADS for t in tasks)
         params = shortcut if sentence else full
         extra = r["extra"] if isinstance(r["extra"], dict) else json.loads(r["extra"] or "{}")
         trained, evaluated = r["train_tokens"] or 0, int(extra.get("eval_tokens") or 0)
