@@ -100,18 +100,24 @@ def build(folder: Path) -> ctypes.CDLL:
     return dll
 
 
-def fma_gflops(dll: ctypes.CDLL, threads: int, seconds: float) -> list[float]:
-    """GFLOP/s of each of ``threads`` copies of the loop run at once (ctypes lets go of the GIL)."""
-    start = (ctypes.c_float * (2 + CHAINS))(0.9999, 1e-4, *[1.0 + k for k in range(CHAINS)])
-    per_iter = 2 * dll.lanes() * CHAINS
+START = (ctypes.c_float * (2 + CHAINS))(0.9999, 1e-4, *[1.0 + k for k in range(CHAINS)])  # m, c, the chains
+
+
+def loop_length(dll: ctypes.CDLL, seconds: float) -> int:
+    """Rounds of the loop that take about ``seconds`` on one thread."""
     iters = 1_000_000
-    while dll.run(iters, start, ctypes.byref(ctypes.c_float())) < seconds / 4:  # size the loop to ~seconds
+    while dll.run(iters, START, ctypes.byref(ctypes.c_float())) < seconds / 4:
         iters *= 2
-    iters *= 4
+    return 4 * iters
+
+
+def fma_gflops(dll: ctypes.CDLL, threads: int, iters: int) -> list[float]:
+    """GFLOP/s of each of ``threads`` copies of ``iters`` rounds run at once (ctypes lets go of the GIL)."""
+    per_iter = 2 * dll.lanes() * CHAINS
     out = [0.0] * threads
 
     def one(i: int) -> None:
-        out[i] = per_iter * iters / dll.run(iters, start, ctypes.byref(ctypes.c_float())) / 1e9
+        out[i] = per_iter * iters / dll.run(iters, START, ctypes.byref(ctypes.c_float())) / 1e9
 
     pool = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
     for t in pool:
@@ -137,8 +143,10 @@ SENTENCE_HEADS = ("classification", "multiple_choice")  # heads reading the firs
 def experiment_flops(store_dir: Path) -> dict[str, Any]:
     """The linear-layer FLOPs every finished run of the store at ``store_dir`` computed at least, and
     the experiment's wall time."""
+    from transformers import AutoConfig
+
     from xstilts.config import setting_tasks
-    from xstilts.models.loading import load_encoder
+    from xstilts.models.loading import resolve_model_path
     from xstilts.store import Store
     from xstilts.tasks import get_task, task_names
 
@@ -147,7 +155,7 @@ def experiment_flops(store_dir: Path) -> dict[str, Any]:
         runs = [r for r in store.runs() if r["status"] == "done"]
     if not runs:
         sys.exit(f"bench_ceiling: {store_dir / 'results.sqlite'}: no finished runs")
-    model = load_encoder(config.get("model", "default")).config
+    model = AutoConfig.from_pretrained(resolve_model_path(config.get("model", "default")))  # shapes, no weights
     h, i, n_layers = model.hidden_size, model.intermediate_size, model.num_hidden_layers
     per_layer = 4 * h * h + 2 * h * i
     full, shortcut = n_layers * per_layer, (n_layers - 1) * per_layer + 2 * h * h
@@ -158,8 +166,8 @@ def experiment_flops(store_dir: Path) -> dict[str, Any]:
         # registry does not know) may have read the first token alone, so the floor stays a floor
         sentence = any(t not in task_names() or get_task(t).head in SENTENCE_HEADS for t in tasks)
         params = shortcut if sentence else full
-        extra = r["extra"] if isinstance(r["extra"], dict) else json.loads(r["extra"] or "{}")
-        trained, evaluated = r["train_tokens"] or 0, int(extra.get("eval_tokens") or 0)
+        trained = r["train_tokens"] or 0
+        evaluated = int(json.loads(r["extra"] or "{}").get("eval_tokens") or 0)
         flops += 6 * params * trained + 2 * params * evaluated
         train_tokens += trained
         eval_tokens += evaluated
@@ -179,8 +187,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         dll = build(Path(tmp))
-        one = max(fma_gflops(dll, 1, args.seconds)[0] for _ in range(3))
-        every = fma_gflops(dll, args.threads, args.seconds)
+        iters = loop_length(dll, args.seconds)
+        one = max(fma_gflops(dll, 1, iters)[0] for _ in range(3))
+        every = fma_gflops(dll, args.threads, iters)
     rates = product_rates(args.seconds / 2)
     best_name, best = max(rates.items(), key=lambda kv: kv[1])
     print(f"multiply-add ceiling: {one:.1f} GFLOP/s on one thread ({dll.lanes()} fp32 lanes a vector), "

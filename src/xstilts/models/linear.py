@@ -7,7 +7,8 @@ back) ran at 170-210 GFLOP/s through oneDNN against 130-175 through MKL (why MKL
 was not investigated; Intel CPUs were not measured). The layers' weight gradients (an inner
 dimension of thousands of tokens) were no faster there, so they stay with MKL. On an AVX2-only AMD
 EPYC (Zen 1) it went the other way: PAN-X trained 1.09x faster on MKL; on a Zen 4 VM that hides
-AVX-512 the two ran level (72-80 GFLOP/s a thread at these shapes). So ``runtime.onednn_linear =
+AVX-512 the products alone ran level (72-80 GFLOP/s a thread at these shapes), yet XNLI trained
+0.92x as fast with oneDNN's layers. So ``runtime.onednn_linear =
 "auto"`` (the default) takes oneDNN only where PyTorch runs AVX-512 kernels (:func:`wanted`).
 
 Equal up to float rounding: another library sums the same products in another order, like another
