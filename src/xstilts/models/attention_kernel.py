@@ -82,9 +82,10 @@ def wanted(setting: bool | str) -> bool:
     are AVX-512 ones. There the kernel made evaluation passes 1.06-1.12x faster (Zen 4). On a VM of the
     same processor that shows only AVX2 its first AVX2 build (16-lane vectors split by the compiler)
     made the fp32 XNLI pass 1.46x slower than SDPA; the 8-lane build computes attention several times
-    faster than SDPA, but the pass as a whole ran at 0.96x and 1.06x SDPA's in two A/Bs: its matrix
-    products are 87 % of an fp32 pass there and attention 6 %, the most a kernel can take off
-    (benchmarks/RESULTS.md, fortieth to forty-second sessions), so SDPA evaluates there."""
+    faster than SDPA, but the XNLI pass as a whole ran at 0.96x, 1.06x and 0.97x SDPA's in three A/Bs
+    (PAN-X's at 1.04x): its matrix products are 87 % of an fp32 pass there and attention 6 %, the most
+    a kernel can take off (benchmarks/RESULTS.md, fortieth to forty-fourth sessions), so SDPA
+    evaluates there."""
     return on_avx512(setting)
 
 
