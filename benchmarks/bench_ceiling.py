@@ -14,7 +14,13 @@ machine can do at all before anyone tries to make a run faster.
 2. **Products**: fp32 ``torch.matmul`` (and oneDNN's inner product where PyTorch has it) on one
    thread, at a large square and the default model's shapes (``bench_peak.SHAPES``); the best
    against the ceiling.
-3. **An experiment's floor** (``--store``): every finished run's real training and evaluation tokens
+3. **Memory**: a compiled STREAM-style triad (``c = a + 0.5·b``, 12 bytes a float counted) on one
+   thread over working sets of 768 KiB, 12 MiB and 768 MiB (within a 1-2 MiB L2, within a 16-32 MiB
+   L3, far beyond both). Why: on a VM the products ran up to 15 % slower after a slow quickstart than
+   four hours before, while the multiply-add ceiling did not move (benchmarks/RESULTS.md,
+   forty-fourth session); products also need caches and memory, which a VM shares with its host's
+   other tenants, so this row beside a slow experiment says whether they moved.
+4. **An experiment's floor** (``--store``): every finished run's real training and evaluation tokens
    (results.sqlite) times the FLOPs of the encoder's linear layers per token -- 6 × parameters for a
    training token, 2 × for an evaluated one; for sentence-level heads (classification, multiple
    choice; a multi-task setting where any of its tasks has one) the last layer's key and value
@@ -81,6 +87,18 @@ double run(long iters, const float *start, float *sink) {
     *sink = total;
     return (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
 }
+/* seconds for one pass of c = a + 0.5 b over n floats, a vector at a time (any alignment) */
+typedef float uvec __attribute__((vector_size(BYTES), aligned(4)));
+double triad(long n, const float *a, const float *b, float *c) {
+    struct timespec t0, t1;
+    const long w = BYTES / 4, whole = n / w * w;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i < whole; i += w)
+        *(uvec *)(c + i) = *(const uvec *)(a + i) + 0.5f * *(const uvec *)(b + i);
+    for (long i = whole; i < n; i++) c[i] = a[i] + 0.5f * b[i];
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+}
 """
 
 
@@ -97,6 +115,8 @@ def build(folder: Path) -> ctypes.CDLL:
     dll = ctypes.CDLL(str(lib))
     dll.run.restype = ctypes.c_double
     dll.run.argtypes = [ctypes.c_long, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float)]
+    dll.triad.restype = ctypes.c_double
+    dll.triad.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     return dll
 
 
@@ -135,6 +155,23 @@ def product_rates(seconds: float) -> dict[str, float]:
         if linear.available():
             rates[f"oneDNN {name}"] = matmul_gflops(*shape, torch.float32, seconds, library="onednn")
     return rates
+
+
+WORKING_SETS = {"768 KiB": 768 << 10, "12 MiB": 12 << 20, "768 MiB": 768 << 20}  # the three arrays together
+
+
+def triad_gbs(dll: ctypes.CDLL, total_bytes: int, seconds: float) -> float:
+    """Best one-thread GB/s of the compiled ``c = a + 0.5·b`` over float32 arrays of ``total_bytes``
+    together, passes repeated for about ``seconds`` (12 bytes a float: two read, one written, as
+    STREAM counts)."""
+    n = total_bytes // 12
+    a, b, c = torch.rand(n), torch.rand(n), torch.zeros(n)
+    pointers = (a.data_ptr(), b.data_ptr(), c.data_ptr())
+    dll.triad(n, *pointers)  # warm-up: every page touched
+    best, started = 0.0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        best = max(best, 12 * n / dll.triad(n, *pointers) / 1e9)
+    return best
 
 
 SENTENCE_HEADS = ("classification", "multiple_choice")  # heads reading the first token alone
@@ -190,6 +227,7 @@ def main() -> None:
         iters = loop_length(dll, args.seconds)
         one = max(fma_gflops(dll, 1, iters)[0] for _ in range(3))
         every = fma_gflops(dll, args.threads, iters)
+        memory = {name: triad_gbs(dll, size, args.seconds / 2) for name, size in WORKING_SETS.items()}
     rates = product_rates(args.seconds / 2)
     best_name, best = max(rates.items(), key=lambda kv: kv[1])
     print(f"multiply-add ceiling: {one:.1f} GFLOP/s on one thread ({dll.lanes()} fp32 lanes a vector), "
@@ -198,11 +236,12 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"  {name:<24} {rate:6.1f}  {100 * rate / one:5.1f} %")
     print(f"best: {best_name}, {best:.1f} GFLOP/s = {100 * best / one:.1f} % of the ceiling")
+    print("triad on one thread, GB/s by working set: " + ", ".join(f"{name} {gbs:.1f}" for name, gbs in memory.items()))
     result: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": os.getloadavg(),
         "fma_gflops_one_thread": one, "fma_gflops_all": every, "lanes": dll.lanes(),
-        "products": rates, "best_product": [best_name, best],
+        "products": rates, "best_product": [best_name, best], "triad_gbs": memory,
     }
     if args.store is not None:
         exp = experiment_flops(args.store)
