@@ -11,7 +11,7 @@ machine can do at all before anyone tries to make a run faster.
 1. **Multiply-add ceiling**: a loop of twelve independent chains of fp32 vector multiply-adds,
    compiled for this CPU (``cc -O2 -march=native``: AVX-512 where the CPU reports it, else AVX2 with
    FMA, ...), on one thread and on ``--threads`` at once; 2 FLOPs per lane per multiply-add.
-2. **Products**: fp32 ``torch.matmul`` (and oneDNN's inner product where PyTorch has it) on one
+2. **Products**: fp32 ``torch.matmul`` (and oneDNN's inner product and OpenBLAS's sgemm where they exist) on one
    thread, at a large square and the default model's shapes (``bench_peak.SHAPES``); the best
    against the ceiling.
 3. **Memory**: a compiled STREAM-style triad (``c = a + 0.5·b``, 12 bytes a float counted) on one
@@ -51,7 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peak import SHAPES, matmul_gflops  # noqa: E402
 
-from xstilts.models import linear  # noqa: E402
+from xstilts.models import linear, openblas  # noqa: E402
 
 CHAINS = 12  # independent accumulators in SOURCE: enough to cover a multiply-add's latency on two pipes
 SOURCE = r"""
@@ -148,12 +148,15 @@ def fma_gflops(dll: ctypes.CDLL, threads: int, iters: int) -> list[float]:
 
 
 def product_rates(seconds: float) -> dict[str, float]:
-    """One-thread fp32 GFLOP/s of every shape, through torch.matmul and oneDNN where it exists."""
+    """One-thread fp32 GFLOP/s of every shape, through torch.matmul, and oneDNN and OpenBLAS where
+    they exist (models/linear.py, models/openblas.py)."""
     rates = {}
     for name, shape in SHAPES.items():
         rates[f"torch {name}"] = matmul_gflops(*shape, torch.float32, seconds)
         if linear.available():
             rates[f"oneDNN {name}"] = matmul_gflops(*shape, torch.float32, seconds, library="onednn")
+        if openblas.available():
+            rates[f"OpenBLAS {name}"] = matmul_gflops(*shape, torch.float32, seconds, library="openblas")
     return rates
 
 

@@ -6,7 +6,8 @@ Usage: ``python benchmarks/bench_peak.py [--task panx|xnli] [--threads N] [--rou
 1. **Peak**: GFLOP/s of ``torch.matmul`` in fp32 and bf16 (bf16 where the CPU runs it natively),
    and in fp32 of oneDNN's inner product too wherever this PyTorch has it, whether or not the
    loop's linear layers use it (``runtime.onednn_linear``: faster than MKL on the Zen 4 machine
-   measured, slower on the Zen 1), so the peak is the best library's, 2·m·n·k FLOPs per product, over
+   measured, slower on the Zen 1), and of OpenBLAS's sgemm wherever models/openblas.py is built
+   (``runtime.openblas_linear``), so the peak is the best library's, 2·m·n·k FLOPs per product, over
    several shapes: large squares (2048³, 3072³) and the default
    model's own products at 1,024 tokens (Q/K/V/output 384→384, feed-forward 384→1536 and
    1536→384). **The peak is the best of every shape and trial**, not a median: a median peak is
@@ -61,7 +62,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xstilts.models import linear
+from xstilts.models import linear, openblas
 from xstilts.models.linear import inner_product
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1.0, library: str = "torch") -> float:
     """GFLOP/s of repeated (m×k)·(k×n) products for about ``seconds`` (after one warm-up); ``library``
-    "onednn": through oneDNN's inner product instead of ``torch.matmul``."""
+    "onednn": through oneDNN's inner product instead of ``torch.matmul``, "openblas": through
+    models/openblas.py's sgemm (as the loop's linear layers call it)."""
     a = torch.randn(m, k).to(dtype)
     b = torch.randn(k, n).to(dtype)
     out = torch.empty(m, n, dtype=dtype)
@@ -78,6 +80,8 @@ def matmul_gflops(m: int, n: int, k: int, dtype: torch.dtype, seconds: float = 1
     def product() -> None:
         if library == "onednn":
             inner_product(a, w)
+        elif library == "openblas":
+            openblas.linear(a, w)
         else:
             torch.matmul(a, b, out=out)
 
@@ -103,13 +107,17 @@ SHAPES = {  # (m, n, k): m×k times k×n
 
 
 def peak_trial(peaks: dict[str, list[float]], precision: str, onednn: bool) -> None:
-    """One trial of every shape in ``precision`` (fp32 through oneDNN too, with ``onednn``), each
-    appended to ``peaks`` under its name ("fp32 2048^3", "fp32 oneDNN 2048^3", ...)."""
+    """One trial of every shape in ``precision`` (fp32 through oneDNN too, with ``onednn``, and
+    through OpenBLAS wherever models/openblas.py is built, used or not), each appended to ``peaks``
+    under its name ("fp32 2048^3", "fp32 oneDNN 2048^3", "fp32 OpenBLAS 2048^3", ...)."""
     for shape_name, shape in SHAPES.items():
         peaks.setdefault(f"{precision} {shape_name}", []).append(matmul_gflops(*shape, DTYPES[precision], 0.5))
         if precision == "fp32" and onednn:
             peaks.setdefault(f"fp32 oneDNN {shape_name}", []).append(
                 matmul_gflops(*shape, DTYPES[precision], 0.5, library="onednn"))
+        if precision == "fp32" and openblas.available():
+            peaks.setdefault(f"fp32 OpenBLAS {shape_name}", []).append(
+                matmul_gflops(*shape, DTYPES[precision], 0.5, library="openblas"))
 
 
 def best_peak(peaks: dict[str, list[float]], precision: str) -> tuple[float, str]:

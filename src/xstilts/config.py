@@ -137,6 +137,10 @@ class RuntimeConfig(Strict):
     # equal up to float rounding, like another thread count, so not in run ids. "auto": where PyTorch runs
     # AVX-512 kernels on this CPU (faster there on the Zen 4 measured; MKL was faster on an AVX2-only Zen)
     onednn_linear: bool | Literal["auto"] = "auto"
+    # fp32 linear layers on a CPU through OpenBLAS's sgemm rather than MKL's (models/openblas.py): equal up
+    # to float rounding, so not in run ids. "auto": on an AMD CPU where PyTorch's kernels are not AVX-512
+    # ones (faster there on the one measured); where both this and onednn_linear are on, this one is used
+    openblas_linear: bool | Literal["auto"] = "auto"
     # self-attention's query, key and value projections as one product of the stacked weights
     # (models/fused_qkv.py): fewer operators a step, equal up to float rounding, so not in run ids
     fuse_qkv: bool = False

@@ -235,7 +235,8 @@ def test_auto_uses_the_kernel_on_avx512_cpus_only(tiny_model: Path, monkeypatch,
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     assert attention_kernel.wanted("auto") is auto
     assert attention_kernel.wanted(True) is True and attention_kernel.wanted(False) is False
-    runtime = RuntimeConfig(threads=1, onednn_linear=False)  # attention_kernel left at its default, "auto"
+    # attention_kernel left at its default, "auto"
+    runtime = RuntimeConfig(threads=1, onednn_linear=False, openblas_linear=False)
     assert prepare_encoder(_encoder(tiny_model), runtime, [], None).attention_kernel is (
         auto and attention_kernel.available())
 

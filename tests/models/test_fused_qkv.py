@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from xstilts.models import fused_qkv, linear
+from xstilts.models import fused_qkv, linear, openblas
 from xstilts.models.dropout import use_fast_dropout
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -94,6 +94,23 @@ def test_onednn_linear_layers_project_through_onednn(encoder: nn.Module, monkeyp
     seen = []
     original = linear.linear
     monkeypatch.setattr(linear, "linear", lambda x, w, b=None: seen.append(w.shape) or original(x, w, b))
+    encoder.eval()
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**_batch()).last_hidden_state, plain(**_batch()).last_hidden_state,
+                                   rtol=1e-5, atol=1e-5)
+    size = encoder.config.hidden_size
+    assert seen.count(torch.Size([3 * size, size])) == encoder.config.num_hidden_layers
+
+
+@pytest.mark.skipif(not openblas.available(), reason="the OpenBLAS kernel is not built here")
+def test_openblas_linear_layers_project_through_openblas(encoder: nn.Module, monkeypatch) -> None:
+    openblas.install(encoder)
+    plain = copy.deepcopy(encoder)
+    assert fused_qkv.install(encoder) == encoder.config.num_hidden_layers
+    seen = []
+    original = openblas.linear
+    monkeypatch.setattr(openblas, "linear", lambda x, w, b=None: seen.append(w.shape) or original(x, w, b))
     encoder.eval()
     plain.eval()
     with torch.no_grad():

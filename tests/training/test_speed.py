@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xstilts.config import RuntimeConfig, TrainConfig
-from xstilts.models import attention_kernel, draws, linear
+from xstilts.models import attention_kernel, draws, linear, openblas
 from xstilts.models.vocab import TrimmedEmbedding, full_state_dict
 from xstilts.training.speed import prepare_encoder, set_cudnn_attention, uses_draw_kernel
 
@@ -63,13 +63,15 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     pad = emb.kept[emb.padding_idx].item()  # the model's padding row is always kept
     ids = {i for f in [*feats, *dev_feats] for i in f["input_ids"]} | {tok.pad_token_id, pad}
     assert set(emb.kept.tolist()) == ids
+    blas = openblas.available() and openblas.wanted("auto")
     assert info.as_dict() == {"threads": 1, "thread_log": [[0, 1, None]], "vocab_rows": len(ids),
                               "frozen_parameters": emb.weight.numel(),
                               "fast_dropout_modules": 3 * encoder.config.num_hidden_layers + 1,
                               "draw_kernel": False,  # fast_dropout left nothing for it to draw
                               # q, k, v, attention output, intermediate, output per layer, and the pooler
                               "onednn_linear": (6 * encoder.config.num_hidden_layers + 1)
-                              if linear.available() and linear.wanted("auto") else 0,
+                              if linear.available() and linear.wanted("auto") and not blas else 0,
+                              "openblas_linear": (6 * encoder.config.num_hidden_layers + 1) if blas else 0,
                               "fused_qkv": encoder.config.num_hidden_layers,
                               "unpadded": encoder.config.num_hidden_layers,
                               # "auto": where PyTorch runs AVX-512 kernels
@@ -82,9 +84,14 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
     assert plain.get_input_embeddings().weight.requires_grad and info.vocab_rows is None
     assert info.fast_dropout_modules == 0 and plain.config._attn_implementation == "sdpa"
     for setting, installed in ((True, linear.available()), (False, False)):  # explicit settings on any CPU
-        info = prepare_encoder(copy.deepcopy(base), RuntimeConfig(trim_vocab=False, onednn_linear=setting),
-                               [feats], tok.pad_token_id)
+        info = prepare_encoder(copy.deepcopy(base), RuntimeConfig(trim_vocab=False, onednn_linear=setting,
+                                                                  openblas_linear=False), [feats], tok.pad_token_id)
         assert (info.onednn_linear > 0) is installed
+    for setting, installed in ((True, openblas.available()), (False, False)):
+        info = prepare_encoder(copy.deepcopy(base), RuntimeConfig(trim_vocab=False, onednn_linear=True,
+                                                                  openblas_linear=setting), [feats], tok.pad_token_id)
+        assert (info.openblas_linear > 0) is installed  # where both are on, OpenBLAS takes the layers
+        assert (info.onednn_linear > 0) is (not installed and linear.available())
 
 
 @pytest.mark.parametrize("wanted", [False, True])

@@ -24,13 +24,24 @@ SOURCES = Path(__file__).parent / "csrc"
 _LOCK = threading.Lock()
 
 
-def build_directory(source: Path, name: str) -> Path:
+CFLAGS = ["-O3", "-fopenmp"]  # -fopenmp: see build()
+
+
+def _linker(ldflags: list[str] | None) -> list[str]:
+    return ["-fopenmp", *(ldflags or [])]
+
+
+def build_directory(source: Path, name: str, include_dirs: list[str] | None = None,
+                    ldflags: list[str] | None = None) -> Path:
     """Where ``source`` is built: one folder per source text and torch installation, with the source
     copied in. torch's build rules name the source's path and torch's header path, and it rebuilds
     whenever either differs from the last build in the folder: two checkouts, or two virtual
-    environments (a symlinked one counts), sharing one folder would rebuild in turn."""
+    environments (a symlinked one counts), sharing one folder would rebuild in turn. The compiler and
+    linker flags enter the name too, so a change of flags never rebuilds over a build another
+    process is loading."""
     text = source.read_bytes()
-    installation = f"{torch.__version__} {os.path.dirname(torch.__file__)}".encode()
+    flags = " ".join([*CFLAGS, *_linker(ldflags), *(include_dirs or [])])
+    installation = f"{torch.__version__} {os.path.dirname(torch.__file__)} {flags}".encode()
     digest = hashlib.sha256(text + installation).hexdigest()[:12]
     from torch.utils.cpp_extension import get_default_build_root  # torch's own default (honours XDG_CACHE_HOME)
 
@@ -45,16 +56,22 @@ def build_directory(source: Path, name: str) -> Path:
     return folder
 
 
-def build(source: Path, name: str, what: str) -> ModuleType | None:
+def build(source: Path, name: str, what: str, include_dirs: list[str] | None = None,
+          ldflags: list[str] | None = None) -> ModuleType | None:
     """The compiled module of ``source`` (built and cached at first use), or None where it cannot be
-    built; ``what`` names the kernel in the one warning that says so."""
+    built; ``what`` names the kernel in the one warning that says so.
+
+    Built with ``-fopenmp``: ``at::parallel_for`` is a header template whose OpenMP pragma a build
+    without it ignores, running every call on one thread whatever ``torch.get_num_threads()`` says.
+    The module then shares torch's OpenMP runtime (the same ``libgomp.so.1``, already loaded)."""
     from torch.utils.cpp_extension import load
 
     with _LOCK:
         try:
-            folder = build_directory(source, name)
+            folder = build_directory(source, name, include_dirs, ldflags)
             return load(name=folder.name, sources=[str(folder / source.name)], build_directory=str(folder),
-                        extra_cflags=["-O3"], verbose=False)
+                        extra_cflags=CFLAGS, extra_ldflags=_linker(ldflags), extra_include_paths=include_dirs,
+                        verbose=False)
         except Exception as exc:  # no compiler / headers: the caller computes with PyTorch
             log.warning("xstilts: %s could not be built (%s); computing with PyTorch", what,
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xstilts.models import linear as onednn
+from xstilts.models import openblas
 
 _FLAG = "_xstilts_fused_qkv"  # set on a module whose forward is the fused one
 _NEEDS = ("query", "key", "value", "attention_head_size", "scaling", "config", "dropout")
@@ -62,7 +63,8 @@ def project(module: nn.Module, hidden_states: torch.Tensor) -> tuple[torch.Tenso
     q, k, v = module.query, module.key, module.value
     weight = torch.cat([q.weight, k.weight, v.weight])
     bias = torch.cat([q.bias, k.bias, v.bias])
-    linear = onednn.linear if isinstance(q, onednn.OneDNNLinear) else F.linear
+    linear = (onednn.linear if isinstance(q, onednn.OneDNNLinear)
+              else openblas.linear if isinstance(q, openblas.OpenBLASLinear) else F.linear)
     return linear(hidden_states, weight, bias).chunk(3, dim=-1)
 
 

@@ -18,6 +18,9 @@ Each switch is independent and measured in ``benchmarks/RESULTS.md``:
 - ``onednn_linear`` (default ``"auto"``: on where PyTorch runs AVX-512 kernels): the encoder's fp32
   linear layers on a CPU through oneDNN rather than MKL (:mod:`xstilts.models.linear`; equal up to
   float rounding, so not in run ids);
+- ``openblas_linear`` (default ``"auto"``: on an AMD CPU where PyTorch's kernels are not AVX-512 ones):
+  the same layers through OpenBLAS's sgemm rather than MKL's (:mod:`xstilts.models.openblas`; equal up
+  to float rounding, so not in run ids; it wins where both are on);
 - ``fuse_qkv``: self-attention's query, key and value projections as one matrix product
   (:mod:`xstilts.models.fused_qkv`; equal up to float rounding, so not in run ids);
 - ``first_token_only``: classification / multiple-choice heads get the last layer computed for the
@@ -53,7 +56,7 @@ from torch import nn
 
 from xstilts.config import RuntimeConfig
 from xstilts.distributed import usable_cores
-from xstilts.models import attention_kernel, draws, first_token, fused_qkv, linear, packing, unpadding
+from xstilts.models import attention_kernel, draws, first_token, fused_qkv, linear, openblas, packing, unpadding
 from xstilts.models.dropout import draws_with_pytorch, use_fast_dropout
 from xstilts.models.vocab import trim_vocabulary, used_token_ids
 
@@ -69,6 +72,7 @@ class SpeedSetup:
     fast_dropout_modules: int = 0  # nn.Dropout modules swapped for models.dropout.FastDropout
     draw_kernel: bool = False  # PyTorch's dropout masks drawn by models/draws.py's kernel in training
     onednn_linear: int = 0  # linear layers whose fp32 CPU products go through oneDNN (models/linear.py)
+    openblas_linear: int = 0  # ... through OpenBLAS (models/openblas.py)
     fused_qkv: int = 0  # self-attention modules projecting query, key and value in one product
     first_token_only: bool = False  # the last layer computes the first token alone in training, own draws
     first_token_train: bool = False  # ... in training, the full layer's draws (models/first_token.py)
@@ -482,8 +486,11 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
         setup.fast_dropout_modules = use_fast_dropout(encoder)
     setup.first_token_only, setup.first_token_train, setup.first_token_eval = install_first_token(encoder, runtime)
     setup.draw_kernel = uses_draw_kernel(runtime, _device_type(), encoder)
-    if linear.wanted(runtime.onednn_linear) and not runtime.compile and _device_type() == "cpu":
-        setup.onednn_linear = linear.install(encoder)
+    if not runtime.compile and _device_type() == "cpu":
+        if openblas.wanted(runtime.openblas_linear):
+            setup.openblas_linear = openblas.install(encoder)
+        if not setup.openblas_linear and linear.wanted(runtime.onednn_linear):
+            setup.onednn_linear = linear.install(encoder)
     # with packing too: packed training rows fall back to the padded path (their mask is not a key-padding
     # mask), evaluation's padded batches are unpadded
     if runtime.unpad and not runtime.compile and _device_type() == "cpu":
