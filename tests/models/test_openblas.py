@@ -132,3 +132,34 @@ def test_auto_is_on_only_for_amd_cpus_without_avx512_kernels(monkeypatch: pytest
         monkeypatch.setattr(openblas, "on_avx512", lambda setting, a=avx512: a)
         monkeypatch.setattr(openblas, "_amd", lambda a=amd: a)
         assert openblas.wanted("auto") is want
+
+
+def test_a_one_thread_worker_stays_at_one_thread() -> None:
+    """Evaluation workers run at one intra-op thread in a process of more (evaluation/predict.py): a
+    product there must use one thread and leave the worker's count alone."""
+    import threading
+
+    before = torch.get_num_threads()
+    seen: dict[str, int] = {}
+    started, restored = threading.Barrier(2), threading.Barrier(2)
+
+    def worker() -> None:
+        seen["first"] = torch.get_num_threads()  # takes the count of 1 set below
+        started.wait()
+        restored.wait()
+        x, w = torch.randn(700, 64), torch.randn(32, 64)
+        torch.testing.assert_close(openblas.linear(x, w), F.linear(x, w), rtol=1e-5, atol=1e-5)
+        seen["after"] = torch.get_num_threads()
+
+    try:
+        torch.set_num_threads(1)
+        thread = threading.Thread(target=worker)
+        thread.start()
+        started.wait()
+        torch.set_num_threads(2)
+        restored.wait()
+        thread.join()
+        assert seen == {"first": 1, "after": 1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

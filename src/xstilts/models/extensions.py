@@ -24,24 +24,16 @@ SOURCES = Path(__file__).parent / "csrc"
 _LOCK = threading.Lock()
 
 
-CFLAGS = ["-O3", "-fopenmp"]  # -fopenmp: see build()
-
-
-def _linker(ldflags: list[str] | None) -> list[str]:
-    return ["-fopenmp", *(ldflags or [])]
-
-
-def build_directory(source: Path, name: str, include_dirs: list[str] | None = None,
-                    ldflags: list[str] | None = None) -> Path:
+def build_directory(source: Path, name: str, flags: list[str] | None = None) -> Path:
     """Where ``source`` is built: one folder per source text and torch installation, with the source
     copied in. torch's build rules name the source's path and torch's header path, and it rebuilds
     whenever either differs from the last build in the folder: two checkouts, or two virtual
-    environments (a symlinked one counts), sharing one folder would rebuild in turn. The compiler and
-    linker flags enter the name too, so a change of flags never rebuilds over a build another
+    environments (a symlinked one counts), sharing one folder would rebuild in turn. Extra compiler
+    and linker ``flags`` enter the name too, so a change of flags never rebuilds over a build another
     process is loading."""
     text = source.read_bytes()
-    flags = " ".join([*CFLAGS, *_linker(ldflags), *(include_dirs or [])])
-    installation = f"{torch.__version__} {os.path.dirname(torch.__file__)} {flags}".encode()
+    installation = f"{torch.__version__} {os.path.dirname(torch.__file__)}" + "".join(f" {f}" for f in flags or [])
+    installation = installation.encode()
     digest = hashlib.sha256(text + installation).hexdigest()[:12]
     from torch.utils.cpp_extension import get_default_build_root  # torch's own default (honours XDG_CACHE_HOME)
 
@@ -57,20 +49,25 @@ def build_directory(source: Path, name: str, include_dirs: list[str] | None = No
 
 
 def build(source: Path, name: str, what: str, include_dirs: list[str] | None = None,
-          ldflags: list[str] | None = None) -> ModuleType | None:
+          ldflags: list[str] | None = None, openmp: bool = False) -> ModuleType | None:
     """The compiled module of ``source`` (built and cached at first use), or None where it cannot be
     built; ``what`` names the kernel in the one warning that says so.
 
-    Built with ``-fopenmp``: ``at::parallel_for`` is a header template whose OpenMP pragma a build
-    without it ignores, running every call on one thread whatever ``torch.get_num_threads()`` says.
-    The module then shares torch's OpenMP runtime (the same ``libgomp.so.1``, already loaded)."""
+    ``openmp``: compile and link with ``-fopenmp``, for a source with its own ``#pragma omp`` loops
+    (the module then shares PyTorch's OpenMP runtime, the ``libgomp.so.1`` already loaded). Without
+    it ``at::parallel_for``, a header template, runs every call on the calling thread; with it that
+    template's lazy per-library initialisation resets a thread PyTorch had set to one thread (an
+    evaluation worker's) to the process-wide count. So sources call ``at::parallel_for`` only where
+    one thread is what they want (the attention kernel: evaluation runs one batch per thread)."""
     from torch.utils.cpp_extension import load
 
+    omp = ["-fopenmp"] if openmp else []
+    linker = [*(ldflags or []), *omp]
     with _LOCK:
         try:
-            folder = build_directory(source, name, include_dirs, ldflags)
+            folder = build_directory(source, name, [*omp, *linker, *(include_dirs or [])])
             return load(name=folder.name, sources=[str(folder / source.name)], build_directory=str(folder),
-                        extra_cflags=CFLAGS, extra_ldflags=_linker(ldflags), extra_include_paths=include_dirs,
+                        extra_cflags=["-O3", *omp], extra_ldflags=linker, extra_include_paths=include_dirs,
                         verbose=False)
         except Exception as exc:  # no compiler / headers: the caller computes with PyTorch
             log.warning("xstilts: %s could not be built (%s); computing with PyTorch", what,

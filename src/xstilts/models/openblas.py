@@ -8,7 +8,8 @@ about 8 % more, on the products that are 86 % of a step there. MKL's kernels are
 CPU OpenBLAS's Haswell kernels are the faster ones.
 
 How: ``csrc/openblas_gemm.cpp`` calls OpenBLAS with one thread per call and splits the rows of each
-product over PyTorch's own intra-op threads. OpenBLAS's own thread pool next to PyTorch's put three
+product over PyTorch's own intra-op threads (an OpenMP loop on the calling thread's count, which in
+an evaluation worker is one). OpenBLAS's own thread pool next to PyTorch's put three
 busy threads on two cores and made a two-thread step 2.5x slower; this way a step runs on exactly
 the threads ``torch.set_num_threads`` allows, as every other operator does. :func:`install` gives
 each plain ``nn.Linear`` the class :class:`OpenBLASLinear` (same parameters and state-dict keys); its
@@ -52,7 +53,7 @@ def _build() -> ModuleType | None:
         return None
     lib = scipy_openblas32.get_lib_dir()
     module = extensions.build(SOURCE, NAME, "the OpenBLAS linear layers", [scipy_openblas32.get_include_dir()],
-                              [f"-L{lib}", f"-l{scipy_openblas32.get_library()}", f"-Wl,-rpath,{lib}"])
+                              [f"-L{lib}", f"-l{scipy_openblas32.get_library()}", f"-Wl,-rpath,{lib}"], openmp=True)
     if module is not None:
         module.set_single_threaded()
     return module

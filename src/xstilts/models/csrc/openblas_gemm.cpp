@@ -1,5 +1,6 @@
 // fp32 matrix products through OpenBLAS's sgemm, the rows of the result split over PyTorch's
-// intra-op threads (models/openblas.py says why).
+// intra-op threads (models/openblas.py says why). Built with -fopenmp (models/extensions.py): the
+// loop below runs on the OpenMP runtime PyTorch already loaded.
 //
 // OpenBLAS runs one thread per call here (set_single_threaded): its own thread pool beside
 // PyTorch's OpenMP one put three busy threads on two cores and halved a training step's speed.
@@ -8,6 +9,7 @@
 // build numpy and scipy ship), whose symbols carry a `scipy_` prefix; cblas.h is its header.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <omp.h>
 
 #include <algorithm>
 
@@ -51,13 +53,25 @@ void gemm_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, float 
   }
   const Operand A = operand(a), B = operand(b);
   float* C = out.data_ptr<float>();
+  // at::get_num_threads() is libtorch's own: the calling thread's count (an evaluation worker's 1).
+  // Not at::parallel_for: its inline lazy initialisation keeps a flag per shared library, so in a
+  // thread PyTorch had already set to 1 it would re-initialise to the process-wide count and leave
+  // that thread running every later operator on that many threads.
   const int64_t grain = 64;
-  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), M / grain)));
+  auto rows = [&](int part) {
+    const int64_t begin = M * part / threads, end = M * (part + 1) / threads;
     const float* block = A.transposed ? A.data + begin : A.data + begin * A.ld;
     scipy_cblas_sgemm(CblasRowMajor, A.transposed ? CblasTrans : CblasNoTrans,
                       B.transposed ? CblasTrans : CblasNoTrans, end - begin, N, K, 1.0f, block, A.ld,
                       B.data, B.ld, beta, C + begin * N, N);
-  });
+  };
+  if (threads == 1) {
+    rows(0);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int part = 0; part < threads; ++part) rows(part);
 }
 
 }  // namespace
