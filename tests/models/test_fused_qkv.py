@@ -86,31 +86,19 @@ def test_under_bf16_autocast_and_with_fast_dropout(encoder: nn.Module) -> None:
     torch.testing.assert_close(out.float(), ref.float(), rtol=0.05, atol=0.05)
 
 
-@pytest.mark.skipif(not linear.available(), reason="this PyTorch has no oneDNN linear operator")
-def test_onednn_linear_layers_project_through_onednn(encoder: nn.Module, monkeypatch) -> None:
-    linear.install(encoder)
+@pytest.mark.parametrize("library", [
+    pytest.param(linear, id="oneDNN",
+                 marks=pytest.mark.skipif(not linear.available(), reason="this PyTorch has no oneDNN linear operator")),
+    pytest.param(openblas, id="OpenBLAS",
+                 marks=pytest.mark.skipif(not openblas.available(), reason="the OpenBLAS kernel is not built here")),
+])
+def test_another_librarys_linear_layers_project_through_it(library, encoder: nn.Module, monkeypatch) -> None:
+    library.install(encoder)
     plain = copy.deepcopy(encoder)
     assert fused_qkv.install(encoder) == encoder.config.num_hidden_layers
     seen = []
-    original = linear.linear
-    monkeypatch.setattr(linear, "linear", lambda x, w, b=None: seen.append(w.shape) or original(x, w, b))
-    encoder.eval()
-    plain.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(encoder(**_batch()).last_hidden_state, plain(**_batch()).last_hidden_state,
-                                   rtol=1e-5, atol=1e-5)
-    size = encoder.config.hidden_size
-    assert seen.count(torch.Size([3 * size, size])) == encoder.config.num_hidden_layers
-
-
-@pytest.mark.skipif(not openblas.available(), reason="the OpenBLAS kernel is not built here")
-def test_openblas_linear_layers_project_through_openblas(encoder: nn.Module, monkeypatch) -> None:
-    openblas.install(encoder)
-    plain = copy.deepcopy(encoder)
-    assert fused_qkv.install(encoder) == encoder.config.num_hidden_layers
-    seen = []
-    original = openblas.linear
-    monkeypatch.setattr(openblas, "linear", lambda x, w, b=None: seen.append(w.shape) or original(x, w, b))
+    original = library.linear
+    monkeypatch.setattr(library, "linear", lambda x, w, b=None: seen.append(w.shape) or original(x, w, b))
     encoder.eval()
     plain.eval()
     with torch.no_grad():

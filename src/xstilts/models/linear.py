@@ -86,19 +86,26 @@ def _takes(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and not torch.compiler.is_compiling())
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN where it applies (module docstring)."""
-    if not _takes(x, weight):
-        return F.linear(x, weight, bias)
+def through(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+            function: type[torch.autograd.Function], product) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` for an ``x`` of any rank by a library's 2-D ``product(x, weight,
+    bias)``, or by its autograd ``function`` where a gradient is wanted (here and models/openblas.py)."""
     flat = x.reshape(-1, x.shape[-1])
     if not flat.is_contiguous():
         flat = flat.contiguous()
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                     or (bias is not None and bias.requires_grad)):
-        out = _Linear.apply(flat, weight, bias)
+        out = function.apply(flat, weight, bias)
     else:
-        out = inner_product(flat, weight, bias)
+        out = product(flat, weight, bias)
     return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through oneDNN where it applies (module docstring)."""
+    if not _takes(x, weight):
+        return F.linear(x, weight, bias)
+    return through(x, weight, bias, _Linear, inner_product)
 
 
 class OneDNNLinear(nn.Linear):
@@ -108,19 +115,20 @@ class OneDNNLinear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
-def install(module: nn.Module) -> int:
-    """Give every plain ``nn.Linear`` in ``module`` the class :class:`OneDNNLinear`; returns how many.
-
-    Subclasses of ``nn.Linear`` (quantised or adapter layers) keep their own forward. Returns 0,
-    changing nothing, where :func:`available` is False.
-    """
-    if not available():
-        return 0
+def give_class(module: nn.Module, cls: type[nn.Linear]) -> int:
+    """Give every plain ``nn.Linear`` in ``module`` the class ``cls`` (same parameters and state-dict
+    keys, still an ``nn.Linear``; a class rather than a patched method so a deep copy stays
+    consistent); returns how many have it. Subclasses (quantised or adapter layers, another
+    library's) keep their own forward."""
     count = 0
     for m in module.modules():
         if type(m) is nn.Linear:
-            m.__class__ = OneDNNLinear
-            count += 1
-        elif type(m) is OneDNNLinear:
-            count += 1
+            m.__class__ = cls
+        count += type(m) is cls
     return count
+
+
+def install(module: nn.Module) -> int:
+    """Give every plain ``nn.Linear`` in ``module`` the class :class:`OneDNNLinear`; returns how many.
+    Returns 0, changing nothing, where :func:`available` is False."""
+    return give_class(module, OneDNNLinear) if available() else 0

@@ -37,6 +37,7 @@ from torch import nn
 
 from xstilts.distributed import on_avx512
 from xstilts.models import extensions
+from xstilts.models import linear as onednn
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +144,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """``F.linear(x, weight, bias)``, through OpenBLAS where it applies (module docstring)."""
     if not _takes(x, weight):
         return F.linear(x, weight, bias)
-    flat = x.reshape(-1, x.shape[-1])
-    if not flat.is_contiguous():
-        flat = flat.contiguous()
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        out = _Linear.apply(flat, weight, bias)
-    else:
-        out = _build().linear(flat, weight, bias)
-    return out.view(*x.shape[:-1], weight.shape[0])
+    return onednn.through(x, weight, bias, _Linear, _build().linear)
 
 
 class OpenBLASLinear(nn.Linear):
@@ -163,17 +156,5 @@ class OpenBLASLinear(nn.Linear):
 
 def install(module: nn.Module) -> int:
     """Give every plain ``nn.Linear`` in ``module`` the class :class:`OpenBLASLinear`; returns how many.
-
-    Subclasses of ``nn.Linear`` (quantised or adapter layers, oneDNN's) keep their own forward.
-    Returns 0, changing nothing, where :func:`available` is False.
-    """
-    if not available():
-        return 0
-    count = 0
-    for m in module.modules():
-        if type(m) is nn.Linear:
-            m.__class__ = OpenBLASLinear
-            count += 1
-        elif type(m) is OpenBLASLinear:
-            count += 1
-    return count
+    Returns 0, changing nothing, where :func:`available` is False."""
+    return onednn.give_class(module, OpenBLASLinear) if available() else 0
