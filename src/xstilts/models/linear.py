@@ -80,7 +80,8 @@ class _Linear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def _takes(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def takes(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether another library computes this product: fp32 on a CPU, outside autocast and compilation."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
             and x.numel() > 0 and weight.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling())
@@ -103,7 +104,7 @@ def through(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN where it applies (module docstring)."""
-    if not _takes(x, weight):
+    if not takes(x, weight):
         return F.linear(x, weight, bias)
     return through(x, weight, bias, _Linear, inner_product)
 

@@ -60,6 +60,7 @@ def _build() -> ModuleType | None:
     return module
 
 
+@functools.cache
 def _amd() -> bool:
     """Whether the CPU is an AMD one (its vendor string in /proc/cpuinfo; False where unreadable)."""
     if platform.system() != "Linux":
@@ -103,17 +104,6 @@ def available() -> bool:
     return ok
 
 
-def _blas_ready(t: torch.Tensor) -> torch.Tensor:
-    """A 2-D ``t`` itself where sgemm can read it or its transpose (unit stride in one dimension, rows
-    or columns apart by at least their length; the rule of ``csrc/openblas_gemm.cpp``), else a copy."""
-    rows, cols = t.shape
-    if t.stride(1) == 1 and (rows <= 1 or t.stride(0) >= max(cols, 1)):
-        return t
-    if t.stride(0) == 1 and (cols <= 1 or t.stride(1) >= max(rows, 1)):
-        return t
-    return t.contiguous()
-
-
 class _Linear(torch.autograd.Function):
     """``F.linear`` on 2-D inputs with the products and their gradients through OpenBLAS."""
 
@@ -126,23 +116,16 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        module = _build()
-        grad = _blas_ready(grad)
+        module = _build()  # it copies any layout sgemm cannot read (a broadcast gradient)
         grad_x = module.mm(grad, weight) if ctx.needs_input_grad[0] else None
         grad_w = module.mm(grad.t(), x) if ctx.needs_input_grad[1] else None
         grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
 
-def _takes(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.numel() > 0 and weight.device.type == "cpu" and weight.stride(-1) == 1
-            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
-
-
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through OpenBLAS where it applies (module docstring)."""
-    if not _takes(x, weight):
+    if not onednn.takes(x, weight):
         return F.linear(x, weight, bias)
     return onednn.through(x, weight, bias, _Linear, _build().linear)
 

@@ -9,7 +9,6 @@
 // build numpy and scipy ship), whose symbols carry a `scipy_` prefix; cblas.h is its header.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
-#include <omp.h>
 
 #include <algorithm>
 
@@ -24,15 +23,20 @@ struct Operand {
   int64_t ld;
 };
 
-// op(t) for sgemm: unit stride along the second dimension (row-major) or along the first (a
-// transposed row-major matrix); the caller made anything else contiguous.
+// Whether sgemm can read t or its transpose: unit stride in one dimension, the rows (or columns)
+// at least their length apart.
+bool readable(const at::Tensor& t) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  return (t.stride(1) == 1 && (rows <= 1 || t.stride(0) >= std::max<int64_t>(cols, 1))) ||
+         (t.stride(0) == 1 && (cols <= 1 || t.stride(1) >= std::max<int64_t>(rows, 1)));
+}
+
+// op(t) for sgemm, row-major or a transposed row-major matrix; t must be readable()
 Operand operand(const at::Tensor& t) {
   const int64_t rows = t.size(0), cols = t.size(1);
   if (t.stride(1) == 1 && (rows <= 1 || t.stride(0) >= std::max<int64_t>(cols, 1))) {
     return {t.data_ptr<float>(), false, std::max<int64_t>({t.stride(0), cols, 1})};
   }
-  TORCH_CHECK(t.stride(0) == 1 && (cols <= 1 || t.stride(1) >= std::max<int64_t>(rows, 1)),
-              "openblas_gemm: an operand needs unit stride in one dimension");
   return {t.data_ptr<float>(), true, std::max<int64_t>({t.stride(1), rows, 1})};
 }
 
@@ -42,7 +46,10 @@ void check(const at::Tensor& t, const char* name) {
 }
 
 // out[M,N] = a[M,K] · b[K,N] + beta · out, out contiguous; blocks of at least `grain` rows a thread
-void gemm_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, float beta) {
+void gemm_into(const at::Tensor& a_in, const at::Tensor& b_in, at::Tensor& out, float beta) {
+  // any other layout (a broadcast gradient, a strided view) is copied once here
+  const at::Tensor a = readable(a_in) ? a_in : a_in.contiguous();
+  const at::Tensor b = readable(b_in) ? b_in : b_in.contiguous();
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
   TORCH_CHECK(b.size(0) == K && out.size(0) == M && out.size(1) == N && out.is_contiguous(),
               "openblas_gemm: shapes do not match");
@@ -89,17 +96,14 @@ at::Tensor mm(const at::Tensor& a, const at::Tensor& b) {
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
   check(x, "x");
   check(weight, "weight");
-  at::Tensor out;
-  if (bias.has_value() && bias->defined()) {
+  at::Tensor out = at::empty({x.size(0), weight.size(0)}, x.options());
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (has_bias) {
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "openblas_gemm: bias does not match");
-    // a fresh tensor: expand(...).contiguous() of a one-row x would be the bias itself, written over
-    out = at::empty({x.size(0), weight.size(0)}, x.options());
+    // copied into a fresh tensor: expand(...).contiguous() of a one-row x would be the bias itself, written over
     out.copy_(bias->unsqueeze(0).expand({x.size(0), weight.size(0)}));
-    gemm_into(x, weight.t(), out, 1.0f);
-  } else {
-    out = at::empty({x.size(0), weight.size(0)}, x.options());
-    gemm_into(x, weight.t(), out, 0.0f);
   }
+  gemm_into(x, weight.t(), out, has_bias ? 1.0f : 0.0f);
   return out;
 }
 
