@@ -23,18 +23,22 @@ struct Operand {
   int64_t ld;
 };
 
-// Whether sgemm can read t or its transpose: unit stride in one dimension, the rows (or columns)
-// at least their length apart.
+// Whether t is row-major as sgemm reads it: unit stride along the second dimension, rows at least
+// their length apart. A transposed row-major matrix is one whose transpose is.
+bool row_major(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  return col_stride == 1 && (rows <= 1 || row_stride >= std::max<int64_t>(cols, 1));
+}
+
+// Whether sgemm can read t or its transpose
 bool readable(const at::Tensor& t) {
-  const int64_t rows = t.size(0), cols = t.size(1);
-  return (t.stride(1) == 1 && (rows <= 1 || t.stride(0) >= std::max<int64_t>(cols, 1))) ||
-         (t.stride(0) == 1 && (cols <= 1 || t.stride(1) >= std::max<int64_t>(rows, 1)));
+  return row_major(t.size(0), t.size(1), t.stride(0), t.stride(1)) ||
+         row_major(t.size(1), t.size(0), t.stride(1), t.stride(0));
 }
 
 // op(t) for sgemm, row-major or a transposed row-major matrix; t must be readable()
 Operand operand(const at::Tensor& t) {
   const int64_t rows = t.size(0), cols = t.size(1);
-  if (t.stride(1) == 1 && (rows <= 1 || t.stride(0) >= std::max<int64_t>(cols, 1))) {
+  if (row_major(rows, cols, t.stride(0), t.stride(1))) {
     return {t.data_ptr<float>(), false, std::max<int64_t>({t.stride(0), cols, 1})};
   }
   return {t.data_ptr<float>(), true, std::max<int64_t>({t.stride(1), rows, 1})};
