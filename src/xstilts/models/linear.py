@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xstilts.distributed import on_avx512
+from xstilts.models import library_linear
 
 
 @functools.cache
@@ -80,33 +81,11 @@ class _Linear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def takes(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether another library computes this product: fp32 on a CPU, outside autocast and compilation."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and x.numel() > 0 and weight.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling())
-
-
-def through(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-            function: type[torch.autograd.Function], product) -> torch.Tensor:
-    """``F.linear(x, weight, bias)`` for an ``x`` of any rank by a library's 2-D ``product(x, weight,
-    bias)``, or by its autograd ``function`` where a gradient is wanted (here and models/openblas.py)."""
-    flat = x.reshape(-1, x.shape[-1])
-    if not flat.is_contiguous():
-        flat = flat.contiguous()
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        out = function.apply(flat, weight, bias)
-    else:
-        out = product(flat, weight, bias)
-    return out.view(*x.shape[:-1], weight.shape[0])
-
-
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN where it applies (module docstring)."""
-    if not takes(x, weight):
+    if not library_linear.takes(x, weight):
         return F.linear(x, weight, bias)
-    return through(x, weight, bias, _Linear, inner_product)
+    return library_linear.through(x, weight, bias, _Linear, inner_product)
 
 
 class OneDNNLinear(nn.Linear):
@@ -116,20 +95,7 @@ class OneDNNLinear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
-def give_class(module: nn.Module, cls: type[nn.Linear]) -> int:
-    """Give every plain ``nn.Linear`` in ``module`` the class ``cls`` (same parameters and state-dict
-    keys, still an ``nn.Linear``; a class rather than a patched method so a deep copy stays
-    consistent); returns how many have it. Subclasses (quantised or adapter layers, another
-    library's) keep their own forward."""
-    count = 0
-    for m in module.modules():
-        if type(m) is nn.Linear:
-            m.__class__ = cls
-        count += type(m) is cls
-    return count
-
-
 def install(module: nn.Module) -> int:
     """Give every plain ``nn.Linear`` in ``module`` the class :class:`OneDNNLinear`; returns how many.
     Returns 0, changing nothing, where :func:`available` is False."""
-    return give_class(module, OneDNNLinear) if available() else 0
+    return library_linear.give_class(module, OneDNNLinear) if available() else 0

@@ -36,8 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xstilts.distributed import on_avx512
-from xstilts.models import extensions
-from xstilts.models import linear as onednn
+from xstilts.models import extensions, library_linear
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +124,9 @@ class _Linear(torch.autograd.Function):
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through OpenBLAS where it applies (module docstring)."""
-    if not onednn.takes(x, weight):
+    if not library_linear.takes(x, weight):
         return F.linear(x, weight, bias)
-    return onednn.through(x, weight, bias, _Linear, _build().linear)
+    return library_linear.through(x, weight, bias, _Linear, _build().linear)
 
 
 class OpenBLASLinear(nn.Linear):
@@ -140,4 +139,4 @@ class OpenBLASLinear(nn.Linear):
 def install(module: nn.Module) -> int:
     """Give every plain ``nn.Linear`` in ``module`` the class :class:`OpenBLASLinear`; returns how many.
     Returns 0, changing nothing, where :func:`available` is False."""
-    return onednn.give_class(module, OpenBLASLinear) if available() else 0
+    return library_linear.give_class(module, OpenBLASLinear) if available() else 0
