@@ -695,6 +695,9 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("first_token_train = false (the full last layer in training; sentence-level heads)", {"first_token_train": False}),
     ("first_token_only = true (sentence-level heads only)", {"first_token_only": True}),
     ("fast_dropout + first_token_only", {"fast_dropout": True, "first_token_only": True}),
+    ("onednn_linear = false (fp32 products by MKL)", {"onednn_linear": False}),
+    ("onednn_linear = true (fp32 products by oneDNN)", {"onednn_linear": True}),
+    ("openblas_linear = true (fp32 products by OpenBLAS)", {"openblas_linear": True}),
 ]
 
 
