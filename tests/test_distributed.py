@@ -1,4 +1,5 @@
-"""Which machines count as computing bf16 natively (``runtime.bf16 = "auto"``)."""
+"""What this process may run on: which machines count as computing bf16 natively (``runtime.bf16 =
+"auto"``) and whose CPU it is (the fp32 product library ``"auto"`` picks)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,26 @@ def test_this_machine_answers_as_its_cpu_flags_do(cpu_flags: set[str]) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU machine answers for its GPU")
     assert distributed.native_bf16() is bool({"avx512_bf16", "amx_tile"} & cpu_flags)
+
+
+@pytest.mark.parametrize(("cpuinfo", "amd"), [("vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n", True),
+                                              ("vendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f\n", False)])
+def test_the_vendor_is_read_from_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path, cpuinfo: str, amd: bool) -> None:
+    """Which fp32 library ``"auto"`` picks follows the vendor (models/linear.py, models/openblas.py)."""
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(distributed, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(distributed.platform, "system", lambda: "Linux")
+    distributed.amd_cpu.cache_clear()
+    try:
+        assert distributed.amd_cpu() is amd
+    finally:
+        distributed.amd_cpu.cache_clear()
+
+
+def test_an_unreadable_cpuinfo_is_not_amd(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(distributed, "CPUINFO", tmp_path / "missing")
+    distributed.amd_cpu.cache_clear()
+    try:
+        assert distributed.amd_cpu() is False
+    finally:
+        distributed.amd_cpu.cache_clear()

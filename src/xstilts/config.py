@@ -134,8 +134,9 @@ class RuntimeConfig(Strict):
     # where a check at start shows this CPU's bernoulli_ draws what it draws
     draw_kernel: bool = True
     # fp32 linear layers on a CPU through oneDNN's inner product rather than MKL's GEMM (models/linear.py):
-    # equal up to float rounding, like another thread count, so not in run ids. "auto": where PyTorch runs
-    # AVX-512 kernels on this CPU (faster there on the Zen 4 measured; MKL was faster on an AVX2-only Zen)
+    # equal up to float rounding, like another thread count, so not in run ids. "auto": on an AMD CPU where
+    # PyTorch runs AVX-512 kernels (faster there on the Zen 4 measured; MKL was faster on an AVX2-only Zen
+    # and on an Intel Xeon with AVX-512)
     onednn_linear: bool | Literal["auto"] = "auto"
     # fp32 linear layers on a CPU through OpenBLAS's sgemm rather than MKL's (models/openblas.py): equal up
     # to float rounding, so not in run ids. "auto": on an AMD CPU where PyTorch's kernels are not AVX-512

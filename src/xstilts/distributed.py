@@ -3,14 +3,18 @@
 Under ``accelerate launch``/``torchrun`` every process walks the same plan; only the main one
 writes (store, checkpoints) and the others wait for it. Outside such a job there is one process.
 Also here: how many cores this process may use (auto threads and the pool executor both ask) and
-whether its device computes bf16 natively (``runtime.bf16 = "auto"``).
+whether its device computes bf16 natively (``runtime.bf16 = "auto"``), and whose CPU it is (AMD or not:
+which fp32 product library ``"auto"`` picks).
 A bottom-layer module: executors, phases and checkpoint writing all ask it, and it imports
 nothing of xstilts.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
+from pathlib import Path
 
 
 def usable_cores() -> int:
@@ -33,6 +37,23 @@ def native_bf16() -> bool:
     if device.type == "cpu":
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     return False
+
+
+CPUINFO = Path("/proc/cpuinfo")  # where Linux names the CPU's vendor
+
+
+@functools.cache
+def amd_cpu() -> bool:
+    """Whether the CPU is an AMD one (its vendor string in /proc/cpuinfo; False where unreadable):
+    which library multiplies fp32 fastest differs between AMD's and Intel's (models/linear.py,
+    models/openblas.py)."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        text = CPUINFO.read_text(errors="replace")
+    except OSError:
+        return False
+    return "AuthenticAMD" in text
 
 
 def on_avx512(setting: bool | str) -> bool:

@@ -40,7 +40,7 @@ def test_auto_is_on_only_for_amd_cpus_without_avx512_kernels(monkeypatch: pytest
     assert openblas.wanted(True) and not openblas.wanted(False)
     for avx512, amd, want in ((False, True, True), (True, True, False), (False, False, False), (True, False, False)):
         monkeypatch.setattr(openblas, "on_avx512", lambda setting, a=avx512: a)
-        monkeypatch.setattr(openblas, "_amd", lambda a=amd: a)
+        monkeypatch.setattr(openblas, "amd_cpu", lambda a=amd: a)
         assert openblas.wanted("auto") is want
 
 

@@ -4,12 +4,14 @@ Why: PyTorch's CPU wheel multiplies fp32 matrices with MKL's ``sgemm``; oneDNN, 
 every wheel (it does the bf16 products), has its own fp32 kernels. On the 2-core AMD Zen 4 machine
 of ``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1,152 / 1,536 and
 back) ran at 170-210 GFLOP/s through oneDNN against 130-175 through MKL (why MKL is slower there
-was not investigated; Intel CPUs were not measured). The layers' weight gradients (an inner
+was not investigated). The layers' weight gradients (an inner
 dimension of thousands of tokens) were no faster there, so they stay with MKL. On an AVX2-only AMD
 EPYC (Zen 1) it went the other way: PAN-X trained 1.09x faster on MKL; on a Zen 4 VM that hides
 AVX-512 the products alone ran level (72-80 GFLOP/s a thread at these shapes), yet XNLI trained
-0.92x as fast with oneDNN's layers. So ``runtime.onednn_linear =
-"auto"`` (the default) takes oneDNN only where PyTorch runs AVX-512 kernels (:func:`wanted`).
+0.92x as fast with oneDNN's layers; and on an Intel Xeon VM with AVX-512 and AMX MKL's products ran
+at 158-169 GFLOP/s a core against oneDNN's 144-156, and PAN-X and XNLI trained 1.08x and 1.07x
+faster on MKL. So ``runtime.onednn_linear = "auto"`` (the default) takes oneDNN only on an AMD CPU
+where PyTorch runs AVX-512 kernels (:func:`wanted`).
 
 Equal up to float rounding: another library sums the same products in another order, like another
 thread count; the random stream is untouched, so ``runtime.onednn_linear`` is not in run ids.
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xstilts.distributed import on_avx512
+from xstilts.distributed import amd_cpu, on_avx512
 from xstilts.models import library_linear
 
 
@@ -52,9 +54,12 @@ def available() -> bool:
 
 
 def wanted(setting: bool | str) -> bool:
-    """``runtime.onednn_linear`` decided for this CPU: ``"auto"`` is on where PyTorch's CPU kernels
-    are AVX-512 ones, the machines oneDNN was faster on (MKL was faster on an AVX2-only Zen)."""
-    return on_avx512(setting)
+    """``runtime.onednn_linear`` decided for this CPU: ``"auto"`` is on for an AMD CPU where PyTorch's
+    CPU kernels are AVX-512 ones, the machines oneDNN was faster on (MKL was faster on an AVX2-only
+    Zen, and on an Intel Xeon with AVX-512 and AMX)."""
+    if setting != "auto":
+        return bool(setting)
+    return on_avx512("auto") and amd_cpu()
 
 
 def inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import platform
-from pathlib import Path
 from types import ModuleType
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xstilts.distributed import on_avx512
+from xstilts.distributed import amd_cpu, on_avx512
 from xstilts.models import extensions, library_linear
 
 log = logging.getLogger(__name__)
@@ -59,26 +57,15 @@ def _build() -> ModuleType | None:
     return module
 
 
-@functools.cache
-def _amd() -> bool:
-    """Whether the CPU is an AMD one (its vendor string in /proc/cpuinfo; False where unreadable)."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return "AuthenticAMD" in text
-
-
 def wanted(setting: bool | str) -> bool:
     """``runtime.openblas_linear`` decided for this CPU: ``"auto"`` is on for an AMD CPU where
     PyTorch's kernels are not AVX-512 ones, the one kind it was measured faster on (a Zen 4 VM showing
     only AVX2, benchmarks/RESULTS.md, forty-fifth session). Where they are AVX-512 ones oneDNN's
-    linear layers are used instead (models/linear.py); Intel CPUs and older Zens were not measured."""
+    linear layers are used instead on AMD (models/linear.py), MKL's on Intel; on an Intel Xeon with
+    AMX OpenBLAS trained PAN-X 0.90x as fast as oneDNN (forty-seventh session)."""
     if setting != "auto":
         return bool(setting)
-    return not on_avx512("auto") and _amd()
+    return not on_avx512("auto") and amd_cpu()
 
 
 @functools.cache
