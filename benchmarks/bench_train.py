@@ -710,6 +710,8 @@ EVAL_ABLATIONS: list[tuple[str, dict[str, Any]]] = [  # XNLI prediction, 15 lang
     ("eval: eval_workers = 1 (one batch at a time on every thread)", {"eval_workers": 1}),
     ("eval: eval_workers = 1 under inference_mode (evaluation before 2026-12-01)",
      {"eval_workers": 1, "under_inference_mode": True}),
+    ("eval: attention_kernel = false (SDPA)", {"attention_kernel": False}),
+    ("eval: attention_kernel = true (the compiled kernel)", {"attention_kernel": True}),
 ]
 
 
