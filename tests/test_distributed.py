@@ -35,24 +35,26 @@ def test_this_machine_answers_as_its_cpu_flags_do(cpu_flags: set[str]) -> None:
     assert distributed.native_bf16() is bool({"avx512_bf16", "amx_tile"} & cpu_flags)
 
 
-@pytest.mark.parametrize(("cpuinfo", "amd"), [("vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n", True),
-                                              ("vendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f\n", False)])
-def test_the_vendor_is_read_from_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path, cpuinfo: str, amd: bool) -> None:
-    """Which fp32 library ``"auto"`` picks follows the vendor (models/linear.py, models/openblas.py)."""
-    (tmp_path / "cpuinfo").write_text(cpuinfo)
+
+@pytest.fixture
+def cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A Linux machine whose /proc/cpuinfo is ``tmp_path / "cpuinfo"`` (write it to set the vendor);
+    ``amd_cpu``'s cached answer cleared before and after, so no test sees another's machine."""
     monkeypatch.setattr(distributed, "CPUINFO", tmp_path / "cpuinfo")
     monkeypatch.setattr(distributed.platform, "system", lambda: "Linux")
     distributed.amd_cpu.cache_clear()
-    try:
-        assert distributed.amd_cpu() is amd
-    finally:
-        distributed.amd_cpu.cache_clear()
-
-
-def test_an_unreadable_cpuinfo_is_not_amd(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(distributed, "CPUINFO", tmp_path / "missing")
+    yield tmp_path / "cpuinfo"
     distributed.amd_cpu.cache_clear()
-    try:
-        assert distributed.amd_cpu() is False
-    finally:
-        distributed.amd_cpu.cache_clear()
+
+
+@pytest.mark.parametrize(("text", "amd"), [("vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n", True),
+                                           ("vendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f\n", False)])
+def test_the_vendor_is_read_from_cpuinfo(cpuinfo, text: str, amd: bool) -> None:
+    """Which fp32 library ``"auto"`` picks follows the vendor (models/linear.py, models/openblas.py)."""
+    cpuinfo.write_text(text)
+    assert distributed.amd_cpu() is amd
+
+
+def test_an_unreadable_cpuinfo_is_not_amd(cpuinfo) -> None:
+    assert not cpuinfo.exists()
+    assert distributed.amd_cpu() is False

@@ -4,8 +4,8 @@ Why: PyTorch's CPU wheel multiplies fp32 matrices with MKL's ``sgemm``; oneDNN, 
 every wheel (it does the bf16 products), has its own fp32 kernels. On the 2-core AMD Zen 4 machine
 of ``benchmarks/RESULTS.md`` the encoder's layer shapes (1,440 tokens x 384 -> 1,152 / 1,536 and
 back) ran at 170-210 GFLOP/s through oneDNN against 130-175 through MKL (why MKL is slower there
-was not investigated). The layers' weight gradients (an inner
-dimension of thousands of tokens) were no faster there, so they stay with MKL. On an AVX2-only AMD
+was not investigated). The layers' weight gradients (an inner dimension of thousands of tokens)
+were no faster there, so they stay with MKL. On an AVX2-only AMD
 EPYC (Zen 1) it went the other way: PAN-X trained 1.09x faster on MKL; on a Zen 4 VM that hides
 AVX-512 the products alone ran level (72-80 GFLOP/s a thread at these shapes), yet XNLI trained
 0.92x as fast with oneDNN's layers; and on an Intel Xeon VM with AVX-512 and AMX MKL's products ran
