@@ -698,6 +698,9 @@ ABLATIONS: list[tuple[str, dict[str, Any]]] = [
     ("onednn_linear = false (fp32 products by MKL)", {"onednn_linear": False}),
     ("onednn_linear = true (fp32 products by oneDNN)", {"onednn_linear": True}),
     ("openblas_linear = true (fp32 products by OpenBLAS)", {"openblas_linear": True}),
+    ("attention_kernel_train = false (training's attention by SDPA, padded)", {"attention_kernel_train": False}),
+    ("attention_kernel_train = true (training's attention by the compiled kernel)",
+     {"attention_kernel": True, "attention_kernel_train": True}),
 ]
 
 

@@ -176,6 +176,11 @@ class RuntimeConfig(Strict):
     # of the same processor fp32 evaluation passes ran at 0.96x and 1.06x SDPA's with it, two A/Bs: there
     # products are 87 % of a pass and attention 6 %)
     attention_kernel: bool | Literal["auto"] = "auto"
+    # ... and in training too, where attention_kernel is on: every batch unpadded, attention's forward and
+    # backward by the kernel on real tokens, dropping the probabilities with the mask SDPA would draw (no
+    # spreads or gathers around attention, no unpad_min_padding threshold); equal up to float rounding,
+    # so not in run ids
+    attention_kernel_train: bool = True
     # on a CUDA device, let SDPA pick cuDNN's attention (PyTorch's choice on Hopper GPUs): it builds an
     # execution plan for each new padded shape, ~130 ms each on an H200, and dynamic padding brings a new
     # shape most steps until every length has been seen; off = the flash / memory-efficient kernels,

@@ -1,5 +1,6 @@
-"""runtime.attention_kernel: evaluation's attention on real tokens by a compiled kernel, equal to
-PyTorch's attention up to float rounding, and never where autograd or dropout is involved."""
+"""runtime.attention_kernel: attention on real tokens by a compiled kernel, equal to PyTorch's up to
+float rounding -- in evaluation, and with attention_kernel_train in training: its gradients, and
+dropout with the mask SDPA draws."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from _gradients import assert_same_gradients
 from torch import nn
 
 from xstilts.models import attention_kernel, unpadding
@@ -110,12 +112,47 @@ def test_sequences_outside_the_rows_are_refused() -> None:
 def test_what_it_takes() -> None:
     q = torch.zeros(5, 64)
     assert attention_kernel.takes(q, 2) and attention_kernel.takes(q.bfloat16(), 4)
+    assert attention_kernel.takes(q.clone().requires_grad_(), 2)  # it has a backward
     assert not attention_kernel.takes(q, 3)  # 64 is not 3 heads
     assert not attention_kernel.takes(torch.zeros(5, 48), 1)  # head size 48
     assert not attention_kernel.takes(q.half(), 2)
-    assert not attention_kernel.takes(q.requires_grad_(), 2)  # autograd would need its backward
-    with torch.no_grad():
-        assert attention_kernel.takes(q, 2)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("head_size", [16, 32, 64, 128])
+@pytest.mark.parametrize("dropped", [False, True])
+def test_gradients_equal_float64_attentions(dtype: torch.dtype, head_size: int, dropped: bool) -> None:
+    """The backward pass, with and without a dropout mask on the probabilities, against autograd
+    through float64 attention on the same (rounded) inputs; views with other row strides too."""
+    lengths, heads = [1, 5, 16, 17, 40, 3], 2
+    g = torch.Generator().manual_seed(head_size)
+    stacked = torch.randn(sum(lengths), 3 * heads * head_size, generator=g).to(dtype)
+    mask = (torch.rand(len(lengths), heads, 41, 41, generator=g) >= 0.1).float() / 0.9 if dropped else None
+    leaf = stacked.clone().requires_grad_()
+    got = attention_kernel.attend(*leaf.chunk(3, dim=1), torch.tensor(lengths), heads, head_size ** -0.5, mask)
+    wide = stacked.double().requires_grad_()
+    want = attention_kernel._reference(*wide.chunk(3, dim=1), torch.tensor(lengths), heads, head_size ** -0.5,
+                                       None if mask is None else mask.double())
+    upstream = torch.randn(got.shape, generator=g).to(dtype)
+    got.backward(upstream)
+    want.backward(upstream.double())
+    assert got.dtype == leaf.grad.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float32 else 2 ** -7
+    for a, b in ((got, want), (leaf.grad, wide.grad)):
+        assert float((a.detach().double() - b.detach()).abs().max() / b.detach().abs().max()) <= tolerance
+    if dropped:  # the mask matters: without it the output differs
+        plain = attention_kernel.attend(*stacked.chunk(3, dim=1), torch.tensor(lengths), heads, head_size ** -0.5)
+        assert not torch.allclose(plain.float(), got.detach().float(), atol=1e-2)
+
+
+@needs_kernel
+def test_a_mask_of_the_wrong_shape_is_refused() -> None:
+    q, k, v = _rows([4, 6], 64, torch.float32)
+    with pytest.raises(RuntimeError, match="mask"):
+        attention_kernel.attend(q, k, v, torch.tensor([4, 6]), 2, 0.25, torch.ones(2, 2, 5, 5))  # L < 6
+    with pytest.raises(RuntimeError, match="mask"):
+        attention_kernel.attend(q, k, v, torch.tensor([4, 6]), 2, 0.25, torch.ones(2, 2, 6, 6).double())
 
 
 def test_a_kernel_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,22 +160,46 @@ def test_a_kernel_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPatch) ->
     wrong = SimpleNamespace(attention=lambda q, k, v, starts, lengths, heads, scale: torch.zeros_like(q))
     attention_kernel.available.cache_clear()
     monkeypatch.setattr(attention_kernel, "_build", lambda: wrong)
+    attention_kernel.trains.cache_clear()
     try:
-        assert attention_kernel.available() is False
+        assert attention_kernel.available() is False and attention_kernel.trains() is False
         monkeypatch.setattr(attention_kernel, "_build", lambda: None)
         attention_kernel.available.cache_clear()
         assert attention_kernel.available() is False  # no compiler
     finally:
         monkeypatch.undo()
         attention_kernel.available.cache_clear()
+        attention_kernel.trains.cache_clear()
+
+
+@needs_kernel
+def test_a_backward_that_disagrees_is_not_trained_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference may pass its check and training still be refused: here the gradients come back halved."""
+    built = attention_kernel._build()
+
+    def halved(*args: object) -> list[torch.Tensor]:
+        return [g / 2 for g in built.attention_backward(*args)]
+
+    wrong = SimpleNamespace(attention=built.attention, attention_train=built.attention_train,
+                            attention_backward=halved)
+    monkeypatch.setattr(attention_kernel, "_build", lambda: wrong)
+    attention_kernel.available.cache_clear()
+    attention_kernel.trains.cache_clear()
+    try:
+        assert attention_kernel.available() is True and attention_kernel.trains() is False
+    finally:
+        monkeypatch.undo()
+        attention_kernel.available.cache_clear()
+        attention_kernel.trains.cache_clear()
 
 
 # --- in the encoder (models/unpadding.py) ---
 
-def _encoder(tiny_model: Path) -> nn.Module:
+def _encoder(tiny_model: Path, attention: str = "sdpa", dropout: float | None = None) -> nn.Module:
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(tiny_model, attn_implementation="sdpa")
+    rates = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    return AutoModel.from_pretrained(tiny_model, attn_implementation=attention, **rates)
 
 
 def _batch(padded: bool) -> dict[str, torch.Tensor]:
@@ -151,7 +212,8 @@ def _batch(padded: bool) -> dict[str, torch.Tensor]:
 
 @pytest.fixture()
 def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    attention_kernel.available()  # its check calls attend: counted before, not here
+    attention_kernel.available()  # the checks call attend: counted before, not here (each is cached
+    attention_kernel.trains()  # on its own, and a test may have cleared one)
     calls: list[int] = []
     original = attention_kernel.attend
     monkeypatch.setattr(attention_kernel, "attend", lambda *a: calls.append(1) or original(*a))
@@ -177,18 +239,65 @@ def test_evaluation_equals_the_padded_encoder(tiny_model: Path, kernel_calls: li
 
 
 @needs_kernel
-def test_training_and_gradients_use_pytorchs_attention(tiny_model: Path, kernel_calls: list[int]) -> None:
+@pytest.mark.parametrize("attention", ["sdpa", "fast"])
+@pytest.mark.parametrize("padded", [True, False])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_training_equals_the_padded_encoders_with_its_draws(tiny_model: Path, kernel_calls: list[int],
+                                                            attention: str, padded: bool, bf16: bool) -> None:
+    """With attention_kernel_train every training batch runs its layers on real tokens, attention's
+    forward and backward by the kernel, dropping the probabilities with the very mask SDPA (or the
+    fast-dropout attention) draws: hidden states and gradients equal the padded encoder's to rounding,
+    and the random generator ends where it does."""
+    from xstilts.models.dropout import use_fast_dropout
+
+    batch = _batch(padded)
+    encoder = _encoder(tiny_model, dropout=0.1)
+    if attention == "fast":
+        use_fast_dropout(encoder)
+    plain = copy.deepcopy(encoder).train()
+    assert unpadding.install(encoder, 0.05, kernel=True, train_kernel=True) == 2
+    assert unpadding.train_kernel_installed(encoder)
+    encoder.train()
+    outs = []
+    for model in (encoder, plain):
+        torch.manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outs.append((model(**batch).last_hidden_state, torch.rand(4)))
+    (hidden, after), (full, after_full) = outs
+    assert len(kernel_calls) == 2 and torch.equal(after, after_full)  # the same draws, in number and order
+    real = batch["attention_mask"].bool()
+    tolerance = {"rtol": 2e-2, "atol": 2e-2} if bf16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(hidden[real].float(), full[real].float(), **tolerance)
+    weights = torch.randn(encoder.config.hidden_size)
+    for out in (hidden, full):
+        ((out.float() @ weights) * real).sum().backward()
+    assert_same_gradients(encoder, plain, **tolerance)
+    torch.manual_seed(6)  # the check can fail: another seed's attention masks move every real token
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        other = encoder(**batch).last_hidden_state
+    assert not torch.allclose(other[real].float(), full[real].float(), **tolerance)
+
+
+@needs_kernel
+def test_training_takes_it_only_when_asked_and_right_padded(tiny_model: Path, kernel_calls: list[int]) -> None:
     batch = _batch(True)
     encoder = _encoder(tiny_model)
-    unpadding.install(encoder, kernel=True)
+    unpadding.install(encoder, kernel=True)  # evaluation's only
     encoder.train()
-    encoder(**batch).last_hidden_state.sum().backward()  # training: dropout, autograd
-    encoder.eval()
-    encoder(**batch).last_hidden_state.sum().backward()  # eval mode but gradients wanted (saliency, probes)
+    encoder(**batch).last_hidden_state.sum().backward()
+    assert not kernel_calls and not unpadding.train_kernel_installed(encoder)
+    unpadding.install(encoder, kernel=True, train_kernel=True)
+    left = {key: value.flip(1) for key, value in batch.items()}  # padding first: dropout's mask is by position
+    encoder(**left).last_hidden_state.sum().backward()
     assert not kernel_calls
-    with torch.no_grad():
-        encoder(**batch)
+    encoder(**batch).last_hidden_state.sum().backward()
     assert len(kernel_calls) == 2
+    encoder.eval()  # eval mode with gradients wanted (saliency, probes): no dropout, the kernel's backward
+    encoder(**batch).last_hidden_state.sum().backward()
+    assert len(kernel_calls) == 4
+    eager = _encoder(tiny_model, attention="eager")  # its dropout is not SDPA's: PyTorch's attention
+    unpadding.install(eager, kernel=True, train_kernel=True)
+    assert not unpadding.train_kernel_installed(eager)
 
 
 @needs_kernel

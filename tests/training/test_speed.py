@@ -76,6 +76,8 @@ def test_prepare_encoder_applies_each_switch(setup) -> None:
                               "unpadded": encoder.config.num_hidden_layers,
                               # "auto": where PyTorch runs AVX-512 kernels
                               "attention_kernel": attention_kernel.available() and attention_kernel.wanted("auto"),
+                              # ... in training too (fast_dropout's attention draws as the kernel can)
+                              "attention_kernel_train": attention_kernel.trains() and attention_kernel.wanted("auto"),
                               "first_token_only": False, "first_token_train": True, "first_token_eval": True,
                               "compiled": False,
                               "packed": False, "precision": "no", "cudnn_attention": None}

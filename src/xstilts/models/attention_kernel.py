@@ -1,4 +1,5 @@
-"""Evaluation's self-attention on real tokens, by a compiled kernel (``runtime.attention_kernel``).
+"""Self-attention on real tokens by a compiled kernel (``runtime.attention_kernel``, and in training
+``runtime.attention_kernel_train``).
 
 Why: PyTorch's CPU attention (SDPA's flash kernel) is built for long sequences. At the shapes
 evaluation batches have here (32 sequences × 12 heads × 10-110 positions × 32 dimensions) it ran at
@@ -7,19 +8,25 @@ on the default model (benchmarks/RESULTS.md), and the unpadded encoder (models/u
 also spread the query, key and value rows into the padded layout for it and gather the result back.
 ``csrc/varlen_attention.cpp`` reads the unpadded ``[tokens, heads·d]`` rows directly, one sequence and
 head at a time with everything in cache, touching neither padding nor other sequences' keys: 2-7×
-SDPA's speed with the spreads counted, on one thread (1.9-7× in fp32).
+SDPA's speed with the spreads counted, on one thread (1.9-7× in fp32). Training is worse off: with
+dropout, SDPA on a CPU falls back to its unfused arithmetic (two batched products, a softmax with
+checks for empty rows, the mask, layout copies for autograd), about 7 % of a PAN-X training step
+with the spreads; here the forward pass keeps each sequence's softmax (fp32, n × n per head, what
+SDPA's arithmetic keeps too) and the backward pass computes the three gradients from it in one call.
 
-Equal up to float rounding: scores, softmax and the weighted sum are computed in fp32 from the same
-inputs (bf16 inputs widened exactly), only the summation order and the exponential's last bits
-differ, and the output is rounded to the input's type as SDPA rounds it. Like another thread count,
-so not in run ids. A check at first use compares it with float64 attention on random sequences
-(:func:`available`); where it fails, or no compiler is found, evaluation uses SDPA as before.
-``"auto"`` (the default) uses it only where PyTorch runs AVX-512 kernels (:func:`wanted`): there
-evaluation passes were measured faster with it; on an AVX2-only CPU its AVX2 build is as fast as
-SDPA over a whole pass, not faster.
+Equal up to float rounding: scores, softmax, the weighted sum and the gradients are computed in fp32
+from the same inputs (bf16 inputs widened exactly), only the summation order and the exponential's
+last bits differ, and outputs are rounded to the input's type as SDPA rounds them. Dropout uses the
+mask the caller draws exactly as SDPA draws it (models/unpadding.py), so a training run draws the same
+random numbers. Like another thread count, so not in run ids. Checks at first use compare it with
+float64 attention on random sequences (:func:`available`; :func:`trains` for the gradients); where
+one fails, or no compiler is found, PyTorch's attention is used as before. ``"auto"`` (the default)
+uses it only where PyTorch runs AVX-512 kernels (:func:`wanted`): there evaluation passes were
+measured faster with it; on an AVX2-only CPU its AVX2 build is as fast as SDPA over a whole pass, not
+faster.
 
-Only for inference (no autograd, no dropout): :mod:`xstilts.models.unpadding` calls it for an encoder
-in eval mode with gradients off, which is how evaluation runs (evaluation/predict.py).
+Threads: each call spreads its (sequence, head) items over the calling thread's PyTorch thread count
+(an evaluation worker's one), each item on one thread, so any count gives the same bits.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import functools
 import logging
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -43,23 +51,50 @@ DTYPES = (torch.float32, torch.bfloat16)
 
 @functools.cache
 def _build() -> ModuleType | None:
-    return extensions.build(SOURCE, NAME, "the attention kernel")
+    return extensions.build(SOURCE, NAME, "the attention kernel", openmp=True)
 
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, lengths: torch.Tensor, heads: int,
-           scale: float) -> torch.Tensor:
+           scale: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``softmax(q kᵀ · scale) v`` for each sequence and head, as ``[tokens, heads·d]`` like ``query``.
 
     The rows of ``query``/``key``/``value`` hold the sequences end to end, ``lengths[i]`` rows for
     sequence ``i`` (an int64 tensor). Each row must be contiguous; the tensors may be views (a
-    fused projection's slices) with other row strides.
+    fused projection's slices) with other row strides. Where autograd records (training), the
+    backward pass is the kernel's too, and ``mask`` -- dropout's scaled keep mask, fp32
+    ``[sequences, heads, L, L]``, sequence ``i``'s tokens at positions ``0..lengths[i]-1`` -- multiplies
+    the probabilities, as SDPA drops them.
     """
     module = _build()
     assert module is not None, "attend needs the built kernel (see available())"
     lengths = lengths.to(torch.int64).contiguous()
     starts = torch.cumsum(lengths, 0) - lengths
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        return _Trained.apply(q, k, v, starts, lengths, heads, float(scale), mask)
+    if mask is not None:
+        return module.attention_train(q, k, v, starts, lengths, heads, float(scale), mask)[0]
     return module.attention(q, k, v, starts, lengths, heads, float(scale))
+
+
+class _Trained(torch.autograd.Function):
+    """The kernel's forward with its saved softmax, and its backward (no PyTorch operators between)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, starts: torch.Tensor,
+                lengths: torch.Tensor, heads: int, scale: float, mask: torch.Tensor | None) -> torch.Tensor:
+        out, probs, offsets = _build().attention_train(q, k, v, starts, lengths, heads, scale, mask)
+        ctx.save_for_backward(q, k, v, starts, lengths, probs, offsets, *(() if mask is None else (mask,)))
+        ctx.heads, ctx.scale = heads, scale
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, starts, lengths, probs, offsets, *mask = ctx.saved_tensors
+        grad = grad if grad.stride(-1) == 1 else grad.contiguous()
+        dq, dk, dv = _build().attention_backward(grad, q, k, v, starts, lengths, ctx.heads, ctx.scale,
+                                                 mask[0] if mask else None, probs, offsets)
+        return dq, dk, dv, None, None, None, None, None
 
 
 def instruction_set() -> str | None:
@@ -71,10 +106,9 @@ def instruction_set() -> str | None:
 
 def takes(query: torch.Tensor, heads: int) -> bool:
     """Whether :func:`attend` computes this projection's attention: a CPU tensor of a supported type
-    and head size, nothing that autograd would need to differentiate."""
+    and head size."""
     return (query.device.type == "cpu" and query.dtype in DTYPES and query.dim() == 2
-            and heads > 0 and query.shape[-1] % heads == 0 and query.shape[-1] // heads in HEAD_SIZES
-            and not (torch.is_grad_enabled() and query.requires_grad))
+            and heads > 0 and query.shape[-1] % heads == 0 and query.shape[-1] // heads in HEAD_SIZES)
 
 
 def wanted(setting: bool | str) -> bool:
@@ -115,14 +149,51 @@ def available() -> bool:
     return ok
 
 
+@functools.cache
+def trains() -> bool:
+    """Whether the kernel also trains: :func:`available`, and its output and its gradients of the
+    query, key and value agree with float64 attention's, with a dropout mask (checked once per process,
+    as :func:`available` checks, each head size in fp32 and bf16)."""
+    if not available():
+        return False
+    generator = torch.Generator().manual_seed(20261207)
+    lengths = torch.tensor([1, 7, 16, 17, 70, 33], dtype=torch.int64)
+    tokens = int(lengths.sum())
+    worst = {}
+    with torch.inference_mode(False), torch.enable_grad():  # whatever mode the first caller is in
+        for size in HEAD_SIZES:
+            heads = 128 // size if size < 128 else 2
+            inputs = [torch.randn(tokens, heads * size, generator=generator) for _ in range(4)]
+            keep = torch.rand(len(lengths), heads, 72, 72, generator=generator) >= 0.1
+            mask = keep.float() / 0.9
+            for dtype in DTYPES:
+                got = [t.to(dtype).detach().requires_grad_() for t in inputs[:3]]
+                want = [t.to(dtype).double().detach().requires_grad_() for t in inputs[:3]]
+                grad = inputs[3].to(dtype)
+                out = attend(*got, lengths, heads, size ** -0.5, mask)
+                ref = _reference(*want, lengths, heads, size ** -0.5, mask.double())
+                out.backward(grad)
+                ref.backward(grad.double())
+                worst[(size, str(dtype))] = max(float((a.double() - b).abs().max() / b.abs().max())
+                                                for a, b in zip([out.detach(), *(t.grad for t in got)],
+                                                                [ref.detach(), *(t.grad for t in want)], strict=True))
+    ok = all(err <= (1e-5 if dtype == "torch.float32" else 2 ** -7) for (_, dtype), err in worst.items())
+    if not ok:
+        log.warning("xstilts: the attention kernel's gradients disagree with PyTorch here (%s); training "
+                    "with SDPA", worst)
+    return ok
+
+
 def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, heads: int,
-               scale: float) -> torch.Tensor:
-    """The same attention by PyTorch, one sequence at a time (for the check and the tests)."""
+               scale: float, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The same attention by PyTorch, one sequence at a time (for the checks and the tests)."""
     out, start = [], 0
-    for n in lengths.tolist():
+    for i, n in enumerate(lengths.tolist()):
         rows = slice(start, start + n)
         split = [t[rows].reshape(n, heads, -1).transpose(0, 1) for t in (q, k, v)]  # [heads, n, d]
         weights = torch.softmax(split[0] @ split[1].transpose(1, 2) * scale, dim=-1)
+        if mask is not None:
+            weights = weights * mask[i, :, :n, :n]
         out.append((weights @ split[2]).transpose(0, 1).reshape(n, -1))
         start += n
     return torch.cat(out)

@@ -30,7 +30,12 @@ and 8 % / 3 % of XNLI's batches.
 In evaluation (eval mode, gradients off) with ``runtime.attention_kernel`` (by default where PyTorch
 runs AVX-512 kernels) every batch runs unpadded, whatever its padding, and attention is computed on
 the unpadded rows themselves by models/attention_kernel.py: no spreads or gathers around it, so the
-threshold has nothing to save there. Training always takes the paths above.
+threshold has nothing to save there. With ``runtime.attention_kernel_train`` (on by default, with the
+kernel) training does the same, its backward pass the kernel's too, where the batch is right-padded
+and the model's attention is SDPA or xstilts' fast-dropout attention: attention's dropout mask is
+drawn for the padded ``[batch, heads, length, length]`` probabilities exactly as that attention draws
+it (SDPA: PyTorch's dropout on fp32 probabilities), and the kernel reads its real rows. Otherwise
+training takes the paths above.
 
 Where it does not apply the encoder runs as before: a batch without padding (its attention mask is
 then None) or with less than ``unpad_min_padding``, a mask that is not a key-padding mask (packed
@@ -48,10 +53,15 @@ import torch
 from torch import nn
 
 from xstilts.models import attention_kernel, draws, first_token, fused_qkv
-from xstilts.models.dropout import drawn_mask
+from xstilts.models.dropout import ATTENTION_NAME, drawn_mask
 
 _FLAG = "_xstilts_unpad"  # on an encoder stack whose forward is the unpadded one: its min_padding
 _KERNEL = "_xstilts_unpad_kernel"  # ... and whether evaluation's attention may use models/attention_kernel.py
+_TRAIN = "_xstilts_unpad_kernel_train"  # ... and training's too
+# attention implementations whose training-time dropout the kernel reproduces: SDPA draws PyTorch's
+# dropout on the fp32 [batch, heads, length, length] probabilities, xstilts' fast-dropout attention
+# its own mask through the attention module's dropout (models/dropout.py)
+_TRAINABLE = ("sdpa", ATTENTION_NAME)
 
 
 def _stack(encoder: nn.Module) -> nn.Module | None:
@@ -63,11 +73,12 @@ def _stack(encoder: nn.Module) -> nn.Module | None:
     return stack
 
 
-def install(encoder: nn.Module, min_padding: float = 0.0, kernel: bool = False) -> int:
+def install(encoder: nn.Module, min_padding: float = 0.0, kernel: bool = False, train_kernel: bool = False) -> int:
     """Give ``encoder``'s layer stack the unpadded forward, for batches with at least ``min_padding``
     of their positions padding; returns the number of layers (0: not BERT-shaped). ``kernel``: in
     evaluation (eval mode, no gradients) every batch runs unpadded with attention by
-    models/attention_kernel.py where it is available, whatever its padding."""
+    models/attention_kernel.py where it is available, whatever its padding; ``train_kernel`` (with
+    ``kernel``): in training too, where the model's attention drops out as the kernel can."""
     stack = _stack(encoder)
     if stack is None or not all(first_token.bert_shaped(layer) for layer in stack.layer):
         return 0
@@ -75,6 +86,7 @@ def install(encoder: nn.Module, min_padding: float = 0.0, kernel: bool = False) 
         stack.forward = types.MethodType(_forward, stack)
     setattr(stack, _FLAG, float(min_padding))
     setattr(stack, _KERNEL, bool(kernel))
+    setattr(stack, _TRAIN, bool(kernel and train_kernel))
     return len(stack.layer)
 
 
@@ -84,8 +96,20 @@ def kernel_installed(encoder: nn.Module) -> bool:
     return stack is not None and _kernel_on(stack)
 
 
+def train_kernel_installed(encoder: nn.Module) -> bool:
+    """Whether training's attention runs by the kernel too (asked for, available, a trainable dropout)."""
+    stack = _stack(encoder)
+    return stack is not None and _train_kernel_on(stack)
+
+
 def _kernel_on(stack: nn.Module) -> bool:
     return bool(vars(stack).get(_KERNEL)) and attention_kernel.available()
+
+
+def _train_kernel_on(stack: nn.Module) -> bool:
+    config = stack.layer[0].attention.self.config
+    return (bool(vars(stack).get(_TRAIN)) and _kernel_on(stack) and attention_kernel.trains()
+            and getattr(config, "_attn_implementation", None) in _TRAINABLE)
 
 
 def installed(encoder: nn.Module) -> bool:
@@ -121,10 +145,12 @@ def key_padding(mask: torch.Tensor | None) -> torch.Tensor | None:
 
 def _kernel_rows(self: nn.Module, mask: torch.Tensor | None, batch: int, length: int,
                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(real rows' indices, each sequence's real-token count) for evaluation by the attention kernel,
-    whatever the padding, or None: not evaluation, the kernel not asked for or not available, or a
-    mask that is not a key-padding mask."""
-    if self.training or torch.is_grad_enabled() or not _kernel_on(self):
+    """(real rows' indices, each sequence's real-token count) for attention by the kernel, whatever
+    the padding, or None: the kernel not asked for (in training: for training) or not available, or a
+    mask that is not a key-padding mask (in training: right padding, as the dropout mask is indexed
+    by position)."""
+    training = self.training or torch.is_grad_enabled()
+    if not (_train_kernel_on(self) if training else _kernel_on(self)):
         return None
     if getattr(self.layer[0].attention.self.config, "is_decoder", False):  # causal without a mask
         return None
@@ -135,6 +161,8 @@ def _kernel_rows(self: nn.Module, mask: torch.Tensor | None, batch: int, length:
         return None
     lengths = keys.sum(dim=1, dtype=torch.int64)
     if not bool((lengths > 0).all()):  # a row of padding alone: SDPA's answer for it is its own
+        return None
+    if training and not bool((keys == (torch.arange(length) < lengths[:, None])).all()):
         return None
     return keys.reshape(-1).nonzero().squeeze(1), lengths
 
@@ -190,7 +218,11 @@ def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, batch: int, l
     projected = fused_qkv.project(attn, x) if fused_qkv.fused(attn) else (attn.query(x), attn.key(x), attn.value(x))
     heads = projected[0].shape[-1] // attn.attention_head_size
     if lengths is not None and attention_kernel.takes(projected[0], heads):
-        context = attention_kernel.attend(*projected, lengths, heads, attn.scaling)
+        drop = None
+        if attn.training and attn.dropout.p > 0:  # the mask SDPA draws on its fp32 probabilities
+            with draws.held(attn):
+                drop = drawn_mask(attn.dropout, (batch, heads, length, length), x.new_empty((), dtype=torch.float32))
+        context = attention_kernel.attend(*projected, lengths, heads, attn.scaling, drop)
     else:
         context = _padded_attention(attn, projected, index, batch, length, mask, interface)
     attended = _output(layer.attention.output, context, x, index, batch, length)

@@ -81,6 +81,7 @@ class SpeedSetup:
     packed: bool = False  # training batches packed (models/packing.py)
     unpadded: int = 0  # layers computing real tokens only, attention padded (models/unpadding.py)
     attention_kernel: bool = False  # evaluation's attention on real tokens by models/attention_kernel.py
+    attention_kernel_train: bool = False  # ... training's too
     precision: str = "no"  # autocast: "bf16", "fp16" or "no"; what runtime.bf16 = "auto" chose on this machine
     cudnn_attention: bool | None = None  # SDPA's cuDNN backend on a CUDA device (None: not a CUDA run)
 
@@ -495,8 +496,10 @@ def prepare_encoder(encoder: nn.Module, runtime: RuntimeConfig,
     # mask), evaluation's padded batches are unpadded
     if runtime.unpad and not runtime.compile and _device_type() == "cpu":
         setup.unpadded = unpadding.install(encoder, runtime.unpad_min_padding,
-                                           attention_kernel.wanted(runtime.attention_kernel))
+                                           attention_kernel.wanted(runtime.attention_kernel),
+                                           runtime.attention_kernel_train)
         setup.attention_kernel = bool(setup.unpadded) and unpadding.kernel_installed(encoder)
+        setup.attention_kernel_train = bool(setup.unpadded) and unpadding.train_kernel_installed(encoder)
     if runtime.compile:
         compile_encoder(encoder)
         setup.compiled = True

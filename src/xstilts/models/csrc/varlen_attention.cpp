@@ -1,12 +1,14 @@
-// Inference attention over variable-length sequences stored end to end ([tokens, heads * d], the
-// unpadded layout of models/unpadding.py): softmax(q k^T * scale) v per sequence and head, keys of
-// other sequences and padding never touched. Loaded by xstilts/models/attention_kernel.py (built at
-// first use); that module says why and when it is used.
+// Attention over variable-length sequences stored end to end ([tokens, heads * d], the unpadded
+// layout of models/unpadding.py): softmax(q k^T * scale) v per sequence and head, keys of other
+// sequences and padding never touched; for training also the forward pass that keeps the softmax (and
+// drops the probabilities by a caller's mask) and the backward pass. Loaded by
+// xstilts/models/attention_kernel.py (built at first use); that module says why and when it is used.
 //
 // Each (sequence, head) is one work item: its keys are widened to fp32 and transposed, its values
 // widened, and four query rows at a time get their scores (a vector of keys at a time), an fp32 softmax
 // (max-subtracted, a polynomial exp) and their weighted sum of values, all in fp32; the output is
-// rounded to the input's type (round to nearest even for bf16). No autograd, no dropout.
+// rounded to the input's type (round to nearest even for bf16). The backward pass of an item recomputes
+// nothing but the output gradient's products with the values, from the saved softmax.
 //
 // Compiled three times and chosen once per process by what the CPU has (isa()): AVX-512 (16-lane
 // vectors), AVX2 with FMA (8 lanes) and the compiler's baseline (4 lanes). Each build uses vectors of
@@ -98,10 +100,13 @@ struct Scratch {
 };
 
 // one sequence and head: n rows of q, k, v starting at the given pointers, row strides qs, ks, vs, os;
-// W keys (or value columns) per vector
+// W keys (or value columns) per vector. In training, ``probs`` (n x n, fp32) receives the softmax for
+// the backward pass and ``mask`` (rows ms apart; dropout's scaled keep mask) multiplies it before the
+// values are summed: the probabilities dropped as SDPA drops them, the mask drawn by the caller.
 template <typename T, int D, int W>
 INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64_t ks, int64_t vs, int64_t os,
-                     int64_t n, float scale, Scratch& w) {
+                     int64_t n, float scale, Scratch& w, float* probs = nullptr, const float* mask = nullptr,
+                     int64_t ms = 0) {
   typedef typename Lanes<W>::f V;
   typedef typename Lanes<W>::i VI;
   const int64_t npad = (n + W - 1) / W * W, blocks = npad / W;
@@ -153,6 +158,14 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
       float total = 0.f;
       for (int l = 0; l < W; ++l) total += sum[l];
       inv[r] = 1.f / total;
+      if (probs != nullptr) {
+        float* keep = probs + (i0 + r) * n;
+        for (int64_t j = 0; j < n; ++j) keep[j] = row[j] * inv[r];
+      }
+      if (mask != nullptr) {  // dropout on the unnormalised weights: the same as on the probabilities
+        const float* m = mask + (i0 + r) * ms;
+        for (int64_t j = 0; j < n; ++j) row[j] *= m[j];
+      }
     }
     constexpr int C = D / W;
     V acc[R][C];
@@ -177,9 +190,12 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
 }
 
 // one call's inputs: q, k, v and the output with their row strides, each sequence's first row and
-// length, and the key count every thread's scratch is sized for
+// length, and the key count every thread's scratch is sized for; in training also where each
+// sequence's probabilities go (``probs`` + ``poff[sequence]``, heads x n x n) and the dropout mask
+// ([sequences, heads, mlen, mlen], fp32, scaled keep mask; null: no dropout)
 template <typename T>
 struct Job {
+  using Type = T;
   const T *q, *k, *v;
   T* o;
   int64_t qs, ks, vs, os;
@@ -187,6 +203,21 @@ struct Job {
   int64_t heads;
   float scale;
   int64_t npad;
+  float* probs = nullptr;
+  const int64_t* poff = nullptr;
+  const float* mask = nullptr;
+  int64_t mlen = 0;
+};
+
+// the backward pass's inputs: the forward's q, k, v and saved probabilities, the output's gradient
+// (row stride gs) and the three gradients written ([tokens, heads * d], contiguous)
+template <typename T>
+struct GradJob {
+  using Type = T;
+  Job<T> fwd;
+  const T* grad;
+  int64_t gs;
+  T *dq, *dk, *dv;
 };
 
 // the work items [begin, end) of one thread: item = sequence * heads + head
@@ -194,22 +225,120 @@ template <typename T, int D, int W>
 INLINE void items(const Job<T>& job, int64_t begin, int64_t end) {
   Scratch w(job.npad, D);
   for (int64_t item = begin; item < end; ++item) {
-    const int64_t seq = item / job.heads, h = item % job.heads, row = job.starts[seq];
+    const int64_t seq = item / job.heads, h = item % job.heads, row = job.starts[seq], n = job.lengths[seq];
+    float* probs = job.probs == nullptr ? nullptr : job.probs + job.poff[seq] + h * n * n;
+    const float* mask = job.mask == nullptr ? nullptr : job.mask + item * job.mlen * job.mlen;
     one_head<T, D, W>(job.q + row * job.qs + h * D, job.k + row * job.ks + h * D, job.v + row * job.vs + h * D,
-                      job.o + row * job.os + h * D, job.qs, job.ks, job.vs, job.os, job.lengths[seq], job.scale, w);
+                      job.o + row * job.os + h * D, job.qs, job.ks, job.vs, job.os, n, job.scale, w, probs, mask,
+                      job.mlen);
   }
+}
+
+struct GradScratch {
+  std::vector<float> qf, kf, gf, vt, ds, pd;
+  GradScratch(int64_t npad, int64_t d)
+      : qf(npad * d), kf(npad * d), gf(npad * d), vt(d * npad), ds(npad * npad), pd(npad * npad) {}
+};
+
+// rows[i] += sum_j a[i * npad + j] * b[j] (fp32 rows of D), R rows at a time, written to out rounded to T
+template <typename T, int D, int W>
+INLINE void weighted_rows(const float* a, const float* b, int64_t n, int64_t npad, bool transpose, T* out,
+                          int64_t os) {
+  typedef typename Lanes<W>::f V;
+  constexpr int C = D / W;
+  for (int64_t i0 = 0; i0 < n; i0 += R) {
+    const int rows = int(std::min<int64_t>(R, n - i0));
+    V acc[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) acc[r][c] = splat<V>(0.f);
+    for (int64_t j = 0; j < n; ++j) {
+      V x[C];
+      for (int c = 0; c < C; ++c) x[c] = load<V>(b + j * D + c * W);
+      for (int r = 0; r < R; ++r) {
+        const float weight = transpose ? a[j * npad + i0 + r] : a[(i0 + r) * npad + j];
+        for (int c = 0; c < C; ++c) acc[r][c] += weight * x[c];
+      }
+    }
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < C; ++c)
+        for (int l = 0; l < W; ++l) narrow(out + (i0 + r) * os + c * W + l, acc[r][c][l]);
+  }
+}
+
+// one sequence and head's gradients: with P the saved softmax and M the mask, the output was
+// (P * M) v, so dv = (P * M)^T g, dP = (g v^T) * M, the scores' gradient dS = P * (dP - rowsum(dP * P))
+// and, the scores being (q k^T) * scale, dq = scale dS k and dk = scale dS^T q
+template <typename T, int D, int W>
+INLINE void one_head_grad(const GradJob<T>& job, int64_t item, GradScratch& w) {
+  typedef typename Lanes<W>::f V;
+  const Job<T>& f = job.fwd;
+  const int64_t seq = item / f.heads, h = item % f.heads, row = f.starts[seq], n = f.lengths[seq];
+  const int64_t npad = (n + W - 1) / W * W, blocks = npad / W;
+  const T *q = f.q + row * f.qs + h * D, *k = f.k + row * f.ks + h * D, *v = f.v + row * f.vs + h * D;
+  const T* g = job.grad + row * job.gs + h * D;
+  const float* probs = f.probs + f.poff[seq] + h * n * n;
+  const float* mask = f.mask == nullptr ? nullptr : f.mask + item * f.mlen * f.mlen;
+  float *qf = w.qf.data(), *kf = w.kf.data(), *gf = w.gf.data(), *vt = w.vt.data();
+  float *ds = w.ds.data(), *pd = w.pd.data();
+  for (int64_t j = 0; j < n; ++j)
+    for (int d = 0; d < D; ++d) {
+      qf[j * D + d] = widen(q[j * f.qs + d]);
+      kf[j * D + d] = widen(k[j * f.ks + d]);
+      gf[j * D + d] = widen(g[j * job.gs + d]);
+      vt[d * npad + j] = widen(v[j * f.vs + d]);
+    }
+  for (int d = 0; d < D; ++d)
+    for (int64_t j = n; j < npad; ++j) vt[d * npad + j] = 0.f;
+  for (int64_t i0 = 0; i0 < n; i0 += R) {
+    const int rows = int(std::min<int64_t>(R, n - i0));
+    for (int64_t b = 0; b < blocks; ++b) {  // g v^T, W keys at a time for R rows, into ds
+      V acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = splat<V>(0.f);
+      for (int d = 0; d < D; ++d) {
+        const V val = load<V>(vt + d * npad + b * W);
+        for (int r = 0; r < rows; ++r) acc[r] += gf[(i0 + r) * D + d] * val;
+      }
+      for (int r = 0; r < rows; ++r) store<V>(ds + (i0 + r) * npad + b * W, acc[r]);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      const float* p = probs + i * n;
+      const float* m = mask == nullptr ? nullptr : mask + i * f.mlen;
+      float* dsi = ds + i * npad;
+      float* pdi = pd + i * npad;
+      float dot = 0.f;
+      for (int64_t j = 0; j < n; ++j) {
+        const float dp = m == nullptr ? dsi[j] : dsi[j] * m[j];
+        dsi[j] = dp;
+        dot += dp * p[j];
+        pdi[j] = m == nullptr ? p[j] : p[j] * m[j];
+      }
+      for (int64_t j = 0; j < n; ++j) dsi[j] = f.scale * p[j] * (dsi[j] - dot);
+      for (int64_t j = n; j < npad; ++j) dsi[j] = pdi[j] = 0.f;
+    }
+  }
+  const int64_t out = row * f.heads * D + h * D, os = f.heads * D;  // the gradients are contiguous
+  weighted_rows<T, D, W>(ds, kf, n, npad, false, job.dq + out, os);
+  weighted_rows<T, D, W>(ds, qf, n, npad, true, job.dk + out, os);
+  weighted_rows<T, D, W>(pd, gf, n, npad, true, job.dv + out, os);
+}
+
+template <typename T, int D, int W>
+INLINE void items(const GradJob<T>& job, int64_t begin, int64_t end) {
+  GradScratch w(job.fwd.npad, D);
+  for (int64_t item = begin; item < end; ++item) one_head_grad<T, D, W>(job, item, w);
 }
 
 enum class Isa { avx512, avx2, baseline };
 
 #if defined(__x86_64__) && defined(__GNUC__)
-template <typename T, int D>
-__attribute__((target("avx512f"))) void items_avx512(const Job<T>& job, int64_t begin, int64_t end) {
-  items<T, D, 16>(job, begin, end);
+template <typename J, int D>
+__attribute__((target("avx512f"))) void items_avx512(const J& job, int64_t begin, int64_t end) {
+  items<typename J::Type, D, 16>(job, begin, end);
 }
-template <typename T, int D>
-__attribute__((target("avx2,fma"))) void items_avx2(const Job<T>& job, int64_t begin, int64_t end) {
-  items<T, D, 8>(job, begin, end);
+template <typename J, int D>
+__attribute__((target("avx2,fma"))) void items_avx2(const J& job, int64_t begin, int64_t end) {
+  items<typename J::Type, D, 8>(job, begin, end);
 }
 Isa detect() {
   __builtin_cpu_init();
@@ -226,60 +355,171 @@ Isa isa() {
   return chosen;
 }
 
-template <typename T, int D>
-void run(const Job<T>& job, int64_t begin, int64_t end) {
+template <typename J, int D>
+void run(const J& job, int64_t begin, int64_t end) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (isa() == Isa::avx512) return items_avx512<T, D>(job, begin, end);
-  if (isa() == Isa::avx2) return items_avx2<T, D>(job, begin, end);
+  if (isa() == Isa::avx512) return items_avx512<J, D>(job, begin, end);
+  if (isa() == Isa::avx2) return items_avx2<J, D>(job, begin, end);
 #endif
-  items<T, D, 4>(job, begin, end);
+  items<typename J::Type, D, 4>(job, begin, end);
 }
 
-template <typename T>
-void dispatch_d(int64_t d, const Job<T>& job, int64_t begin, int64_t end) {
+template <typename J>
+void dispatch_d(int64_t d, const J& job, int64_t begin, int64_t end) {
   switch (d) {
-    case 16: return run<T, 16>(job, begin, end);
-    case 32: return run<T, 32>(job, begin, end);
-    case 64: return run<T, 64>(job, begin, end);
-    case 128: return run<T, 128>(job, begin, end);
+    case 16: return run<J, 16>(job, begin, end);
+    case 32: return run<J, 32>(job, begin, end);
+    case 64: return run<J, 64>(job, begin, end);
+    case 128: return run<J, 128>(job, begin, end);
     default: TORCH_CHECK(false, "varlen attention: head size ", d, " is not one of 16, 32, 64, 128");
   }
 }
 
-// q, k, v: [tokens, heads * d], each row contiguous (row strides may differ); starts, lengths: int64
-// [sequences], sequence s's rows are starts[s] .. starts[s] + lengths[s] - 1
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads, double scale) {
-  RECORD_FUNCTION("xstilts::varlen_attention", std::vector<c10::IValue>({q, k, v}));
+// every work item, on the calling thread's PyTorch thread count (at::get_num_threads(), libtorch's own:
+// an evaluation worker's 1), a few sequences' heads per task. Not at::parallel_for: its inline lazy
+// initialisation keeps a flag per shared library, so in a thread PyTorch had set to 1 it would
+// re-initialise to the process-wide count (models/extensions.py). Each item is computed by one thread
+// whatever the count: the same bits on any number of threads.
+template <typename J>
+void over_items(const J& job, int64_t d, int64_t count) {
+  constexpr int64_t chunk = 16;
+  const int64_t tasks = (count + chunk - 1) / chunk;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks)));
+  if (threads == 1) return dispatch_d(d, job, 0, count);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t task = 0; task < tasks; ++task) dispatch_d(d, job, task * chunk, std::min(count, (task + 1) * chunk));
+}
+
+struct Shape {
+  const int64_t *starts, *lengths;
+  int64_t sequences, longest, npad, d;
+};
+
+// checks one call's inputs; q, k, v: [tokens, heads * d], each row contiguous (row strides may differ);
+// starts, lengths: int64 [sequences], sequence s's rows are starts[s] .. starts[s] + lengths[s] - 1
+Shape check(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& starts,
+            const torch::Tensor& lengths, int64_t heads) {
   TORCH_CHECK(q.dim() == 2 && k.sizes() == q.sizes() && v.sizes() == q.sizes(), "q, k, v: one [tokens, width] shape");
   TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(), "CPU tensors only");
   TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(), "q, k, v: one dtype");
   TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16, "float32 or bfloat16 only");
   TORCH_CHECK(q.stride(1) == 1 && k.stride(1) == 1 && v.stride(1) == 1, "rows must be contiguous");
   TORCH_CHECK(heads > 0 && q.size(1) % heads == 0, "width not divisible by heads");
+  const int64_t d = q.size(1) / heads;  // checked here: nothing may throw on the parallel threads
+  TORCH_CHECK(d == 16 || d == 32 || d == 64 || d == 128, "varlen attention: head size ", d,
+              " is not one of 16, 32, 64, 128");
   TORCH_CHECK(starts.scalar_type() == at::kLong && lengths.scalar_type() == at::kLong && starts.is_contiguous() &&
               lengths.is_contiguous() && starts.numel() == lengths.numel(), "starts, lengths: int64, one size");
-  const int64_t* st = starts.data_ptr<int64_t>();
-  const int64_t* len = lengths.data_ptr<int64_t>();
-  const int64_t sequences = starts.numel(), tokens = q.size(0);
-  int64_t longest = 0;
-  for (int64_t s = 0; s < sequences; ++s) {
-    TORCH_CHECK(len[s] > 0 && st[s] >= 0 && st[s] + len[s] <= tokens, "sequence ", s, " outside the rows");
-    longest = std::max(longest, len[s]);
+  Shape shape{starts.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(), starts.numel(), 0, 0, d};
+  for (int64_t s = 0; s < shape.sequences; ++s) {
+    TORCH_CHECK(shape.lengths[s] > 0 && shape.starts[s] >= 0 && shape.starts[s] + shape.lengths[s] <= q.size(0),
+                "sequence ", s, " outside the rows");
+    shape.longest = std::max(shape.longest, shape.lengths[s]);
   }
-  const int64_t npad = (longest + 15) & ~int64_t(15), d = q.size(1) / heads;
-  auto out = torch::empty({tokens, q.size(1)}, q.options());
-  const float sc = static_cast<float>(scale);
-  auto all = [&](auto tag) {
+  shape.npad = (shape.longest + 15) & ~int64_t(15);
+  return shape;
+}
+
+// the dropout mask's data (null for none): fp32 [sequences, heads, L, L] with every length <= L
+const float* mask_data(const std::optional<torch::Tensor>& mask, const Shape& shape, int64_t heads, int64_t* mlen) {
+  if (!mask.has_value()) return nullptr;
+  const torch::Tensor& m = *mask;
+  TORCH_CHECK(m.scalar_type() == at::kFloat && m.is_contiguous() && m.dim() == 4 && m.size(0) == shape.sequences &&
+              m.size(1) == heads && m.size(2) == m.size(3) && m.size(2) >= shape.longest,
+              "mask: contiguous float32 [sequences, heads, L, L] with L >= the longest sequence");
+  *mlen = m.size(2);
+  return m.data_ptr<float>();
+}
+
+template <typename F>
+void by_type(const torch::Tensor& q, F&& f) {
+  if (q.scalar_type() == at::kBFloat16) f(c10::BFloat16());
+  else f(float());
+}
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads, double scale) {
+  RECORD_FUNCTION("xstilts::varlen_attention", std::vector<c10::IValue>({q, k, v}));
+  const Shape shape = check(q, k, v, starts, lengths, heads);
+  auto out = torch::empty({q.size(0), q.size(1)}, q.options());
+  by_type(q, [&](auto tag) {
     using T = decltype(tag);
     const Job<T> job{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
                      reinterpret_cast<const T*>(v.data_ptr()), reinterpret_cast<T*>(out.data_ptr()),
-                     q.stride(0), k.stride(0), v.stride(0), out.stride(0), st, len, heads, sc, npad};
-    at::parallel_for(0, sequences * heads, 1, [&](int64_t begin, int64_t end) { dispatch_d<T>(d, job, begin, end); });
-  };
-  if (q.scalar_type() == at::kBFloat16) all(c10::BFloat16());
-  else all(float());
+                     q.stride(0), k.stride(0), v.stride(0), out.stride(0), shape.starts, shape.lengths, heads,
+                     static_cast<float>(scale), shape.npad};
+    over_items(job, shape.d, shape.sequences * heads);
+  });
   return out;
+}
+
+// training's forward: the output and, for the backward pass, every sequence's softmax (fp32, heads x n x n
+// each, end to end) with dropout's scaled keep mask (optional) applied to the probabilities
+std::vector<torch::Tensor> attention_train(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads,
+                                           double scale, const std::optional<torch::Tensor>& mask) {
+  RECORD_FUNCTION("xstilts::varlen_attention_train", std::vector<c10::IValue>({q, k, v}));
+  const Shape shape = check(q, k, v, starts, lengths, heads);
+  int64_t mlen = 0;
+  const float* m = mask_data(mask, shape, heads, &mlen);
+  auto poff = torch::empty({shape.sequences}, starts.options());
+  int64_t* off = poff.data_ptr<int64_t>();
+  int64_t total = 0;
+  for (int64_t s = 0; s < shape.sequences; ++s) {
+    off[s] = total;
+    total += heads * shape.lengths[s] * shape.lengths[s];
+  }
+  auto probs = torch::empty({total}, q.options().dtype(at::kFloat));
+  auto out = torch::empty({q.size(0), q.size(1)}, q.options());
+  by_type(q, [&](auto tag) {
+    using T = decltype(tag);
+    const Job<T> job{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
+                     reinterpret_cast<const T*>(v.data_ptr()), reinterpret_cast<T*>(out.data_ptr()),
+                     q.stride(0), k.stride(0), v.stride(0), out.stride(0), shape.starts, shape.lengths, heads,
+                     static_cast<float>(scale), shape.npad, probs.data_ptr<float>(), off, m, mlen};
+    over_items(job, shape.d, shape.sequences * heads);
+  });
+  return {out, probs, poff};
+}
+
+// training's backward: the gradients of q, k and v (contiguous [tokens, heads * d]) from the output's
+std::vector<torch::Tensor> attention_backward(const torch::Tensor& grad, const torch::Tensor& q, const torch::Tensor& k,
+                                              const torch::Tensor& v, const torch::Tensor& starts,
+                                              const torch::Tensor& lengths, int64_t heads, double scale,
+                                              const std::optional<torch::Tensor>& mask, const torch::Tensor& probs,
+                                              const torch::Tensor& poff) {
+  RECORD_FUNCTION("xstilts::varlen_attention_backward", std::vector<c10::IValue>({grad, q, k, v}));
+  const Shape shape = check(q, k, v, starts, lengths, heads);
+  TORCH_CHECK(grad.sizes() == q.sizes() && grad.scalar_type() == q.scalar_type() && grad.stride(1) == 1,
+              "grad: q's shape and dtype, rows contiguous");
+  TORCH_CHECK(probs.scalar_type() == at::kFloat && probs.is_contiguous() && poff.scalar_type() == at::kLong &&
+              poff.is_contiguous() && poff.numel() == shape.sequences, "probs, poff: as attention_train gave them");
+  int64_t mlen = 0;
+  const float* m = mask_data(mask, shape, heads, &mlen);
+  bool covered = true;  // the sequences end to end over every row (the unpadded encoder's layout)
+  for (int64_t s = 0, next = 0; s < shape.sequences; next = shape.starts[s] + shape.lengths[s], ++s)
+    covered = covered && shape.starts[s] == next;
+  covered = covered && (shape.sequences == 0 ? q.size(0) == 0
+                                             : shape.starts[shape.sequences - 1] + shape.lengths[shape.sequences - 1] == q.size(0));
+  // rows outside every sequence get zero gradients
+  auto dq = covered ? torch::empty({q.size(0), q.size(1)}, q.options()) : torch::zeros({q.size(0), q.size(1)}, q.options());
+  auto dk = torch::empty_like(dq), dv = torch::empty_like(dq);
+  if (!covered) {
+    dk.zero_();
+    dv.zero_();
+  }
+  by_type(q, [&](auto tag) {
+    using T = decltype(tag);
+    const Job<T> fwd{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
+                     reinterpret_cast<const T*>(v.data_ptr()), nullptr, q.stride(0), k.stride(0), v.stride(0), 0,
+                     shape.starts, shape.lengths, heads, static_cast<float>(scale), shape.npad,
+                     const_cast<float*>(probs.data_ptr<float>()), poff.data_ptr<int64_t>(), m, mlen};
+    const GradJob<T> job{fwd, reinterpret_cast<const T*>(grad.data_ptr()), grad.stride(0),
+                         reinterpret_cast<T*>(dq.data_ptr()), reinterpret_cast<T*>(dk.data_ptr()),
+                         reinterpret_cast<T*>(dv.data_ptr())};
+    over_items(job, shape.d, shape.sequences * heads);
+  });
+  return {dq, dk, dv};
 }
 
 }  // namespace
@@ -293,5 +533,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     }
   }, "the instruction set the kernel runs on this CPU");
   m.def("attention", &attention, "softmax(q k^T scale) v per sequence and head (inference)",
+        pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("attention_train", &attention_train, "training's forward: (output, probabilities, their offsets)",
+        pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("attention_backward", &attention_backward, "training's backward: (dq, dk, dv)",
         pybind11::call_guard<pybind11::gil_scoped_release>());
 }
