@@ -437,24 +437,32 @@ void by_type(const torch::Tensor& q, F&& f) {
   else f(float());
 }
 
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads, double scale) {
-  RECORD_FUNCTION("xstilts::varlen_attention", std::vector<c10::IValue>({q, k, v}));
-  const Shape shape = check(q, k, v, starts, lengths, heads);
+// the forward pass into a new output; in training (probs not null) keeping each item's softmax at
+// probs + off[sequence] and dropping the probabilities by the mask m (null: no dropout)
+torch::Tensor run_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const Shape& shape,
+                          int64_t heads, double scale, float* probs = nullptr, const int64_t* off = nullptr,
+                          const float* m = nullptr, int64_t mlen = 0) {
   auto out = torch::empty({q.size(0), q.size(1)}, q.options());
   by_type(q, [&](auto tag) {
     using T = decltype(tag);
     const Job<T> job{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
                      reinterpret_cast<const T*>(v.data_ptr()), reinterpret_cast<T*>(out.data_ptr()),
                      q.stride(0), k.stride(0), v.stride(0), out.stride(0), shape.starts, shape.lengths, heads,
-                     static_cast<float>(scale), shape.npad};
+                     static_cast<float>(scale), shape.npad, probs, off, m, mlen};
     over_items(job, shape.d, shape.sequences * heads);
   });
   return out;
 }
 
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads, double scale) {
+  RECORD_FUNCTION("xstilts::varlen_attention", std::vector<c10::IValue>({q, k, v}));
+  return run_forward(q, k, v, check(q, k, v, starts, lengths, heads), heads, scale);
+}
+
 // training's forward: the output and, for the backward pass, every sequence's softmax (fp32, heads x n x n
-// each, end to end) with dropout's scaled keep mask (optional) applied to the probabilities
+// each, end to end) and where each begins, with dropout's scaled keep mask (optional) applied to the
+// probabilities
 std::vector<torch::Tensor> attention_train(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                            const torch::Tensor& starts, const torch::Tensor& lengths, int64_t heads,
                                            double scale, const std::optional<torch::Tensor>& mask) {
@@ -470,16 +478,7 @@ std::vector<torch::Tensor> attention_train(const torch::Tensor& q, const torch::
     total += heads * shape.lengths[s] * shape.lengths[s];
   }
   auto probs = torch::empty({total}, q.options().dtype(at::kFloat));
-  auto out = torch::empty({q.size(0), q.size(1)}, q.options());
-  by_type(q, [&](auto tag) {
-    using T = decltype(tag);
-    const Job<T> job{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
-                     reinterpret_cast<const T*>(v.data_ptr()), reinterpret_cast<T*>(out.data_ptr()),
-                     q.stride(0), k.stride(0), v.stride(0), out.stride(0), shape.starts, shape.lengths, heads,
-                     static_cast<float>(scale), shape.npad, probs.data_ptr<float>(), off, m, mlen};
-    over_items(job, shape.d, shape.sequences * heads);
-  });
-  return {out, probs, poff};
+  return {run_forward(q, k, v, shape, heads, scale, probs.data_ptr<float>(), off, m, mlen), probs, poff};
 }
 
 // training's backward: the gradients of q, k and v (contiguous [tokens, heads * d]) from the output's
