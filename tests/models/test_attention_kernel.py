@@ -147,6 +147,19 @@ def test_gradients_equal_float64_attentions(dtype: torch.dtype, head_size: int, 
 
 
 @needs_kernel
+def test_rows_outside_every_sequence_get_zero_gradients() -> None:
+    """The compiled call takes any starts; rows no sequence covers have no gradient (zeros, not garbage)."""
+    module = attention_kernel._build()
+    q, k, v = _rows([20], 64, torch.float32)
+    starts, lengths = torch.tensor([0, 6, 15]), torch.tensor([4, 7, 5])  # rows 4-5 and 13-14 left out
+    _, probs, offsets = module.attention_train(q, k, v, starts, lengths, 2, 0.25, None)
+    grads = module.attention_backward(torch.ones_like(q), q, k, v, starts, lengths, 2, 0.25, None, probs, offsets)
+    outside = [4, 5, 13, 14]
+    for g in grads:
+        assert not g[outside].any() and g[[0, 6, 15]].abs().sum() > 0
+
+
+@needs_kernel
 def test_a_mask_of_the_wrong_shape_is_refused() -> None:
     q, k, v = _rows([4, 6], 64, torch.float32)
     with pytest.raises(RuntimeError, match="mask"):

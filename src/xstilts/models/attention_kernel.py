@@ -123,6 +123,24 @@ def wanted(setting: bool | str) -> bool:
     return on_avx512(setting)
 
 
+# the first-use checks' sequence lengths and, per head size, a head count (a width of 128, or 2 heads)
+_CHECK_LENGTHS = (1, 7, 16, 17, 70, 33)
+
+
+def _check_heads(size: int) -> int:
+    return 128 // size if size < 128 else 2
+
+
+def _agrees(worst: dict[tuple[int, str], float], instead: str) -> bool:
+    """Whether each (head size, dtype)'s largest error, relative to the largest value, is rounding:
+    measured ~1e-6 in fp32 and ~2e-3 in bf16 (SDPA's own ~5e-7 and ~2e-3); a broken build errs by
+    whole units. Warns, naming what runs ``instead``, where it is not."""
+    ok = all(err <= (1e-5 if dtype == "torch.float32" else 2 ** -7) for (_, dtype), err in worst.items())
+    if not ok:
+        log.warning("xstilts: the attention kernel disagrees with PyTorch here (%s); %s", worst, instead)
+    return ok
+
+
 @functools.cache
 def available() -> bool:
     """Whether the kernel is built and agrees with float64 attention (checked once per process, on
@@ -130,23 +148,17 @@ def available() -> bool:
     if _build() is None:
         return False
     generator = torch.Generator().manual_seed(20261206)
-    lengths = torch.tensor([1, 7, 16, 17, 70, 33], dtype=torch.int64)
-    tokens = int(lengths.sum())
+    lengths = torch.tensor(_CHECK_LENGTHS, dtype=torch.int64)
     worst = {}
     for size in HEAD_SIZES:
-        heads = 128 // size if size < 128 else 2
-        q, k, v = (torch.randn(tokens, heads * size, generator=generator) for _ in range(3))
+        heads = _check_heads(size)
+        q, k, v = (torch.randn(int(lengths.sum()), heads * size, generator=generator) for _ in range(3))
         for dtype in DTYPES:  # against the same inputs, rounded to the dtype, in float64
             q_, k_, v_ = (t.to(dtype) for t in (q, k, v))
             want = _reference(q_.double(), k_.double(), v_.double(), lengths, heads, size ** -0.5)
             got = attend(q_, k_, v_, lengths, heads, size ** -0.5).double()
             worst[(size, str(dtype))] = float((got - want).abs().max() / want.abs().max())
-    # relative to the largest output (measured ~1e-6 in fp32 and ~2e-3 in bf16, SDPA's own ~5e-7 and
-    # ~2e-3): a broken build errs by whole units
-    ok = all(err <= (1e-5 if dtype == "torch.float32" else 2 ** -7) for (_, dtype), err in worst.items())
-    if not ok:
-        log.warning("xstilts: the attention kernel disagrees with PyTorch here (%s); evaluating with SDPA", worst)
-    return ok
+    return _agrees(worst, "evaluating with SDPA")
 
 
 @functools.cache
@@ -157,14 +169,14 @@ def trains() -> bool:
     if not available():
         return False
     generator = torch.Generator().manual_seed(20261207)
-    lengths = torch.tensor([1, 7, 16, 17, 70, 33], dtype=torch.int64)
-    tokens = int(lengths.sum())
+    lengths = torch.tensor(_CHECK_LENGTHS, dtype=torch.int64)
+    longest = max(_CHECK_LENGTHS)
     worst = {}
     with torch.inference_mode(False), torch.enable_grad():  # whatever mode the first caller is in
         for size in HEAD_SIZES:
-            heads = 128 // size if size < 128 else 2
-            inputs = [torch.randn(tokens, heads * size, generator=generator) for _ in range(4)]
-            keep = torch.rand(len(lengths), heads, 72, 72, generator=generator) >= 0.1
+            heads = _check_heads(size)
+            inputs = [torch.randn(int(lengths.sum()), heads * size, generator=generator) for _ in range(4)]
+            keep = torch.rand(len(lengths), heads, longest + 2, longest + 2, generator=generator) >= 0.1
             mask = keep.float() / 0.9
             for dtype in DTYPES:
                 got = [t.to(dtype).detach().requires_grad_() for t in inputs[:3]]
@@ -177,11 +189,7 @@ def trains() -> bool:
                 worst[(size, str(dtype))] = max(float((a.double() - b).abs().max() / b.abs().max())
                                                 for a, b in zip([out.detach(), *(t.grad for t in got)],
                                                                 [ref.detach(), *(t.grad for t in want)], strict=True))
-    ok = all(err <= (1e-5 if dtype == "torch.float32" else 2 ** -7) for (_, dtype), err in worst.items())
-    if not ok:
-        log.warning("xstilts: the attention kernel's gradients disagree with PyTorch here (%s); training "
-                    "with SDPA", worst)
-    return ok
+    return _agrees(worst, "training with SDPA")
 
 
 def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, heads: int,

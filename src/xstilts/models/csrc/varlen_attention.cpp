@@ -496,17 +496,14 @@ std::vector<torch::Tensor> attention_backward(const torch::Tensor& grad, const t
   int64_t mlen = 0;
   const float* m = mask_data(mask, shape, heads, &mlen);
   bool covered = true;  // the sequences end to end over every row (the unpadded encoder's layout)
-  for (int64_t s = 0, next = 0; s < shape.sequences; next = shape.starts[s] + shape.lengths[s], ++s)
-    covered = covered && shape.starts[s] == next;
-  covered = covered && (shape.sequences == 0 ? q.size(0) == 0
-                                             : shape.starts[shape.sequences - 1] + shape.lengths[shape.sequences - 1] == q.size(0));
-  // rows outside every sequence get zero gradients
-  auto dq = covered ? torch::empty({q.size(0), q.size(1)}, q.options()) : torch::zeros({q.size(0), q.size(1)}, q.options());
-  auto dk = torch::empty_like(dq), dv = torch::empty_like(dq);
-  if (!covered) {
-    dk.zero_();
-    dv.zero_();
-  }
+  int64_t next = 0;
+  for (int64_t s = 0; s < shape.sequences; next += shape.lengths[s], ++s) covered = covered && shape.starts[s] == next;
+  covered = covered && next == q.size(0);
+  auto gradient = [&] {  // rows outside every sequence get zero gradients
+    auto t = torch::empty({q.size(0), q.size(1)}, q.options());
+    return covered ? t : t.zero_();
+  };
+  auto dq = gradient(), dk = gradient(), dv = gradient();
   by_type(q, [&](auto tag) {
     using T = decltype(tag);
     const Job<T> fwd{reinterpret_cast<const T*>(q.data_ptr()), reinterpret_cast<const T*>(k.data_ptr()),
