@@ -1,7 +1,8 @@
 """One attention call at evaluation's shapes: the compiled kernel against SDPA as the unpadded encoder calls it.
 
 Usage: ``python benchmarks/bench_attention_call.py [--sequences 32] [--heads 12] [--head-size 32]
-[--min-length 20] [--max-length 80] [--rounds 5] [--calls 50] [--bf16] [--other-source F.cpp] [--json F]``
+[--min-length 20] [--max-length 80] [--rounds 5] [--calls 50] [--bf16] [--train] [--other-source F.cpp]
+[--json F]``
 
 Why beside ``bench_eval_attention.py`` (whole evaluation passes): a pass also runs the linear layers,
 which dominate it, so a kernel can be several times faster at attention and no faster over a pass;
@@ -12,7 +13,12 @@ the kernel side reads the rows directly. Sides alternate round by round (ABBA), 
 calls after a warm-up; printed: the kernel's instruction set, milliseconds per call (medians) and
 their ratio, and how far the outputs are apart. ``--other-source`` builds another version of
 ``varlen_attention.cpp`` (e.g. ``git show OLD:src/xstilts/models/csrc/varlen_attention.cpp > old.cpp``)
-and times it as a third side in the same rounds.
+and times it as a third side in the same rounds, and says whether its outputs are the kernel's to the bit.
+
+``--train`` times training's call instead: the forward pass that keeps the softmax, with a dropout mask
+(p = 0.1, drawn once), and the backward pass (the three gradients) of a random output gradient; the
+SDPA side spreads the rows, runs SDPA with ``dropout_p = 0.1`` (its own draws: on a CPU that is its
+unfused arithmetic) and autograd's backward, as the unpadded encoder without the kernel trains.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--train", action="store_true", help="time training's forward and backward calls")
     ap.add_argument("--other-source", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -56,30 +63,51 @@ def main() -> None:
     index = keys.reshape(-1).nonzero().squeeze(1)
     mask = keys[:, None, None, :]
 
-    def kernel() -> torch.Tensor:
-        return attention_kernel.attend(q, k, v, lengths, args.heads, size ** -0.5)
+    scale = size ** -0.5
+    starts = torch.cumsum(lengths, 0) - lengths
+    drop = (torch.rand(args.sequences, args.heads, longest, longest, generator=g) >= 0.1).float() / 0.9
+    grad = torch.randn(tokens, width, generator=g).to(dtype)
 
+    def calls(module):  # one side's call(s) with this build, their outputs
+        if not args.train:
+            return lambda: (module.attention(q, k, v, starts, lengths, args.heads, scale),)
+
+        def train() -> tuple[torch.Tensor, ...]:
+            out, probs, offsets = module.attention_train(q, k, v, starts, lengths, args.heads, scale, drop)
+            return out, *module.attention_backward(grad, q, k, v, starts, lengths, args.heads, scale, drop, probs,
+                                                   offsets)
+        return train
+
+    kernel = calls(attention_kernel._build())
     other = None
     if args.other_source is not None:
-        other = extensions.build(args.other_source.resolve(), "bench_other_varlen_attention", "the other kernel")
-        if other is None:
+        built = extensions.build(args.other_source.resolve(), "bench_other_varlen_attention", "the other kernel",
+                                 openmp=True)
+        if built is None:
             raise SystemExit(f"bench_attention_call: {args.other_source} could not be built")
-        starts = torch.cumsum(lengths, 0) - lengths
+        other = calls(built)
 
-    def other_kernel() -> torch.Tensor:
-        return other.attention(q, k, v, starts, lengths, args.heads, size ** -0.5)
+    def spread(t: torch.Tensor) -> torch.Tensor:
+        rows = t.new_zeros(args.sequences * longest, width).index_copy(0, index, t)
+        return rows.view(args.sequences, longest, args.heads, size).transpose(1, 2)
 
-    def sdpa() -> torch.Tensor:
-        def spread(t: torch.Tensor) -> torch.Tensor:
-            rows = t.new_zeros(args.sequences * longest, width).index_copy(0, index, t)
-            return rows.view(args.sequences, longest, args.heads, size).transpose(1, 2)
+    def sdpa() -> tuple[torch.Tensor, ...]:
+        if not args.train:
+            out = F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)
+            return (out.transpose(1, 2).reshape(args.sequences * longest, width)[index],)
+        leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+        out = F.scaled_dot_product_attention(*(spread(t) for t in leaves), attn_mask=mask, dropout_p=0.1)
+        out = out.transpose(1, 2).reshape(args.sequences * longest, width)[index]
+        out.backward(grad)
+        return out, *(t.grad for t in leaves)
 
-        out = F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)
-        return out.transpose(1, 2).reshape(args.sequences * longest, width)[index]
-
-    with torch.inference_mode():
-        apart = float((kernel().double() - sdpa().double()).abs().max())
-        sides = {"sdpa": sdpa, "kernel": kernel} | ({"other": other_kernel} if other is not None else {})
+    with torch.inference_mode():  # the outputs apart, without dropout
+        plain = attention_kernel._build().attention(q, k, v, starts, lengths, args.heads, scale)
+        padded = F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)
+        apart = float((plain.double() - padded.transpose(1, 2).reshape(-1, width)[index].double()).abs().max())
+    with torch.inference_mode(not args.train):
+        same_bits = None if other is None else all(torch.equal(a, b) for a, b in zip(kernel(), other(), strict=True))
+        sides = {"sdpa": sdpa, "kernel": kernel} | ({"other": other} if other is not None else {})
         times: dict[str, list[float]] = {name: [] for name in sides}
         for r in range(args.rounds):
             for name in list(sides) if r % 2 == 0 else list(sides)[::-1]:
@@ -94,15 +122,17 @@ def main() -> None:
     result = {"instruction_set": attention_kernel.instruction_set(), "dtype": str(dtype), "tokens": tokens,
               "sequences": args.sequences, "heads": args.heads, "head_size": size,
               "ms_per_call": median, "rounds": times, "sdpa_over_kernel": median["sdpa"] / median["kernel"],
-              "max_abs_difference": apart}
+              "max_abs_difference": apart, "train": args.train, "other_same_bits": same_bits}
+    what = "training's forward + backward" if args.train else "inference"
     print(f"{args.sequences} sequences of {args.min_length}-{args.max_length} tokens ({tokens}), {args.heads} heads "
-          f"x {size}, {dtype}, 1 thread; kernel built for {result['instruction_set']}")
+          f"x {size}, {dtype}, {what}, 1 thread; kernel built for {result['instruction_set']}")
     for name in sides:
         print(f"  {name:6s} {median[name]:7.2f} ms a call (rounds: {', '.join(f'{t:.2f}' for t in times[name])})")
     print(f"SDPA / kernel: {result['sdpa_over_kernel']:.2f}x; outputs apart by at most {apart:.2e}")
     if other is not None:
         result["other_over_kernel"] = median["other"] / median["kernel"]
-        print(f"other build / kernel: {result['other_over_kernel']:.2f}x ({args.other_source})")
+        print(f"other build / kernel: {result['other_over_kernel']:.2f}x ({args.other_source}); "
+              f"outputs{'' if same_bits else ' not'} the same to the bit")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

@@ -4,9 +4,10 @@
 // drops the probabilities by a caller's mask) and the backward pass. Loaded by
 // xstilts/models/attention_kernel.py (built at first use); that module says why and when it is used.
 //
-// Each (sequence, head) is one work item: its keys are widened to fp32 and transposed, its values
-// widened, and four query rows at a time get their scores (a vector of keys at a time), an fp32 softmax
-// (max-subtracted, a polynomial exp) and their weighted sum of values, all in fp32; the output is
+// Each (sequence, head) is one work item: its keys are transposed (AVX-512: gathered a column at a time)
+// and four query rows at a time get their scores (two vectors of keys at a time), an fp32 softmax
+// (max-subtracted, a polynomial exp; the four rows' lane sums side by side) and their weighted sum of
+// values, all in fp32: fp32 rows are read where they are, bf16 rows widened first; the output is
 // rounded to the input's type (round to nearest even for bf16). The backward pass of an item recomputes
 // nothing but the output gradient's products with the values, from the saved softmax.
 //
@@ -16,6 +17,9 @@
 // the AVX2 build's speed, slower than PyTorch's SDPA (benchmarks/RESULTS.md).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <ATen/record_function.h>
 
 #include <algorithm>
@@ -35,14 +39,20 @@ template <int W> struct Lanes;
 template <> struct Lanes<16> {
   typedef float f __attribute__((vector_size(64)));
   typedef int32_t i __attribute__((vector_size(64)));
+  typedef uint32_t u __attribute__((vector_size(64)));
+  typedef uint16_t h __attribute__((vector_size(32)));
 };
 template <> struct Lanes<8> {
   typedef float f __attribute__((vector_size(32)));
   typedef int32_t i __attribute__((vector_size(32)));
+  typedef uint32_t u __attribute__((vector_size(32)));
+  typedef uint16_t h __attribute__((vector_size(16)));
 };
 template <> struct Lanes<4> {
   typedef float f __attribute__((vector_size(16)));
   typedef int32_t i __attribute__((vector_size(16)));
+  typedef uint32_t u __attribute__((vector_size(16)));
+  typedef uint16_t h __attribute__((vector_size(8)));
 };
 
 template <typename V> INLINE V load(const float* p) { V r; std::memcpy(&r, p, sizeof(V)); return r; }
@@ -74,30 +84,113 @@ INLINE V exp_neg(V x) {
   return r;
 }
 
-INLINE float widen(float x) { return x; }
-INLINE float widen(c10::BFloat16 x) {
-  uint16_t u;
-  std::memcpy(&u, &x, 2);
-  const uint32_t w = uint32_t(u) << 16;
-  float f;
-  std::memcpy(&f, &w, 4);
-  return f;
+// W consecutive values as fp32 lanes (bf16 widened exactly: its bits are a float's upper half) and back
+// (bf16 rounded to nearest even, as c10::BFloat16 rounds a finite float), a vector at a time
+template <int W> INLINE typename Lanes<W>::f load_row(const float* p) { return load<typename Lanes<W>::f>(p); }
+template <int W> INLINE typename Lanes<W>::f load_row(const c10::BFloat16* p) {
+  typename Lanes<W>::h half;
+  std::memcpy(&half, p, sizeof(half));
+  const typename Lanes<W>::u bits = __builtin_convertvector(half, typename Lanes<W>::u) << 16;
+  typename Lanes<W>::f r;
+  std::memcpy(&r, &bits, sizeof(r));
+  return r;
 }
-INLINE void narrow(float* p, float x) { *p = x; }
-INLINE void narrow(c10::BFloat16* p, float x) {  // round to nearest even, as c10::BFloat16 (x finite)
-  uint32_t w;
-  std::memcpy(&w, &x, 4);
-  w += 0x7FFFu + ((w >> 16) & 1u);
-  const uint16_t u = uint16_t(w >> 16);
-  std::memcpy(p, &u, 2);
+template <int W> INLINE void store_row(float* p, typename Lanes<W>::f x) { store<typename Lanes<W>::f>(p, x); }
+template <int W> INLINE void store_row(c10::BFloat16* p, typename Lanes<W>::f x) {
+  typename Lanes<W>::u bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  const typename Lanes<W>::h half = __builtin_convertvector(bits >> 16, typename Lanes<W>::h);
+  std::memcpy(p, &half, sizeof(half));
+}
+
+// n rows of D values (row stride ``stride``) as fp32 rows: fp32 rows read where they are, bf16 rows
+// widened into ``buf`` (row stride D); ``*rs`` receives the returned rows' stride
+template <int D, int W> INLINE const float* fp32_rows(const float* p, int64_t stride, int64_t, float*, int64_t* rs) {
+  *rs = stride;
+  return p;
+}
+template <int D, int W>
+INLINE const float* fp32_rows(const c10::BFloat16* p, int64_t stride, int64_t n, float* buf, int64_t* rs) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int c = 0; c < D / W; ++c) store<typename Lanes<W>::f>(buf + j * D + c * W, load_row<W>(p + j * stride + c * W));
+  *rs = D;
+  return buf;
 }
 
 constexpr int R = 4;  // query rows per block: their scores share each loaded key vector
 
+// dst[d * npad + j] = src[j * ss + d] for the n rows of D values, zeros for j = n .. npad - 1: the
+// keys (values) transposed so that a vector holds W keys' d-th values. AVX-512 gathers a column's 16
+// rows at once (a called function: inlined into code built for any CPU it could not be)
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) void columns_avx512(const float* src, int64_t ss, int64_t n, int64_t npad, int d,
+                                                      float* dst) {
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int32_t>(ss)));
+  for (int64_t j0 = 0; j0 < npad; j0 += 16) {
+    const int64_t left = n - j0;
+    const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+    const float* base = src + j0 * ss;
+    for (int c = 0; c < d; ++c)
+      _mm512_storeu_ps(dst + c * npad + j0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, rows, base + c, 4));
+  }
+}
+#endif
+
+template <int D, int W>
+INLINE void columns(const float* src, int64_t ss, int64_t n, int64_t npad, float* dst) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if constexpr (W == 16) {
+    if (ss * 16 < (int64_t(1) << 31)) return columns_avx512(src, ss, n, npad, D, dst);  // int32 offsets
+  }
+#endif
+  for (int d = 0; d < D; ++d) {
+    for (int64_t j = 0; j < n; ++j) dst[d * npad + j] = src[j * ss + d];
+    for (int64_t j = n; j < npad; ++j) dst[d * npad + j] = 0.f;
+  }
+}
+
+
+
 struct Scratch {
-  std::vector<float> kt, vf, s, qf;
-  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), vf(npad * d), s(R * npad), qf(R * d) {}
+  std::vector<float> kt, kf, vf, s, qf;
+  explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), kf(npad * d), vf(npad * d), s(R * npad), qf(R * d) {}
 };
+
+// out[r][j] = sum over d of a[r][d] * bt[d][j] for the R rows of a (row stride as) and the W-column
+// blocks of bt (D rows, row stride bs) into out (row stride os), each sum in order of d, two blocks at a time so that eight
+// accumulators, not four, keep the multiply-add units busy
+template <int W, int D>
+INLINE void products(const float* a, int64_t as, const float* bt, int64_t bs, int64_t blocks, float* out,
+                     int64_t os) {
+  typedef typename Lanes<W>::f V;
+  int64_t b = 0;
+  for (; b + 1 < blocks; b += 2) {
+    V acc[2][R];
+    for (int r = 0; r < R; ++r) acc[0][r] = acc[1][r] = splat<V>(0.f);
+    for (int d = 0; d < D; ++d) {
+      const V x0 = load<V>(bt + d * bs + b * W), x1 = load<V>(bt + d * bs + (b + 1) * W);
+      for (int r = 0; r < R; ++r) {
+        acc[0][r] += a[r * as + d] * x0;
+        acc[1][r] += a[r * as + d] * x1;
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      store<V>(out + r * os + b * W, acc[0][r]);
+      store<V>(out + r * os + (b + 1) * W, acc[1][r]);
+    }
+  }
+  if (b < blocks) {
+    V acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = splat<V>(0.f);
+    for (int d = 0; d < D; ++d) {
+      const V x = load<V>(bt + d * bs + b * W);
+      for (int r = 0; r < R; ++r) acc[r] += a[r * as + d] * x;
+    }
+    for (int r = 0; r < R; ++r) store<V>(out + r * os + b * W, acc[r]);
+  }
+}
 
 // one sequence and head: n rows of q, k, v starting at the given pointers, row strides qs, ks, vs, os;
 // W keys (or value columns) per vector. In training, ``probs`` (n x n, fp32) receives the softmax for
@@ -111,53 +204,47 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
   typedef typename Lanes<W>::i VI;
   const int64_t npad = (n + W - 1) / W * W, blocks = npad / W;
   float* kt = w.kt.data();
-  float* vf = w.vf.data();
   float* s = w.s.data();
   float* qf = w.qf.data();
-  for (int64_t j = 0; j < n; ++j)
-    for (int d = 0; d < D; ++d) {
-      kt[d * npad + j] = widen(k[j * ks + d]);
-      vf[j * D + d] = widen(v[j * vs + d]);
-    }
-  for (int d = 0; d < D; ++d)
-    for (int64_t j = n; j < npad; ++j) kt[d * npad + j] = 0.f;
+  int64_t vfs, kfs;
+  const float* vf = fp32_rows<D, W>(v, vs, n, w.vf.data(), &vfs);
+  const float* kf = fp32_rows<D, W>(k, ks, n, w.kf.data(), &kfs);
+  columns<D, W>(kf, kfs, n, npad, kt);
   VI lane;
   for (int l = 0; l < W; ++l) lane[l] = l;
   const VI valid = lane < VI{} + int32_t(n - (blocks - 1) * W);  // real keys in the last block
   for (int64_t i0 = 0; i0 < n; i0 += R) {
     const int rows = int(std::min<int64_t>(R, n - i0));
     for (int r = 0; r < R; ++r)
-      for (int d = 0; d < D; ++d) qf[r * D + d] = r < rows ? widen(q[(i0 + r) * qs + d]) * scale : 0.f;
-    for (int64_t b = 0; b < blocks; ++b) {  // scores, W keys at a time for R rows
-      V acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = splat<V>(0.f);
-      for (int d = 0; d < D; ++d) {
-        const V key = load<V>(kt + d * npad + b * W);
-        for (int r = 0; r < R; ++r) acc[r] += qf[r * D + d] * key;
-      }
-      for (int r = 0; r < R; ++r) store<V>(s + r * npad + b * W, acc[r]);
-    }
-    float inv[R] = {};
-    for (int r = 0; r < rows; ++r) {  // softmax over the real keys, in place
-      float* row = s + r * npad;
-      V top = splat<V>(-INFINITY);
-      for (int64_t b = 0; b < blocks; ++b) {
-        V x = load<V>(row + b * W);
+      for (int c = 0; c < D / W; ++c)
+        store<V>(qf + r * D + c * W, r < rows ? load_row<W>(q + (i0 + r) * qs + c * W) * scale : splat<V>(0.f));
+    products<W, D>(qf, D, kt, npad, blocks, s, npad);  // scores, W keys at a time for R rows
+    // softmax over the real keys, in place, the R rows side by side (a block's spare rows, all-zero
+    // scores, too: no lane of theirs is read); each row's maximum and sum in lane order, as one row alone
+    V top[R], sum[R];
+    for (int r = 0; r < R; ++r) top[r] = splat<V>(-INFINITY), sum[r] = splat<V>(0.f);
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int r = 0; r < R; ++r) {
+        V x = load<V>(s + r * npad + b * W);
         if (b == blocks - 1) x = valid ? x : splat<V>(-INFINITY);
-        top = x > top ? x : top;
+        top[r] = x > top[r] ? x : top[r];
       }
-      float m = top[0];
-      for (int l = 1; l < W; ++l) m = std::max(m, top[l]);
-      V sum = splat<V>(0.f);
-      for (int64_t b = 0; b < blocks; ++b) {
-        V e = exp_neg<V, VI>(load<V>(row + b * W) - m);
+    float m[R], total[R], inv[R];
+    for (int r = 0; r < R; ++r) m[r] = top[r][0], total[r] = 0.f;
+    for (int l = 1; l < W; ++l)
+      for (int r = 0; r < R; ++r) m[r] = std::max(m[r], top[r][l]);
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int r = 0; r < R; ++r) {
+        V e = exp_neg<V, VI>(load<V>(s + r * npad + b * W) - m[r]);
         if (b == blocks - 1) e = valid ? e : splat<V>(0.f);
-        store<V>(row + b * W, e);
-        sum += e;
+        store<V>(s + r * npad + b * W, e);
+        sum[r] += e;
       }
-      float total = 0.f;
-      for (int l = 0; l < W; ++l) total += sum[l];
-      inv[r] = 1.f / total;
+    for (int l = 0; l < W; ++l)
+      for (int r = 0; r < R; ++r) total[r] += sum[r][l];
+    for (int r = 0; r < R; ++r) inv[r] = 1.f / total[r];
+    for (int r = 0; r < rows; ++r) {
+      float* row = s + r * npad;
       if (probs != nullptr) {
         float* keep = probs + (i0 + r) * n;
         for (int64_t j = 0; j < n; ++j) keep[j] = row[j] * inv[r];
@@ -173,7 +260,7 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
       for (int c = 0; c < C; ++c) acc[r][c] = splat<V>(0.f);
     for (int64_t j = 0; j < n; ++j) {  // probabilities times values
       V val[C];
-      for (int c = 0; c < C; ++c) val[c] = load<V>(vf + j * D + c * W);
+      for (int c = 0; c < C; ++c) val[c] = load<V>(vf + j * vfs + c * W);
       for (int r = 0; r < R; ++r) {
         const float p = s[r * npad + j];
         for (int c = 0; c < C; ++c) acc[r][c] += p * val[c];
@@ -181,10 +268,7 @@ INLINE void one_head(const T* q, const T* k, const T* v, T* o, int64_t qs, int64
     }
     for (int r = 0; r < rows; ++r) {
       T* out = o + (i0 + r) * os;
-      for (int c = 0; c < C; ++c) {
-        const V x = acc[r][c] * inv[r];
-        for (int l = 0; l < W; ++l) narrow(out + c * W + l, x[l]);
-      }
+      for (int c = 0; c < C; ++c) store_row<W>(out + c * W, acc[r][c] * inv[r]);
     }
   }
 }
@@ -235,14 +319,15 @@ INLINE void items(const Job<T>& job, int64_t begin, int64_t end) {
 }
 
 struct GradScratch {
-  std::vector<float> qf, kf, gf, vt, ds, pd;
+  std::vector<float> qf, kf, gf, vf, vt, ds, pd, gr;
   GradScratch(int64_t npad, int64_t d)
-      : qf(npad * d), kf(npad * d), gf(npad * d), vt(d * npad), ds(npad * npad), pd(npad * npad) {}
+      : qf(npad * d), kf(npad * d), gf(npad * d), vf(npad * d), vt(d * npad), ds(npad * npad), pd(npad * npad),
+        gr(R * d) {}
 };
 
 // rows[i] += sum_j a[i * npad + j] * b[j] (fp32 rows of D), R rows at a time, written to out rounded to T
 template <typename T, int D, int W>
-INLINE void weighted_rows(const float* a, const float* b, int64_t n, int64_t npad, bool transpose, T* out,
+INLINE void weighted_rows(const float* a, const float* b, int64_t bs, int64_t n, int64_t npad, bool transpose, T* out,
                           int64_t os) {
   typedef typename Lanes<W>::f V;
   constexpr int C = D / W;
@@ -253,15 +338,14 @@ INLINE void weighted_rows(const float* a, const float* b, int64_t n, int64_t npa
       for (int c = 0; c < C; ++c) acc[r][c] = splat<V>(0.f);
     for (int64_t j = 0; j < n; ++j) {
       V x[C];
-      for (int c = 0; c < C; ++c) x[c] = load<V>(b + j * D + c * W);
+      for (int c = 0; c < C; ++c) x[c] = load<V>(b + j * bs + c * W);
       for (int r = 0; r < R; ++r) {
         const float weight = transpose ? a[j * npad + i0 + r] : a[(i0 + r) * npad + j];
         for (int c = 0; c < C; ++c) acc[r][c] += weight * x[c];
       }
     }
     for (int r = 0; r < rows; ++r)
-      for (int c = 0; c < C; ++c)
-        for (int l = 0; l < W; ++l) narrow(out + (i0 + r) * os + c * W + l, acc[r][c][l]);
+      for (int c = 0; c < C; ++c) store_row<W>(out + (i0 + r) * os + c * W, acc[r][c]);
   }
 }
 
@@ -278,28 +362,19 @@ INLINE void one_head_grad(const GradJob<T>& job, int64_t item, GradScratch& w) {
   const T* g = job.grad + row * job.gs + h * D;
   const float* probs = f.probs + f.poff[seq] + h * n * n;
   const float* mask = f.mask == nullptr ? nullptr : f.mask + item * f.mlen * f.mlen;
-  float *qf = w.qf.data(), *kf = w.kf.data(), *gf = w.gf.data(), *vt = w.vt.data();
-  float *ds = w.ds.data(), *pd = w.pd.data();
-  for (int64_t j = 0; j < n; ++j)
-    for (int d = 0; d < D; ++d) {
-      qf[j * D + d] = widen(q[j * f.qs + d]);
-      kf[j * D + d] = widen(k[j * f.ks + d]);
-      gf[j * D + d] = widen(g[j * job.gs + d]);
-      vt[d * npad + j] = widen(v[j * f.vs + d]);
-    }
-  for (int d = 0; d < D; ++d)
-    for (int64_t j = n; j < npad; ++j) vt[d * npad + j] = 0.f;
+  float *vt = w.vt.data(), *ds = w.ds.data(), *pd = w.pd.data(), *gr = w.gr.data();
+  int64_t qfs, kfs, gfs;
+  const float* qf = fp32_rows<D, W>(q, f.qs, n, w.qf.data(), &qfs);
+  const float* kf = fp32_rows<D, W>(k, f.ks, n, w.kf.data(), &kfs);
+  const float* gf = fp32_rows<D, W>(g, job.gs, n, w.gf.data(), &gfs);
+  int64_t vfs;
+  const float* vf = fp32_rows<D, W>(v, f.vs, n, w.vf.data(), &vfs);
+  columns<D, W>(vf, vfs, n, npad, vt);
   for (int64_t i0 = 0; i0 < n; i0 += R) {
     const int rows = int(std::min<int64_t>(R, n - i0));
-    for (int64_t b = 0; b < blocks; ++b) {  // g v^T, W keys at a time for R rows, into ds
-      V acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = splat<V>(0.f);
-      for (int d = 0; d < D; ++d) {
-        const V val = load<V>(vt + d * npad + b * W);
-        for (int r = 0; r < rows; ++r) acc[r] += gf[(i0 + r) * D + d] * val;
-      }
-      for (int r = 0; r < rows; ++r) store<V>(ds + (i0 + r) * npad + b * W, acc[r]);
-    }
+    for (int r = 0; r < R; ++r)  // the block's rows of g (zeros past the last), then g v^T into ds
+      for (int c = 0; c < D / W; ++c) store<V>(gr + r * D + c * W, r < rows ? load<V>(gf + (i0 + r) * gfs + c * W) : splat<V>(0.f));
+    products<W, D>(gr, D, vt, npad, blocks, ds + i0 * npad, npad);
     for (int r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
       const float* p = probs + i * n;
@@ -318,9 +393,9 @@ INLINE void one_head_grad(const GradJob<T>& job, int64_t item, GradScratch& w) {
     }
   }
   const int64_t out = row * f.heads * D + h * D, os = f.heads * D;  // the gradients are contiguous
-  weighted_rows<T, D, W>(ds, kf, n, npad, false, job.dq + out, os);
-  weighted_rows<T, D, W>(ds, qf, n, npad, true, job.dk + out, os);
-  weighted_rows<T, D, W>(pd, gf, n, npad, true, job.dv + out, os);
+  weighted_rows<T, D, W>(ds, kf, kfs, n, npad, false, job.dq + out, os);
+  weighted_rows<T, D, W>(ds, qf, qfs, n, npad, true, job.dk + out, os);
+  weighted_rows<T, D, W>(pd, gf, gfs, n, npad, true, job.dv + out, os);
 }
 
 template <typename T, int D, int W>
