@@ -113,7 +113,8 @@ template <int D, int W> INLINE const float* fp32_rows(const float* p, int64_t st
 template <int D, int W>
 INLINE const float* fp32_rows(const c10::BFloat16* p, int64_t stride, int64_t n, float* buf, int64_t* rs) {
   for (int64_t j = 0; j < n; ++j)
-    for (int c = 0; c < D / W; ++c) store<typename Lanes<W>::f>(buf + j * D + c * W, load_row<W>(p + j * stride + c * W));
+    for (int c = 0; c < D / W; ++c)
+      store<typename Lanes<W>::f>(buf + j * D + c * W, load_row<W>(p + j * stride + c * W));
   *rs = D;
   return buf;
 }
@@ -122,7 +123,8 @@ constexpr int R = 4;  // query rows per block: their scores share each loaded ke
 
 // dst[d * npad + j] = src[j * ss + d] for the n rows of D values, zeros for j = n .. npad - 1: the
 // keys (values) transposed so that a vector holds W keys' d-th values. AVX-512 gathers a column's 16
-// rows at once (a called function: inlined into code built for any CPU it could not be)
+// rows at once, in a function of its own: the templates below are compiled for every instruction set,
+// and AVX-512 intrinsics may only be inlined into code built for AVX-512
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx512f"))) void columns_avx512(const float* src, int64_t ss, int64_t n, int64_t npad, int d,
                                                       float* dst) {
@@ -151,16 +153,14 @@ INLINE void columns(const float* src, int64_t ss, int64_t n, int64_t npad, float
   }
 }
 
-
-
 struct Scratch {
   std::vector<float> kt, kf, vf, s, qf;
   explicit Scratch(int64_t npad, int64_t d) : kt(d * npad), kf(npad * d), vf(npad * d), s(R * npad), qf(R * d) {}
 };
 
 // out[r][j] = sum over d of a[r][d] * bt[d][j] for the R rows of a (row stride as) and the W-column
-// blocks of bt (D rows, row stride bs) into out (row stride os), each sum in order of d, two blocks at a time so that eight
-// accumulators, not four, keep the multiply-add units busy
+// blocks of bt (D rows, row stride bs) into out (row stride os), each sum in order of d; two blocks at
+// a time, so that eight accumulators, not four, keep the multiply-add units busy
 template <int W, int D>
 INLINE void products(const float* a, int64_t as, const float* bt, int64_t bs, int64_t blocks, float* out,
                      int64_t os) {
@@ -373,7 +373,8 @@ INLINE void one_head_grad(const GradJob<T>& job, int64_t item, GradScratch& w) {
   for (int64_t i0 = 0; i0 < n; i0 += R) {
     const int rows = int(std::min<int64_t>(R, n - i0));
     for (int r = 0; r < R; ++r)  // the block's rows of g (zeros past the last), then g v^T into ds
-      for (int c = 0; c < D / W; ++c) store<V>(gr + r * D + c * W, r < rows ? load<V>(gf + (i0 + r) * gfs + c * W) : splat<V>(0.f));
+      for (int c = 0; c < D / W; ++c)
+        store<V>(gr + r * D + c * W, r < rows ? load<V>(gf + (i0 + r) * gfs + c * W) : splat<V>(0.f));
     products<W, D>(gr, D, vt, npad, blocks, ds + i0 * npad, npad);
     for (int r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
