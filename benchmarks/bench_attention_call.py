@@ -87,24 +87,25 @@ def main() -> None:
             raise SystemExit(f"bench_attention_call: {args.other_source} could not be built")
         other = calls(built)
 
-    def spread(t: torch.Tensor) -> torch.Tensor:
+    def spread(t: torch.Tensor) -> torch.Tensor:  # [tokens, width] -> padded [sequences, heads, longest, size]
         rows = t.new_zeros(args.sequences * longest, width).index_copy(0, index, t)
         return rows.view(args.sequences, longest, args.heads, size).transpose(1, 2)
 
+    def gathered(out: torch.Tensor) -> torch.Tensor:  # spread's inverse: the real rows back
+        return out.transpose(1, 2).reshape(args.sequences * longest, width)[index]
+
     def sdpa() -> tuple[torch.Tensor, ...]:
         if not args.train:
-            out = F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)
-            return (out.transpose(1, 2).reshape(args.sequences * longest, width)[index],)
+            return (gathered(F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)),)
         leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-        out = F.scaled_dot_product_attention(*(spread(t) for t in leaves), attn_mask=mask, dropout_p=0.1)
-        out = out.transpose(1, 2).reshape(args.sequences * longest, width)[index]
+        out = gathered(F.scaled_dot_product_attention(*(spread(t) for t in leaves), attn_mask=mask, dropout_p=0.1))
         out.backward(grad)
         return out, *(t.grad for t in leaves)
 
     with torch.inference_mode():  # the outputs apart, without dropout
         plain = attention_kernel._build().attention(q, k, v, starts, lengths, args.heads, scale)
-        padded = F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask)
-        apart = float((plain.double() - padded.transpose(1, 2).reshape(-1, width)[index].double()).abs().max())
+        padded = gathered(F.scaled_dot_product_attention(spread(q), spread(k), spread(v), attn_mask=mask))
+        apart = float((plain.double() - padded.double()).abs().max())
     with torch.inference_mode(not args.train):
         same_bits = None if other is None else all(torch.equal(a, b) for a, b in zip(kernel(), other(), strict=True))
         sides = {"sdpa": sdpa, "kernel": kernel} | ({"other": other} if other is not None else {})

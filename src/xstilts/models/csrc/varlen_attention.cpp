@@ -325,7 +325,7 @@ struct GradScratch {
         gr(R * d) {}
 };
 
-// rows[i] += sum_j a[i * npad + j] * b[j] (fp32 rows of D), R rows at a time, written to out rounded to T
+// rows[i] += sum_j a[i * npad + j] * b[j] (fp32 rows of D, bs apart), R rows at a time, written to out rounded to T
 template <typename T, int D, int W>
 INLINE void weighted_rows(const float* a, const float* b, int64_t bs, int64_t n, int64_t npad, bool transpose, T* out,
                           int64_t os) {
