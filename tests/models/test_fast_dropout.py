@@ -9,9 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from xstilts.models import draws
 from xstilts.models.dropout import (
     ATTENTION_NAME,
     FastDropout,
+    _direct,
+    drawn_mask,
     draws_with_pytorch,
     fast_dropout,
     fast_dropout_attention,
@@ -166,3 +169,25 @@ def test_what_is_left_to_draw_with_pytorch_after_the_swap(tiny_model) -> None:
     silent = AutoModel.from_pretrained(tiny_model, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     assert not draws_with_pytorch(silent)  # nothing drops at all
     assert draws_with_pytorch(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.9])
+@pytest.mark.parametrize("module", ["pytorch", "kernel", "fast", "eval"])
+def test_drawn_masks_are_the_modules_on_ones_and_leave_the_generator_where_it_does(
+        dtype: torch.dtype, p: float, module: str) -> None:
+    drop = {"pytorch": nn.Dropout(p), "kernel": draws.KernelDropout(p), "fast": FastDropout(p),
+            "eval": nn.Dropout(p).eval()}[module]
+    drop.train(module != "eval")
+    like = torch.empty((), dtype=dtype)
+    results = []
+    for drawn in (lambda shape: drop(torch.ones(shape, dtype=dtype)), lambda shape: drawn_mask(drop, shape, like)):
+        torch.manual_seed(3)
+        with draws.drawing():
+            masks = [drawn(shape) for shape in ((4, 9, 16), (2, 3, 5, 5), (1, 1000))]
+        results.append((masks, torch.get_rng_state()))
+    (expected, state), (got, state_after) = results
+    assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(expected, got, strict=True))
+    assert torch.equal(state, state_after)
+    # the direct draw is taken for PyTorch's own dropout in training wherever it draws at all
+    assert _direct(drop, like) == (module in ("pytorch", "kernel") and p > 0)

@@ -26,12 +26,13 @@ with this mask on the probabilities (PyTorch's SDPA falls back to that arithmeti
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import nn
 
-from xstilts.models.draws import KernelDropout
+from xstilts.models.draws import KernelDropout, held
 
 ATTENTION_NAME = "xstilts_sdpa"
 _LEVELS = 1 << 16  # 16-bit words
@@ -43,9 +44,49 @@ def drawn_mask(drop: Any, shape: tuple[int, ...], like: torch.Tensor) -> torch.T
 
     Why: a shortcut that computes only some positions (models/first_token.py, models/unpadding.py)
     must still consume the random generator as the full layer does, or every later mask moves.
-    Dropout applied to ones returns its mask times 1/(1-p), exactly, after the same calls.
+    Dropout applied to ones returns its mask times 1/(1-p), exactly, after the same calls. For
+    PyTorch's own dropout in training on a CPU the mask is drawn directly instead: the noise
+    PyTorch's CPU dropout draws and scales (``bernoulli_(1 - p)``, ``div_(1 - p)``), without the
+    ones, the product by them, or the draw kernel's dispatch mode around anything but the draw --
+    about 0.3 ms less a call at PAN-X's shapes, three calls a layer (benchmarks/RESULTS.md). The
+    same bits and generator state as the module's, checked once per dtype (:func:`_direct_agrees`).
     """
+    if _direct(drop, like):
+        with held(drop):  # the draw kernel's mode where the module would hold it (models/draws.py)
+            noise = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - drop.p)
+        return noise.div_(1 - drop.p)
     return drop(torch.ones(shape, dtype=like.dtype, device=like.device))
+
+
+def _direct(drop: Any, like: torch.Tensor) -> bool:
+    """Whether :func:`drawn_mask` may draw ``drop``'s mask itself: PyTorch's dropout drawing on a CPU
+    (``p`` 0 and 1 draw nothing; GPUs draw in a fused kernel) where the two forms agree."""
+    return (type(drop) in (nn.Dropout, KernelDropout) and drop.training and not drop.inplace
+            and 0.0 < drop.p < 1.0 and like.device.type == "cpu" and _direct_agrees(like.dtype))
+
+
+@functools.cache
+def _direct_agrees(dtype: torch.dtype) -> bool:
+    """Whether the direct draw gives ``nn.Dropout``'s masks on ones, and leaves the generator where it
+    does, in ``dtype`` (checked once: a PyTorch whose CPU dropout draws otherwise keeps the module)."""
+    saved = torch.get_rng_state()
+    start = torch.Generator().manual_seed(20261207).get_state()
+    try:
+        results = []
+        for direct in (False, True):
+            torch.set_rng_state(start)
+            masks = []
+            for shape, p in (((3, 5, 7), 0.1), ((1000,), 0.5), ((2, 700), 0.9)):
+                drop = nn.Dropout(p).train()
+                if direct:
+                    masks.append(torch.empty(shape, dtype=dtype).bernoulli_(1 - p).div_(1 - p))
+                else:
+                    masks.append(drop(torch.ones(shape, dtype=dtype)))
+            results.append((masks, torch.get_rng_state()))
+        (a, state_a), (b, state_b) = results
+        return all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and torch.equal(state_a, state_b)
+    finally:
+        torch.set_rng_state(saved)
 
 
 def keep_threshold(p: float) -> tuple[int, float]:
