@@ -1,7 +1,7 @@
 """Training speed of this checkout against another one that should compute the same bits.
 
 Usage: ``python benchmarks/bench_two_trees.py --other DIR [--task panx|xnli] [--steps 20] [--rounds 4]
-[--threads 1] [--json F]``
+[--threads 1] [--runtime JSON] [--json F]``
 
 Why: a change that claims to compute the same results faster (no runtime switch, nothing in run ids)
 is measured against the code before it. ``DIR`` is another checkout of xstilts, e.g. ``git worktree
@@ -10,7 +10,8 @@ real English examples of ``--task`` for ``--steps`` steps, once with each tree's
 process each, so nothing is shared), the first side alternating between rounds: the machine's drift
 hits both. Printed: real tokens/s per round and side, the median ratio of the rounds' pairs, and
 whether the two trees' final weights and losses are identical -- only then is the ratio one of speed
-alone.
+alone. ``--runtime`` sets runtime switches on both sides (e.g. the study's
+``'{"fast_dropout": true, "pack_sequences": true, "bf16": true}'``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def child(task_name: str, steps: int, threads: int, data_dir: Path, out: Path) -> None:
+def child(task_name: str, steps: int, threads: int, data_dir: Path, runtime_json: str, out: Path) -> None:
     """Train in this process with whichever ``xstilts`` the path gives; write speed and a digest."""
     import torch
 
@@ -41,7 +42,7 @@ def child(task_name: str, steps: int, threads: int, data_dir: Path, out: Path) -
     from xstilts.training.loop import Job, set_seed, train
     from xstilts.training.speed import prepare_encoder
 
-    runtime = RuntimeConfig(progress=False, threads=threads)
+    runtime = RuntimeConfig(progress=False, threads=threads, **json.loads(runtime_json))
     tok = load_tokenizer("default")
     task = get_task(task_name, data_dir=data_dir)
     kind = get_head_kind(task.head)
@@ -71,11 +72,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-dir", type=Path, default=REPO / ".." / "shared" / "data")
+    ap.add_argument("--runtime", default="{}", help="RuntimeConfig overrides as JSON, both sides")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        child(args.task, args.steps, args.threads, args.data_dir, args.child)
+        child(args.task, args.steps, args.threads, args.data_dir, args.runtime, args.child)
         return
 
     trees = {"this": REPO / "src", "other": args.other.resolve() / "src"}
@@ -90,7 +92,7 @@ def main() -> None:
                 env = {**os.environ, "PYTHONPATH": str(trees[side])}
                 subprocess.run([sys.executable, __file__, "--child", str(out), "--other", str(args.other),
                                 "--task", args.task, "--steps", str(args.steps), "--threads", str(args.threads),
-                                "--data-dir", str(args.data_dir)], env=env, check=True)
+                                "--data-dir", str(args.data_dir), "--runtime", args.runtime], env=env, check=True)
                 run = json.loads(out.read_text())
                 if not Path(run["package"]).resolve().is_relative_to(trees[side].resolve()):
                     raise SystemExit(f"bench_two_trees: the {side} side imported {run['package']}")
@@ -102,6 +104,7 @@ def main() -> None:
     same = (len({run["weights"] for side in runs.values() for run in side}) == 1
             and len({json.dumps(run["losses"]) for side in runs.values() for run in side}) == 1)
     result = {"task": args.task, "steps": args.steps, "threads": args.threads, "rounds": args.rounds,
+              "runtime": json.loads(args.runtime),
               "other": str(args.other), "tokens_per_s": rates, "ratios": ratios,
               "median_ratio": statistics.median(ratios), "identical_weights_and_losses": same,
               "load_average": os.getloadavg()}

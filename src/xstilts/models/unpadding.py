@@ -12,8 +12,8 @@ attention mask hides anyway) and attention's output is gathered back, one copy e
 The same arithmetic on fewer rows: every real token's outputs and gradients equal the padded
 encoder's up to floating-point rounding (a product over fewer rows may round differently), and the
 dropout masks are the ones the padded encoder draws -- attention's are drawn on the same padded
-shape, each hidden-state dropout draws its mask for all B·L positions (the module applied to ones:
-the same calls, the same generator state after) and keeps the real rows. So results are equal up to
+shape, each hidden-state dropout draws its mask for all B·L positions (models/dropout.py's
+``drawn_mask``: the module's own mask, the same generator state after) and keeps the real rows. So results are equal up to
 rounding, like another thread count, and the switch is not in run ids. The last hidden state comes
 back padded (zeros at padding, which no head reads). Where the first-token shortcut
 (models/first_token.py) computes the last layer, that layer gets the padded states and runs as before.
