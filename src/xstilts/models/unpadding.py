@@ -13,10 +13,11 @@ The same arithmetic on fewer rows: every real token's outputs and gradients equa
 encoder's up to floating-point rounding (a product over fewer rows may round differently), and the
 dropout masks are the ones the padded encoder draws -- attention's are drawn on the same padded
 shape, each hidden-state dropout draws its mask for all B·L positions (models/dropout.py's
-``drawn_mask``: the module's own mask, the same generator state after) and keeps the real rows. So results are equal up to
-rounding, like another thread count, and the switch is not in run ids. The last hidden state comes
-back padded (zeros at padding, which no head reads). Where the first-token shortcut
-(models/first_token.py) computes the last layer, that layer gets the padded states and runs as before.
+``drawn_mask``: the module's own mask, the same generator state after) and keeps the real rows. So
+results are equal up to rounding, like another thread count, and the switch is not in run ids. The
+last hidden state comes back padded (zeros at padding, which no head reads). Where the first-token
+shortcut (models/first_token.py) computes the last layer, that layer gets the padded states and runs
+as before.
 
 The gathers and scatters around attention cost a few per cent of a layer, so a batch with almost
 no padding can be slower unpadded: ``runtime.unpad_min_padding`` (default 0.05; 0 unpads every padded

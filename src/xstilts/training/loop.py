@@ -133,9 +133,9 @@ def clip_gradients(accelerator: Accelerator, params: Sequence[nn.Parameter], max
     Why: PyTorch multiplies by the clamped coefficient whatever it is, to spare a GPU the wait for
     the norm; on a CPU there is no wait, and that pass over every gradient is about 1.7 % of a
     one-thread PAN-X step, with the norm within bounds in 42 of XNLI's 76 steps in the pair
-    benchmarks (benchmarks/RESULTS.md). The same norm (accelerate's, with no clipping) and, where it
-    clips, the same product by the same coefficient: results equal to the bit. Elsewhere (GPUs, no
-    clipping asked) accelerate's call as it is.
+    benchmark (benchmarks/RESULTS.md, forty-ninth and fiftieth sessions). The same norm
+    (accelerate's, with no clipping) and, where it clips, the same product by the same coefficient:
+    results equal to the bit. Elsewhere (GPUs, no clipping asked) accelerate's call as it is.
     """
     if accelerator.device.type != "cpu" or max_norm == math.inf:
         return accelerator.clip_grad_norm_(params, max_norm)
