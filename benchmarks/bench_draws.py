@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from _fresh import fresh
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,11 +82,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
-    from xstilts.featurize import load_features
-    from xstilts.heads import get_head_kind
     from xstilts.models import draws
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
     from xstilts.training.loop import Job, set_seed, train
     from xstilts.training.speed import prepare_encoder
 
@@ -107,15 +104,8 @@ def main() -> None:
     overrides = {"threads": 2, "progress": False, "bf16": args.bf16, **json.loads(args.runtime)}
     other = json.loads(args.other)
     runtimes = {False: RuntimeConfig(**{**overrides, **other}), True: RuntimeConfig(**{**overrides, "draw_kernel": True})}
-    tok = load_tokenizer("default")
-    task = get_task(args.task, data_dir=args.data_dir)
-    kind = get_head_kind(task.head)
     n = args.rounds * args.steps * args.batch_size
-    _, feats = load_features(task, "train", "en", tok, 128, 4 * n,
-                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
-    set_seed(1)
-    encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    tok, task, kind, feats, encoder, head = fresh(args.task, 4 * n, args.data_dir)
     prepared = {}
     for flag, runtime in runtimes.items():  # each side's switches on its own copy of the same weights
         prepared[flag] = copy.deepcopy(encoder)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _fresh import fresh
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,26 +50,14 @@ def main() -> None:
 
     from xstilts.config import RuntimeConfig
     from xstilts.evaluation.predict import predict
-    from xstilts.featurize import load_features
-    from xstilts.heads import get_head_kind
     from xstilts.models import unpadding
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
-    from xstilts.training.loop import set_seed
     from xstilts.training.speed import prepare_encoder
 
     runtime = RuntimeConfig(progress=False, threads=args.threads, bf16=args.bf16, fast_dropout=True,
                             first_token_only=True, pack_sequences=True, attention_kernel=True)
-    tok = load_tokenizer("default")
-    task = get_task(args.task, data_dir=args.data_dir)
-    kind = get_head_kind(task.head)
     per_language = args.examples or (300 if args.task == "xnli" else 200)
-    cache = Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache"))
-    features = [f for lang in args.languages.split(",")
-                for f in load_features(task, "dev", lang, tok, 128, per_language, cache)[1]]
-    set_seed(1)
-    encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    tok, _, kind, features, encoder, head = fresh(args.task, per_language, args.data_dir, split="dev",
+                                                  languages=tuple(args.languages.split(",")))
     setup = prepare_encoder(encoder, runtime, [features], tok.pad_token_id)
     if not setup.attention_kernel:
         raise SystemExit("the attention kernel is not available here (no compiler, or its check failed)")

@@ -22,6 +22,8 @@ import os
 import statistics
 from pathlib import Path
 
+from _fresh import fresh
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,12 +39,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
-    from xstilts.featurize import load_features
-    from xstilts.heads import get_head_kind
     from xstilts.models import attention_kernel, extensions
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
-    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.loop import Job, train
     from xstilts.training.speed import prepare_encoder
 
     if not attention_kernel.available():
@@ -53,14 +51,7 @@ def main() -> None:
         raise SystemExit(f"bench_kernel_builds: {args.other_source} could not be built")
     builds = {"this": attention_kernel._build(), "other": other}
     runtime = RuntimeConfig(progress=False, threads=args.threads)
-    tok = load_tokenizer("default")
-    task = get_task(args.task, data_dir=args.data_dir)
-    kind = get_head_kind(task.head)
-    _, feats = load_features(task, "train", "en", tok, 128, 4000,
-                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
-    set_seed(1)
-    encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    tok, task, kind, feats, encoder, head = fresh(args.task, 4000, args.data_dir)
     setup = prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
     if not setup.attention_kernel_train:
         raise SystemExit("bench_kernel_builds: training does not use the attention kernel here")

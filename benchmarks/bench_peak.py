@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _fresh import fresh
 from torch import nn
 
 from xstilts.models import linear, openblas
@@ -261,24 +262,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from xstilts.config import RuntimeConfig, TrainConfig
-    from xstilts.featurize import load_features
-    from xstilts.heads import get_head_kind
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
-    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.loop import Job, train
     from xstilts.training.speed import prepare_encoder
 
-    tok = load_tokenizer("default")
-    task = get_task(args.task, data_dir=args.data_dir)
-    kind = get_head_kind(task.head)
     # a pool as large as the loop's bucketing pool (50 batches), so batches are as well bucketed as in a run
     n_examples = max(50 * args.batch_size, args.rounds * args.steps * args.batch_size)
-    _, feats = load_features(task, "train", "en", tok, 128, n_examples,
-                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
-    set_seed(1)
-    encoder = load_encoder("default")
+    tok, task, kind, feats, encoder, head = fresh(args.task, n_examples, args.data_dir)
     cfg = encoder.config
-    head = RecordingHead(kind.build(task, cfg.hidden_size, 0.1), encoder)
+    head = RecordingHead(head, encoder)
     p_mm = matmul_params(encoder, head)
     precisions = ["fp32", "bf16"] if args.bf16_step else ["fp32"]
     overrides = json.loads(args.runtime)

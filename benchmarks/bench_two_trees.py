@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _fresh import fresh
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,22 +37,11 @@ def child(task_name: str, steps: int, threads: int, data_dir: Path, runtime_json
 
     import xstilts
     from xstilts.config import RuntimeConfig, TrainConfig
-    from xstilts.featurize import load_features
-    from xstilts.heads import get_head_kind
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
-    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.loop import Job, train
     from xstilts.training.speed import prepare_encoder
 
     runtime = RuntimeConfig(progress=False, threads=threads, **json.loads(runtime_json))
-    tok = load_tokenizer("default")
-    task = get_task(task_name, data_dir=data_dir)
-    kind = get_head_kind(task.head)
-    _, feats = load_features(task, "train", "en", tok, 128, 32 * steps,
-                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
-    set_seed(1)
-    encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    tok, task, kind, feats, encoder, head = fresh(task_name, 32 * steps, data_dir)
     prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
     hp = TrainConfig(lr=2e-4, batch_size=32, max_steps=steps, eval_every=10**9)
     outcome = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id,

@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from _fresh import fresh
 from torch.profiler import ProfilerActivity, profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,32 +78,21 @@ def main() -> None:
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
-    from xstilts.featurize import load_features
-    from xstilts.heads import get_head_kind
-    from xstilts.models.loading import load_encoder, load_tokenizer
-    from xstilts.tasks import get_task
-    from xstilts.training.loop import Job, set_seed, train
+    from xstilts.training.loop import Job, train
     from xstilts.training.speed import prepare_encoder
 
     overrides = json.loads(args.runtime)
     if args.threads:
         overrides["threads"] = args.threads
     runtime = RuntimeConfig(progress=False, **overrides)
-    tok = load_tokenizer("default")
-    task = get_task(args.task, data_dir=args.data_dir)
-    kind = get_head_kind(task.head)
     n = (args.steps + args.warmup) * args.batch_size
-    _, feats = load_features(task, "train", "en", tok, 128, 20 * n,
-                             Path(os.environ.get("XSTILTS_BENCH_CACHE", "/tmp/xstilts-bench-cache")))
-    set_seed(1)
-    encoder = load_encoder("default")
-    head = kind.build(task, encoder.config.hidden_size, 0.1)
+    tok, task, kind, feats, encoder, head = fresh(args.task, 20 * n, args.data_dir)
     setup = prepare_encoder(encoder, runtime, [feats], tok.pad_token_id)
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.warmup, eval_every=10**9)
-    train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id, lambda s: 0.0)
+    train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id, lambda step: 0.0)
     hp = hp.model_copy(update={"max_steps": args.steps})
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 2, tok.pad_token_id, lambda s: 0.0)
+        out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 2, tok.pad_token_id, lambda step: 0.0)
 
     by_key: dict[tuple[str, str], float] = defaultdict(float)
     by_stage: dict[str, float] = defaultdict(float)

@@ -34,7 +34,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -78,26 +78,34 @@ def takes(tensor: torch.Tensor, p: Any, generator: Any = None) -> bool:
             and tensor.dtype in DTYPES and tensor.is_contiguous() and not tensor.requires_grad)
 
 
+def draw_alike(forms: Sequence[Callable[[], list[torch.Tensor]]], seed: int) -> bool:
+    """Whether every form, each started from one seeded state of the CPU generator, draws the same
+    tensors and leaves the generator in the same state: how a faster draw proves it is PyTorch's
+    (here and in models/dropout.py). The caller's generator state is restored."""
+    saved = torch.get_rng_state()
+    start = torch.Generator().manual_seed(seed).get_state()
+    try:
+        results = []
+        for form in forms:
+            torch.set_rng_state(start)  # the CPU generator alone: manual_seed would reseed GPUs too
+            results.append((form(), torch.get_rng_state()))
+    finally:
+        torch.set_rng_state(saved)
+    (first, state), *others = results
+    return all(len(drawn) == len(first) and all(torch.equal(x, y) for x, y in zip(first, drawn, strict=True))
+               and torch.equal(state, after) for drawn, after in others)
+
+
 @functools.cache
 def available() -> bool:
     """Whether the kernel is built and draws what this process's ``bernoulli_`` draws (checked once,
     on sizes that cross the generator's 624-word blocks; the default generator's state is restored)."""
     if _build() is None:
         return False
-    saved = torch.get_rng_state()
-    start = torch.Generator().manual_seed(20261203).get_state()
-    try:
-        results = []
-        for draw in (lambda t, p: t.bernoulli_(p), kernel_bernoulli_):
-            torch.set_rng_state(start)  # the CPU generator alone: manual_seed would reseed GPUs too
-            drawn = [draw(torch.empty(n, dtype=dtype), p) for n, dtype, p in
-                     ((1, torch.float32, 0.9), (623, torch.bfloat16, 0.5), (5003, torch.float32, 0.9),
-                      (1250, torch.float16, 0.1), (700, torch.bool, 0.75))]
-            results.append((drawn, torch.get_rng_state()))
-        (a, state_a), (b, state_b) = results
-        same = all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and torch.equal(state_a, state_b)
-    finally:
-        torch.set_rng_state(saved)
+    cases = ((1, torch.float32, 0.9), (623, torch.bfloat16, 0.5), (5003, torch.float32, 0.9),
+             (1250, torch.float16, 0.1), (700, torch.bool, 0.75))
+    same = draw_alike([lambda draw=draw: [draw(torch.empty(n, dtype=dtype), p) for n, dtype, p in cases]
+                       for draw in (lambda t, p: t.bernoulli_(p), kernel_bernoulli_)], seed=20261203)
     if not same:
         log.info("xstilts: this CPU's bernoulli_ draws otherwise (MKL); the dropout-draw kernel is not used")
     return same

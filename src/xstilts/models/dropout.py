@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xstilts.models.draws import KernelDropout, held
+from xstilts.models.draws import KernelDropout, draw_alike, held
 
 ATTENTION_NAME = "xstilts_sdpa"
 _LEVELS = 1 << 16  # 16-bit words
@@ -69,24 +69,10 @@ def _direct(drop: Any, like: torch.Tensor) -> bool:
 def _direct_agrees(dtype: torch.dtype) -> bool:
     """Whether the direct draw gives ``nn.Dropout``'s masks on ones, and leaves the generator where it
     does, in ``dtype`` (checked once: a PyTorch whose CPU dropout draws otherwise keeps the module)."""
-    saved = torch.get_rng_state()
-    start = torch.Generator().manual_seed(20261207).get_state()
-    try:
-        results = []
-        for direct in (False, True):
-            torch.set_rng_state(start)
-            masks = []
-            for shape, p in (((3, 5, 7), 0.1), ((1000,), 0.5), ((2, 700), 0.9)):
-                drop = nn.Dropout(p).train()
-                if direct:
-                    masks.append(torch.empty(shape, dtype=dtype).bernoulli_(1 - p).div_(1 - p))
-                else:
-                    masks.append(drop(torch.ones(shape, dtype=dtype)))
-            results.append((masks, torch.get_rng_state()))
-        (a, state_a), (b, state_b) = results
-        return all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and torch.equal(state_a, state_b)
-    finally:
-        torch.set_rng_state(saved)
+    cases = (((3, 5, 7), 0.1), ((1000,), 0.5), ((2, 700), 0.9))
+    return draw_alike([lambda: [nn.Dropout(p).train()(torch.ones(shape, dtype=dtype)) for shape, p in cases],
+                       lambda: [torch.empty(shape, dtype=dtype).bernoulli_(1 - p).div_(1 - p)
+                                for shape, p in cases]], seed=20261207)
 
 
 def keep_threshold(p: float) -> tuple[int, float]:
