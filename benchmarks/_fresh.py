@@ -1,8 +1,8 @@
 """The set-up most benchmarks share: one task's features and the default model, freshly loaded.
 
-Why one place: the benchmarks that time a training step (profile_step.py, bench_peak.py,
-bench_draws.py, bench_kernel_builds.py, bench_two_trees.py, bench_eval_attention.py) must start
-from the same weights and the same examples, so their figures compare. The model is loaded right
+Why one place: the benchmarks that time a training step or an evaluation pass (profile_step.py,
+bench_peak.py, bench_draws.py, bench_kernel_builds.py, bench_two_trees.py, bench_eval_attention.py)
+must start from the same weights and the same examples, so their figures compare. The model is loaded right
 after ``set_seed(1)`` and the head built next, as the training phase does, so every benchmark's head
 starts from the same random draws. xstilts is imported when called, not at import: bench_two_trees.py
 runs this against another checkout's package.

@@ -117,14 +117,18 @@ def test_one_build_per_source_text_and_torch_installation(tmp_path: Path, monkey
 def test_draw_alike_tells_other_values_and_other_generator_states_apart() -> None:
     torch.manual_seed(5)
     before = torch.get_rng_state()
+
     def plain() -> list[torch.Tensor]:
         return [torch.empty(100).bernoulli_(0.5)]
+
     def negated() -> list[torch.Tensor]:  # the same draws, other values
         return [1 - torch.empty(100).bernoulli_(0.5)]
+
     def one_more() -> list[torch.Tensor]:  # the same values, the generator moved on further
         out = [torch.empty(100).bernoulli_(0.5)]
         torch.rand(1)
         return out
+
     assert draws.draw_alike([plain, plain, plain], seed=1)
     assert not draws.draw_alike([plain, negated], seed=1)
     assert not draws.draw_alike([plain, one_more], seed=1)
