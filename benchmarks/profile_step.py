@@ -52,6 +52,19 @@ def family(name: str) -> str:
     return "other"
 
 
+def operands(event) -> str:
+    """A product's matrix operands as ``1901x384 @ 384x1536^T``: ``^T`` marks a transposed view (unit
+    stride along rows), the layout that decides which of the library's kernels multiplies it."""
+    shown = []
+    shapes = event.structured_input_shapes or event.input_shapes
+    strides = event.structured_input_strides or [[]] * len(shapes)
+    for shape, stride in zip(shapes, strides, strict=False):
+        if isinstance(shape, list) and len(shape) >= 2:
+            flag = "^T" if len(stride) == len(shape) and stride[-2] == 1 and stride[-1] != 1 else ""
+            shown.append("x".join(map(str, shape)) + flag)
+    return " @ ".join(shown)
+
+
 def stage(event) -> str:
     node = event
     while node is not None:
@@ -75,6 +88,8 @@ def main() -> None:
     ap.add_argument("--runtime", default="{}", help="RuntimeConfig overrides as JSON")
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--ops", type=int, default=0, help="also list the N costliest aten operators")
+    ap.add_argument("--shapes", type=int, default=0,
+                    help="also list the N costliest matrix products by operand shapes, with their GFLOP/s")
     args = ap.parse_args()
 
     from xstilts.config import RuntimeConfig, TrainConfig
@@ -91,12 +106,13 @@ def main() -> None:
     hp = TrainConfig(lr=5e-5, batch_size=args.batch_size, max_steps=args.warmup, eval_every=10**9)
     train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 1, tok.pad_token_id, lambda step: 0.0)
     hp = hp.model_copy(update={"max_steps": args.steps})
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=bool(args.shapes), with_flops=bool(args.shapes)) as prof:
         out = train(encoder, [Job(task.name, kind, head, feats)], hp, runtime, 2, tok.pad_token_id, lambda step: 0.0)
 
     by_key: dict[tuple[str, str], float] = defaultdict(float)
     by_stage: dict[str, float] = defaultdict(float)
     by_op: dict[tuple[str, str], float] = defaultdict(float)
+    by_shape: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for ev in prof.events():
         if ev.self_cpu_time_total <= 0 or not ev.name.startswith(COUNTED):
             continue
@@ -104,6 +120,11 @@ def main() -> None:
         by_key[(s, f)] += ev.self_cpu_time_total / 1e3
         by_stage[s] += ev.self_cpu_time_total / 1e3
         by_op[(s, ev.name)] += ev.self_cpu_time_total / 1e3
+        if args.shapes and f.startswith("matmul") and ev.flops:
+            row = by_shape[(s, ev.name, operands(ev))]
+            row[0] += ev.self_cpu_time_total / 1e3
+            row[1] += ev.flops
+            row[2] += 1
     total_ops = sum(by_stage.values())
     step_ms = 1e3 * out.train_seconds / out.steps
     print(f"runtime: {runtime.model_dump(exclude={'cache_dir', 'progress', 'save_target_checkpoints'})}")
@@ -124,6 +145,13 @@ def main() -> None:
         print("\n| stage | operator | ms / step | share |\n|---|---|---|---|")
         for (s, name), ms in sorted(by_op.items(), key=lambda kv: -kv[1])[: args.ops]:
             print(f"| {s} | {name} | {ms / out.steps:.1f} | {100 * ms / total_ops:.1f} % |")
+    if args.shapes:
+        # the profiler counts 2*M*K*N for mm/addmm/bmm; a shape's rate says which products lose to the peak
+        print("\n| stage | operator | operand shapes | calls / step | ms / step | GFLOP/s | share |")
+        print("|---|---|---|---|---|---|---|")
+        for (s, name, shapes), (ms, flops, calls) in sorted(by_shape.items(), key=lambda kv: -kv[1][0])[: args.shapes]:
+            print(f"| {s} | {name} | {shapes} | {calls / out.steps:.0f} | {ms / out.steps:.1f} | "
+                  f"{flops / ms / 1e6:.0f} | {100 * ms / total_ops:.1f} % |")
 
 
 if __name__ == "__main__":
