@@ -66,7 +66,7 @@ def steps(out: Path) -> dict[str, list[str]]:
         "peak-xnli": py + [str(BENCH / "bench_peak.py"), "--task", "xnli", "--runs-at-once", "2", "--json", "{json}"],
         "quickstart-auto": xstilts + ["--output-dir", str(out / "quickstart-auto")],
         "quickstart-fp32": xstilts + ["--set", "runtime.bf16=false", "--output-dir", str(out / "quickstart-fp32")],
-        "busy": py + [str(BENCH / "bench_busy.py"), "--json", "{json}"],
+        "busy": py + [str(BENCH / "bench_busy.py"), "--conditions", "alone,niced", "--json", "{json}"],
         "study": study,
     }
 
