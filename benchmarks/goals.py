@@ -233,6 +233,8 @@ def main() -> None:
     ap.add_argument("--summarize", action="store_true", help="only print the table from the records in --out")
     args = ap.parse_args()
     out = args.out.resolve()
+    if args.summarize and not out.is_dir():
+        raise SystemExit(f"--summarize: {out} is not a folder of goals.py records")
     if not args.summarize:
         wanted = [g.strip() for g in args.only.split(",") if g.strip()]
         unknown = [g for g in wanted if g not in GROUPS]
