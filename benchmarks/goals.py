@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/goals.py --out goals-run                    # every step, about 75 min on 2 fast cores
+    python benchmarks/goals.py --out goals-run                    # every step: 70 min on RESULTS' Intel Xeon VM
     python benchmarks/goals.py --out goals-run --only panx,peak   # some of them
     python benchmarks/goals.py --out goals-run --summarize        # the table from what has run
 
