@@ -157,7 +157,8 @@ def run_step(name: str, cmd: list[str], out: Path) -> None:
     tmp = record.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(body, indent=1), encoding="utf-8")
     tmp.replace(record)
-    print(f"{name}: {wall:.0f} s, mean load {load['load_mean']}", flush=True)
+    mean = "n/a" if load["load_mean"] is None else f"{load['load_mean']:.2f}"
+    print(f"{name}: {wall:.0f} s, mean load {mean}", flush=True)
 
 
 def _mean(scores: dict[str, float]) -> float:

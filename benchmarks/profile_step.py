@@ -1,6 +1,6 @@
 """Where a training step of the xstilts loop spends its time (torch.profiler), as a short table.
 
-Usage: ``python benchmarks/profile_step.py [--steps 4] [--threads N] [--runtime '{"trim_vocab": false}']``
+Usage: ``python benchmarks/profile_step.py [--steps 4] [--threads N] [--runtime '{"trim_vocab": false}'] [--shapes 20]``
 
 Runs the loop (:func:`xstilts.training.loop.train`) on real PAN-X English batches with the default
 model: the ``--steps`` profiled steps are first run once unprofiled, from the same seed (or ``--warmup``
@@ -13,7 +13,9 @@ attributed to a stage (forward, backward: under ``autograd::engine``, optimizer:
 ``Optimizer.step``/``zero_grad``, other: gradient clipping, collation, ...) and to an operator
 family (matmul, attention, layer norm, ...); oneDNN's ``mkldnn::`` operators count too (the fp32
 linear layers' forward and input gradient run there with ``runtime.onednn_linear``). Printed: ms
-per step and share of the profiled time, biggest first, as a Markdown table.
+per step and share of the profiled time, biggest first, as a Markdown table. ``--shapes N`` adds
+the N costliest matrix products by operand shapes and layout, with their rate from the profiler's
+2*M*K*N count: which of the layers' products lose against the machine's peak.
 """
 
 from __future__ import annotations
