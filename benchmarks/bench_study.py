@@ -156,11 +156,23 @@ def _sample_loads(loads: list[float], done: threading.Event) -> None:
         loads.append(os.getloadavg()[0])
 
 
+def _steal_jiffies() -> tuple[int, int] | None:
+    """(stolen, all) CPU jiffies since boot from ``/proc/stat``'s first line; None where it has none."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    return (fields[7], sum(fields)) if len(fields) == 8 else None
+
+
 @contextlib.contextmanager
 def sampled_load() -> Iterator[dict[str, float]]:
     """The 1-minute load average before the block (``load_before``) and, sampled every 5 s during it,
-    its mean and maximum (``load_mean``, ``load_max``: filled in when the block ends)."""
+    its mean and maximum (``load_mean``, ``load_max``), and the share of CPU time the hypervisor stole
+    over it (``steal``, where ``/proc/stat`` tells): filled in when the block ends."""
     stats, loads, done = {"load_before": os.getloadavg()[0]}, [], threading.Event()
+    steal_before = _steal_jiffies()
     sampler = threading.Thread(target=_sample_loads, args=(loads, done), daemon=True)
     sampler.start()
     try:
@@ -170,6 +182,9 @@ def sampled_load() -> Iterator[dict[str, float]]:
         sampler.join()
         before = stats["load_before"]
         stats.update(load_mean=fmean(loads) if loads else before, load_max=max(loads, default=before))
+        steal_after = _steal_jiffies()
+        if steal_before and steal_after and steal_after[1] > steal_before[1]:
+            stats["steal"] = (steal_after[0] - steal_before[0]) / (steal_after[1] - steal_before[1])
 
 
 def run_side(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:

@@ -22,9 +22,10 @@ with the settings RESULTS records:
 
 Each step writes ``OUT/<step>.json`` and ``OUT/<step>.log``; a step whose JSON exists is not run
 again, so an interrupted invocation resumes where it stopped (a quickstart cut short restarts from
-an empty directory: its wall time must be a whole run's). While a step runs, the one-minute load
-average and the CPU time the hypervisor stole are sampled every 10 s into its record, since a
-figure is only as good as the quiet it ran in. The table goes to stdout and ``OUT/goals.md``.
+an empty directory: its wall time must be a whole run's). Each step runs as ``bench_study.py`` runs
+a side (:func:`bench_study.run_side`), so its record holds the one-minute load average sampled
+during it and the CPU time the hypervisor stole, since a figure is only as good as the quiet it ran
+in, and its CPU time and peak RSS. The table goes to stdout and ``OUT/goals.md``.
 """
 
 from __future__ import annotations
@@ -32,16 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+
+from bench_study import run_side
+from bench_train import _machine
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
@@ -75,53 +75,6 @@ GROUPS = {"panx": ["panx"], "xnli": ["xnli"], "peak": ["peak-panx", "peak-xnli"]
           "quickstart": ["quickstart-auto", "quickstart-fp32"], "busy": ["busy"], "study": ["study"]}
 
 
-class LoadSampler(threading.Thread):
-    """The one-minute load average and the share of CPU time stolen by the host, every ``every`` s."""
-
-    def __init__(self, every: float = 10.0):
-        super().__init__(daemon=True)
-        self.every, self.samples, self._done = every, [], threading.Event()
-
-    @staticmethod
-    def _steal() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (fields[7] if len(fields) > 7 else 0), sum(fields)
-
-    def run(self) -> None:
-        before = self._steal()
-        while not self._done.wait(self.every):
-            now = self._steal()
-            total = now[1] - before[1]
-            self.samples.append({"load1": os.getloadavg()[0],
-                                 "steal": (now[0] - before[0]) / total if total else 0.0})
-            before = now
-
-    def summary(self) -> dict[str, float | None]:
-        self._done.set()
-        self.join()
-        loads = [s["load1"] for s in self.samples]
-        return {"load_mean": statistics.fmean(loads) if loads else None,
-                "load_max": max(loads) if loads else None,
-                "steal_mean": statistics.fmean(s["steal"] for s in self.samples) if self.samples else None}
-
-
-def machine() -> dict[str, Any]:
-    """What the figures ran on: the CPU model, its AVX-512 / AMX flags, PyTorch's kernel level."""
-    import torch
-
-    model, flags = platform.processor(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    return {"cpu": model, "cpus": os.cpu_count(), "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
-            "amx": "amx_tile" in flags, "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-
-
 def commit() -> str:
     try:
         return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -142,23 +95,16 @@ def run_step(name: str, cmd: list[str], out: Path) -> None:
         shutil.rmtree(result, ignore_errors=True)  # a cut-short run would resume: its time would not be a run's
     cmd = [str(result) if part == "{json}" else part for part in cmd]
     print(f"{name}: {' '.join(cmd)}", flush=True)
-    sampler = LoadSampler()
-    sampler.start()
-    start, t0 = datetime.now().isoformat(timespec="seconds"), time.perf_counter()
-    with open(out / f"{name}.log", "w", encoding="utf-8") as log:
-        rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
-    wall = time.perf_counter() - t0
-    load = sampler.summary()
-    if rc != 0:
-        raise SystemExit(f"{name}: exit {rc} after {wall:.0f} s; see {out / (name + '.log')}")
-    body = {"step": name, "commit": commit(), "start": start, "wall_s": wall, **load, "command": cmd}
+    start = datetime.now().isoformat(timespec="seconds")
+    # wall time, CPU time, peak RSS, load and steal; a failed step exits with its log's tail
+    figures = run_side(name, cmd, dict(os.environ), out / f"{name}.log")
+    body = {"step": name, "commit": commit(), "start": start, **figures, "command": cmd}
     if not quickstart:
         body["result"] = json.loads(result.read_text(encoding="utf-8"))
     tmp = record.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(body, indent=1), encoding="utf-8")
     tmp.replace(record)
-    mean = "n/a" if load["load_mean"] is None else f"{load['load_mean']:.2f}"
-    print(f"{name}: {wall:.0f} s, mean load {mean}", flush=True)
+    print(f"{name}: {figures['wall_s']:.0f} s, mean load {figures['load_mean']:.2f}", flush=True)
 
 
 def _mean(scores: dict[str, float]) -> float:
@@ -221,8 +167,7 @@ def summarize(out: Path) -> str:
                          + (f" (the loop got {100 * share:.0f} % of a core)" if share is not None else "")
                          + f"; {_when(recs['busy'])}", "see the times"))
     info = json.loads((out / "machine.json").read_text(encoding="utf-8")) if (out / "machine.json").exists() else {}
-    head = (f"Machine: {info.get('cpu', '?')}, {info.get('cpus', '?')} CPUs, PyTorch {info.get('torch', '?')} "
-            f"({info.get('cpu_capability', '?')} kernels; AMX {info.get('amx', '?')}).\n\n")
+    head = f"Machine: {info.get('machine', 'not recorded')}.\n\n"
     table = "| goal | measured here | met? |\n|---|---|---|\n" + "".join(f"| {g} | {m} | {y} |\n" for g, m, y in rows)
     return head + table
 
@@ -243,7 +188,7 @@ def main() -> None:
             raise SystemExit(f"--only: unknown step {', '.join(unknown)} (known: {', '.join(GROUPS)})")
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "machine.json").exists():
-            (out / "machine.json").write_text(json.dumps(machine(), indent=1), encoding="utf-8")
+            (out / "machine.json").write_text(json.dumps({"machine": _machine()}, indent=1), encoding="utf-8")
         # the default model is converted at first use: do it now, untimed, so no step's time includes it
         subprocess.run([sys.executable, "-m", "xstilts.cli", "convert-model"], cwd=REPO, check=True,
                        stdout=subprocess.DEVNULL)
