@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from base64 import b64decode
 from html import escape
@@ -74,6 +75,26 @@ def test_full_report(tmp_path: Path) -> None:
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
     assert "| Intermediate | Measure, unit of Δ |" in md
     assert written["summary"].read_text(encoding="utf-8").startswith("Question:")
+
+
+def test_the_runs_computation_is_reported_and_mixed_precision_warned(tmp_path: Path) -> None:
+    """A run that changed its thread count is named in the Method's computation notes; a target whose
+    settings ran at different precisions gets a warning (the store's run records, as a real run writes them)."""
+    expdir = _experiment(tmp_path / "exp", seeds=(0, 1))
+    with Store(expdir) as store:
+        targets = [r for r in store.runs() if r["target"] == "panx"]
+        for i, run in enumerate(targets):
+            log = [[0, 1, 1.0], [40, 2, 0.02]] if i == 0 else [[0, 1, 1.0]]
+            precision = "bf16" if run["intermediate"] == "mnli" else "no"
+            extra = {"speed": {"threads": 1, "thread_log": log, "precision": precision}}
+            with store.transaction() as c:
+                c.execute("UPDATE runs SET extra=? WHERE run_id=?", (json.dumps(extra), run["run_id"]))
+    md = build_report(expdir, n_boot=50)["markdown"].read_text(encoding="utf-8")
+    computation = md.split("### Computation", 1)[1].split("## ", 1)[0]
+    assert f"{targets[0]['run_id']} (1 → 2 after step 40)" in computation
+    assert f"Precision: fp32 in {len(targets) - sum(r['intermediate'] == 'mnli' for r in targets)}" in computation
+    warnings = md.split("## Warnings", 1)[1].split("## Files", 1)[0]
+    assert "panx: its runs used more than one precision" in warnings and "mnli: bf16" in warnings
 
 
 def _words(html: str) -> str:

@@ -6,7 +6,8 @@ spread, gap, zero-shot mean, English) with intervals that count training seeds a
 (:mod:`.inference`), power figures (:mod:`.power`), the NER-vs-NLI comparison with split-half
 replication (:mod:`.compare`), English-dev vs oracle checkpoint selection (:mod:`.selection`), the
 four selection strategies (English dev, k-shot, weight averaging, oracle) on common items
-(:mod:`.strategies`), and a summary text generated from those numbers (:mod:`.summary`). ``docs/statistics.md`` reports how
+(:mod:`.strategies`), a summary text generated from those numbers (:mod:`.summary`), and how the
+analysed runs were computed: precision, thread counts (:mod:`.computation`). ``docs/statistics.md`` reports how
 well the intervals cover known effects in simulation (:mod:`.calibration`).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from xstilts.analysis.compare import compare_targets, replicate_halves
+from xstilts.analysis.computation import computation_notes
 from xstilts.analysis.data import BASELINE, SOURCE_LANGUAGE, load, load_selection_curves
 from xstilts.analysis.effects import compute_effects
 from xstilts.analysis.robustness import language_table, robustness_table
@@ -49,6 +51,7 @@ class Analysis:
     strategies: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (target, intermediate, language, strategy)
     strategy_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (target, intermediate, strategy)
     strategy_answer: pd.DataFrame = field(default_factory=pd.DataFrame)  # NER vs NLI under each strategy
+    computation: list[str] = field(default_factory=list)  # precision and thread counts of the analysed runs
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Name -> table, in reading order (names are the CSV file stems)."""
@@ -100,6 +103,10 @@ def analyze(
     sel_sum = selection_summary(sel) if with_selection else pd.DataFrame()
     with Store(expdir, readonly=True) as store:
         chosen = ((store.get_meta("config") or {}).get("target") or {}).get("selection") or {}
+        rows = store.runs()
+    analysed = set(data.finals["run_id"])
+    analysed |= {r["parent_run"] for r in rows if r["run_id"] in analysed and r.get("parent_run")}
+    computation, computation_warnings = computation_notes(r for r in rows if r["run_id"] in analysed)
     if k_shot is None:
         k_shot = tuple(chosen.get("k_shot") or DEFAULT_K_SHOT)
     # English dev is the reference of every comparison; averaged rows, where runs stored them, are shown
@@ -125,7 +132,7 @@ def analyze(
         "n_runs": int(data.finals["run_id"].nunique()),
         "stale": dict(data.stale),
     }
-    warnings = list(dict.fromkeys(data.warnings))
+    warnings = list(dict.fromkeys(data.warnings + computation_warnings))
     info["k_shot"] = list(k_shot)
     text = write_summary(comparison, replication, effects.measures, effects.summary, info, warnings)
     stable = most_stable_text(strat_ans) if len(strat_ans) else None
@@ -147,4 +154,5 @@ def analyze(
         strategies=strat,
         strategy_summary=strat_sum,
         strategy_answer=strat_ans,
+        computation=computation,
     )

@@ -221,6 +221,9 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
     blocks.append(Block("list", items=METHOD_NOTES))
     blocks.append(Block("h3", "Measures"))
     blocks.append(Block("list", items=measure_notes()))
+    if a.computation:
+        blocks.append(Block("h3", "Computation"))
+        blocks.append(Block("list", items=list(a.computation)))
     if a.warnings:
         blocks.append(Block("h2", "Warnings"))
         blocks.append(Block("list", items=list(a.warnings)))
