@@ -52,6 +52,9 @@ def test_every_run_keeping_its_count_says_so_by_count() -> None:
     rows = [_row("a", [[0, 1, 1.0]]), _row("b", [[0, 2, 0.0]], threads=2), _row("c", [], threads=2)]
     notes, _ = computation_notes(rows)
     assert notes[1] == "Threads: every run kept one thread count while training (1 on 1 thread, 2 on 2 threads)."
+    bare = {"run_id": "d", "extra": json.dumps({"speed": {"precision": "no"}})}
+    notes, _ = computation_notes([*rows, bare])
+    assert notes[1].endswith("(1 with no count recorded, 1 on 1 thread, 2 on 2 threads).")
 
 
 def test_a_target_whose_settings_ran_at_different_precisions_is_a_warning() -> None:

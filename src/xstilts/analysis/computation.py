@@ -86,9 +86,10 @@ def computation_notes(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
     else:
         notes.append(f"Precision: {_counted(precisions)} of the {len(runs)} runs with a computation record.")
     changed = [r for r in runs if r.changes]
-    kept = Counter(str(r.threads[0]) if r.threads else "not recorded" for r in runs if not r.changes)
+    kept = Counter(r.threads[0] if r.threads else 0 for r in runs if not r.changes)  # 0: no count recorded
     kept_text = ", ".join(
-        f"{n} on {count} thread{'s' if count != '1' else ''}" for count, n in sorted(kept.items())
+        f"{n} on {count} thread{'s' if count != 1 else ''}" if count else f"{n} with no count recorded"
+        for count, n in sorted(kept.items())
     )
     if not changed:
         notes.append(f"Threads: every run kept one thread count while training ({kept_text}).")
