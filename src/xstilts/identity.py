@@ -34,6 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xstilts.store import run_extra
+
 if TYPE_CHECKING:
     from xstilts.store import Store
 
@@ -200,11 +202,7 @@ def run_identity(reads: Iterable[str], data_dir: Path, model_path: str, checkpoi
 
 def identity_of(row: dict[str, Any]) -> dict[str, Any] | None:
     """The identity a store row recorded, or None (a run stored before identities existed)."""
-    try:
-        extra = json.loads(row.get("extra") or "{}")
-    except ValueError:
-        return None
-    found = extra.get(KEY) if isinstance(extra, dict) else None
+    found = run_extra(row).get(KEY)
     return found if isinstance(found, dict) else None
 
 

@@ -44,7 +44,7 @@ import shutil
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +143,18 @@ class RunResult:
 
 
 _NPY_MAGIC = b"\x93NUMPY"
+
+
+def run_extra(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A run row's ``extra`` record (a JSON text in the store) as a dict; {} where it has none or it
+    does not parse, as in stores written before a field existed."""
+    extra = row.get("extra")
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            return {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def _to_blob(arr: np.ndarray, compress: bool = False) -> bytes:

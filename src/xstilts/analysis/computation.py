@@ -10,11 +10,12 @@ at different precisions is a warning, since the comparison then mixes the effect
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from xstilts.store import run_extra
 
 PRECISION_NAMES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
 
@@ -33,13 +34,7 @@ class RunComputation:
 
 def run_computation(row: Mapping[str, Any]) -> RunComputation | None:
     """A store row's computation, or None where the run kept no speed record (older stores, tools)."""
-    extra = row.get("extra")
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except json.JSONDecodeError:
-            return None
-    speed = (extra or {}).get("speed") if isinstance(extra, dict) else None
+    speed = run_extra(row).get("speed")
     if not isinstance(speed, dict):
         return None
     precision = speed.get("precision")
