@@ -18,7 +18,6 @@ from rich.markup import escape
 from xstilts.errors import XstiltsError, one_line
 
 if TYPE_CHECKING:  # imported where used: the CLI starts fast
-    from xstilts.config import RuntimeConfig
     from xstilts.context import RunContext
     from xstilts.store import Store
 
@@ -78,6 +77,7 @@ def run(
         expdir = ctx.out_dir
         import torch
 
+        from xstilts.config import precision_words
         from xstilts.distributed import is_main_process
         from xstilts.executors import get_executor
         from xstilts.faults import sweep_checkpoints
@@ -103,7 +103,7 @@ def run(
                 sweep_checkpoints(ctx.out_dir / "checkpoints")  # what writers killed last time left
                 stale = _check_stale(store, ctx, rerun_stale)
             at_once = f", {cfg.runtime.parallel_runs} runs at once" if cfg.runtime.parallel_runs > 1 else ""
-            mixed = f", {_precision_words(cfg.runtime)}" if cfg.runtime.precision != "no" else ""
+            mixed = f", {precision_words(cfg.runtime.precision)}" if cfg.runtime.precision != "no" else ""
             err.print(f"experiment {cfg.name}: {len(plan)} runs -> {ctx.out_dir} "
                       f"({cfg.executor} executor{at_once}{mixed})")
             counts = get_executor(cfg)(plan, ctx, store, err)
@@ -159,16 +159,11 @@ def plan(
             deps = f" <- {r.parent}" if r.parent else ""
             langs = f" [{','.join(r.languages)}]" if r.phase == "target" else ""
             out.print(f"{r.run_id}{langs}{deps}", highlight=False, markup=False)
-        from xstilts.config import effective_train_table
+        from xstilts.config import effective_train_table, precision_words
 
         err.print(effective_train_table(cfg))
-        err.print(f"precision: {_precision_words(cfg.runtime)} (runtime.bf16 / mixed_precision; \"auto\" decides on "
-                  "this machine)", highlight=False, markup=False)
-
-
-def _precision_words(runtime: RuntimeConfig) -> str:
-    """How `run` and `plan` name the precision the runs train in: "fp32", "bf16 autocast", "fp16 autocast"."""
-    return "fp32" if runtime.precision == "no" else f"{runtime.precision} autocast"
+        err.print(f"precision: {precision_words(cfg.runtime.precision)} (runtime.bf16 / mixed_precision; "
+                  "\"auto\" decides on this machine)", highlight=False, markup=False)
 
 
 def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None) -> None:

@@ -221,6 +221,12 @@ class RuntimeConfig(Strict):
         return self.mixed_precision or ("bf16" if self.bf16 else "no")
 
 
+def precision_words(precision: str) -> str:
+    """How xstilts names a precision to people ("fp32", "bf16 autocast", "fp16 autocast") from
+    Accelerate's value ('no', 'bf16', 'fp16'), so `run`, `plan` and the report say the same thing."""
+    return "fp32" if precision == "no" else f"{precision} autocast"
+
+
 class RayConfig(Strict):
     """``executor = "ray"``: where the cluster is, what each run asks for, how failures retry."""
 

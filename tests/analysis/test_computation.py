@@ -26,7 +26,7 @@ def test_a_change_is_recorded_with_its_step_and_a_change_back_too() -> None:
     assert run is not None
     assert run.threads == (1, 2, 1)
     assert run.changes == ((46, 2), (60, 1))
-    assert run.precision == "bf16"
+    assert run.precision == "bf16 autocast"
 
 
 def test_runs_without_a_speed_record_are_left_out() -> None:
@@ -63,6 +63,6 @@ def test_a_target_whose_settings_ran_at_different_precisions_is_a_warning() -> N
             _row("x1", [[0, 1, 1.0]], precision="bf16", target="xnli", intermediate="none"),
             _row("x2", [[0, 1, 1.0]], precision="bf16", target="xnli", intermediate="sick")]
     notes, warnings = computation_notes(rows)
-    assert notes[0] == "Precision: bf16 in 3, fp32 in 1 of the 4 runs with a computation record."
+    assert notes[0] == "Precision: bf16 autocast in 3, fp32 in 1 of the 4 runs with a computation record."
     assert len(warnings) == 1
-    assert warnings[0].startswith("panx: its runs used more than one precision (none: fp32; sick: bf16)")
+    assert warnings[0].startswith("panx: its runs used more than one precision (none: fp32; sick: bf16 autocast)")

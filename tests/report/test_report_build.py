@@ -94,7 +94,7 @@ def test_the_runs_computation_is_reported_and_mixed_precision_warned(tmp_path: P
     assert f"{targets[0]['run_id']} (1 → 2 after step 40)" in computation
     assert f"Precision: fp32 in {len(targets) - sum(r['intermediate'] == 'mnli' for r in targets)}" in computation
     warnings = md.split("## Warnings", 1)[1].split("## Files", 1)[0]
-    assert "panx: its runs used more than one precision" in warnings and "mnli: bf16" in warnings
+    assert "panx: its runs used more than one precision" in warnings and "mnli: bf16 autocast" in warnings
 
 
 def _words(html: str) -> str:

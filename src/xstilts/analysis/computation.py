@@ -15,9 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xstilts.config import precision_words
 from xstilts.store import run_extra
-
-PRECISION_NAMES = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def run_computation(row: Mapping[str, Any]) -> RunComputation | None:
         run_id=str(row["run_id"]),
         target=row.get("target"),
         intermediate=row.get("intermediate"),
-        precision=PRECISION_NAMES.get(precision, precision) if precision else None,
+        precision=precision_words(precision) if isinstance(precision, str) and precision else None,
         threads=tuple(counts),
         changes=tuple(changes),
     )
