@@ -31,7 +31,7 @@ def test_no_difference_rarely_excludes_zero_and_intervals_cover() -> None:
 
 
 def test_a_large_averaging_gain_is_found_with_the_right_sign() -> None:
-    strong = StrategyScenario("strong", "study", cost=3.0, gain=12.0, margin=25.0, seed_sd=1.0, lang_seed_sd=1.0)
+    strong = StrategyScenario("strong", "small study", cost=3.0, gain=12.0, margin=25.0, seed_sd=1.0, lang_seed_sd=1.0)
     runs = run_strategy_scenario(strong, 4, n_boot=50, seed=22)
     avg = runs[runs["strategy"] == "average-all"]
     assert (avg["english_kept_peak"] == 1.0).all()  # English dev kept the step the truth assumes

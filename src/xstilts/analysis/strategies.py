@@ -78,7 +78,7 @@ WITHIN = 1.0  # points: "close to the oracle"
 #: Why ``most_stable`` is an observation, not a verdict: the calibration found it uninformative.
 UNRANKED = ("an observation, not a tested ranking: with a few seeds a standard deviation is too noisy to rank "
             "strategies, and in simulations where every strategy is equally stable the mark went to each of them "
-            "(10-31 % of experiments each); docs/statistics.md")
+            "(8-39 % of experiments each); docs/statistics.md")
 ANSWER_MEASURES = (PRIMARY.key, "transfer_gap")
 
 STRATEGY_COLUMNS = ["target", "intermediate", "language", "zero_shot", "strategy", "k", "n_seeds", "n_scored",

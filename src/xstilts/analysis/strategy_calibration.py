@@ -112,7 +112,7 @@ class StrategyScenario:
 def scenarios() -> list[StrategyScenario]:
     """The scenarios of docs/statistics.md ("Which checkpoint")."""
     out = []
-    for size in ("quickstart", "study"):
+    for size in ("quickstart", "study", "small study"):
         out += [StrategyScenario("no difference", size),
                 StrategyScenario("known difference", size, cost=2.0, gain=3.0, margin=25.0)]
     return out
