@@ -187,7 +187,7 @@ def experiment_flops(store_dir: Path) -> dict[str, Any]:
 
     from xstilts.config import setting_tasks
     from xstilts.models.loading import resolve_model_path
-    from xstilts.store import Store
+    from xstilts.store import Store, run_extra
     from xstilts.tasks import get_task, task_names
 
     with Store(store_dir / "results.sqlite", readonly=True) as store:
@@ -207,7 +207,7 @@ def experiment_flops(store_dir: Path) -> dict[str, Any]:
         sentence = any(t not in task_names() or get_task(t).head in SENTENCE_HEADS for t in tasks)
         params = shortcut if sentence else full
         trained = r["train_tokens"] or 0
-        evaluated = int(json.loads(r["extra"] or "{}").get("eval_tokens") or 0)
+        evaluated = int(run_extra(r).get("eval_tokens") or 0)
         flops += 6 * params * trained + 2 * params * evaluated
         train_tokens += trained
         eval_tokens += evaluated
