@@ -23,8 +23,8 @@ from xstilts.metrics.stats import score_from_stats
 from xstilts.tasks import get_task
 
 
-def fmt(threshold: float | None) -> str:
-    return "none" if threshold is None else f"{threshold:.3f}"  # None: no gold pair to tune on
+def fmt(threshold: float) -> str:
+    return f"{threshold:.3f}"
 
 
 def main() -> None:

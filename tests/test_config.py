@@ -36,7 +36,7 @@ def test_good_config(tmp_path: Path) -> None:
     [
         (GOOD.replace("lr = 2e-5", "lr = -1"), "target.train.lr", 8),
         (GOOD.replace("lr = 2e-5", "learning_rate = 1"), "target.train.learning_rate", 8),
-        (GOOD.replace("seeds = [1, 2]", "seeds = [1, 1]"), "key 'seeds': Value error, seeds must be distinct", 2),
+        (GOOD.replace("seeds = [1, 2]", "seeds = [1, 1]"), "key 'seeds': seeds must be distinct", 2),
         (GOOD.replace('tasks = ["panx"]', "tasks = []"), "target.tasks", 6),
         (GOOD.replace("[target.train]", "[target.train]\nbatch_size = 0"), "target.train.batch_size", 8),
     ],
@@ -100,11 +100,37 @@ def test_set_values_are_typed_and_validated(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("assignment", "message"), [
+    ("seeds=[-1]", "key 'seeds.0': Input should be greater than or equal to 0"),  # numpy refuses it mid-run
+    ("seeds=[99999999999999999999]", "key 'seeds.0': Input should be less than 4294967296"),  # SQLite does
+    ('seeds=["1"]', "key 'seeds.0': Input should be a valid integer"),  # not coerced
+    ("target.train.batch_size=true", "key 'target.train.batch_size': Input should be a valid integer"),
+    ("intermediate.mlm_weight=inf", "key 'intermediate.mlm_weight': Input should be a finite number"),
+    ('intermediate.settings=["none", []]', "key 'intermediate.settings': a multi-task setting lists no task"),
+    ('intermediate.settings=["none", "sick", "none"]', "key 'intermediate.settings': setting 'none' listed twice"),
+    ('intermediate.settings=["sick", ["sick"]]', "key 'intermediate.settings': setting 'sick' listed twice"),
+    ('target.tasks=["panx", "panx"]', "key 'target.tasks': task 'panx' listed twice"),
+    ('target.languages=["en", "de", "de"]', "key 'target.languages': language 'de' listed twice"),
+    ('target.languages={panx=["de", "de"]}', "key 'target.languages': language 'de' listed twice"),
+])
+def test_values_run_would_fail_on_are_refused(tmp_path: Path, assignment: str, message: str) -> None:
+    """Each of these passed the check and then failed in a run (a traceback after the store existed),
+    or ran something other than was written (a duplicate run, a coerced value)."""
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, GOOD), [assignment])
+    assert err.value.one_line() == f"--set {assignment!r}: {message}"
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
     ("target.train.lr=abc", "--set 'target.train.lr=abc': key 'target.train.lr': Input should be a valid number"),
     ("target.trian.lr=1", "--set 'target.trian.lr=1': key 'target.trian': unknown key"),
-    ("seeds=[1, 1]", "--set 'seeds=[1, 1]': key 'seeds': Value error, seeds must be distinct"),
+    ("seeds=[1, 1]", "--set 'seeds=[1, 1]': key 'seeds': seeds must be distinct"),
     ("seeds", "--set 'seeds': expected KEY=VALUE"),
     ("name.x=1", "--set 'name.x=1': 'name' is a value, not a table"),
+    # the checks after validation name the assignment too, not the line of the value it replaced
+    ('target.tasks=["panxx"]', """--set 'target.tasks=["panxx"]': key 'target.tasks': unknown task 'panxx'"""),
+    ('target.languages=["qq"]', """--set 'target.languages=["qq"]': key 'target.languages': no target evaluates"""),
+    ('target.task_options.panx={dri="x"}',
+     """--set 'target.task_options.panx={dri="x"}': key 'target.task_options.panx.dri': panx has no option"""),
 ])
 def test_bad_set_names_the_assignment(tmp_path: Path, assignment: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:

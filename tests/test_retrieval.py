@@ -112,7 +112,17 @@ def test_threshold_and_bucc_f1_by_hand() -> None:
     assert rows.tolist() == [[1, 1, 1], [0, 1, 0], [1, 1, 1], [0, 0, 0], [0, 0, 1]]
     assert score_from_stats("f1", rows) == pytest.approx(100 * 2 * 2 / (3 + 3))
     assert best_threshold([(0.5, "x", "X")], {("x", "X")}) == 0.5  # best = all kept: the last score
-    assert best_threshold([(0.5, "x", "Y")], {("x", "X")}) == math.inf  # nothing right: keep nothing
+    assert best_threshold([(0.5, "x", "Y")], {("x", "X")}) == 0.0  # nothing right: XTREME's starting 0
+
+
+def test_threshold_ties_break_as_xtreme_rounds() -> None:
+    """8 gold pairs; ranked hit, 8 misses, hit, miss: F1 is exactly 2/9 after 1 and after 10 kept.
+    XTREME's 2PR/(P+R) rounds the second a hair above the first (0.22222222222222224 against
+    0.2222222222222222), so its ``bucc_optimize`` keeps 10; 2c/(n+g) would keep 1."""
+    hits = [1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
+    cands = [(float(20 - i), f"s{i}", f"t{i}") for i in range(len(hits))]
+    gold = {(f"s{i}", f"t{i}") for i, h in enumerate(hits) if h} | {(f"g{i}", f"u{i}") for i in range(6)}
+    assert best_threshold(cands, gold) == 10.5
 
 
 def test_nearest_accuracy_by_hand() -> None:

@@ -7,7 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from xstilts.errors import XstiltsError
 from xstilts.store import RunResult, Score, Store
 
 
@@ -71,3 +73,20 @@ def test_old_store_without_the_table(tmp_path: Path) -> None:
         store.mark_running("r2")
         store.complete_run("r2", _result({("xnli", "en", "eval", "accuracy", 2): np.zeros((3, 3))}), wall_s=1.0)
         assert [r["run_id"] for r in store.iter_curve_stats()] == ["r2"]
+
+
+def test_a_blob_that_does_not_decode_is_a_damaged_store_naming_table_run_and_step(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    with Store(tmp_path) as store:
+        store.register_run("r1", "target", "none", "xnli", 1, "h", None)
+        store.mark_running("r1")
+        store.complete_run("r1", _result({("xnli", "de", "eval", "accuracy", 4): _rows(rng, 20)}), wall_s=1.0)
+        store.conn.execute("UPDATE curve_stats SET stats=x'00010203'")
+        store.conn.commit()
+        with pytest.raises(XstiltsError) as info:
+            list(store.iter_curve_stats())
+    line = info.value.one_line()
+    assert line.startswith(f"{store.path}: damaged results store (table curve_stats, run r1: per-example stats of "
+                           "xnli de eval accuracy at step 4 do not decode ("), line
+    assert line.endswith("); restore it from a backup, or move it away and run the config again to recompute "
+                         "every run"), line

@@ -168,9 +168,13 @@ def plan(
 
 def _check(config: Path, output_dir: Path | None, sets: list[str] | None = None) -> None:
     """``plan --check``: every problem ``run`` would stop at, one line each (exit 2), or OK; creates nothing."""
+    from xstilts.store import open_problem
     from xstilts.validate import preflight
 
     prepared, problems = preflight(config, output_dir, sets or ())
+    store_problem = open_problem(prepared.ctx.out_dir) if prepared is not None else None
+    if store_problem is not None:  # what `run` stops at after the checks above, as it opens the store
+        problems = [*problems, store_problem]
     if problems:
         for problem in problems[:-1]:
             err.print(f"[bold red]error:[/] {escape(problem.one_line())}", highlight=False, soft_wrap=True)
@@ -190,7 +194,7 @@ def submission(
     """Gather one setting's per-run predictions into one XTREME submission (OUT/predictions, OUT/labels,
     as google-research/xtreme's evaluate.py reads them) and score it with evaluate.py's semantics."""
     with one_line_errors(expdir):
-        from xstilts.evaluation.submission import gather, score_submission
+        from xstilts.evaluation.submission import score_submission, write_submission
         from xstilts.store import Store
 
         if not (expdir / Store.FILENAME).is_file():
@@ -208,8 +212,7 @@ def submission(
             raise XstiltsError(f"no predictions were written for setting {setting!r}, seed {seed}: run with "
                                "[runtime] write_predictions = true (it does not change run ids; forget and re-run "
                                "the runs to write them)", expdir / "predictions")
-        tasks = gather(dirs, folder / "predictions")
-        gather([expdir / "labels" / d.name for d in dirs], folder / "labels")
+        tasks = write_submission(dirs, [expdir / "labels" / d.name for d in dirs], folder)
         scores = score_submission(folder / "predictions", folder / "labels")
         for task in tasks:
             detail = scores.detailed[task]
@@ -282,12 +285,15 @@ def _store_failure(exc: OSError | sqlite3.Error, expdir: Path) -> str:
 
 
 def _print_results(expdir: Path, csv_path: Path | None = None, list_stale: bool = True) -> None:
-    from xstilts.results import results_table, stale_runs, write_results_csv
+    from xstilts.results import nothing_finished, results_table, stale_runs, write_results_csv
 
     stale = stale_runs(expdir)
     tables = results_table(expdir)
     for table in tables:
         out.print(table)
+    note = None if tables else nothing_finished(expdir)
+    if note:
+        err.print(note, highlight=False, markup=False)
     if stale:
         err.print(f"warning: {len(stale)} stale run(s) (marked 'stale'): their data or starting weights changed "
                   "since they ran; `xstilts run CONFIG --rerun-stale` recomputes them", highlight=False, markup=False)

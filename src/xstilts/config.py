@@ -54,7 +54,11 @@ def tracker_installed(name: str) -> bool:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors, and values are not coerced (``batch_size = true`` is not 1, ``seeds =
+    ["1"]`` not [1]), nor are infinities and NaN taken: a config says what it means or is refused.
+    TOML integers still fill float keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 #: The TOML spelling of "not set" (TOML has no null): ``max_train_examples = "none"`` means no cap,
@@ -265,6 +269,11 @@ class IntermediateConfig(Strict):
     def _non_empty(cls, v: list[str | list[str]]) -> list[str | list[str]]:
         if not v:
             raise ValueError("list at least one setting ('none' is the baseline)")
+        if any(isinstance(s, list) and not s for s in v):  # [] would train nothing: the baseline again
+            raise ValueError("a multi-task setting lists no task")
+        names = [s if isinstance(s, str) else "+".join(s) for s in v]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"setting {twice[0]!r} listed twice")
         return v
 
     @model_validator(mode="after")
@@ -325,6 +334,22 @@ class TargetConfig(Strict):
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     selection: SelectionConfig = SelectionConfig()
 
+    @field_validator("tasks")
+    @classmethod
+    def _distinct_tasks(cls, v: list[str]) -> list[str]:
+        if twice := sorted({t for t in v if v.count(t) > 1}):
+            raise ValueError(f"task {twice[0]!r} listed twice")
+        return v
+
+    @field_validator("languages")
+    @classmethod
+    def _distinct_languages(cls, v: list[str] | dict[str, list[str]] | None) -> list[str] | dict[str, list[str]] | None:
+        lists = [] if v is None else [v] if isinstance(v, list) else list(v.values())
+        for langs in lists:
+            if twice := sorted({lang for lang in langs if langs.count(lang) > 1}):
+                raise ValueError(f"language {twice[0]!r} listed twice")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _merge_overrides(cls, data: Any) -> Any:
@@ -359,7 +384,7 @@ class ExperimentConfig(Strict):
     model: str = "default"
     data_dir: str = "../shared/data"
     output_dir: str | None = None  # default runs/<name>
-    seeds: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field(default_factory=lambda: [1], min_length=1)
     intermediate: IntermediateConfig = IntermediateConfig()
     target: TargetConfig
     runtime: RuntimeConfig = RuntimeConfig()
@@ -436,6 +461,19 @@ def apply_sets(raw: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any
     return raw
 
 
+def key_error(message: str, loc: tuple[Any, ...], path: Path, text: str, sets: Sequence[str] = (),
+              line: int | None = None) -> ConfigError:
+    """The error for a bad value at ``loc``: naming the ``--set`` that gave it where one did (the
+    file's line would blame a value the command line replaced), else the file and its line (``line``,
+    or the key's)."""
+    at = tuple(str(x) for x in loc)
+    keys = [(parse_set(a)[0], a) for a in sets]
+    named = [a for k, a in keys if at[:len(k)] == k or k[:len(at)] == at]
+    if named:
+        return ConfigError(f"--set {named[-1]!r}: {message}")
+    return ConfigError(message, path, line or line_of(text, loc))
+
+
 def load_config(path: str | Path, sets: Sequence[str] = ()) -> ExperimentConfig:
     """Read and validate a TOML experiment config; raise ConfigError naming file, line and key.
 
@@ -452,7 +490,6 @@ def load_config(path: str | Path, sets: Sequence[str] = ()) -> ExperimentConfig:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"invalid TOML ({exc})", path, int(m.group(1)) if m else None) from None
     raw = apply_sets(raw, sets)
-    set_keys = {parse_set(a)[0]: a for a in sets}
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
@@ -464,18 +501,16 @@ def load_config(path: str | Path, sets: Sequence[str] = ()) -> ExperimentConfig:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        at = tuple(str(x) for x in loc)
-        named = [a for k, a in set_keys.items() if at[:len(k)] == k or k[:len(at)] == at]
-        if named:
-            raise ConfigError(f"--set {named[-1]!r}: key '{key}': {msg}") from None
-        raise ConfigError(f"key '{key}': {msg}", path, line_of(text, loc)) from None
-    _check_task_names(cfg, path, text)
-    _check_languages(cfg, path, text)
-    _check_task_tables(cfg, path, text)
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")  # pydantic's wrapper of our validators' messages
+        raise key_error(f"key '{key}': {msg}", loc, path, text, sets) from None
+    _check_task_names(cfg, path, text, sets)
+    _check_languages(cfg, path, text, sets)
+    _check_task_tables(cfg, path, text, sets)
     return cfg
 
 
-def _check_task_names(cfg: ExperimentConfig, path: Path, text: str) -> None:
+def _check_task_names(cfg: ExperimentConfig, path: Path, text: str, sets: Sequence[str] = ()) -> None:
     """A misspelt task name is an error at its line of the config (the registry alone knows no file)."""
     from xstilts.tasks import get_task
 
@@ -487,7 +522,7 @@ def _check_task_names(cfg: ExperimentConfig, path: Path, text: str) -> None:
         try:
             get_task(task)
         except ConfigError as exc:
-            raise ConfigError(f"key '{'.'.join(loc)}': {exc.message}", path, line_of(text, loc)) from None
+            raise key_error(f"key '{'.'.join(loc)}': {exc.message}", loc, path, text, sets) from None
 
 
 def _did_you_mean(name: str, known: list[str]) -> str:
@@ -509,7 +544,7 @@ def _table_line(text: str, loc: tuple[str, ...]) -> int | None:
     return line_of(text, loc) or line_of(text, loc[:-1])
 
 
-def _check_languages(cfg: ExperimentConfig, path: Path, text: str) -> None:
+def _check_languages(cfg: ExperimentConfig, path: Path, text: str, sets: Sequence[str] = ()) -> None:
     """A language no target evaluates on would be dropped without a word: name it instead."""
     from xstilts.tasks import get_task, task_names
 
@@ -520,9 +555,9 @@ def _check_languages(cfg: ExperimentConfig, path: Path, text: str) -> None:
             try:
                 get_task(task)
             except ConfigError:
-                raise ConfigError(f"key 'target.languages.{task}': unknown task {task!r}"
-                                  f"{_did_you_mean(task, task_names())}", path,
-                                  line_of(text, (*loc, task)) or _table_line(text, loc)) from None
+                raise key_error(f"key 'target.languages.{task}': unknown task {task!r}"
+                                f"{_did_you_mean(task, task_names())}", (*loc, task), path, text, sets,
+                                line_of(text, (*loc, task)) or _table_line(text, loc)) from None
         return
     if langs is None:
         return
@@ -533,11 +568,11 @@ def _check_languages(cfg: ExperimentConfig, path: Path, text: str) -> None:
     for lang in langs:
         if lang not in known:
             names = ", ".join(cfg.target.tasks)
-            raise ConfigError(f"key 'target.languages': no target evaluates on {lang!r}{_did_you_mean(lang, known)}; "
-                              f"languages of {names}: {', '.join(known)}", path, line_of(text, loc))
+            raise key_error(f"key 'target.languages': no target evaluates on {lang!r}{_did_you_mean(lang, known)}; "
+                            f"languages of {names}: {', '.join(known)}", loc, path, text, sets)
 
 
-def _check_task_tables(cfg: ExperimentConfig, path: Path, text: str) -> None:
+def _check_task_tables(cfg: ExperimentConfig, path: Path, text: str, sets: Sequence[str] = ()) -> None:
     """Tables keyed by task name (overrides, task_options, task_caps) and the options inside them.
 
     A misspelt task name or option would otherwise be ignored in silence, and the run would use
@@ -557,18 +592,18 @@ def _check_task_tables(cfg: ExperimentConfig, path: Path, text: str) -> None:
             try:
                 get_task(name)
             except ConfigError:
-                raise ConfigError(f"key '{'.'.join((*loc, name))}': unknown task {name!r}"
-                                  f"{_did_you_mean(name, known)}", path, _table_line(text, (*loc, name))) from None
+                raise key_error(f"key '{'.'.join((*loc, name))}': unknown task {name!r}{_did_you_mean(name, known)}",
+                                (*loc, name), path, text, sets, _table_line(text, (*loc, name))) from None
     for name, options in cfg.target.task_options.items():
-        _check_options(name, options, ("target", "task_options", name), (), path, text)
+        _check_options(name, options, ("target", "task_options", name), (), path, text, sets)
     for name, options in cfg.intermediate.task_options.items():
         # translations.py reads these two before the task sees its options
         _check_options(name, options, ("intermediate", "task_options", name), ("translations", "translations_only"),
-                       path, text)
+                       path, text, sets)
 
 
 def _check_options(name: str, options: dict[str, Any], loc: tuple[str, ...], extra: tuple[str, ...], path: Path,
-                   text: str) -> None:
+                   text: str, sets: Sequence[str] = ()) -> None:
     """Every option must be one the task reads (Task.known_options); nested task tables recursively."""
     from xstilts.tasks import get_task
 
@@ -576,14 +611,14 @@ def _check_options(name: str, options: dict[str, Any], loc: tuple[str, ...], ext
     known = [*task.known_options(), *extra]
     for key, value in options.items():
         if key not in known:
-            raise ConfigError(f"key '{'.'.join((*loc, key))}': {task.name} has no option {key!r}"
-                              f"{_did_you_mean(key, known)}; its options: {', '.join(known) or 'none'}",
-                              path, line_of(text, (*loc, key)) or _table_line(text, loc))
+            raise key_error(f"key '{'.'.join((*loc, key))}': {task.name} has no option {key!r}"
+                            f"{_did_you_mean(key, known)}; its options: {', '.join(known) or 'none'}",
+                            (*loc, key), path, text, sets, line_of(text, (*loc, key)) or _table_line(text, loc))
         if key in task.nested_options:
             if not isinstance(value, dict):
-                raise ConfigError(f"key '{'.'.join((*loc, key))}': expected a table of {task.nested_options[key]} "
-                                  "options", path, line_of(text, (*loc, key)))
-            _check_options(task.nested_options[key], value, (*loc, key), (), path, text)
+                raise key_error(f"key '{'.'.join((*loc, key))}': expected a table of {task.nested_options[key]} "
+                                "options", (*loc, key), path, text, sets)
+            _check_options(task.nested_options[key], value, (*loc, key), (), path, text, sets)
 
 
 def effective_train_table(cfg: ExperimentConfig):  # -> rich.table.Table

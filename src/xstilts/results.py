@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -29,9 +30,25 @@ def final_scores(expdir: Path) -> pd.DataFrame:
         primary = store.get_meta("primary_metric", {}) or {}
         stale = check_store(store).stale
     df = df[df["phase"] == "target"].copy()
-    df["primary"] = [primary.get(t, m) == m for t, m in zip(df["target"], df["metric"], strict=True)]
+    df["primary"] = pd.Series([primary.get(t, m) == m for t, m in zip(df["target"], df["metric"], strict=True)],
+                              index=df.index, dtype=bool)  # bool even when empty: df[df["primary"]] filters rows
     df["stale"] = df["run_id"].isin(list(stale))
     return df
+
+
+def nothing_finished(expdir: Path) -> str | None:
+    """The line to print where no target run of the store's plan has finished yet (a first run
+    interrupted or still in its first run, every run failed): what the runs are doing; else None."""
+    with Store(expdir, readonly=True) as store:
+        plan = store.current_plan()
+        runs = [r for r in store.runs() if r["phase"] == "target" and (plan is None or r["run_id"] in plan)]
+        path = store.path
+    if any(r["status"] == "done" for r in runs):
+        return None
+    counts = Counter(r["status"] for r in runs)
+    words = {"running": "running or interrupted"}  # a run killed mid-way stays 'running' in the store
+    states = ": " + ", ".join(f"{n} {words.get(s, s)}" for s, n in sorted(counts.items())) if runs else ""
+    return f"{path}: no target run has finished yet ({len(runs)} target run(s){states}); no scores to show"
 
 
 def write_results_csv(expdir: Path, path: Path | None = None) -> Path:

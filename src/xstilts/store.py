@@ -175,6 +175,29 @@ def _from_blob(blob: bytes) -> np.ndarray:
 PATHS_META = "checkpoint_paths"  # meta key: "relative" once every checkpoint path is experiment-relative
 
 
+#: What each meta key holds (its JSON): its type, the type of its items or values (None: any), in words.
+#: A value of another shape (a hand edit, a damaged row) is a damaged store, not a traceback later.
+META_KINDS: dict[str, tuple[type, type | tuple[type, ...] | None, str]] = {
+    "plan": (list, str, "a list of run ids"),
+    "config": (dict, None, "a table"),
+    "primary_metric": (dict, str, "a table of metric names"),
+    "chance": (dict, (int, float), "a table of numbers"),
+    "parallel": (list, str, "a list of task names"),
+    PATHS_META: (str, None, "a string"),
+}
+
+
+def _meta_mismatch(key: str, value: Any) -> str | None:
+    """Why ``value`` is not what meta ``key`` holds (see :data:`META_KINDS`), or None."""
+    if key not in META_KINDS:
+        return None
+    kind, item, words = META_KINDS[key]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    if isinstance(value, kind) and (item is None or all(isinstance(v, item) for v in items)):
+        return None
+    return f"{json.dumps(value)[:60]} is not {words}"
+
+
 def _is_url(value: str) -> bool:
     return "://" in value
 
@@ -212,6 +235,29 @@ def migrated_path(value: str | None, root: Path) -> str | None:
     return str(path)
 
 
+def open_problem(directory: Path) -> XstiltsError | None:
+    """What ``xstilts run`` would stop at opening the results store in ``directory`` (damaged,
+    unreadable), or None where it opens or there is none yet. ``plan --check`` asks this: it reads
+    what a run reads before it writes (the header, the schema, the checkpoint-paths mark, the runs; the
+    other meta rows a run rewrites) and creates nothing (a store that is not a readable and writable
+    file is the output directory check's to report)."""
+    path = Path(directory) / Store.FILENAME
+    if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
+        return None
+    try:
+        with Store(path, probe=True) as store:
+            try:
+                store.get_meta(PATHS_META)
+                store.runs()
+            except sqlite3.OperationalError as exc:  # locked too long, an I/O error
+                raise XstiltsError(f"cannot open the results store: {exc}", path) from None
+            except sqlite3.DatabaseError as exc:  # a page past the header is malformed
+                raise XstiltsError(DAMAGED.format(detail=str(exc)), path) from None
+    except XstiltsError as exc:
+        return exc
+    return None
+
+
 def _stays_empty(path: Path, wait_s: float = 3.0) -> bool:
     """True for a store file that is 0 bytes and stays so for ``wait_s``.
 
@@ -232,8 +278,14 @@ class Store:
 
     FILENAME = "results.sqlite"
 
-    def __init__(self, path: str | Path, readonly: bool = False):
+    def __init__(self, path: str | Path, readonly: bool = False, probe: bool = False):
+        """Open (or create) the store at ``path``, a file or its experiment directory.
+
+        ``readonly`` never writes; ``probe`` (read-only too) also creates nothing beside the store: no
+        ``-wal``/``-shm`` files where none are (``plan --check``; see :func:`open_problem`).
+        """
         path = Path(path)
+        readonly = readonly or probe
         if path.is_dir() or path.suffix != ".sqlite":
             path = path / self.FILENAME
         self.path = path
@@ -246,7 +298,11 @@ class Store:
             raise XstiltsError(DAMAGED.format(detail="the file is empty (0 bytes)"), path)
         try:
             if readonly:
-                self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+                # no -wal file: no writer has the store open, and reading it as an immutable file
+                # creates none (a plain read-only open leaves -wal and -shm files behind)
+                quiet = probe and not path.with_name(path.name + "-wal").exists()
+                self.conn = sqlite3.connect(f"file:{path}?mode=ro{'&immutable=1' if quiet else ''}", uri=True,
+                                            timeout=60)
                 self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,12 +313,47 @@ class Store:
                 self.conn.row_factory = sqlite3.Row
                 self._migrate_paths()
         except sqlite3.OperationalError as exc:  # cannot open (permissions, a directory), locked too long
+            self._close_failed()
             if exc.sqlite_errorname == "SQLITE_FULL":
                 raise XstiltsError(f"{os.strerror(errno.ENOSPC)} (results store: {exc})", path) from exc
             raise XstiltsError(f"cannot open the results store: {exc}", path) from exc
         except sqlite3.DatabaseError as exc:  # not a database, malformed
+            self._close_failed()
             raise XstiltsError(DAMAGED.format(detail=str(exc)), path) from exc
+        except XstiltsError:  # a damaged meta row (read on migration)
+            self._close_failed()
+            raise
         self.conn.row_factory = sqlite3.Row
+
+    def _close_failed(self) -> None:
+        """Close the connection of an open that failed (its files are not left held open)."""
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+
+    def _damaged(self, table: str, run_id: str | None, problem: str) -> XstiltsError:
+        """The error for a row that does not read back as written: names the table and run."""
+        run = f", run {run_id}" if run_id else ""
+        return XstiltsError(DAMAGED.format(detail=f"table {table}{run}: {problem}"), self.path)
+
+    def _stats(self, table: str, row: Mapping[str, Any]) -> np.ndarray:
+        """A row's per-example stats blob as an array; one that does not decode is a damaged store."""
+        try:
+            return _from_blob(row["stats"])
+        except (zlib.error, ValueError, EOFError, TypeError) as exc:
+            step = f" at step {row['step']}" if "step" in row else ""
+            raise self._damaged(table, row["run_id"], f"per-example stats of {row['task']} {row['language']} "
+                               f"{row['split']} {row['metric']}{step} do not decode ({exc})") from exc
+
+    def _score_rows(self, rows: Iterable[sqlite3.Row], run_id: str | None = None) -> list[dict[str, Any]]:
+        """Score rows as dicts; a value or step that is not a number is a damaged store."""
+        out = [dict(r) for r in rows]
+        for r in out:
+            if not isinstance(r["value"], (int, float)) or not isinstance(r["step"], int):
+                bad = "value" if not isinstance(r["value"], (int, float)) else "step"
+                raise self._damaged("scores", r.get("run_id", run_id),
+                                   f"{r['task']} {r['language']} {r['metric']}: {bad} {r[bad]!r} is not a number")
+        return out
 
     def _set_wal(self, attempts: int = 100) -> None:
         """Switch to WAL. Two processes opening a new store at once (ranks under ``accelerate launch``)
@@ -331,8 +422,18 @@ class Store:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
+        """A meta value; one that is not JSON, or not of its key's kind (:data:`META_KINDS`), is a damaged store."""
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return json.loads(row["value"]) if row else default
+        if row is None:
+            return default
+        try:
+            value = json.loads(row["value"])
+        except (ValueError, TypeError) as exc:  # not JSON text (TypeError: a BLOB)
+            raise self._damaged("meta", None, f"key {key!r} is not JSON ({exc})") from None
+        problem = _meta_mismatch(key, value)
+        if problem:
+            raise self._damaged("meta", None, f"key {key!r}: {problem}")
+        return value
 
     # ---- runs ---------------------------------------------------------------------------
     def register_run(
@@ -506,13 +607,13 @@ class Store:
             sql += " AND s.kind=?"
             args = (kind,)
         plan = self.current_plan()
-        rows = [dict(r) for r in self.conn.execute(sql + " ORDER BY s.rowid", args)]
+        rows = self._score_rows(self.conn.execute(sql + " ORDER BY s.rowid", args))
         return [r for r in rows if plan is None or r["run_id"] in plan]
 
     def run_scores(self, run_id: str, kind: str = "final") -> list[dict[str, Any]]:
         """One run's score rows of ``kind`` (whatever its status and whichever plan it belongs to)."""
         sql = "SELECT task, language, split, metric, value, step FROM scores WHERE run_id=? AND kind=? ORDER BY rowid"
-        return [dict(r) for r in self.conn.execute(sql, (run_id, kind))]
+        return self._score_rows(self.conn.execute(sql, (run_id, kind)), run_id)
 
     def current_plan(self) -> set[str] | None:
         """Run ids of the config last run in this directory (older configs' runs stay, unused)."""
@@ -534,7 +635,8 @@ class Store:
         ).fetchone()
         if row is None:
             raise KeyError((run_id, task, language, split, metric))
-        return _from_blob(row["stats"])
+        return self._stats("example_stats", {"run_id": run_id, "task": task, "language": language, "split": split,
+                                             "metric": metric, "stats": row["stats"]})
 
     def iter_example_stats(self) -> Iterable[dict[str, Any]]:
         """Every stored per-example table with its run's design columns."""
@@ -547,7 +649,7 @@ class Store:
             if plan is not None and r["run_id"] not in plan:
                 continue
             d = dict(r)
-            d["stats"] = _from_blob(d["stats"])
+            d["stats"] = self._stats("example_stats", d)
             yield d
 
     def iter_curve_stats(self) -> Iterable[dict[str, Any]]:
@@ -570,5 +672,5 @@ class Store:
             if plan is not None and r["run_id"] not in plan:
                 continue
             d = dict(r)
-            d["stats"] = _from_blob(d["stats"])
+            d["stats"] = self._stats("curve_stats", d)
             yield d

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from xstilts.config import ExperimentConfig, line_of, load_config
+from xstilts.config import ExperimentConfig, key_error, load_config
 from xstilts.context import RunContext
-from xstilts.errors import ConfigError, DataError, XstiltsError
+from xstilts.errors import DataError, XstiltsError
 from xstilts.plan import Run, make_plan
 from xstilts.tasks import get_task
 
@@ -48,7 +48,7 @@ def preflight(config_path: Path, output_dir: Path | None = None, sets: Sequence[
         from xstilts.models.loading import resolve_model_path
 
         model_path = resolve_model_path(cfg.model)
-        check_max_length(cfg, plan, model_path, config_path)
+        check_max_length(cfg, plan, model_path, config_path, sets)
     except XstiltsError as exc:
         problems.append(exc)
     ctx = RunContext.create(cfg, output_dir, model_path=model_path)
@@ -129,7 +129,8 @@ def data_problems(cfg: ExperimentConfig, plan: list[Run], data_dir: Path) -> Ite
                 yield exc
 
 
-def check_max_length(cfg: ExperimentConfig, plan: list[Run], model_path: str, config_path: Path) -> None:
+def check_max_length(cfg: ExperimentConfig, plan: list[Run], model_path: str, config_path: Path,
+                     sets: Sequence[str] = ()) -> None:
     """A ``max_length`` beyond the model's position embeddings fails at the first batch, after the
     store and caches exist; here it is one line naming the key, before anything is written."""
     from xstilts.models.loading import max_positions
@@ -146,5 +147,5 @@ def check_max_length(cfg: ExperimentConfig, plan: list[Run], model_path: str, co
     for loc, value in used:
         if value > limit:
             text = config_path.read_text(encoding="utf-8-sig", errors="replace")
-            raise ConfigError(f"key '{'.'.join(loc)}': {value} is more than the model's {limit} positions "
-                              f"(model {cfg.model})", config_path, line_of(text, loc))
+            raise key_error(f"key '{'.'.join(loc)}': {value} is more than the model's {limit} positions "
+                            f"(model {cfg.model})", loc, config_path, text, sets)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import string
 import sys
 import unicodedata
@@ -32,7 +33,9 @@ from xstilts.evaluation.submission import (
     submission_file,
     write_gold,
     write_gold_examples,
+    write_labels,
     write_predictions,
+    write_submission,
     write_tags,
 )
 from xstilts.tasks import get_task
@@ -370,3 +373,52 @@ def test_writers_refuse_what_could_not_be_read_back(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="empty"):
         write_tags(tmp_path / "t.tsv", [["B-PER", ""]])
     assert not (tmp_path / "t.tsv").exists()
+
+
+
+def _runs(root: Path) -> tuple[list[Path], list[Path]]:
+    """The per-run folders ``write_predictions = true`` leaves: a panx and an xnli target run, each
+    with German predictions under ``root/predictions/RUN`` and labels under ``root/labels/RUN``."""
+    preds = [root / "predictions" / "tgt-panx", root / "predictions" / "tgt-xnli"]
+    labels = [root / "labels" / run.name for run in preds]
+    for where in (preds[0], labels[0]):
+        write_tags(submission_file(where, "panx", "de"), [["B-PER", "O"], ["O", "B-LOC", "I-LOC"], ["O"]])
+    for where in (preds[1], labels[1]):
+        write_labels(submission_file(where, "xnli", "de"), ["entailment", "neutral"])
+    return preds, labels
+
+
+def test_write_submission_gathers_runs_into_a_new_folder(tmp_path: Path) -> None:
+    preds, labels = _runs(tmp_path / "exp")
+    out = tmp_path / "sub" / "OUT"
+    assert write_submission(preds, labels, out) == ["panx", "xnli"]
+    assert score_submission(out / "predictions", out / "labels").detailed["xnli"]["avg_metric"] == 100.0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["OUT"]  # no temporary sibling left
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_utf8", "task_twice"])
+def test_bad_runs_leave_no_submission_folder(tmp_path: Path, damage: str) -> None:
+    preds, labels = _runs(tmp_path / "exp")
+    source = submission_file(preds[0], "panx", "de")
+    if damage == "truncated":  # the labels have sentences the predictions lack
+        source.write_bytes(source.read_bytes()[:8])
+        expected = rf"^{re.escape(str(source))}: 1 sentences but the labels {re.escape(str(labels[0]))}\S* have 3$"
+    elif damage == "not_utf8":
+        source.write_bytes(b"O\n\nx\xff\n")
+        expected = rf"^{re.escape(str(source))}:3: invalid UTF-8 at byte 4$"
+    else:  # a second seed of panx gathered with the first
+        preds.append(shutil.copytree(preds[0], preds[0].with_name("tgt-panx-s2")))
+        labels.append(shutil.copytree(labels[0], labels[0].with_name("tgt-panx-s2")))
+        expected = r"task panx comes from two runs: tgt-panx and tgt-panx-s2"
+    out = tmp_path / "sub" / "OUT"
+    with pytest.raises(DataError) as err:
+        write_submission(preds, labels, out)
+    assert re.search(expected, err.value.one_line()), err.value.one_line()
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no OUT, half-written or temporary
+    # an OUT the user already has is not touched either
+    write_labels(out / "predictions" / "xnli" / "test-de.tsv", ["contradiction"])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(DataError):
+        write_submission(preds, labels, out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["OUT"]

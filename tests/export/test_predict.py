@@ -9,8 +9,10 @@ from conftest import Trained
 from typer.testing import CliRunner
 
 from xstilts.cli import app
+from xstilts.errors import DataError
 from xstilts.evaluation.predict import predict
 from xstilts.export import export_run
+from xstilts.export.predict import read_items
 from xstilts.featurize import load_features
 from xstilts.heads import get_head_kind
 from xstilts.models.loading import load_tokenizer
@@ -57,3 +59,11 @@ def test_predict_names_the_bad_line(trained: Trained, tmp_path: Path) -> None:
     text.write_text("Ein Satz.\na\tb\tc\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["predict", str(out), str(text)])
     assert result.exit_code == 2 and f"{text}:2" in result.output.replace("\n", "")
+
+
+def test_invalid_utf8_input_names_the_line(tmp_path: Path) -> None:
+    text = tmp_path / "bad.txt"
+    text.write_bytes("Berlin ist schön\nein Satz\n".encode() + b"d\xffrei\n")
+    with pytest.raises(DataError) as err:
+        read_items(text, "tagging")
+    assert err.value.one_line() == f"{text}:3: invalid UTF-8 at byte 28"

@@ -358,7 +358,7 @@ def _config_line(b: Bench, text: str) -> int:
 
 @case
 def config_repeated_seed(b: Bench) -> Expect:
-    return Expect("key 'seeds': Value error, seeds must be distinct", b.config, b.edit("seeds = [1]", "seeds = [1, 1]"))
+    return Expect("key 'seeds': seeds must be distinct", b.config, b.edit("seeds = [1]", "seeds = [1, 1]"))
 
 
 @case
@@ -537,6 +537,17 @@ def sick_unknown_label(b: Bench) -> Expect:
 
 
 @case
+def sick_misspelt_set(b: Bench) -> Expect:
+    """A row of no known set would be dropped from every split without a word."""
+    path = b.file("english/sick/SICK.txt")
+    lines = path.read_text().splitlines()
+    column = lines[0].split("\t").index("SemEval_set")
+    cols = lines[4].split("\t")
+    cols[column] = "TRIAN"
+    return Expect("SemEval_set 'TRIAN' is none of TRAIN, TRIAL, TEST", path, set_line(path, 5, "\t".join(cols)))
+
+
+@case
 def sick_short_row(b: Bench) -> Expect:
     path = b.file("english/sick/SICK.txt")
     return Expect("expected 12 tab-separated columns, found 2", path, set_line(path, 3, "3\tA man"))
@@ -628,6 +639,14 @@ def commonsenseqa_answer_key_not_a_choice(b: Bench) -> Expect:
     obj = json.loads(path.read_text().splitlines()[1])
     obj["answerKey"] = "E"
     return Expect("answerKey 'E' is not one of the choice labels", path, set_line(path, 2, json.dumps(obj)))
+
+
+@case
+def commonsenseqa_choice_labels_repeat(b: Bench) -> Expect:
+    path = english_setting(b, "commonsenseqa") / "dev_rand_split.jsonl"
+    obj = json.loads(path.read_text().splitlines()[1])
+    obj["question"]["choices"][1]["label"] = obj["question"]["choices"][0]["label"]
+    return Expect("choice labels repeat", path, set_line(path, 2, json.dumps(obj)))
 
 
 @case
@@ -738,6 +757,14 @@ def test_plan_check_says_ok_and_creates_nothing(bench: Bench) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"OK: {bench.config}: 5 runs, output {bench.out}"), result.output
     assert not bench.out.exists()
+
+
+def test_a_max_length_from_set_names_the_set_not_the_file_line(bench: Bench) -> None:
+    """The file's own max_length is fine; blaming its line would send the user to the wrong place."""
+    result = CliRunner().invoke(app, ["plan", "--check", str(bench.config), "--set", "target.train.max_length=1000"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert ("error: --set 'target.train.max_length=1000': key 'target.train.max_length': 1000 is more than "
+            "the model's 512 positions") in result.output, result.output
 
 
 def test_plan_check_lists_every_problem_run_stops_at_the_first(bench: Bench) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ import torch
 from _reliability import experiment_toml, one_error_line
 from safetensors.torch import load_file, save_file
 from torch import nn
+from typer.testing import CliRunner
 
-from xstilts.analysis.synthetic import SyntheticTarget, write_synthetic_experiment
+from xstilts.analysis.synthetic import StepProfile, SyntheticTarget, write_strategy_experiment, write_synthetic_experiment
 from xstilts.checkpoint import ENCODER_FILE, load_encoder_weights, save_encoder
+from xstilts.cli import app
 from xstilts.errors import XstiltsError
 from xstilts.faults import sweep_checkpoints
 from xstilts.store import Store
@@ -37,6 +40,8 @@ def _damage(store: Path, how: str) -> None:
     if how == "first-4k-overwritten":
         with open(store, "r+b") as fh:
             fh.write(b"\xa5" * 4096)
+    elif how == "cut-in-half":
+        os.truncate(store, store.stat().st_size // 2)
     else:
         os.truncate(store, 0)
     for side in (store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
@@ -56,20 +61,79 @@ def test_damaged_store_is_one_line_naming_it(command: str, how: str, finished_st
     assert f"{store}: damaged results store" in error, error
 
 
-@pytest.mark.parametrize("how", ["first-4k-overwritten", "truncated-to-0"])
-def test_run_on_a_damaged_store_is_one_line_naming_it(how: str, finished_store: Path, tmp_path: Path,
-                                                      mini_data: Path, tiny_model: Path) -> None:
+def _copy_store(expdir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``expdir``'s store in a fresh ``tmp_path/exp``: (that directory, the store)."""
     out = tmp_path / "exp"
     out.mkdir()
     store = out / Store.FILENAME
-    store.write_bytes((finished_store / Store.FILENAME).read_bytes())
+    store.write_bytes((expdir / Store.FILENAME).read_bytes())
+    return out, store
+
+
+@pytest.mark.parametrize("how", ["first-4k-overwritten", "cut-in-half", "truncated-to-0"])
+def test_run_on_a_damaged_store_is_one_line_naming_it(how: str, finished_store: Path, tmp_path: Path,
+                                                      mini_data: Path, tiny_model: Path) -> None:
+    out, store = _copy_store(finished_store, tmp_path)
     _damage(store, how)
     before = store.read_bytes()
     config = tmp_path / "exp.toml"
     config.write_text(experiment_toml(tiny_model, mini_data, out), encoding="utf-8")
+    checked = one_error_line(["plan", "--check", str(config)])  # makes the check run makes, creating nothing
+    assert sorted(out.iterdir()) == [store] and store.read_bytes() == before
     error = one_error_line(["run", str(config)])
     assert f"{store}: damaged results store" in error, error
+    assert checked == error
     assert store.read_bytes() == before  # not "repaired" into an empty store
+
+
+def test_plan_check_reads_a_sound_store_and_creates_nothing(finished_store: Path, tmp_path: Path, mini_data: Path,
+                                                           tiny_model: Path) -> None:
+    out, store = _copy_store(finished_store, tmp_path)
+    config = tmp_path / "exp.toml"
+    config.write_text(experiment_toml(tiny_model, mini_data, out), encoding="utf-8")
+    result = CliRunner().invoke(app, ["plan", "--check", str(config)])
+    assert result.exit_code == 0 and result.output.startswith(f"OK: {config}"), result.output
+    assert sorted(out.iterdir()) == [store]  # no -wal or -shm file either
+
+
+# ---- damaged rows in a store that opens ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def store_with_curves(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small complete store with every table filled, per-step per-example rows (curve_stats) too."""
+    target = SyntheticTarget("xnli", "accuracy", {"en": 80.0, "de": 70.0}, n_examples=40, chance=100 / 3)
+    return write_strategy_experiment(tmp_path_factory.mktemp("curves") / "exp", [StepProfile(target)])
+
+
+ROW_DAMAGE = {  # table -> (the rows damaged, the damage)
+    "example_stats": ("rowid=1", "stats=x'00010203'"),
+    "curve_stats": ("rowid=1", "stats=x'00010203'"),
+    "scores": ("rowid=(SELECT min(rowid) FROM scores WHERE kind='final')", "value='abc'"),
+    "meta": ("1", "value='999'"),
+}
+
+
+@pytest.mark.parametrize(("table", "command"), [
+    ("example_stats", "analyze"), ("example_stats", "report"), ("curve_stats", "analyze"), ("curve_stats", "report"),
+    ("scores", "results"), ("scores", "analyze"), ("scores", "report"),
+    ("meta", "results"), ("meta", "analyze"), ("meta", "report"),
+])
+def test_a_damaged_row_is_one_line_naming_table_and_run(table: str, command: str, store_with_curves: Path,
+                                                        tmp_path: Path) -> None:
+    expdir, store = _copy_store(store_with_curves, tmp_path)
+    rows, damage = ROW_DAMAGE[table]
+    con = sqlite3.connect(store)
+    with con:
+        where = "meta: key '" if table == "meta" else \
+            f"{table}, run {con.execute(f'SELECT run_id FROM {table} WHERE {rows}').fetchone()[0]}: "
+        con.execute(f"UPDATE {table} SET {damage} WHERE {rows}")
+    con.close()
+    args = [command, str(expdir)] + (["--n-boot", "10"] if command != "results" else [])
+    error = one_error_line(args)
+    assert error.startswith(f"error: {store}: damaged results store (table {where}"), error
+    assert error.endswith("restore it from a backup, or move it away and run the config again to recompute "
+                          "every run"), error
+    assert [p.name for p in expdir.iterdir() if not p.name.startswith(Store.FILENAME)] == []  # nothing half-written
 
 
 def test_report_into_a_path_that_cannot_be_a_directory(finished_store: Path, tmp_path: Path) -> None:

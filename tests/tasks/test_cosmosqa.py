@@ -51,5 +51,24 @@ def test_malformed(tmp_path: Path) -> None:
     assert ":1: " in err.value.one_line()
 
 
+def test_invalid_utf8_names_its_line_and_file_byte(shared_data: Path, tmp_path: Path) -> None:
+    # a real CSV is decoded in chunks: the error must still say the line, and the byte in the file
+    raw = bytearray((shared_data / "english" / "cosmosqa" / "valid.csv").read_bytes())
+    at = raw.index(b"\n", 41000) + 5  # a few bytes into a line far past the first decoder chunk
+    line = raw.count(b"\n", 0, at) + 1
+    raw[at] = 0xFF
+    path = tmp_path / "valid.csv"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as err:
+        read_cosmosqa(path)
+    assert err.value.one_line() == f"{path}:{line}: invalid UTF-8 at byte {at}"
+    # the line readers give the file's byte too, not the byte within the line
+    jsonl = tmp_path / "valid.jsonl"
+    jsonl.write_bytes(b'\n\n{"context": "\xff"}\n')
+    with pytest.raises(DataError) as err:
+        read_cosmosqa(jsonl)
+    assert err.value.one_line() == f"{jsonl}:3: invalid UTF-8 at byte 15"
+
+
 def test_phase2(phase2) -> None:
     assert_phase2_ran(phase2("cosmosqa"), "cosmosqa", ("accuracy",))

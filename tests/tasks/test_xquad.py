@@ -62,6 +62,41 @@ def test_removed_answers_are_refused() -> None:
         _task().read("eval", "es")
 
 
+def _squad_file(path: Path, questions: list[dict]) -> Path:
+    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": "Bern is the capital.", "qas": questions}]}]}, indent=1), encoding="utf-8")
+    return path
+
+
+BERN = [{"text": "Bern", "answer_start": 0}]
+
+
+@pytest.mark.parametrize(("questions", "message"), [
+    ([{"id": "q1", "question": "Capital?", "answers": BERN}, {"id": "q2", "question": "Which?", "answers": []}],
+     "question 'q2' has no answers"),
+    ([{"id": "q1", "question": "Capital?", "answers": BERN}, {"id": "q2", "question": "Which?"}],
+     "question 'q2' has no answers"),
+    ([{"id": "q1", "question": "Capital?", "answers": BERN}, {"id": "q1", "question": "Which?", "answers": BERN}],
+     "question id 'q1' occurs twice"),
+])
+def test_unanswered_or_repeated_questions_are_refused(tmp_path: Path, questions: list[dict], message: str) -> None:
+    """SQuAD 2.0's rule would score an unanswered question right for an empty prediction, and a
+    repeated id would merge two questions' predictions: an evaluation file with either is refused."""
+    _squad_file(tmp_path / "xquad.de.json", questions)
+    with pytest.raises(DataError) as err:
+        get_task("xquad", {"dir": str(tmp_path)}).read("eval", "de")
+    line = next(i for i, text in enumerate((tmp_path / "xquad.de.json").read_text().splitlines(), 1)
+                if f'"id": "{"q1" if "twice" in message else "q2"}"' in text)
+    assert err.value.one_line().startswith(f"{tmp_path / 'xquad.de.json'}:{line}: {message}"), err.value.one_line()
+
+
+def test_a_training_file_may_repeat_ids(tmp_path: Path) -> None:
+    """XTREME's TyDiQA train file numbers its questions per article ('0' occurs 1,651 times)."""
+    train = _squad_file(tmp_path / "train.json", [{"id": "0", "question": "Capital?", "answers": BERN},
+                                                  {"id": "0", "question": "Which?", "answers": BERN}])
+    assert len(get_task("tydiqa", {"train_file": str(train)}, data_dir=tmp_path).read("train", "en")) == 2
+
+
 def test_the_shared_copy_has_gold_answers(shared_data: Path) -> None:
     """Since 2026-11-29 the shared XQuAD files carry gold answers: every question of every language
     reads, with a non-empty answer found at its offset, and ids identical across languages."""

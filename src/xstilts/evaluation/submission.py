@@ -30,7 +30,10 @@ files of languages outside XTREME's list (XQuAD's ``ro``) are ignored, as ``eval
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +52,7 @@ from xstilts.tasks import get_task
 from xstilts.tasks.base import ClassificationExample, SpanQAExample, TaggingExample, Task
 from xstilts.tasks.benchmark import EVALUATE_PY_GROUPS, SUBMISSION_NAMES
 from xstilts.tasks.benchmark import GROUPS as BENCHMARK_GROUPS
+from xstilts.tasks.formats import decode_utf8
 
 #: xstilts task name -> XTREME's folder name for it.
 XTREME_NAMES = SUBMISSION_NAMES
@@ -204,15 +208,16 @@ def write_gold_examples(root: str | Path, task: Task | str, language: str, examp
 # Reading (the official readers' semantics; malformed input is a DataError naming file and line)
 
 
-def _lines(path: Path) -> list[str]:
-    """Stripped lines, split as Python's text mode splits them (what ``evaluate.py`` reads)."""
+def _text(path: Path) -> str:
+    """The file as ``evaluate.py`` reads it (UTF-8, a BOM kept); bad UTF-8 is named by its line."""
     if not path.is_file():
         raise DataError("submission file not found", path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return [line.strip() for line in fh]
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason})", path) from None
+    return decode_utf8(path, path.read_bytes(), strip_bom=False)
+
+
+def _lines(path: Path) -> list[str]:
+    """Stripped lines, split as Python's text mode splits them (what ``evaluate.py`` reads)."""
+    return [line.strip() for line in io.StringIO(_text(path), newline=None)]
 
 
 def read_tags(path: Path) -> list[list[str]]:
@@ -249,14 +254,11 @@ def read_pairs(path: Path) -> set[tuple[str, str]]:
 
 
 def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError("submission file not found", path)
+    text = _text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON: {e.msg}", path, e.lineno) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason})", path) from None
 
 
 def read_answers(path: Path) -> dict[str, str]:
@@ -399,12 +401,9 @@ def score_submission(pred_dir: str | Path, label_dir: str | Path) -> SubmissionS
     return out
 
 
-def gather(run_dirs: Sequence[Path], out: Path) -> list[str]:
-    """Copy several runs' submission folders (each holding one task) into one, as evaluate.py wants.
-
-    Returns the task folders gathered. Two runs giving the same task (two seeds, two settings) is
-    an error naming both: a submission holds one prediction per question.
-    """
+def _task_dirs(run_dirs: Sequence[Path]) -> dict[str, Path]:
+    """The task folders of several runs by name. Two runs giving the same task (two seeds, two
+    settings) is an error naming both: a submission holds one prediction per question."""
     origin: dict[str, Path] = {}
     for run_dir in run_dirs:
         for task_dir in sorted(p for p in Path(run_dir).iterdir() if p.is_dir()):
@@ -412,8 +411,47 @@ def gather(run_dirs: Sequence[Path], out: Path) -> list[str]:
                 raise DataError(f"task {task_dir.name} comes from two runs: {origin[task_dir.name].parent.name} "
                                 f"and {run_dir.name}; gather one seed of one setting", task_dir)
             origin[task_dir.name] = task_dir
-            for src in sorted(task_dir.iterdir()):
-                target = out / task_dir.name / src.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _write_text(target, src.read_text(encoding="utf-8"))
+    return origin
+
+
+def gather(run_dirs: Sequence[Path], out: Path) -> list[str]:
+    """Copy several runs' submission folders (each holding one task) into one, as evaluate.py wants.
+
+    Returns the task folders gathered. Files are copied byte for byte (each atomically): checking
+    them is :func:`write_submission`'s job, done on the originals so errors name those.
+    """
+    origin = _task_dirs(run_dirs)
+    for name, task_dir in origin.items():
+        for src in sorted(task_dir.iterdir()):
+            target = out / name / src.name
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(src.read_bytes())
     return sorted(origin)
+
+
+def write_submission(pred_dirs: Sequence[Path], label_dirs: Sequence[Path], out: Path) -> list[str]:
+    """Gather runs' predictions and labels into ``out/predictions`` and ``out/labels``; the tasks.
+
+    Every run's files are read and scored first, so bad input is an error naming the run's own
+    file and line (not its copy) before anything is written. A new ``out`` is built in a hidden
+    sibling and renamed into place: an error or a crash never leaves a half-written one. An
+    existing ``out`` is added to, as before (files of the same name are replaced).
+    """
+    _task_dirs(pred_dirs)  # a task from two runs: an error before anything is written
+    _task_dirs(label_dirs)
+    for pred_dir, label_dir in zip(pred_dirs, label_dirs, strict=True):
+        score_submission(pred_dir, label_dir)
+    if out.exists():
+        tasks = gather(pred_dirs, out / "predictions")
+        gather(label_dirs, out / "labels")
+        return tasks
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.{os.getpid()}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process that had our pid
+    try:
+        tasks = gather(pred_dirs, tmp / "predictions")
+        gather(label_dirs, tmp / "labels")
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tasks

@@ -27,6 +27,7 @@ from xstilts.export.hf import LABELLED, hf_logits
 from xstilts.heads import get_head_kind
 from xstilts.tasks import get_task
 from xstilts.tasks.base import ClassificationExample, MultipleChoiceExample, SpanQAExample, TaggingExample
+from xstilts.tasks.formats import decode_utf8
 
 BATCH_SIZE = 32
 
@@ -36,9 +37,10 @@ def read_items(path: Path, kind: str, labels: Sequence[str] = ("",)) -> list[Any
     placeholder the encoders need and nothing reads."""
     gold = labels[0]
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
         raise DataError(f"cannot read input ({exc})", path) from None
+    lines = decode_utf8(path, raw, strip_bom=False).splitlines()  # bad UTF-8: an error naming its line
     items = []
     for n, line in enumerate(lines, 1):
         fields = line.split("\t")

@@ -168,15 +168,19 @@ def best_threshold(candidates: Sequence[tuple[float, Any, Any]], gold: set[tuple
     """The score threshold that maximises F1 of ``score >= threshold`` candidates against ``gold``.
 
     Candidates are taken best first; the threshold sits halfway between the last kept and the
-    first dropped score (as XTREME's ``bucc_optimize``), or at the last score when all are kept.
+    first dropped score, or at the last score when all are kept (where XTREME's ``bucc_optimize``
+    fails with an IndexError). As there, F1 is computed as 2PR/(P+R) in floating point and only a
+    strictly larger value moves the threshold, so exact ties break on the same rounding; and with
+    no correct candidate the threshold stays at 0.
     """
     items = sorted(candidates, key=lambda c: -c[0])
-    best_f1, threshold, correct = 0.0, float("inf"), 0
+    best_f1, threshold, correct = 0.0, 0.0, 0
     for n, (score, s, t) in enumerate(items, start=1):
         correct += (s, t) in gold
         if correct == 0:
             continue
-        f1 = 2 * correct / (n + len(gold))
+        precision, recall = correct / n, correct / len(gold)
+        f1 = 2 * precision * recall / (precision + recall)
         if f1 > best_f1:
             best_f1 = f1
             threshold = (score + items[n][0]) / 2 if n < len(items) else score

@@ -40,7 +40,6 @@ BUCC is an XTREME task only; XTREME-R replaced it with LAReQA and Mewsli-X.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,10 +141,6 @@ def _f1(rows: np.ndarray) -> float:
     return float(200 * hits / (n_pred + n_gold)) if n_pred + n_gold else 0.0
 
 
-def _finite(threshold: float) -> float | None:
-    return threshold if math.isfinite(threshold) else None
-
-
 def cross_fitted_stats(candidates: Sequence[Candidate], gold: frozenset[tuple[str, str]] | set[tuple[str, str]],
                        source_ids: Sequence[str]) -> tuple[np.ndarray, dict[str, object]]:
     """Per-source stats rows (in ``source_ids`` order) of each half scored at the other half's threshold.
@@ -164,7 +159,7 @@ def cross_fitted_stats(candidates: Sequence[Candidate], gold: frozenset[tuple[st
         rows[[row_of[s] for s in halves[h]]] = scored
     info: dict[str, object] = {
         "threshold_method": CROSS_FIT,
-        "threshold_a": _finite(thresholds[0]), "threshold_b": _finite(thresholds[1]),
+        "threshold_a": thresholds[0], "threshold_b": thresholds[1],
         "half_a": {"sources": len(halves[0]), "gold_pairs": len(golds[0]), "candidates": len(cands[0])},
         "half_b": {"sources": len(halves[1]), "gold_pairs": len(golds[1]), "candidates": len(cands[1])},
     }
@@ -248,7 +243,7 @@ class BUCC(RetrievalTask):
             candidates = self.candidates(embed, scored, language)
             threshold = best_threshold(dev_candidates, set(dev.gold))
             rows = mining_stats(candidates, set(scored.gold), threshold, scored.source_ids)
-            method: dict[str, object] = {"threshold_method": "dev->test", "threshold": _finite(threshold)}
+            method: dict[str, object] = {"threshold_method": "dev->test", "threshold": threshold}
         else:
             scored, candidates = dev, dev_candidates
             assert scored.gold is not None
@@ -264,6 +259,6 @@ class BUCC(RetrievalTask):
             "source_sentences": len(scored.source_ids), "english_sentences": len(scored.target_ids),
             "f1_tuned_on_scored": tuned_on_scored,
             "f1_tuned_on_scored_note": "threshold tuned on the scored gold pairs themselves: optimistic, not the metric",
-            "threshold_tuned_on_scored": _finite(own),
+            "threshold_tuned_on_scored": own,
             "test_without_gold": bool(len(corpora) > 1 and corpora[1].gold is None),
         })

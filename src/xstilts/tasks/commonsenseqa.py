@@ -29,6 +29,8 @@ def read_commonsenseqa(path: Path) -> list[MultipleChoiceExample]:
                 for c in choices):
             raise DataError("'question.choices' must be a list of {label, text}", path, lineno)
         labels = [c["label"] for c in choices]
+        if len(set(labels)) != len(labels):  # the answer would be the first of two same-named choices
+            raise DataError(f"choice labels repeat ({', '.join(labels)})", path, lineno)
         key = obj.get("answerKey")
         if key not in labels:
             raise DataError(f"answerKey {key!r} is not one of the choice labels {', '.join(labels)}",

@@ -6,7 +6,9 @@ invalid UTF-8, a wrong column count or bad JSON into a :class:`DataError` naming
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,17 +28,32 @@ def line_of(path: Path, needle: str) -> int | None:
     return text.count("\n", 0, pos) + 1 if pos >= 0 else None
 
 
+def decode_utf8(path: Path, raw: bytes, strip_bom: bool = True) -> str:
+    """``raw``, the bytes of ``path``, as text (without a leading BOM unless ``strip_bom`` is False).
+
+    Invalid UTF-8 is a DataError naming its line and its byte offset in the file: a decoder's own
+    offset counts from the start of whatever it was given (a line, a read chunk), not the file's.
+    """
+    skip = len(codecs.BOM_UTF8) if strip_bom and raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        raise DataError(f"invalid UTF-8 at byte {at}", path, raw.count(b"\n", 0, at) + 1) from None
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its line ending) for every line of a UTF-8 file."""
     require_file(path)
     with open(path, "rb") as fh:
+        offset = 0  # of the line in the file: an error names the file's byte, as decode_utf8 does
         for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
+            skip = len(codecs.BOM_UTF8) if lineno == 1 and raw.startswith(codecs.BOM_UTF8) else 0
             try:
-                text = raw.decode("utf-8")
+                text = raw[skip:].decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"invalid UTF-8 at byte {exc.start}", path, lineno) from None
+                raise DataError(f"invalid UTF-8 at byte {offset + skip + exc.start}", path, lineno) from None
+            offset += len(raw)
             yield lineno, text.rstrip("\r\n")
 
 
@@ -91,14 +108,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def read_json(path: Path) -> Any:
     """A whole JSON document; syntax errors name the line."""
     require_file(path)
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"invalid UTF-8 at byte {exc.start}", path, line) from None
+    text = decode_utf8(path, path.read_bytes())
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -106,24 +116,25 @@ def read_json(path: Path) -> Any:
 
 
 def read_csv_dicts(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a CSV with header as dicts, with the physical line each row starts on."""
+    """Rows of a CSV with header as dicts, with the physical line each row starts on.
+
+    The file is decoded whole before parsing, so invalid UTF-8 is named by its line (a decoding
+    file object only knows the offset into the chunk it was decoding).
+    """
     require_file(path)
+    reader = csv.DictReader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""))
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"header lacks column(s) {', '.join(missing)}", path, 1)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"header lacks column(s) {', '.join(missing)}", path, 1)
+        start = reader.line_num + 1
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise DataError("wrong number of CSV fields", path, start)
+            yield start, row
             start = reader.line_num + 1
-            for row in reader:
-                if None in row or any(v is None for v in row.values()):
-                    raise DataError("wrong number of CSV fields", path, start)
-                yield start, row
-                start = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        raise DataError(f"invalid UTF-8 at byte {exc.start}", path) from None
     except csv.Error as exc:
-        raise DataError(f"malformed CSV ({exc})", path) from None
+        raise DataError(f"malformed CSV ({exc})", path, reader.line_num) from None
 
 
 def read_conll(path: Path, tags: tuple[str, ...] | None = None, lang: str | None = None,

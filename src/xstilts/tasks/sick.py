@@ -14,6 +14,8 @@ from xstilts.tasks.formats import read_tsv_header
 from xstilts.tasks.nli import NLI_LABELS, nli_label
 from xstilts.tasks.registry import register
 
+SEMEVAL_SETS = ("TRAIN", "TRIAL", "TEST")  # the file's splits (compared case-insensitively)
+
 
 @register
 class SICK(Task):
@@ -33,6 +35,9 @@ class SICK(Task):
         wanted = "TRAIN" if split == "train" else str(self.options.get("eval_set", "TRIAL"))
         need = ("sentence_A", "sentence_B", "entailment_label", "SemEval_set")
         rows = list(read_tsv_header(path, need))
+        for lineno, row in rows:  # a misspelt set name would otherwise drop its row without a word
+            if row["SemEval_set"].strip().upper() not in SEMEVAL_SETS:
+                raise DataError(f"SemEval_set {row['SemEval_set']!r} is none of {', '.join(SEMEVAL_SETS)}", path, lineno)
         # set names compare case-insensitively: a re-exported file may spell them 'train' / 'trial'
         examples = [
             ClassificationExample(row["sentence_A"], row["sentence_B"], nli_label(row["entailment_label"], path, lineno))

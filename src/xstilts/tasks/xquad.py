@@ -34,8 +34,25 @@ SQUAD_TRAIN_NAMES = ("train-v1.1.json",)
 SQUAD_DEV_NAMES = ("dev-v1.1.json", "squaddev_v1.1.json")
 
 
-def check_answers(path: Path, examples: list[SpanQAExample]) -> list[SpanQAExample]:
-    """Reject files with removed answers, and empty answer strings, naming the file and line."""
+def _id_line(path: Path, qid: str) -> int | None:
+    return line_of(path, f'"id": "{qid}"') or line_of(path, f'"id":"{qid}"')
+
+
+def check_answers(path: Path, examples: list[SpanQAExample], scored: bool = True) -> list[SpanQAExample]:
+    """Reject files with removed answers, empty answer strings and questions without answers, and
+    (``scored``: files predictions are scored on) repeated question ids, naming the file and line.
+    Every question of these SQuAD v1.1-style files is answerable: one without answers would be
+    scored by SQuAD 2.0's rule, right when the prediction is empty; a repeated id would merge two
+    questions' predictions (XTREME's TyDiQA train file repeats its ids, harmless for training)."""
+    unanswered = next((ex for ex in examples if not ex.answers), None)
+    if unanswered is not None:
+        raise DataError(f"question {unanswered.id!r} has no answers (every question of this task's files is "
+                        "answerable)", path, _id_line(path, unanswered.id))
+    seen: set[str] = set()
+    for ex in examples if scored else ():
+        if ex.id in seen:
+            raise DataError(f"question id {ex.id!r} occurs twice (the first at this line)", path, _id_line(path, ex.id))
+        seen.add(ex.id)
     empty = [ex for ex in examples if any(text == "" for text, _ in ex.answers)]
     if not empty:
         return examples
@@ -47,9 +64,10 @@ def check_answers(path: Path, examples: list[SpanQAExample]) -> list[SpanQAExamp
     raise DataError(f"question {empty[0].id!r} has an empty answer text", path, line)
 
 
-def read_labelled_squad(path: Path) -> list[SpanQAExample]:
-    """Every question of a SQuAD-format file, which must carry real (non-empty) answers."""
-    return check_answers(path, read_squad(path))
+def read_labelled_squad(path: Path, scored: bool = True) -> list[SpanQAExample]:
+    """Every question of a SQuAD-format file, which must carry real (non-empty) answers (and, where
+    ``scored``, distinct ids)."""
+    return check_answers(path, read_squad(path), scored)
 
 
 def pick(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -98,7 +116,7 @@ class XQuAD(Task):
             return read_labelled_squad(self.files(split, language)[0])
         real = self.train_file()
         if real is not None:
-            return read_labelled_squad(real)
+            return read_labelled_squad(real, scored=False)
         return standin_train(*self.files(split, language))
 
 
@@ -124,4 +142,5 @@ def standin_train(squad_dev: Path, xquad_en: Path) -> list[SpanQAExample]:
                         "v1.1 dev file, so the stand-in cannot exclude them (is it SQuAD v1.1 dev?)",
                         squad_dev)
     return check_answers(squad_dev, [ex for ex in examples
-                                     if squash(ex.context) not in xquad_contexts and ex.id not in xquad_ids])
+                                     if squash(ex.context) not in xquad_contexts and ex.id not in xquad_ids],
+                         scored=False)
