@@ -38,6 +38,11 @@ def test_opposite_stores_give_opposite_answers(helps_ner: Path, helps_nli: Path)
     assert "English (in-language)" in a.summary
     assert abs(m.loc[("panx", "english"), "delta"]) < 3.0
     assert "Replication under mnli: replicated" in a.summary
+    # a target whose every language gained has no "worst-affected" language, only a least-gaining one
+    worst = a.effect_summary.set_index("target").loc["panx"]
+    assert worst["worst_delta"] > 0
+    assert f"every language gained; the least is {worst['worst_language']}" in a.summary
+    assert f"the worst-affected is {b.effect_summary.set_index('target').loc['panx', 'worst_language']}" in b.summary
 
 
 def test_every_measure_is_compared(helps_ner: Path) -> None:
@@ -63,6 +68,15 @@ def test_several_settings_make_simultaneous_intervals(tmp_path: Path) -> None:
     assert np.allclose(prim["p_adj"], np.minimum(1, 3 * prim["p"]))
     assert (prim["p_adj"] < 0.05).eq(prim["decided"]).all()
     assert "simultaneous over 3 settings" in a.summary
+    # the detectable effect is the one this row's simultaneous test detects, not an unadjusted test's
+    from scipy import stats
+
+    for _, r in prim.iterrows():
+        expected = (stats.t.ppf(1 - (1 - r["level"]) / 2, r["df"]) + stats.t.ppf(0.8, r["df"])) * r["se"]
+        assert np.isclose(r["mde80"], expected)
+        assert r["mde80"] > (stats.t.ppf(0.975, r["df"]) + stats.t.ppf(0.8, r["df"])) * r["se"]
+    # descriptive rows compare two metrics' raw changes: they name no more robust target
+    assert set(a.comparison.loc[~a.comparison["robustness"], "favours"]) == {"n/a"}
 
 
 def test_no_verdict_and_no_claim_without_both_targets(tmp_path: Path) -> None:
@@ -93,3 +107,25 @@ def test_a_worse_task_is_not_called_worse_transfer(tmp_path: Path) -> None:
     assert m.loc[("panx", "mean_zero_shot"), "ci_hi"] < 0
     assert _primary(a)["favours"] == "neither"  # ... but transfer kept its share of English
     assert "do not separate NER and NLI" in a.summary
+
+
+def test_a_gap_narrowed_by_a_falling_english_says_so(tmp_path: Path) -> None:
+    """As SQuAD did to PAN-X in the study: English −25, the zero-shot mean −16, so the transfer gap
+    'favours NER' at p < 0.01 while the transfer ratio does not move. The summary names the gap's
+    verdict with the reason next to it."""
+    from xstilts.analysis.synthetic import SyntheticTarget, write_synthetic_experiment
+
+    ner = {"en": 62.0, "de": 50.0, "es": 48.0, "ru": 44.0, "ar": 40.0, "hi": 42.0}
+    nli = {"en": 70.0, "de": 66.0, "es": 65.0, "ru": 62.0, "ar": 60.0, "hi": 61.0}
+    fall = {lang: (-20.0 if lang == "en" else -20.0 * v / 62.0) for lang, v in ner.items()}
+    write_synthetic_experiment(tmp_path, [
+        SyntheticTarget("panx", "f1", ner, {"mnli": fall}, n_examples=600),
+        SyntheticTarget("xnli", "accuracy", nli, {"mnli": 0.0}, n_examples=600, chance=100 / 3, parallel=True),
+    ], seeds=(0, 1, 2), seed_sd=0.5, holdout_english=True, with_curves=False, rng_seed=3)
+    a = analyze(tmp_path, n_boot=300, with_selection=False)
+    rows = a.comparison.set_index(["intermediate", "measure"])
+    assert rows.loc[("mnli", "transfer_gap"), "favours"] == "NER"
+    assert rows.loc[("mnli", "english"), "ner_hi"] < 0
+    assert ("transfer gap favours NER (the gap is English minus the zero-shot mean, and English itself changed "
+            "for NER: part of the gap's change is English's, not transfer's)") in a.summary
+

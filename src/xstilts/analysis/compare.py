@@ -105,7 +105,9 @@ def compare_targets(scores: dict[str, TargetScores], settings: list[str], ner: s
                 "nli": e_nli.value, "nli_lo": e_nli.lo, "nli_hi": e_nli.hi,
                 "diff": e.value, "se": e.se, "df": e.df, "diff_lo": e.lo, "diff_hi": e.hi, "level": level,
                 "p": e.p, "p_adj": p_adj, "method": e.method, "paired_seeds": paired,
-                "favours": favours(e, measure.better), "decided": e.decided, **power_row(e, alpha),
+                # descriptive rows compare two metrics' raw changes: no target is "more robust" by them
+                "favours": favours(e, measure.better if measure.robustness else None), "decided": e.decided,
+                **power_row(e, 1 - level),  # detectable at the level the row is tested at
             })
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 

@@ -6,7 +6,7 @@ An interval that includes zero says "not shown", not "no effect". To read it, th
   estimate's own standard error and degrees of freedom: ``(t(1 − α/2) + t(0.8)) · se``;
 * ``seeds_needed``: the seeds per arm at which the *observed* effect would be detected with 80 %
   power, keeping the test sets (the common item variance does not shrink with seeds, so an effect
-  below its floor needs more test items instead: ``-1``);
+  below its floor needs more test items instead: ``-1``; more than ``MAX_SEEDS``: ``inf``);
 * ``item_share``: the part of the variance that comes from the common test items, i.e. how much
   more test data (rather than more seeds) would help.
 
@@ -41,7 +41,8 @@ def mde(e: Estimate, alpha: float = 0.05) -> float:
 
 
 def seeds_needed(e: Estimate, alpha: float = 0.05) -> float:
-    """Seeds per arm that detect ``|e.value|`` with 80 % power; -1: more seeds alone cannot."""
+    """Seeds per arm that detect ``|e.value|`` with 80 % power; -1: more seeds alone cannot (the item
+    variance's floor is above the effect); inf: more than ``MAX_SEEDS`` would."""
     if not (math.isfinite(e.s2_pooled) and math.isfinite(e.value)) or e.value == 0:
         return float("nan")
     v_item = max(e.v_item, 0.0) if math.isfinite(e.v_item) else 0.0
@@ -55,7 +56,7 @@ def seeds_needed(e: Estimate, alpha: float = 0.05) -> float:
     var = v_seed + v_item
     df = (2 * n - 2) * (var / v_seed) ** 2
     detectable = (sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(POWER, df)) * np.sqrt(var) <= target
-    return float(n[np.argmax(detectable)]) if detectable.any() else -1.0
+    return float(n[np.argmax(detectable)]) if detectable.any() else math.inf  # seeds could, past MAX_SEEDS
 
 
 def power_row(e: Estimate, alpha: float = 0.05) -> dict[str, float]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from xstilts.analysis.measures import PRIMARY
+from xstilts.analysis.power import MAX_SEEDS
 
 METRIC_NAMES = {
     "f1": "entity F1",
@@ -102,12 +103,28 @@ def verdict_sentence(inter: str, row: pd.Series) -> str:
     return f"under {inter}, the transfer ratio is undefined for a target (English not above chance in some run)"
 
 
+def _english_moved(comparison: pd.DataFrame, inter: str) -> str:
+    """'NER', 'NLI' or 'NER and NLI': the targets whose English score changed under ``inter`` (95 % CI
+    excluding 0), which the transfer gap then moves with; '' if neither."""
+    rows = comparison[(comparison["intermediate"] == inter) & (comparison["measure"] == "english")]
+    if rows.empty:
+        return ""
+    r = rows.iloc[0]
+    moved = [name for name, lo, hi in (("NER", r["ner_lo"], r["ner_hi"]), ("NLI", r["nli_lo"], r["nli_hi"]))
+             if lo > 0 or hi < 0]
+    return " and ".join(moved)
+
+
 def _power_sentence(row: pd.Series) -> str:
     mde, need = float(row["mde80"]), float(row["seeds_needed"])
     parts = []
     if math.isfinite(mde):
-        parts.append(f"the smallest NER − NLI difference this design detects with 80 % power is {fmt(mde)} pp")
-    if math.isfinite(need) and not row["decided"]:
+        parts.append(f"the smallest NER − NLI difference this design detects with 80 % power at its "
+                     f"{level_percent(float(row['level']))} % level is {fmt(mde)} pp")
+    if need == math.inf and not row["decided"]:
+        parts.append(f"resolving the observed {fmt(row['diff'], signed=True)} pp would take more than {MAX_SEEDS} "
+                     "seeds per arm")
+    elif math.isfinite(need) and not row["decided"]:
         parts.append(f"resolving the observed {fmt(row['diff'], signed=True)} pp would take about {int(need)} seeds "
                      "per arm" if need > 0 else "the observed difference is below what the test sets can resolve "
                      "at any number of seeds (more test items are needed)")
@@ -143,8 +160,10 @@ def _target_lines(label: str, target: str, metric: str, inter: str, measures: pd
             hurt, same = int(s["hurt"]), int(s["not_significant"])
             per = (f"{int(s['improved'])} of {n} zero-shot languages improved, {hurt} {'was' if hurt == 1 else 'were'} "
                    f"hurt, {same} {'was' if same == 1 else 'were'} not significantly changed (Holm)")
-        worst = f"; the worst-affected is {s['worst_language']} ({fmt(s['worst_delta'], signed=True)} points)" \
-            if isinstance(s["worst_language"], str) else ""
+        worst = ""
+        if isinstance(s["worst_language"], str):  # "worst-affected" would misname a language that gained
+            which = "every language gained; the least is" if float(s["worst_delta"]) > 0 else "the worst-affected is"
+            worst = f"; {which} {s['worst_language']} ({fmt(s['worst_delta'], signed=True)} points)"
         lines.append(f"{label} per language: {per}{worst}.")
     return lines
 
@@ -187,7 +206,13 @@ def write_summary(comparison: pd.DataFrame, replication: pd.DataFrame, measures:
         sec = comparison[(comparison["intermediate"] == inter) & ~comparison["primary"] & comparison["robustness"]]
         said = [f"{r['label'].split(':')[0]} favours {r['favours']}" for _, r in sec.iterrows()
                 if r["favours"] in ("NER", "NLI")]
-        lines.append("- Secondary transfer measures with intervals excluding zero: " + (_join(said) or "none") + ".")
+        moved = _english_moved(comparison, inter)
+        why = ""
+        if moved and any(r["measure"] == "transfer_gap" and r["favours"] in ("NER", "NLI") for _, r in sec.iterrows()):
+            why = (f" (the gap is English minus the zero-shot mean, and English itself changed for {moved}: part "
+                   "of the gap's change is English's, not transfer's)")
+        lines.append("- Secondary transfer measures with intervals excluding zero: " + (_join(said) or "none") + why
+                     + ".")
     lines += ["", "How sure we are: " + _certainty(measures, [ner, nli], info)]
     if warnings:
         lines += ["", "Caveats: " + " ".join(w.rstrip(".") + "." for w in warnings)]
@@ -209,9 +234,12 @@ def _certainty(measures: pd.DataFrame, targets: list[str], info: dict) -> str:
         notes.append(f"with so few seeds the seed variance rests on {_join(str(d) for d in dfs)} degrees of freedom "
                      "(Student t), which is why the intervals are wide; their coverage at these sizes, measured in "
                      "simulation, is in docs/statistics.md")
-    if "items" in methods or "none" in methods:
+    if ("items" in methods or "none" in methods) and any(s < 2 for s in seeds):
         notes.append("with a single seed per arm training variance is unknown: intervals then cover test items only "
                      "and no verdict is given")
+    if "none" in methods and any(s > 1 for s in seeds):  # "none" here: a measure undefined in some run
+        notes.append("a measure undefined in some run (a ratio whose English score is not above chance) has no "
+                     "interval and no verdict")
     if "seeds" in methods:
         notes.append("where per-example statistics are missing the test-item variance is not counted")
     return text + ("; " + "; ".join(notes) if notes else "") + "."

@@ -26,7 +26,7 @@ from xstilts.analysis.summary import METRIC_NAMES, fmt
 from xstilts.config import BASELINE
 
 DPI = 100
-_MARKERS = "osD^vP*X"
+_MARKERS = "osD^v<>p"  # shapes that read hollow as well as filled (n.s. vs significant)
 
 
 def _png(fig: Figure) -> bytes:
@@ -117,6 +117,7 @@ def delta_dotplot(a: Analysis, target: str) -> bytes | None:
     fig = Figure(figsize=(max(6.0, 0.38 * len(langs) + 2.0), 4.2), layout="constrained")
     ax = fig.add_subplot()
     width = 0.7 / max(len(settings), 1)
+    handles: list[Line2D] = []  # one entry a setting; filled / hollow said once (long names fit in 3 columns)
     for k, inter in enumerate(settings):
         sub = e[e["intermediate"] == inter]
         x = np.array([pos[lang] for lang in sub["language"]]) + (k - (len(settings) - 1) / 2) * width
@@ -135,24 +136,18 @@ def delta_dotplot(a: Analysis, target: str) -> bytes | None:
             )
         sig = holm_significant(sub).to_numpy(bool)
         marker = _MARKERS[k % len(_MARKERS)]
-        ax.scatter(
-            x[sig], y[sig], color=colours[inter], marker=marker, zorder=3, label=f"{inter} (significant)"
-        )
-        ax.scatter(
-            x[~sig],
-            y[~sig],
-            facecolors="white",
-            edgecolors=colours[inter],
-            marker=marker,
-            zorder=3,
-            label=f"{inter} (n.s.)",
-        )
+        ax.scatter(x[sig], y[sig], color=colours[inter], marker=marker, zorder=3)
+        ax.scatter(x[~sig], y[~sig], facecolors="white", edgecolors=colours[inter], marker=marker, zorder=3)
+        handles.append(Line2D([], [], color=colours[inter], marker=marker, linestyle="none", label=inter))
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(langs)), langs, rotation=90 if len(langs) > 15 else 0)
     metric = a.info.get("metrics", {}).get(target, "")
     ax.set_ylabel(f"Δ {metric} (points)")
     ax.set_title(f"{target}: Δ per language with 95 % CI", fontsize=11)
-    fig.legend(fontsize=7, ncol=min(2 * len(settings), 6), loc="outside lower center")
+    handles += [Line2D([], [], color="black", marker="o", linestyle="none", label="filled: significant (Holm)"),
+                Line2D([], [], color="black", marker="o", markerfacecolor="white", linestyle="none",
+                       label="hollow: not significant")]
+    fig.legend(handles=handles, fontsize=7, ncol=min(len(handles), 3), loc="outside lower center", frameon=False)
     return _png(fig)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from xstilts.analysis import Analysis
 from xstilts.analysis.measures import BY_KEY
+from xstilts.analysis.power import MAX_SEEDS
 from xstilts.analysis.strategies import UNRANKED
 from xstilts.analysis.summary import fmt, level_percent, replication_status
 
@@ -79,7 +80,10 @@ def fmt_p(p: object) -> str:
 
 
 def seeds_text(n: object) -> str:
-    """Seeds per arm that would detect the observed effect; -1 means seeds alone cannot."""
+    """Seeds per arm that would detect the observed effect; -1 means seeds alone cannot, inf more
+    than power.MAX_SEEDS would."""
+    if n == math.inf:
+        return f"> {MAX_SEEDS}"
     if not _finite(n):
         return DASH
     return "more test items" if float(n) < 0 else str(int(float(n)))  # type: ignore[arg-type]
@@ -127,8 +131,9 @@ def comparison_view(a: Analysis) -> TableView:
         "in percentage points (pp); scores and the transfer gap are in points of the target's metric. "
         "'More robust' is named only where the NER − NLI interval excludes 0, 'neither' where it includes 0 "
         "(higher ratios, lower spread and gap are more robust); the zero-shot mean and English are descriptive. "
-        "MDE80: the smallest NER − NLI difference detected with 80 % power; seeds needed: per arm, to detect "
-        "the observed difference with 80 % power at the present test sets." + simult,
+        "MDE80: the smallest NER − NLI difference detected with 80 % power at the row's level (the primary "
+        "row's simultaneous one); seeds needed: per arm, to detect the observed difference with 80 % power at "
+        "the present test sets and that level." + simult,
     )
 
 
