@@ -63,6 +63,19 @@ def holm_significant(effects: pd.DataFrame) -> pd.Series:
     return effects["verdict"].isin(["improved", "hurt"])
 
 
+def _wrapped(setting: str, width: int = 18) -> str:
+    """A multi-task setting's long name broken after its '+' signs into lines of about ``width``."""
+    lines = [""]
+    for part in setting.split("+"):
+        piece = part if not lines[-1] else "+" + part
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines[-1] += "+"
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)
+
+
 def delta_heatmap(a: Analysis, target: str) -> bytes | None:
     """Change vs baseline per (intermediate, language); '*' marks Holm-significant cells."""
     e = a.effects[a.effects["target"] == target]
@@ -79,15 +92,17 @@ def delta_heatmap(a: Analysis, target: str) -> bytes | None:
         .reindex(index=settings, columns=langs)
     )
     values = grid.to_numpy(dtype=float)
-    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    every = a.effects["delta"].to_numpy(dtype=float)  # one colour scale for every target's heatmap
+    lim = float(np.nanmax(np.abs(every))) if np.isfinite(every).any() else 1.0
     lim = lim if lim > 0 else 1.0
-    fig = Figure(
-        figsize=(max(5.0, 0.42 * len(langs) + 2.5), 0.55 * len(settings) + 1.8), layout="constrained"
-    )
+    labels = [_wrapped(name) for name in settings]
+    label_in = 0.075 * max(len(line) for name in labels for line in name.split("\n"))
+    fig = Figure(figsize=(max(5.0, 0.55 * len(langs) + 2.0 + label_in), 0.6 * len(settings) + 1.8),
+                 layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(values, cmap="RdBu", norm=TwoSlopeNorm(0.0, -lim, lim), aspect="auto")
     ax.set_xticks(range(len(langs)), langs, rotation=90 if len(langs) > 15 else 0)
-    ax.set_yticks(range(len(settings)), settings)
+    ax.set_yticks(range(len(settings)), labels)
     show_numbers = len(langs) <= 20
     for i in range(len(settings)):
         for j in range(len(langs)):
@@ -98,10 +113,10 @@ def delta_heatmap(a: Analysis, target: str) -> bytes | None:
             text = f"{v:+.1f}{mark}" if show_numbers else mark
             if text:
                 dark = abs(v) > 0.6 * lim
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
     metric = a.info.get("metrics", {}).get(target, "")
-    fig.colorbar(im, ax=ax, label=f"Δ {metric} (points)", shrink=0.9)
-    ax.set_title(f"{target}: Δ vs no intermediate task (* Holm-significant)", fontsize=11)
+    fig.colorbar(im, ax=ax, label=f"Δ {metric} (points; one scale for every target)", shrink=0.9)
+    ax.set_title(f"{target}: Δ vs no intermediate task\n(* Holm-significant)", fontsize=10)
     return _png(fig)
 
 
