@@ -22,6 +22,7 @@ from xstilts.analysis.compare import compare_targets, replicate_halves
 from xstilts.analysis.computation import computation_notes
 from xstilts.analysis.data import BASELINE, SOURCE_LANGUAGE, load, load_selection_curves
 from xstilts.analysis.effects import compute_effects
+from xstilts.analysis.intermediate import intermediate_table
 from xstilts.analysis.robustness import language_table, robustness_table
 from xstilts.analysis.selection import selection_summary, selection_table
 from xstilts.analysis.strategies import ALL_STRATEGIES, DEFAULT_K_SHOT, most_stable_text, strategy_tables
@@ -51,6 +52,7 @@ class Analysis:
     strategies: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (target, intermediate, language, strategy)
     strategy_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (target, intermediate, strategy)
     strategy_answer: pd.DataFrame = field(default_factory=pd.DataFrame)  # NER vs NLI under each strategy
+    intermediate: pd.DataFrame = field(default_factory=pd.DataFrame)  # phase 2's dev score per (setting, task, seed)
     computation: list[str] = field(default_factory=list)  # precision and thread counts of the analysed runs
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -68,6 +70,7 @@ class Analysis:
             "strategy_summary": self.strategy_summary,
             "strategy_answer": self.strategy_answer,
             "strategies": self.strategies,
+            "intermediate": self.intermediate,
         }
 
 
@@ -104,6 +107,7 @@ def analyze(
     with Store(expdir, readonly=True) as store:
         chosen = ((store.get_meta("config") or {}).get("target") or {}).get("selection") or {}
         rows = store.runs()
+        phase2 = intermediate_table(store.scores_frame())
     analysed = set(data.finals["run_id"])
     analysed |= {r["parent_run"] for r in rows if r["run_id"] in analysed and r.get("parent_run")}
     computation, computation_warnings = computation_notes(r for r in rows if r["run_id"] in analysed)
@@ -155,4 +159,5 @@ def analyze(
         strategy_summary=strat_sum,
         strategy_answer=strat_ans,
         computation=computation,
+        intermediate=phase2,
     )

@@ -20,6 +20,7 @@ from xstilts.report.tables import (
     comparison_view,
     effect_summary_view,
     effects_pivot_view,
+    intermediate_view,
     measure_name,
     measures_view,
     replication_sentences,
@@ -147,6 +148,10 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
     if stale:
         blocks.append(Block("h2", "Stale runs"))
         blocks.append(Block("list", items=[f"{run_id} (stale): {why}" for run_id, why in stale.items()]))
+
+    if len(a.intermediate):
+        blocks.append(Block("h2", "Phase 2: what each intermediate setting learned"))
+        blocks.append(Block("table", table=intermediate_view(a)))
 
     blocks.append(Block("h2", "NER vs NLI, measure by measure"))
     if len(a.comparison):

@@ -360,3 +360,25 @@ def strategy_answer_view(a: Analysis) -> TableView:
         "Seed std: the standard deviation over seeds of the per-seed answer (NER and NLI runs of one seed share "
         "their intermediate model); the most stable strategy has the smallest: " + UNRANKED + ".",
     )
+
+
+def intermediate_view(a: Analysis) -> TableView:
+    """Phase 2's English dev score per setting, task and seed, beside the task's chance level."""
+    t = a.intermediate
+    seeds = sorted(set(t["seed"]))
+    rows = []
+    for (inter, task, metric, chance), g in t.groupby(["intermediate", "task", "metric", "chance"], sort=True):
+        by_seed = dict(zip(g["seed"], g["score"], strict=True))
+        low = [str(s) for s in seeds if s in by_seed and by_seed[s] <= chance]
+        rows.append([inter, task, metric, fmt(chance), *(fmt(by_seed.get(s)) for s in seeds),
+                     f"at or below chance in seed {', '.join(low)}" if low else ""])
+    return TableView(
+        "What phase 2 learned: English dev score of each intermediate task, per seed",
+        ["Intermediate", "Task", "Metric", "Chance", *(f"Seed {s}" for s in seeds), "Note"],
+        rows,
+        "The score of the checkpoint each phase-2 run kept, on its task's English dev set (the evaluation "
+        "examples the config allowed). Chance is uniform guessing; a classifier that learned nothing also "
+        "reaches its dev set's majority class, which can be well above chance (SICK's: about 56 %), and the "
+        "same score in every seed is another sign of it. A setting whose tasks were not learned still has "
+        "its effects computed above: they are the effects of that (perturbed) encoder.",
+    )
