@@ -196,7 +196,8 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
     blocks.append(Block("table", table=robustness_view(a)))
     if figure_key("transfer_gap") in figures:
         blocks.append(
-            Block("image", "Transfer gap per setting (lower is better)", image=figure_key("transfer_gap"))
+            Block("image", "Transfer gap per setting: English minus the zero-shot mean (smaller is better transfer "
+                           "only where English did not fall)", image=figure_key("transfer_gap"))
         )
 
     blocks.append(Block("h2", "Seed spread"))
@@ -217,7 +218,9 @@ def build_document(a: Analysis, figures: set[str], title: str) -> list[Block]:
     else:
         blocks.append(Block("p", "No training curves in the store, so checkpoint selection cannot be examined."))
     if len(a.strategy_summary):
-        blocks.append(Block("h3", "English dev, k-shot, weight averaging and oracle"))
+        averaged = a.strategy_summary["strategy"].astype(str).str.startswith("average").any()
+        blocks.append(Block("h3", "English dev, k-shot, weight averaging and oracle" if averaged
+                            else "English dev, k-shot and oracle"))
         blocks.append(Block("table", table=strategy_summary_view(a)))
         if len(a.strategy_answer):
             blocks.append(Block("table", table=strategy_answer_view(a)))

@@ -198,7 +198,7 @@ def transfer_gap_bars(a: Analysis) -> bytes | None:
         return None
     targets = list(dict.fromkeys(r["target"]))
     colours = _colours(a)
-    fig = Figure(figsize=(max(4.5, 3.4 * len(targets)), 3.8), layout="constrained")
+    fig = Figure(figsize=(max(4.5, 3.6 * len(targets)), 4.6), layout="constrained")
     axes = fig.subplots(1, len(targets), squeeze=False)[0]
     for ax, target in zip(axes, targets, strict=True):
         sub = r[r["target"] == target]
@@ -206,10 +206,12 @@ def transfer_gap_bars(a: Analysis) -> bytes | None:
         vals = sub["transfer_gap"].to_numpy(float)
         bars = ax.bar(range(len(names)), vals, color=[colours[n] for n in names])
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in vals], fontsize=8)
-        ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 3 else 0)
+        ax.set_xticks(range(len(names)), [_wrapped(n, 14) for n in names], rotation=90 if len(names) > 3 else 0,
+                      fontsize=8)
         ax.set_title(target)
         ax.set_ylabel("transfer gap (points)")
-    fig.suptitle("Transfer gap: source minus mean zero-shot (lower is better)", fontsize=11)
+    fig.suptitle("Transfer gap: source minus mean zero-shot\n(it also shrinks when the source score falls)",
+                 fontsize=11)
     return _png(fig)
 
 # Answer figure: colour says whether an interval excludes zero (and on which side)
