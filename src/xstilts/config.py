@@ -37,6 +37,11 @@ MULTI_TASK_ALIASES = {
 MLM_TATOEBA = "xtreme:tatoeba"
 
 
+def setting_name(setting: str | list[str]) -> str:
+    """A setting's name: a task name, or a multi-task setting's tasks joined by '+'."""
+    return setting if isinstance(setting, str) else "+".join(setting)
+
+
 def setting_tasks(setting: str | list[str]) -> tuple[str, ...]:
     """The intermediate tasks a setting trains on together (one for single-task settings)."""
     names = [setting] if isinstance(setting, str) else list(setting)
@@ -271,7 +276,7 @@ class IntermediateConfig(Strict):
             raise ValueError("list at least one setting ('none' is the baseline)")
         if any(isinstance(s, list) and not s for s in v):  # [] would train nothing: the baseline again
             raise ValueError("a multi-task setting lists no task")
-        names = [s if isinstance(s, str) else "+".join(s) for s in v]
+        names = [setting_name(s) for s in v]
         if twice := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"setting {twice[0]!r} listed twice")
         return v
@@ -283,7 +288,7 @@ class IntermediateConfig(Strict):
         return self
 
     def setting_names(self) -> list[str]:
-        return [s if isinstance(s, str) else "+".join(s) for s in self.settings]
+        return [setting_name(s) for s in self.settings]
 
 
 #: ``[target.train]`` when a config has none.

@@ -121,13 +121,15 @@ def _power_sentence(row: pd.Series) -> str:
     if math.isfinite(mde):
         parts.append(f"the smallest NER − NLI difference this design detects with 80 % power at its "
                      f"{level_percent(float(row['level']))} % level is {fmt(mde)} pp")
-    if need == math.inf and not row["decided"]:
-        parts.append(f"resolving the observed {fmt(row['diff'], signed=True)} pp would take more than {MAX_SEEDS} "
-                     "seeds per arm")
-    elif math.isfinite(need) and not row["decided"]:
-        parts.append(f"resolving the observed {fmt(row['diff'], signed=True)} pp would take about {int(need)} seeds "
-                     "per arm" if need > 0 else "the observed difference is below what the test sets can resolve "
-                     "at any number of seeds (more test items are needed)")
+    if not row["decided"]:
+        observed = f"resolving the observed {fmt(row['diff'], signed=True)} pp would take"
+        if need == math.inf:
+            parts.append(f"{observed} more than {MAX_SEEDS} seeds per arm")
+        elif need > 0:
+            parts.append(f"{observed} about {int(need)} seeds per arm")
+        elif need < 0:
+            parts.append("the observed difference is below what the test sets can resolve at any number of seeds "
+                         "(more test items are needed)")
     return "; ".join(parts)
 
 
